@@ -1,0 +1,203 @@
+package status
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Duration is a time.Duration written as a Go duration string ("20m", "1h30m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ParseDuration parses a Go duration that must not be negative.
+func ParseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 90s, 20m or 1h30m", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return Duration(v), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler (YAML and JSON strings).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalText writes the Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// JobSpec is what is expected of one tenant's job: when it starts and by when
+// it must have succeeded, all in the job's own time zone.
+type JobSpec struct {
+	Tenant          string            `yaml:"tenant" json:"tenant"`
+	Job             string            `yaml:"job" json:"job"`
+	Timezone        string            `yaml:"timezone" json:"timezone"`
+	Schedule        string            `yaml:"schedule" json:"schedule"`
+	Deadline        string            `yaml:"deadline" json:"deadline"`
+	StaleAfter      Duration          `yaml:"stale_after" json:"stale_after"`
+	MaxDuration     Duration          `yaml:"max_duration" json:"max_duration,omitempty"`
+	SuccessMaxAge   Duration          `yaml:"success_max_age" json:"success_max_age,omitempty"`
+	FilesExpectedBy string            `yaml:"files_expected_by" json:"files_expected_by,omitempty"`
+	Severity        map[string]string `yaml:"severity" json:"severity,omitempty"`
+	Source          string            `yaml:"source" json:"source,omitempty"`
+
+	loc      *time.Location
+	sched    cron.Schedule
+	dlMin    int // deadline, minutes after local midnight
+	filesMin int // files_expected_by, minutes after local midnight, or -1
+}
+
+// Key is "tenant/job".
+func (s *JobSpec) Key() string { return s.Tenant + "/" + s.Job }
+
+// Location is the job's time zone (after Compile).
+func (s *JobSpec) Location() *time.Location { return s.loc }
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// SpecError names the field of a job spec that is wrong.
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return e.Field + ": " + e.Msg }
+
+// Compile validates the spec and prepares it for schedule arithmetic.
+func (s *JobSpec) Compile() error {
+	if strings.TrimSpace(s.Tenant) == "" || len(s.Tenant) > MaxNameLen {
+		return &SpecError{"tenant", "is required (at most 128 bytes)"}
+	}
+	if strings.TrimSpace(s.Job) == "" || len(s.Job) > MaxNameLen {
+		return &SpecError{"job", "is required (at most 128 bytes)"}
+	}
+	tz := s.Timezone
+	if tz == "" {
+		tz = "UTC"
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return &SpecError{"timezone", fmt.Sprintf("%q is not an IANA time zone", s.Timezone)}
+	}
+	s.loc = loc
+	if strings.HasPrefix(strings.TrimSpace(s.Schedule), "CRON_TZ=") || strings.HasPrefix(strings.TrimSpace(s.Schedule), "TZ=") {
+		return &SpecError{"schedule", "set the time zone with timezone, not inside the schedule"}
+	}
+	sched, err := cronParser.Parse(s.Schedule)
+	if err != nil {
+		return &SpecError{"schedule", fmt.Sprintf("%q is not a 5-field cron expression: %v", s.Schedule, err)}
+	}
+	s.sched = sched
+	if s.dlMin, err = parseHHMM(s.Deadline); err != nil {
+		return &SpecError{"deadline", err.Error()}
+	}
+	s.filesMin = -1
+	if s.FilesExpectedBy != "" {
+		if s.filesMin, err = parseHHMM(s.FilesExpectedBy); err != nil {
+			return &SpecError{"files_expected_by", err.Error()}
+		}
+	}
+	if s.StaleAfter <= 0 {
+		return &SpecError{"stale_after", "is required and must be positive"}
+	}
+	for rule, sev := range s.Severity {
+		if sev != "critical" && sev != "warning" && sev != "info" && sev != "off" {
+			return &SpecError{"severity." + rule, fmt.Sprintf("%q is not critical, warning, info or off", sev)}
+		}
+	}
+	return nil
+}
+
+func parseHHMM(v string) (int, error) {
+	var h, m int
+	if len(v) != 5 || v[2] != ':' {
+		return 0, fmt.Errorf("%q is not a local time HH:MM", v)
+	}
+	if _, err := fmt.Sscanf(v, "%02d:%02d", &h, &m); err != nil || h > 23 || m > 59 {
+		return 0, fmt.Errorf("%q is not a local time HH:MM", v)
+	}
+	return h*60 + m, nil
+}
+
+// NextStart is the first scheduled start strictly after t, in UTC.
+func (s *JobSpec) NextStart(t time.Time) time.Time {
+	return s.sched.Next(t.In(s.loc)).UTC()
+}
+
+// PrevStart is the latest scheduled start at or before t, in UTC, or the zero
+// time when there is none within 400 days.
+func (s *JobSpec) PrevStart(t time.Time) time.Time {
+	t = t.UTC()
+	back := time.Hour
+	var from time.Time
+	for {
+		from = t.Add(-back)
+		if n := s.NextStart(from.Add(-time.Second)); !n.After(t) {
+			break
+		}
+		if back > 400*24*time.Hour {
+			return time.Time{}
+		}
+		back *= 2
+	}
+	prev := time.Time{}
+	n := s.NextStart(from.Add(-time.Second))
+	for !n.After(t) {
+		prev = n
+		n = s.NextStart(n)
+	}
+	return prev
+}
+
+// atLocal returns the first instant at minutes-after-midnight m on the local day
+// of start, or of the next day when that is not after start.
+func (s *JobSpec) atLocal(start time.Time, m int) time.Time {
+	l := start.In(s.loc)
+	t := time.Date(l.Year(), l.Month(), l.Day(), m/60, m%60, 0, 0, s.loc)
+	if !t.After(l) {
+		t = time.Date(l.Year(), l.Month(), l.Day()+1, m/60, m%60, 0, 0, s.loc)
+	}
+	return t.UTC()
+}
+
+// DeadlineFor is the deadline of the run scheduled at start.
+func (s *JobSpec) DeadlineFor(start time.Time) time.Time { return s.atLocal(start, s.dlMin) }
+
+// FilesExpectedFor is when files are expected for the run scheduled at start;
+// ok is false when the spec does not say.
+func (s *JobSpec) FilesExpectedFor(start time.Time) (time.Time, bool) {
+	if s.filesMin < 0 {
+		return time.Time{}, false
+	}
+	return s.atLocal(start.Add(-time.Minute), s.filesMin), true
+}
+
+// SeverityFor applies the spec's override for rule to the default severity.
+func (s *JobSpec) SeverityFor(rule, def string) string {
+	if v, ok := s.Severity[rule]; ok {
+		return v
+	}
+	return def
+}
+
+// MarshalJSON is the plain spec.
+func (s *JobSpec) MarshalJSON() ([]byte, error) {
+	type plain JobSpec
+	return json.Marshal((*plain)(s))
+}

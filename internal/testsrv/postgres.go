@@ -1,0 +1,121 @@
+package testsrv
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+)
+
+var (
+	pgOnce sync.Once
+	pgAddr string
+	pgErr  error
+	pgSeq  atomic.Int64
+)
+
+// Postgres returns the DSN of a new, empty database on a PostgreSQL server
+// that this test process started (initdb + pg_ctl on a free loopback port).
+// The server is shared by the package's tests and stopped by Main.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	pgOnce.Do(func() { pgAddr, pgErr = startPostgres(FreePort(t)) })
+	if pgErr != nil {
+		Missing(t, "PostgreSQL", pgErr)
+	}
+	host, port, _ := strings.Cut(pgAddr, ":")
+	admin := fmt.Sprintf("host=%s port=%s user=postgres dbname=postgres sslmode=disable", host, port)
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	defer db.Close()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), pgSeq.Add(1))
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("postgres: create database: %v", err)
+	}
+	return fmt.Sprintf("host=%s port=%s user=postgres dbname=%s sslmode=disable", host, port, name)
+}
+
+func startPostgres(port int) (string, error) {
+	initdb, err := findBinary("initdb", "/usr/lib/postgresql/*/bin")
+	if err != nil {
+		return "", err
+	}
+	pgctl, err := findBinary("pg_ctl", "/usr/lib/postgresql/*/bin")
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "etlhub-pg-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	cred, err := postgresCredential(dir)
+	if err != nil {
+		return "", err
+	}
+	run := func(name string, args ...string) error {
+		cmd := exec.Command(name, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v: %s", filepath.Base(name), err, lastLines(string(out), 5))
+		}
+		return nil
+	}
+	if err := run(initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"); err != nil {
+		return "", err
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off", port, dir)
+	if err := run(pgctl, "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
+		return "", err
+	}
+	onStop(func() {
+		_ = run(pgctl, "-D", data, "-m", "immediate", "-w", "stop")
+		os.RemoveAll(dir)
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	return addr, waitTCP(addr, 30*time.Second)
+}
+
+// postgresCredential returns the postgres user when running as root (initdb
+// refuses root), giving it dir; nil otherwise.
+func postgresCredential(dir string) (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root and there is no postgres user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}

@@ -1,0 +1,97 @@
+// Package testsrv starts the real servers that tests use (PostgreSQL,
+// redis-server, sshd) on free loopback ports, and stops them afterwards. Under
+// CI=true a missing server fails the test; elsewhere it skips with the reason.
+package testsrv
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	mu       sync.Mutex
+	stoppers []func()
+)
+
+// Main runs a package's tests and then stops every server they started. Use
+// it from TestMain: func TestMain(m *testing.M) { testsrv.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopAll()
+	os.Exit(code)
+}
+
+// StopAll stops the shared servers.
+func StopAll() {
+	mu.Lock()
+	defer mu.Unlock()
+	for i := len(stoppers) - 1; i >= 0; i-- {
+		stoppers[i]()
+	}
+	stoppers = nil
+}
+
+func onStop(f func()) {
+	mu.Lock()
+	stoppers = append(stoppers, f)
+	mu.Unlock()
+}
+
+// Missing fails the test under CI=true and skips it elsewhere.
+func Missing(t testing.TB, what string, err error) {
+	t.Helper()
+	msg := fmt.Sprintf("%s is not available: %v (install it with ./scripts/test.sh)", what, err)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// findBinary looks for name on PATH and then in dirs (glob patterns).
+func findBinary(name string, dirs ...string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range dirs {
+		matches, _ := filepath.Glob(filepath.Join(d, name))
+		for i := len(matches) - 1; i >= 0; i-- {
+			if st, err := os.Stat(matches[i]); err == nil && !st.IsDir() {
+				return matches[i], nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s not found on PATH or in %v", name, dirs)
+}
+
+// waitTCP waits until addr accepts connections or d passes.
+func waitTCP(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not accept connections within %v: %w", addr, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// JobKey names a tenant's job.
+type JobKey struct {
+	Tenant string
+	Job    string
+}
+
+// Filter narrows queries to tenants (empty: all).
+type Filter struct {
+	Tenants []string
+}
+
+func (f Filter) apply(db *gorm.DB) *gorm.DB {
+	if len(f.Tenants) > 0 {
+		db = db.Where("tenant IN ?", f.Tenants)
+	}
+	return db
+}
+
+// LatestRuns returns the current run of every job: the one that started last.
+func (s *Store) LatestRuns(ctx context.Context, f Filter) (map[JobKey]status.Run, error) {
+	return s.latestPerJob(ctx, "latest_runs", f, "")
+}
+
+// LastSuccess returns the last succeeded run of every job.
+func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[JobKey]status.Run, error) {
+	return s.latestPerJob(ctx, "last_success", f, string(status.StateSucceeded))
+}
+
+func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[JobKey]status.Run, error) {
+	out := map[JobKey]status.Run{}
+	err := s.read(ctx, op, func(db *gorm.DB) error {
+		sub := "SELECT MAX(r2.sort_at) FROM runs r2 WHERE r2.tenant = runs.tenant AND r2.job = runs.job"
+		q := f.apply(db.Model(&runRow{}))
+		if state != "" {
+			sub += " AND r2.state = ?"
+			q = q.Where("state = ? AND sort_at = ("+sub+")", state, state)
+		} else {
+			q = q.Where("sort_at = (" + sub + ")")
+		}
+		var rows []runRow
+		if err := q.Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			r := rows[i].run()
+			k := JobKey{r.Tenant, r.Job}
+			// Two runs may share a start time; keep the one seen last.
+			if old, ok := out[k]; !ok || r.LastSeenAt.After(old.LastSeenAt) {
+				out[k] = r
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Page asks for up to Limit items before a cursor.
+type Page struct {
+	Limit  int
+	Before string // opaque cursor from a previous page; "" for the first
+}
+
+// Runs lists a job's runs, newest first, a page at a time; next is the cursor
+// of the following page, "" at the end.
+func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []status.Run, next string, err error) {
+	if p.Limit <= 0 || p.Limit > 500 {
+		p.Limit = 50
+	}
+	err = s.read(ctx, "runs", func(db *gorm.DB) error {
+		q := db.Where("tenant = ? AND job = ?", k.Tenant, k.Job)
+		if p.Before != "" {
+			at, id, err := decodeCursor(p.Before)
+			if err != nil {
+				return err
+			}
+			q = q.Where("sort_at < ? OR (sort_at = ? AND run_id < ?)", at, at, id)
+		}
+		var rows []runRow
+		if err := q.Order(clause.OrderBy{Columns: []clause.OrderByColumn{
+			{Column: clause.Column{Name: "sort_at"}, Desc: true},
+			{Column: clause.Column{Name: "run_id"}, Desc: true},
+		}}).Limit(p.Limit + 1).Find(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) > p.Limit {
+			rows = rows[:p.Limit]
+			last := rows[len(rows)-1]
+			next = encodeCursor(last.SortAt, last.RunID)
+		}
+		for i := range rows {
+			runs = append(runs, rows[i].run())
+		}
+		return nil
+	})
+	return runs, next, err
+}
+
+// RecentRuns returns every run seen since since, oldest first (the rules'
+// history and replay's warm start).
+func (s *Store) RecentRuns(ctx context.Context, since time.Time) ([]status.Run, error) {
+	var out []status.Run
+	err := s.read(ctx, "recent_runs", func(db *gorm.DB) error {
+		var rows []runRow
+		if err := db.Where("last_seen_at >= ?", since.UTC()).Order("sort_at, run_id").Find(&rows).Error; err != nil {
+			return err
+		}
+		out = make([]status.Run, len(rows))
+		for i := range rows {
+			out[i] = rows[i].run()
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Observations returns a run's observations in at order.
+func (s *Store) Observations(ctx context.Context, runID string, limit int) ([]status.Observation, error) {
+	var out []status.Observation
+	err := s.read(ctx, "observations", func(db *gorm.DB) error {
+		var rows []observationRow
+		if err := db.Where("run_id = ?", runID).Order("at, id").Limit(limit).Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			out = append(out, rows[i].observation())
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CountObservations counts stored observations (tests, metrics).
+func (s *Store) CountObservations(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read(ctx, "count", func(db *gorm.DB) error {
+		return db.Model(&observationRow{}).Count(&n).Error
+	})
+	return n, err
+}
+
+// SaveSource writes a source's health.
+func (s *Store) SaveSource(ctx context.Context, h status.SourceHealth) error {
+	row := sourceRow{
+		Name: h.Name, Kind: h.Kind, Healthy: h.Healthy, LastRunAt: h.LastRunAt, LastSuccessAt: h.LastSuccessAt,
+		LastErrorAt: h.LastErrorAt, LastError: h.LastError, ConsecutiveFailures: h.ConsecutiveFailures,
+		FailingSince: h.FailingSince, LastDurationMs: h.LastDurationMs, LastObservations: h.LastObservations,
+		NextAttemptAt: h.NextAttemptAt,
+	}
+	return s.write(ctx, "save_source", func(tx *gorm.DB) error {
+		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, UpdateAll: true}).Create(&row).Error
+	})
+}
+
+// ErrNotFound is returned for a missing item.
+var ErrNotFound = errors.New("not found")
+
+// Source reads one source's health.
+func (s *Store) Source(ctx context.Context, name string) (status.SourceHealth, error) {
+	var all []status.SourceHealth
+	err := s.read(ctx, "source", func(db *gorm.DB) error {
+		var rows []sourceRow
+		if err := db.Where("name = ?", name).Find(&rows).Error; err != nil {
+			return err
+		}
+		all = sourceHealth(rows)
+		return nil
+	})
+	if err != nil {
+		return status.SourceHealth{}, err
+	}
+	if len(all) == 0 {
+		return status.SourceHealth{}, ErrNotFound
+	}
+	return all[0], nil
+}
+
+// Sources lists every source's health by name.
+func (s *Store) Sources(ctx context.Context) ([]status.SourceHealth, error) {
+	var out []status.SourceHealth
+	err := s.read(ctx, "sources", func(db *gorm.DB) error {
+		var rows []sourceRow
+		if err := db.Order("name").Find(&rows).Error; err != nil {
+			return err
+		}
+		out = sourceHealth(rows)
+		return nil
+	})
+	return out, err
+}
+
+func sourceHealth(rows []sourceRow) []status.SourceHealth {
+	out := make([]status.SourceHealth, len(rows))
+	for i, r := range rows {
+		out[i] = status.SourceHealth{
+			Name: r.Name, Kind: r.Kind, Healthy: r.Healthy, LastRunAt: utc(r.LastRunAt),
+			LastSuccessAt: utc(r.LastSuccessAt), LastErrorAt: utc(r.LastErrorAt), LastError: r.LastError,
+			ConsecutiveFailures: r.ConsecutiveFailures, FailingSince: utc(r.FailingSince),
+			LastDurationMs: r.LastDurationMs, LastObservations: r.LastObservations, NextAttemptAt: utc(r.NextAttemptAt),
+		}
+	}
+	return out
+}

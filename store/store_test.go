@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/internal/testsrv"
+)
+
+func TestMain(m *testing.M) { testsrv.Main(m) }
+
+// backends opens a fresh store on each backend the contract runs against.
+var backends = map[string]func(t *testing.T) *Store{
+	"sqlite": func(t *testing.T) *Store {
+		return mustOpen(t, Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hub.db")})
+	},
+	"postgres": func(t *testing.T) *Store {
+		return mustOpen(t, Config{Driver: "postgres", DSN: config.Secret(testsrv.Postgres(t))})
+	},
+}
+
+func mustOpen(t *testing.T, c Config) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), c, nil)
+	if err != nil {
+		t.Fatalf("open %s: %v", c.Driver, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ts(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func tp(s string) *time.Time { t := ts(s); return &t }
+
+func obs(at, tenant, runID string, state status.State, done, total int64) status.Observation {
+	return status.Observation{
+		At: ts(at), Source: "importer", Tenant: tenant, Job: "roster-import", RunID: runID,
+		State: state, Stage: "loading", StartedAt: tp("2026-09-01T04:00:00Z"), UpdatedAt: tp(at),
+		RowsDone: done, RowsTotal: total,
+	}
+}
+
+// TestContract runs the same scenarios on SQLite and PostgreSQL.
+func TestContract(t *testing.T) {
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			t.Run("ingest derives runs and stores repeats once", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				a := obs("2026-09-01T04:05:00Z", "dade", "dade/r/1", status.StateRunning, 10, 100)
+				repeat := a
+				repeat.At = ts("2026-09-01T04:10:00Z")
+				b := obs("2026-09-01T04:15:00Z", "dade", "dade/r/1", status.StateRunning, 60, 100)
+				b.Quality = &status.Quality{Errors: 2, Warnings: 5}
+				res, err := s.Ingest(ctx, []status.Observation{a, repeat, b})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Inserted != 2 || res.Duplicates != 1 {
+					t.Fatalf("inserted %d, duplicates %d; want 2 and 1", res.Inserted, res.Duplicates)
+				}
+				if n, _ := s.CountObservations(ctx); n != 2 {
+					t.Fatalf("stored %d observations, want 2", n)
+				}
+				// The same batch again stores nothing new.
+				res, err = s.Ingest(ctx, []status.Observation{a, b})
+				if err != nil || res.Inserted != 0 {
+					t.Fatalf("re-ingest inserted %d (err %v), want 0", res.Inserted, err)
+				}
+				latest, err := s.LatestRuns(ctx, Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := latest[JobKey{"dade", "roster-import"}]
+				if r.RowsDone != 60 || r.QualityErrors != 2 || r.State != status.StateRunning {
+					t.Fatalf("run = %+v; want rows_done 60, 2 quality errors, running", r)
+				}
+				if !r.FirstSeenAt.Equal(ts("2026-09-01T04:05:00Z")) || !r.LastSeenAt.Equal(ts("2026-09-01T04:15:00Z")) {
+					t.Fatalf("seen %v..%v", r.FirstSeenAt, r.LastSeenAt)
+				}
+				got, err := s.Observations(ctx, "dade/r/1", 10)
+				if err != nil || len(got) != 2 || got[1].Quality == nil || got[1].Quality.Warnings != 5 {
+					t.Fatalf("observations read back = %+v, %v", got, err)
+				}
+			})
+
+			t.Run("an older observation does not roll a run back", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				done := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", status.StateSucceeded, 100, 100)
+				done.FinishedAt = tp("2026-09-01T05:00:00Z")
+				if _, err := s.Ingest(ctx, []status.Observation{done}); err != nil {
+					t.Fatal(err)
+				}
+				late := obs("2026-09-01T04:30:00Z", "dade", "dade/r/1", status.StateRunning, 50, 100)
+				if _, err := s.Ingest(ctx, []status.Observation{late}); err != nil {
+					t.Fatal(err)
+				}
+				r := mustLatest(t, s)[JobKey{"dade", "roster-import"}]
+				if r.State != status.StateSucceeded || r.RowsDone != 100 {
+					t.Fatalf("run rolled back to %s %d", r.State, r.RowsDone)
+				}
+			})
+
+			t.Run("latest run, last success and tenant filter", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				old := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", status.StateSucceeded, 100, 100)
+				old.FinishedAt = tp("2026-09-01T05:00:00Z")
+				nu := obs("2026-09-02T04:10:00Z", "dade", "dade/r/2", status.StateRunning, 5, 100)
+				nu.StartedAt = tp("2026-09-02T04:00:00Z")
+				other := obs("2026-09-02T04:10:00Z", "broward", "broward/r/1", status.StateWaiting, 0, 0)
+				if _, err := s.Ingest(ctx, []status.Observation{old, nu, other}); err != nil {
+					t.Fatal(err)
+				}
+				latest := mustLatest(t, s)
+				if got := latest[JobKey{"dade", "roster-import"}].RunID; got != "dade/r/2" {
+					t.Fatalf("latest dade run %q, want dade/r/2", got)
+				}
+				succ, err := s.LastSuccess(ctx, Filter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := succ[JobKey{"dade", "roster-import"}]; r.RunID != "dade/r/1" || !r.FinishedAt.Equal(ts("2026-09-01T05:00:00Z")) {
+					t.Fatalf("last success = %+v", r)
+				}
+				if _, ok := succ[JobKey{"broward", "roster-import"}]; ok {
+					t.Fatal("broward never succeeded but has a last success")
+				}
+				only, err := s.LatestRuns(ctx, Filter{Tenants: []string{"broward"}})
+				if err != nil || len(only) != 1 {
+					t.Fatalf("filtered to broward: %d runs, %v", len(only), err)
+				}
+			})
+
+			t.Run("runs page newest first with a cursor", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				var batch []status.Observation
+				for d := 1; d <= 7; d++ {
+					o := obs(fmt.Sprintf("2026-09-%02dT05:00:00Z", d), "dade", fmt.Sprintf("dade/r/%d", d), status.StateSucceeded, 1, 1)
+					o.StartedAt = tp(fmt.Sprintf("2026-09-%02dT04:00:00Z", d))
+					batch = append(batch, o)
+				}
+				if _, err := s.Ingest(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				var ids []string
+				cursor := ""
+				for pages := 0; ; pages++ {
+					runs, next, err := s.Runs(ctx, JobKey{"dade", "roster-import"}, Page{Limit: 3, Before: cursor})
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, r := range runs {
+						ids = append(ids, r.RunID)
+					}
+					if next == "" || pages > 5 {
+						break
+					}
+					cursor = next
+				}
+				want := "[dade/r/7 dade/r/6 dade/r/5 dade/r/4 dade/r/3 dade/r/2 dade/r/1]"
+				if fmt.Sprint(ids) != want {
+					t.Fatalf("paged ids %v, want %s", ids, want)
+				}
+				if _, _, err := s.Runs(ctx, JobKey{"dade", "roster-import"}, Page{Before: "garbage!"}); err == nil {
+					t.Fatal("a forged cursor was accepted")
+				}
+			})
+
+			t.Run("prune removes old observations and runs only", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				o1 := obs("2026-08-01T05:00:00Z", "dade", "dade/r/old", status.StateSucceeded, 1, 1)
+				o2 := obs("2026-09-01T05:00:00Z", "dade", "dade/r/new", status.StateRunning, 1, 2)
+				if _, err := s.Ingest(ctx, []status.Observation{o1, o2}); err != nil {
+					t.Fatal(err)
+				}
+				on, rn, err := s.Prune(ctx, ts("2026-08-15T00:00:00Z"), ts("2026-08-15T00:00:00Z"))
+				if err != nil || on != 1 || rn != 1 {
+					t.Fatalf("pruned %d observations and %d runs (%v), want 1 and 1", on, rn, err)
+				}
+				if n, _ := s.CountObservations(ctx); n != 1 {
+					t.Fatalf("%d observations left, want 1", n)
+				}
+			})
+
+			t.Run("source health round trip", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				h := status.SourceHealth{Name: "legacy", Kind: "httpjson"}
+				h.Record(ts("2026-09-01T05:00:00Z"), 250*time.Millisecond, 0, fmt.Errorf("HTTP 503"))
+				h.Record(ts("2026-09-01T05:01:00Z"), 10*time.Second, 0, fmt.Errorf("timeout"))
+				if err := s.SaveSource(ctx, h); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Source(ctx, "legacy")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Healthy || got.ConsecutiveFailures != 2 || got.LastError != "timeout" ||
+					!got.FailingSince.Equal(ts("2026-09-01T05:00:00Z")) || got.LastDurationMs != 10000 {
+					t.Fatalf("health read back = %+v", got)
+				}
+				h.Record(ts("2026-09-01T05:02:00Z"), time.Second, 3, nil)
+				if err := s.SaveSource(ctx, h); err != nil {
+					t.Fatal(err)
+				}
+				all, _ := s.Sources(ctx)
+				if len(all) != 1 || !all[0].Healthy || all[0].ConsecutiveFailures != 0 || all[0].FailingSince != nil {
+					t.Fatalf("after recovery: %+v", all)
+				}
+				if _, err := s.Source(ctx, "nope"); err != ErrNotFound {
+					t.Fatalf("missing source: %v, want ErrNotFound", err)
+				}
+			})
+		})
+	}
+}
+
+func mustLatest(t *testing.T, s *Store) map[JobKey]status.Run {
+	t.Helper()
+	m, err := s.LatestRuns(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSQLiteSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hub.db")
+	s := mustOpen(t, Config{Driver: "sqlite", Path: path})
+	if _, err := s.Ingest(context.Background(), []status.Observation{obs("2026-09-01T05:00:00Z", "dade", "r1", status.StateRunning, 1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := mustOpen(t, Config{Driver: "sqlite", Path: path})
+	if n, _ := s2.CountObservations(context.Background()); n != 1 {
+		t.Fatalf("after reopen %d observations, want 1", n)
+	}
+}
