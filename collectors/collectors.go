@@ -1,0 +1,160 @@
+// Package collectors pulls run statuses from status sources on a schedule and
+// turns them into observations. One interface, one registry of kinds; the
+// Runner schedules every configured source on its own cron with a timeout per
+// call, backoff after failures and health recorded after every attempt.
+package collectors
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// Collector reads one source once.
+type Collector interface {
+	// Collect returns the observations the source reports now. An error means
+	// the source could not be read at all; nothing of that attempt is stored.
+	Collect(ctx context.Context, now time.Time) (Result, error)
+}
+
+// Result is what one collection read.
+type Result struct {
+	Observations []status.Observation
+	// Rejected are items the source sent that are not valid observations.
+	Rejected []error
+}
+
+// SourceConfig is one configured status source.
+type SourceConfig struct {
+	Name string `yaml:"name"`
+	// Kind selects the collector: httpjson or importer.
+	Kind string `yaml:"kind"`
+	// Schedule is a cron expression (5 fields, UTC) or @every DURATION.
+	Schedule string `yaml:"schedule"`
+	// Timeout bounds one collection, connection to last byte.
+	Timeout time.Duration `yaml:"timeout"`
+	URL     string        `yaml:"url"`
+	Method  string        `yaml:"method"`
+	// Headers are sent with every request; values may be "${ENV_VAR}".
+	Headers map[string]config.Secret `yaml:"headers"`
+	// MaxBodyBytes bounds a response; a larger one fails the attempt.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Backoff after consecutive failures: Base doubling up to Max.
+	Backoff BackoffConfig `yaml:"backoff"`
+	// DownAfter is how long a source may fail before source-down fires.
+	DownAfter time.Duration `yaml:"down_after"`
+	// HTTPJSON maps a generic status API's JSON to observations.
+	HTTPJSON *HTTPJSONConfig `yaml:"httpjson"`
+}
+
+// BackoffConfig is the retry policy after failures.
+type BackoffConfig struct {
+	Base time.Duration `yaml:"base"`
+	Max  time.Duration `yaml:"max"`
+}
+
+type factory func(SourceConfig) (Collector, error)
+
+// kinds is the one registry of collector kinds.
+var kinds = map[string]factory{
+	"httpjson": newHTTPJSON,
+	"importer": newImporter,
+}
+
+// Kinds lists the registered collector kinds.
+func Kinds() []string {
+	out := make([]string, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds the collector for a validated config.
+func New(c SourceConfig) (Collector, error) {
+	f, ok := kinds[c.Kind]
+	if !ok {
+		return nil, fmt.Errorf("source %q: unknown kind %q", c.Name, c.Kind)
+	}
+	return f(c)
+}
+
+// Validate sets defaults and checks one source at key.
+func (c *SourceConfig) Validate(p *config.Problems, key string) {
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > status.MaxNameLen {
+		p.Add(key+".name", "is required (at most 128 bytes)")
+	}
+	if _, ok := kinds[c.Kind]; !ok {
+		p.Add(key+".kind", "%q is not one of %s", c.Kind, strings.Join(Kinds(), ", "))
+	}
+	if c.Schedule == "" {
+		c.Schedule = "@every 1m"
+	}
+	if _, err := ParseSchedule(c.Schedule); err != nil {
+		p.Add(key+".schedule", "%v", err)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Timeout < 0 || c.Timeout > 10*time.Minute {
+		p.Add(key+".timeout", "%v is outside 1ms..10m", c.Timeout)
+	}
+	if c.Method == "" {
+		c.Method = "GET"
+	}
+	if c.Method != "GET" && c.Method != "POST" {
+		p.Add(key+".method", "%q is not GET or POST", c.Method)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 16 << 20
+	}
+	if c.MaxBodyBytes < 0 {
+		p.Add(key+".max_body_bytes", "must be positive")
+	}
+	if c.Backoff.Base == 0 {
+		c.Backoff.Base = 5 * time.Second
+	}
+	if c.Backoff.Max == 0 {
+		c.Backoff.Max = 5 * time.Minute
+	}
+	if c.Backoff.Max < c.Backoff.Base {
+		p.Add(key+".backoff.max", "%v is less than base %v", c.Backoff.Max, c.Backoff.Base)
+	}
+	if c.DownAfter == 0 {
+		c.DownAfter = 10 * time.Minute
+	}
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.Add(key+".url", "%q is not an http(s) URL", redactURL(c.URL))
+	}
+	switch c.Kind {
+	case "httpjson":
+		if c.HTTPJSON == nil {
+			p.Add(key+".httpjson", "is required for kind httpjson")
+		} else {
+			c.HTTPJSON.validate(p, key+".httpjson")
+		}
+	default:
+		if c.HTTPJSON != nil {
+			p.Add(key+".httpjson", "is only for kind httpjson")
+		}
+	}
+}
+
+// redactURL hides a password in a URL's user info.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,113 @@
+package collectors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// fetcher makes one bounded HTTP request to a source.
+type fetcher struct {
+	cfg    SourceConfig
+	client *http.Client
+}
+
+func newFetcher(c SourceConfig) *fetcher {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: c.Timeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       90 * time.Second,
+	}
+	return &fetcher{cfg: c, client: &http.Client{Transport: tr, Timeout: c.Timeout}}
+}
+
+// HTTPError is a source's non-2xx answer.
+type HTTPError struct {
+	Status int
+	Body   string // the first bytes, for the reason
+}
+
+func (e *HTTPError) Error() string {
+	if e.Body == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body)
+}
+
+// get fetches url and returns the body, at most MaxBodyBytes of it.
+func (f *fetcher) get(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, f.cfg.Method, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "etlhub-collector")
+	for k, v := range f.cfg.Headers {
+		req.Header.Set(k, v.Value())
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, f.scrub(describeNetErr(err, f.cfg.Timeout))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, f.scrub(fmt.Errorf("read response: %w", describeNetErr(err, f.cfg.Timeout)))
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		snippet := strings.TrimSpace(string(body))
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "..."
+		}
+		return nil, f.scrub(&HTTPError{Status: resp.StatusCode, Body: snippet})
+	}
+	if int64(len(body)) > f.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("response body exceeds the %d-byte limit (max_body_bytes)", f.cfg.MaxBodyBytes)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errors.New("empty response body")
+	}
+	return body, nil
+}
+
+func describeNetErr(err error, timeout time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return fmt.Errorf("no answer within %v (timeout)", timeout)
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// scrub removes header secrets from an error text, should a server echo them.
+func (f *fetcher) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	changed := false
+	for _, v := range f.cfg.Headers {
+		if s := v.Value(); len(s) >= 4 && strings.Contains(msg, s) {
+			msg = strings.ReplaceAll(msg, s, "<secret>")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return errors.New(msg)
+}

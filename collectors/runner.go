@@ -1,0 +1,246 @@
+package collectors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+)
+
+// Sink is where collected observations and source health go (the store,
+// through the hub's ingest path).
+type Sink interface {
+	Ingest(ctx context.Context, obs []status.Observation) error
+	SaveSource(ctx context.Context, h status.SourceHealth) error
+	Source(ctx context.Context, name string) (status.SourceHealth, error)
+}
+
+var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a source's schedule: 5-field cron (UTC) or @every D.
+func ParseSchedule(s string) (cron.Schedule, error) {
+	sch, err := scheduleParser.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a cron expression or @every duration: %v", s, err)
+	}
+	return sch, nil
+}
+
+// Runner runs every source on its own schedule.
+type Runner struct {
+	sink    Sink
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *Metrics
+	sources []*source
+	cron    *cron.Cron
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+type source struct {
+	cfg    SourceConfig
+	c      Collector
+	policy retry.Policy
+	mu     sync.Mutex // guards health; also one collection at a time
+	health status.SourceHealth
+}
+
+// NewRunner builds collectors for cfgs (already validated).
+func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now func() time.Time) (*Runner, error) {
+	r := &Runner{sink: sink, log: log, now: now, metrics: m}
+	for _, c := range cfgs {
+		col, err := New(c)
+		if err != nil {
+			return nil, err
+		}
+		r.sources = append(r.sources, &source{
+			cfg: c, c: col,
+			policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
+			health: status.SourceHealth{Name: c.Name, Kind: c.Kind},
+		})
+	}
+	return r, nil
+}
+
+// Start restores each source's health, runs every source once, and schedules them.
+func (r *Runner) Start(ctx context.Context) error {
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	r.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(scheduleParser),
+		cron.WithChain(cron.Recover(cronLogger{r.log}), cron.SkipIfStillRunning(cronLogger{r.log})))
+	for _, s := range r.sources {
+		if h, err := r.sink.Source(ctx, s.cfg.Name); err == nil {
+			h.Kind = s.cfg.Kind
+			s.health = h
+		}
+		sch, err := ParseSchedule(s.cfg.Schedule)
+		if err != nil {
+			return err
+		}
+		s := s
+		r.cron.Schedule(sch, cron.FuncJob(func() { r.RunOnce(r.ctx, s.cfg.Name) }))
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); r.RunOnce(r.ctx, s.cfg.Name) }()
+	}
+	r.cron.Start()
+	return nil
+}
+
+// Stop stops scheduling and waits for running collections to end.
+func (r *Runner) Stop() {
+	if r.cron == nil {
+		return
+	}
+	<-r.cron.Stop().Done()
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Health returns a copy of every source's health.
+func (r *Runner) Health() []status.SourceHealth {
+	out := make([]status.SourceHealth, 0, len(r.sources))
+	for _, s := range r.sources {
+		s.mu.Lock()
+		out = append(out, s.health)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// RunOnce collects from the named source now, unless it is backing off after
+// failures or already collecting. It reports whether a collection ran.
+func (r *Runner) RunOnce(ctx context.Context, name string) bool {
+	var s *source
+	for _, x := range r.sources {
+		if x.cfg.Name == name {
+			s = x
+		}
+	}
+	if s == nil || !s.mu.TryLock() {
+		return false
+	}
+	defer s.mu.Unlock()
+	start := r.now().UTC()
+	if next := s.health.NextAttemptAt; next != nil && start.Before(*next) {
+		r.log.Debug("source backing off", "source", name, "until", next.Format(time.RFC3339))
+		return false
+	}
+	n, err := r.collect(ctx, s, start)
+	d := r.now().Sub(start)
+	s.health.Record(start, d, n, err)
+	s.health.NextAttemptAt = nil
+	log := r.log.With("source", name, "kind", s.cfg.Kind)
+	if err != nil {
+		next := s.policy.NextAt(start, s.health.ConsecutiveFailures, rand.Float64())
+		s.health.NextAttemptAt = &next
+		log.Warn("collection failed", "error", err, "consecutive_failures", s.health.ConsecutiveFailures,
+			"next_attempt", next.Format(time.RFC3339))
+	} else {
+		log.Debug("collected", "observations", n, "duration", d)
+	}
+	r.metrics.record(name, d, n, err)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if serr := r.sink.SaveSource(sctx, s.health); serr != nil {
+		log.Error("saving source health failed", "error", serr)
+	}
+	return true
+}
+
+// collect runs the collector with its timeout, validates and stores; a panic
+// in a collector is a failure of that attempt, not of the hub.
+func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("collector panicked: %v", p)
+		}
+	}()
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	res, err := s.c.Collect(cctx, now)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Rejected) > 0 {
+		r.metrics.rejected(s.cfg.Name, len(res.Rejected))
+		r.log.Warn("source sent invalid observations", "source", s.cfg.Name,
+			"rejected", len(res.Rejected), "first", res.Rejected[0].Error())
+		if len(res.Observations) == 0 {
+			return 0, fmt.Errorf("all %d items are invalid; first: %w", len(res.Rejected), res.Rejected[0])
+		}
+	}
+	if len(res.Observations) == 0 {
+		return 0, nil
+	}
+	ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer icancel()
+	if err := r.sink.Ingest(ictx, res.Observations); err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return len(res.Observations), nil
+}
+
+// cronLogger adapts slog to cron's logger.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "error", err)...)
+}
+
+// Metrics count collections.
+type Metrics struct {
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	obs      *prometheus.CounterVec
+	invalid  *prometheus.CounterVec
+	up       *prometheus.GaugeVec
+}
+
+// NewMetrics registers the collectors' metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_collector_runs_total",
+			Help: "Collections by source and result (ok, error)."}, []string{"source", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_collector_duration_seconds",
+			Help: "Duration of collections.", Buckets: prometheus.DefBuckets}, []string{"source"}),
+		obs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_collector_observations_total",
+			Help: "Observations collected."}, []string{"source"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_collector_invalid_observations_total",
+			Help: "Items a source sent that were not valid observations."}, []string{"source"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etlhub_source_up",
+			Help: "1 when the source's last collection succeeded."}, []string{"source"}),
+	}
+	reg.MustRegister(m.runs, m.duration, m.obs, m.invalid, m.up)
+	return m
+}
+
+func (m *Metrics) record(source string, d time.Duration, n int, err error) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(source).Observe(d.Seconds())
+	if err != nil {
+		m.runs.WithLabelValues(source, "error").Inc()
+		m.up.WithLabelValues(source).Set(0)
+		return
+	}
+	m.runs.WithLabelValues(source, "ok").Inc()
+	m.obs.WithLabelValues(source).Add(float64(n))
+	m.up.WithLabelValues(source).Set(1)
+}
+
+func (m *Metrics) rejected(source string, n int) {
+	if m != nil {
+		m.invalid.WithLabelValues(source).Add(float64(n))
+	}
+}
+
