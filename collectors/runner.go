@@ -243,4 +243,3 @@ func (m *Metrics) rejected(source string, n int) {
 		m.invalid.WithLabelValues(source).Add(float64(n))
 	}
 }
-

@@ -159,12 +159,24 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&v); err != nil {
 		return err
 	}
-	out, err := expandEnv(v)
-	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
-	}
+	// An unset variable expands to ""; missingEnv reports it with its line.
+	out, _ := expandEnv(v)
 	*s = Secret(out)
 	return nil
+}
+
+// missingEnv finds every ${NAME} in the document whose variable is unset.
+func missingEnv(n *yaml.Node, p *Problems) {
+	if n.Kind == yaml.ScalarNode {
+		for _, m := range envRef.FindAllStringSubmatch(n.Value, -1) {
+			if _, ok := os.LookupEnv(m[1]); !ok {
+				p.list = append(p.list, Problem{Line: n.Line, Msg: fmt.Sprintf("environment variable %s is not set", m[1])})
+			}
+		}
+	}
+	for _, c := range n.Content {
+		missingEnv(c, p)
+	}
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
@@ -221,6 +233,7 @@ func Parse(file string, data []byte, out Section) error {
 		return err
 	}
 	var p Problems
+	missingEnv(root, &p)
 	out.Validate(&p)
 	return p.resolve(file, root)
 }

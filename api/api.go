@@ -1,0 +1,385 @@
+// Package api is the hub's HTTP API (gin): status, jobs and runs, sources,
+// push ingest, health and metrics, behind bearer tokens with roles and
+// tenant scopes. Every error has one shape: {"error": {"code", "message"}}.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Ingester stores observations through the hub's one ingest path.
+type Ingester interface {
+	Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error)
+}
+
+// JobView is what the rules know of a job beyond its runs (risk, prediction,
+// active alerts); nil fields are omitted.
+type JobView struct {
+	Risk            string     `json:"risk,omitempty"`
+	PredictedFinish *time.Time `json:"predicted_finish,omitempty"`
+	Deadline        *time.Time `json:"deadline,omitempty"`
+	ActiveAlerts    int        `json:"active_alerts"`
+}
+
+// Views gives the rules' view of jobs; may be nil.
+type Views interface {
+	JobViews() map[store.JobKey]JobView
+}
+
+// Options wire the API.
+type Options struct {
+	Store        *store.Store
+	Ingest       Ingester
+	Jobs         []status.JobSpec
+	Auth         AuthConfig
+	Views        Views
+	Gatherer     prometheus.Gatherer
+	Registerer   prometheus.Registerer
+	Log          *slog.Logger
+	MaxBodyBytes int64
+	Now          func() time.Time
+}
+
+type server struct {
+	o       Options
+	auth    *authenticator
+	specs   map[store.JobKey]*status.JobSpec
+	metrics *httpMetrics
+}
+
+// New builds the HTTP handler.
+func New(o Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 10 << 20
+	}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}}
+	for i := range o.Jobs {
+		j := &o.Jobs[i]
+		s.specs[store.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
+	}
+	if o.Registerer != nil {
+		s.metrics = newHTTPMetrics(o.Registerer)
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.recoverer(), s.logRequests())
+	r.NoRoute(func(c *gin.Context) { abort(c, 404, "not_found", "no such endpoint") })
+	r.NoMethod(func(c *gin.Context) { abort(c, 405, "method_not_allowed", "method not allowed here") })
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	metrics := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
+	if o.Auth.MetricsPublic {
+		r.GET("/metrics", gin.WrapH(metrics))
+	} else {
+		r.GET("/metrics", s.auth.require(RoleViewer), gin.WrapH(metrics))
+	}
+
+	v1 := r.Group("/api/v1")
+	view := s.auth.require(RoleViewer)
+	v1.GET("/status", view, s.status)
+	v1.GET("/jobs/:tenant/:job", view, s.job)
+	v1.GET("/jobs/:tenant/:job/runs", view, s.runs)
+	v1.GET("/runs/*run_id", view, s.run)
+	v1.GET("/sources", view, s.sources)
+	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
+	return r
+}
+
+// apiError is the one error shape.
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Details any    `json:"details,omitempty"`
+}
+
+func abort(c *gin.Context, code int, kind, msg string) {
+	c.AbortWithStatusJSON(code, gin.H{"error": apiError{Code: kind, Message: msg}})
+}
+
+func (s *server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.o.Log.Error("panic in handler", "path", c.FullPath(), "panic", p)
+				abort(c, 500, "internal", "internal error")
+			}
+		}()
+		c.Next()
+	}
+}
+
+// logRequests logs each request through slog; the token never, its name only.
+func (s *server) logRequests() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		if s.metrics != nil {
+			s.metrics.observe(c.Request.Method, route, c.Writer.Status(), d)
+		}
+		lvl := slog.LevelDebug
+		if c.Writer.Status() >= 500 {
+			lvl = slog.LevelError
+		} else if c.Writer.Status() >= 400 {
+			lvl = slog.LevelInfo
+		}
+		s.o.Log.Log(c.Request.Context(), lvl, "http request", "method", c.Request.Method, "route", route,
+			"status", c.Writer.Status(), "duration_ms", d.Milliseconds(), "client", c.ClientIP(), "token", who(c).name)
+	}
+}
+
+func (s *server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.o.Store.Ping(ctx); err != nil {
+		abort(c, 503, "store_unreachable", "the store does not answer")
+		return
+	}
+	c.JSON(200, gin.H{"status": "ready"})
+}
+
+// filter limits store queries to what the token may see and the ?tenant asked for.
+func (s *server) filter(c *gin.Context) (store.Filter, bool) {
+	p := who(c)
+	if t := c.Query("tenant"); t != "" {
+		if !p.CanSee(t) {
+			abort(c, 403, "forbidden", "tenant "+strconv.Quote(t)+" is outside this token's scope")
+			return store.Filter{}, false
+		}
+		return store.Filter{Tenants: []string{t}}, true
+	}
+	return store.Filter{Tenants: p.tenants}, true
+}
+
+// StatusRow is one tenant/job in GET /api/v1/status.
+type StatusRow struct {
+	Tenant        string       `json:"tenant"`
+	Job           string       `json:"job"`
+	Configured    bool         `json:"configured"`
+	RunID         string       `json:"run_id,omitempty"`
+	State         status.State `json:"state,omitempty"`
+	Stage         string       `json:"stage,omitempty"`
+	ProgressPct   *float64     `json:"progress_pct"`
+	RowsDone      int64        `json:"rows_done"`
+	RowsTotal     int64        `json:"rows_total"`
+	ElapsedS      *int64       `json:"elapsed_s"`
+	StartedAt     *time.Time   `json:"started_at"`
+	UpdatedAt     *time.Time   `json:"updated_at"`
+	LastSuccessAt *time.Time   `json:"last_success_at"`
+	Error         string       `json:"error,omitempty"`
+	JobView
+}
+
+func (s *server) status(c *gin.Context) {
+	f, ok := s.filter(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	latest, err := s.o.Store.LatestRuns(ctx, f)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	succ, err := s.o.Store.LastSuccess(ctx, f)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	var views map[store.JobKey]JobView
+	if s.o.Views != nil {
+		views = s.o.Views.JobViews()
+	}
+	keys := map[store.JobKey]bool{}
+	for k := range latest {
+		keys[k] = true
+	}
+	p := who(c)
+	for k := range s.specs {
+		if p.CanSee(k.Tenant) && (len(f.Tenants) == 0 || f.Tenants[0] == k.Tenant) {
+			keys[k] = true
+		}
+	}
+	now := s.o.Now().UTC()
+	want := c.Query("state")
+	rows := make([]StatusRow, 0, len(keys))
+	for k := range keys {
+		row := StatusRow{Tenant: k.Tenant, Job: k.Job, Configured: s.specs[k] != nil, JobView: views[k]}
+		if r, ok := latest[k]; ok {
+			fillRun(&row, &r, now)
+		}
+		if r, ok := succ[k]; ok {
+			row.LastSuccessAt = r.FinishedAt
+			if row.LastSuccessAt == nil {
+				t := r.LastSeenAt
+				row.LastSuccessAt = &t
+			}
+		}
+		if want != "" && string(row.State) != want && !(want == "none" && row.State == "") {
+			continue
+		}
+		rows = append(rows, row)
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Tenant != rows[j].Tenant {
+			return rows[i].Tenant < rows[j].Tenant
+		}
+		return rows[i].Job < rows[j].Job
+	})
+	c.JSON(200, gin.H{"generated_at": now, "jobs": rows})
+}
+
+func fillRun(row *StatusRow, r *status.Run, now time.Time) {
+	row.RunID, row.State, row.Stage, row.Error = r.RunID, r.State, r.Stage, r.Error
+	row.RowsDone, row.RowsTotal = r.RowsDone, r.RowsTotal
+	row.StartedAt, row.UpdatedAt = r.StartedAt, r.UpdatedAt
+	if p := r.Progress(); p >= 0 {
+		p = float64(int(p*10)) / 10
+		row.ProgressPct = &p
+	}
+	if r.StartedAt != nil {
+		end := now
+		if r.FinishedAt != nil {
+			end = *r.FinishedAt
+		}
+		e := int64(end.Sub(*r.StartedAt).Seconds())
+		row.ElapsedS = &e
+	}
+}
+
+func (s *server) jobKey(c *gin.Context) (store.JobKey, bool) {
+	k := store.JobKey{Tenant: c.Param("tenant"), Job: c.Param("job")}
+	if !who(c).CanSee(k.Tenant) {
+		abort(c, 403, "forbidden", "tenant "+strconv.Quote(k.Tenant)+" is outside this token's scope")
+		return k, false
+	}
+	return k, true
+}
+
+func (s *server) job(c *gin.Context) {
+	k, ok := s.jobKey(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	f := store.Filter{Tenants: []string{k.Tenant}}
+	latest, err := s.o.Store.LatestRuns(ctx, f)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	succ, err := s.o.Store.LastSuccess(ctx, f)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	spec := s.specs[k]
+	cur, hasRun := latest[k]
+	if spec == nil && !hasRun {
+		abort(c, 404, "not_found", "no job "+strconv.Quote(k.Tenant+"/"+k.Job))
+		return
+	}
+	out := gin.H{"tenant": k.Tenant, "job": k.Job, "spec": spec}
+	if hasRun {
+		out["current_run"] = cur
+	}
+	if r, ok := succ[k]; ok {
+		out["last_success"] = r
+	}
+	if s.o.Views != nil {
+		out["view"] = s.o.Views.JobViews()[k]
+	}
+	c.JSON(200, out)
+}
+
+func (s *server) runs(c *gin.Context) {
+	k, ok := s.jobKey(c)
+	if !ok {
+		return
+	}
+	limit := 50
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			abort(c, 400, "bad_request", "limit must be a whole number from 1 to 500")
+			return
+		}
+		limit = n
+	}
+	runs, next, err := s.o.Store.Runs(c.Request.Context(), k, store.Page{Limit: limit, Before: c.Query("before")})
+	if errors.Is(err, store.ErrBadCursor) {
+		abort(c, 400, "bad_request", "before is not a cursor this API returned")
+		return
+	}
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	if runs == nil {
+		runs = []status.Run{}
+	}
+	c.JSON(200, gin.H{"runs": runs, "next": next})
+}
+
+func (s *server) run(c *gin.Context) {
+	id := c.Param("run_id")
+	if len(id) > 0 && id[0] == '/' {
+		id = id[1:]
+	}
+	obs, err := s.o.Store.Observations(c.Request.Context(), id, 5000)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	if len(obs) == 0 || !who(c).CanSee(obs[0].Tenant) {
+		abort(c, 404, "not_found", "no run "+strconv.Quote(id))
+		return
+	}
+	var r status.Run
+	for i := range obs {
+		r.Apply(&obs[i])
+	}
+	c.JSON(200, gin.H{"run": r, "observations": obs})
+}
+
+func (s *server) sources(c *gin.Context) {
+	all, err := s.o.Store.Sources(c.Request.Context())
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	if all == nil {
+		all = []status.SourceHealth{}
+	}
+	c.JSON(200, gin.H{"sources": all})
+}
+
+func (s *server) storeError(c *gin.Context, err error) {
+	if errors.Is(err, context.Canceled) {
+		abort(c, 499, "canceled", "request canceled")
+		return
+	}
+	s.o.Log.Error("store query failed", "route", c.FullPath(), "error", err)
+	abort(c, 503, "store_error", "the store could not answer; try again")
+}

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/testsrv"
+)
+
+var binary string
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "etlhub-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "etlhub")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building etlhub: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testsrv.StopAll()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	adminTok  = "admin-token-0123456789"
+	viewTok   = "viewer-token-0123456789"
+	opTok     = "operator-token-0123456789"
+	dadeTok   = "dade-only-token-0123456789"
+	legacyKey = "legacy-api-key-abcdef"
+)
+
+// hubProc is a running `etlhub serve`.
+type hubProc struct {
+	t    *testing.T
+	url  string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan error
+}
+
+// startHub writes a config with the given sources and jobs and runs the binary.
+func startHub(t *testing.T, sources, jobs string) *hubProc {
+	t.Helper()
+	dir := t.TempDir()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf(`listen: %s
+log: {level: debug, format: json}
+store: {path: %s}
+auth:
+  tokens:
+    - {name: admin, token: "${T_ADMIN}", role: admin}
+    - {name: viewer, token: "${T_VIEW}", role: viewer}
+    - {name: operator, token: "${T_OP}", role: operator}
+    - {name: dade, token: "${T_DADE}", role: operator, tenants: [dade]}
+sources:
+%s
+jobs:
+%s
+`, addr, filepath.Join(dir, "hub.db"), sources, jobs)
+	path := filepath.Join(dir, "etlhub.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := &hubProc{t: t, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	h.cmd = exec.Command(binary, "serve", "--config", path)
+	h.cmd.Env = append(os.Environ(), "T_ADMIN="+adminTok, "T_VIEW="+viewTok, "T_OP="+opTok, "T_DADE="+dadeTok, "LEGACY_KEY="+legacyKey)
+	h.cmd.Stderr = h.logs
+	h.cmd.Stdout = h.logs
+	if err := h.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- h.cmd.Wait() }()
+	t.Cleanup(func() {
+		h.cmd.Process.Kill()
+		<-h.done
+	})
+	h.eventually("the hub answers /healthz", 30*time.Second, func() bool {
+		code, _ := h.call("GET", "/healthz", "", nil)
+		return code == 200
+	})
+	return h
+}
+
+func (h *hubProc) call(method, path, token string, body []byte) (int, map[string]any) {
+	req, _ := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+// eventually polls cond until it holds; the hub is another process, so there
+// is no signal to wait on.
+func (h *hubProc) eventually(what string, d time.Duration, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		select {
+		case err := <-h.done:
+			h.done <- err
+			h.t.Fatalf("the hub exited (%v) before %s; logs:\n%s", err, what, h.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting until %s; hub logs:\n%s", what, h.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func jobsOf(body map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	list, _ := body["jobs"].([]any)
+	for _, x := range list {
+		j := x.(map[string]any)
+		out[j["tenant"].(string)+"/"+j["job"].(string)] = j
+	}
+	return out
+}
+
+const jobsYAML = `  - {tenant: dade, job: roster-import, timezone: America/New_York, schedule: "15 3 * * *", deadline: "07:00", stale_after: 20m}`
+
+// TestServeCollectsFromAnETLStatusAPI: a fake ETL status API's runs show in /api/v1/status.
+func TestServeCollectsFromAnETLStatusAPI(t *testing.T) {
+	var sawKey string
+	etl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawKey = r.Header.Get("X-Api-Key")
+		now := time.Now().UTC()
+		fmt.Fprintf(w, `{"items": [{"id": "sync-42", "org": "broward", "status": "RUNNING", "step": "loading",
+		  "started": %q, "beat": %q, "done": 250, "total": 1000}]}`,
+			now.Add(-30*time.Minute).Format(time.RFC3339), now.Format(time.RFC3339))
+	}))
+	defer etl.Close()
+	sources := fmt.Sprintf(`  - name: legacy
+    kind: httpjson
+    url: %s
+    schedule: "@every 1s"
+    headers: {X-Api-Key: "${LEGACY_KEY}"}
+    httpjson:
+      runs_path: items
+      fields: {run_id: id, tenant: org, state: status, stage: step, started_at: started, updated_at: beat, rows_done: done, rows_total: total}
+      state_map: {RUNNING: running}
+      defaults: {job: sis-sync}`, etl.URL)
+	h := startHub(t, sources, jobsYAML)
+	var row map[string]any
+	h.eventually("broward's run shows in /api/v1/status", 20*time.Second, func() bool {
+		_, body := h.call("GET", "/api/v1/status", viewTok, nil)
+		row = jobsOf(body)["broward/sis-sync"]
+		return row != nil
+	})
+	if row["state"] != "running" || row["stage"] != "loading" || row["progress_pct"] != 25.0 || row["run_id"] != "sync-42" {
+		t.Fatalf("status row = %v", row)
+	}
+	if e, _ := row["elapsed_s"].(float64); e < 29*60 || e > 40*60 {
+		t.Fatalf("elapsed_s = %v, want about 30 minutes", row["elapsed_s"])
+	}
+	if sawKey != legacyKey {
+		t.Fatalf("the API key from the environment was not sent (got %q)", sawKey)
+	}
+	// The configured job with no runs is listed too.
+	_, body := h.call("GET", "/api/v1/status", viewTok, nil)
+	if j := jobsOf(body)["dade/roster-import"]; j == nil || j["configured"] != true {
+		t.Fatalf("configured job missing from status: %v", body)
+	}
+	_, body = h.call("GET", "/api/v1/sources", viewTok, nil)
+	src := body["sources"].([]any)[0].(map[string]any)
+	if src["name"] != "legacy" || src["healthy"] != true {
+		t.Fatalf("source health = %v", src)
+	}
+	if strings.Contains(h.logs.String(), legacyKey) || strings.Contains(h.logs.String(), viewTok) {
+		t.Fatal("a secret appears in the hub's logs")
+	}
+	// SIGTERM stops it gracefully.
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-h.done:
+		h.done <- err
+		if err != nil {
+			t.Fatalf("hub exited with %v after SIGTERM; logs:\n%s", err, h.logs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("hub did not stop within 20s of SIGTERM")
+	}
+	if !strings.Contains(h.logs.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in the logs:\n%s", h.logs)
+	}
+}
+
+func TestPushAndReadBack(t *testing.T) {
+	h := startHub(t, "  []", jobsYAML)
+	lines := `{"at":"2026-09-01T07:20:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"2026-09-01T07:15:00Z","updated_at":"2026-09-01T07:20:00Z","rows_done":100,"rows_total":400}
+{"at":"2026-09-01T07:25:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"2026-09-01T07:15:00Z","updated_at":"2026-09-01T07:25:00Z","rows_done":300,"rows_total":400}
+{"at":"2026-09-01T07:25:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"exploded"}
+{"at":"not a time","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running"}
+`
+	code, body := h.call("POST", "/api/v1/observations", opTok, []byte(lines))
+	if code != 200 || body["accepted"] != 2.0 || body["rejected"] != 2.0 {
+		t.Fatalf("push answered %d %v", code, body)
+	}
+	errs := body["errors"].([]any)
+	e0 := errs[0].(map[string]any)
+	if e0["line"] != 3.0 || !strings.Contains(e0["error"].(string), `"state"`) {
+		t.Fatalf("first item error = %v, want line 3 naming state", e0)
+	}
+	if e1 := errs[1].(map[string]any); e1["line"] != 4.0 || !strings.Contains(e1["error"].(string), `"at"`) {
+		t.Fatalf("second item error = %v, want line 4 naming at", e1)
+	}
+	// The same push again stores nothing new.
+	_, body = h.call("POST", "/api/v1/observations", opTok, []byte(lines))
+	if body["accepted"] != 0.0 || body["duplicates"] != 2.0 {
+		t.Fatalf("repeat push = %v", body)
+	}
+	_, body = h.call("GET", "/api/v1/jobs/dade/roster-import/runs", viewTok, nil)
+	runs := body["runs"].([]any)
+	if len(runs) != 1 || runs[0].(map[string]any)["rows_done"] != 300.0 {
+		t.Fatalf("runs = %v", body)
+	}
+	_, body = h.call("GET", "/api/v1/runs/dade/r/1", viewTok, nil)
+	if obs, _ := body["observations"].([]any); len(obs) != 2 {
+		t.Fatalf("run detail = %v", body)
+	}
+	// An array works too, and a body that is not JSON gets one clear error.
+	code, _ = h.call("POST", "/api/v1/observations", opTok, []byte(`[`+strings.Split(lines, "\n")[0]+`]`))
+	if code != 200 {
+		t.Fatalf("array push answered %d", code)
+	}
+	code, body = h.call("POST", "/api/v1/observations", opTok, []byte(`hello`))
+	if code != 400 || body["error"].(map[string]any)["code"] != "invalid_json" {
+		t.Fatalf("garbage push answered %d %v", code, body)
+	}
+}
+
+func TestRolesAndTenantScopes(t *testing.T) {
+	h := startHub(t, "  []", jobsYAML)
+	obs := func(tenant string) []byte {
+		return []byte(fmt.Sprintf(`{"at":"2026-09-01T07:20:00Z","tenant":%q,"job":"roster-import","run_id":"%s/1","state":"running"}`, tenant, tenant))
+	}
+	if code, _ := h.call("GET", "/api/v1/status", "", nil); code != 401 {
+		t.Fatalf("no token: %d, want 401", code)
+	}
+	if code, _ := h.call("GET", "/api/v1/status", "wrong-token-wrong-token", nil); code != 401 {
+		t.Fatalf("bad token: %d, want 401", code)
+	}
+	if code, body := h.call("POST", "/api/v1/observations", viewTok, obs("dade")); code != 403 {
+		t.Fatalf("viewer push: %d %v, want 403", code, body)
+	}
+	if code, _ := h.call("POST", "/api/v1/observations", adminTok, obs("broward")); code != 200 {
+		t.Fatalf("admin push: %d", code)
+	}
+	if code, _ := h.call("POST", "/api/v1/observations", dadeTok, obs("dade")); code != 200 {
+		t.Fatalf("dade token pushing dade: %d", code)
+	}
+	code, body := h.call("POST", "/api/v1/observations", dadeTok, obs("broward"))
+	if code != 422 || !strings.Contains(fmt.Sprint(body["errors"]), "outside this token's scope") {
+		t.Fatalf("dade token pushing broward: %d %v", code, body)
+	}
+	_, body = h.call("GET", "/api/v1/status", dadeTok, nil)
+	jobs := jobsOf(body)
+	if jobs["broward/roster-import"] != nil || jobs["dade/roster-import"] == nil {
+		t.Fatalf("a dade-scoped token sees %v", body)
+	}
+	if code, _ := h.call("GET", "/api/v1/status?tenant=broward", dadeTok, nil); code != 403 {
+		t.Fatalf("dade token asking for broward: %d, want 403", code)
+	}
+	if code, _ := h.call("GET", "/api/v1/jobs/broward/roster-import/runs", dadeTok, nil); code != 403 {
+		t.Fatalf("dade token reading broward runs: %d, want 403", code)
+	}
+	if code, _ := h.call("GET", "/api/v1/runs/broward/1", dadeTok, nil); code != 404 {
+		t.Fatalf("dade token reading a broward run: %d, want 404", code)
+	}
+	if code, _ := h.call("GET", "/metrics", "", nil); code != 401 {
+		t.Fatalf("/metrics without token: %d, want 401", code)
+	}
+	if code, _ := h.call("GET", "/readyz", "", nil); code != 200 {
+		t.Fatalf("/readyz: %d", code)
+	}
+}
+
+// TestBadSourcesLeaveTheHubHealthy: a source answering 5xx, garbage, a huge body
+// or nothing leaves the hub serving and the source unhealthy with its reason.
+func TestBadSourcesLeaveTheHubHealthy(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/5xx", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "db down", 502) })
+	mux.HandleFunc("/garbage", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "\x00\x01garbage{") })
+	mux.HandleFunc("/huge/api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"runs": [`)
+		one := `{"tenant":"x","job":"y","run_id":"z","state":"running"},`
+		chunk := strings.Repeat(one, (1<<20)/len(one))
+		for i := 0; i < 200; i++ {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/silent/api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})
+	bad := httptest.NewServer(mux)
+	defer bad.Close()
+	src := func(name, kind, path string) string {
+		s := fmt.Sprintf("  - name: %s\n    kind: %s\n    url: %s%s\n    schedule: \"@every 1s\"\n    timeout: 1s", name, kind, bad.URL, path)
+		if kind == "httpjson" {
+			s += "\n    httpjson: {runs_path: runs, fields: {run_id: id, tenant: t, job: j, state: s}}"
+		}
+		return s
+	}
+	sources := strings.Join([]string{
+		src("five", "httpjson", "/5xx"), src("garbage", "httpjson", "/garbage"),
+		src("huge", "importer", "/huge"), src("silent", "importer", "/silent"),
+	}, "\n")
+	h := startHub(t, sources, jobsYAML)
+	want := map[string]string{"five": "HTTP 502", "garbage": "not JSON", "huge": "exceeds", "silent": "timeout"}
+	h.eventually("every bad source is marked unhealthy", 30*time.Second, func() bool {
+		_, body := h.call("GET", "/api/v1/sources", viewTok, nil)
+		list, _ := body["sources"].([]any)
+		ok := 0
+		for _, x := range list {
+			s := x.(map[string]any)
+			if s["healthy"] == false && strings.Contains(s["last_error"].(string), want[s["name"].(string)]) {
+				ok++
+			}
+		}
+		return ok == len(want)
+	})
+	if code, _ := h.call("GET", "/healthz", "", nil); code != 200 {
+		t.Fatal("hub unhealthy after bad sources")
+	}
+	_, body := h.call("GET", "/api/v1/status", viewTok, nil)
+	if n := len(jobsOf(body)); n != 1 {
+		t.Fatalf("bad sources stored runs: %v", body)
+	}
+	code, metrics := h.call("GET", "/metrics", viewTok, nil)
+	_ = metrics
+	if code != 200 {
+		t.Fatalf("/metrics with a token: %d", code)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		code int
+		want []string
+	}{
+		{"testdata/good.yaml", 0, []string{"OK (1 sources, 1 jobs, 1 tokens)"}},
+		{"testdata/bad.yaml", 1, []string{
+			"testdata/bad.yaml:3: unknown key \"colour\"",
+		}},
+		{"testdata/bad-values.yaml", 1, []string{
+			"testdata/bad-values.yaml:2: listen:",
+			"testdata/bad-values.yaml:6: auth.tokens[0].role: \"god\" is not viewer, operator or admin",
+			"testdata/bad-values.yaml:9: sources[0].kind: \"ftp\"",
+			"testdata/bad-values.yaml:10: sources[0].url:",
+			"testdata/bad-values.yaml:14: jobs[0].timezone: \"Mars/Olympus\" is not an IANA time zone",
+			"testdata/bad-values.yaml:19: jobs[1].deadline: \"25:00\" is not a local time HH:MM",
+			"testdata/bad-values.yaml:20: environment variable NOT_SET_ANYWHERE is not set",
+		}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run([]string{"check-config", tc.file}, &out, &errb)
+			all := out.String() + errb.String()
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, all)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}

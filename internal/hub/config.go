@@ -1,0 +1,138 @@
+// Package hub wires the hub together: configuration, the store, collectors,
+// the ingest path and the API. cmd/etlhub only parses flags and calls in here,
+// so tests run the whole hub in-process.
+package hub
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/collectors"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
+)
+
+// Config is the hub's whole configuration (etlhub.yaml).
+type Config struct {
+	// Listen is the API's address.
+	Listen string `yaml:"listen"`
+	// Log sets the level (debug, info, warn, error) and format (json, text).
+	Log LogConfig `yaml:"log"`
+	// PublicURL is where people reach the dashboard (links in pages and messages).
+	PublicURL string                    `yaml:"public_url"`
+	Store     store.Config              `yaml:"store"`
+	Retention RetentionConfig           `yaml:"retention"`
+	Ingest    IngestConfig              `yaml:"ingest"`
+	Auth      api.AuthConfig            `yaml:"auth"`
+	Sources   []collectors.SourceConfig `yaml:"sources"`
+	Jobs      []status.JobSpec          `yaml:"jobs"`
+}
+
+// LogConfig selects log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// RetentionConfig says how long history is kept.
+type RetentionConfig struct {
+	Observations time.Duration `yaml:"observations"`
+	Runs         time.Duration `yaml:"runs"`
+	Every        time.Duration `yaml:"every"`
+}
+
+// IngestConfig bounds push ingest.
+type IngestConfig struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Load reads and validates a config file.
+func Load(file string) (*Config, error) {
+	var c Config
+	if err := config.Load(file, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate sets defaults and checks every section.
+func (c *Config) Validate(p *config.Problems) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		p.Add("listen", "%q is not host:port", c.Listen)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.Add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		p.Add("log.format", "%q is not json or text", c.Log.Format)
+	}
+	c.Store.Validate(p, "store")
+	if c.Retention.Observations == 0 {
+		c.Retention.Observations = 30 * 24 * time.Hour
+	}
+	if c.Retention.Runs == 0 {
+		c.Retention.Runs = 180 * 24 * time.Hour
+	}
+	if c.Retention.Every == 0 {
+		c.Retention.Every = time.Hour
+	}
+	if c.Retention.Observations < time.Hour {
+		p.Add("retention.observations", "%v is shorter than an hour", c.Retention.Observations)
+	}
+	if c.Retention.Runs < c.Retention.Observations {
+		p.Add("retention.runs", "%v is shorter than retention.observations (%v); runs are the history rules learn from", c.Retention.Runs, c.Retention.Observations)
+	}
+	if c.Ingest.MaxBodyBytes == 0 {
+		c.Ingest.MaxBodyBytes = 10 << 20
+	}
+	if c.Ingest.MaxBodyBytes < 1024 || c.Ingest.MaxBodyBytes > 1<<30 {
+		p.Add("ingest.max_body_bytes", "%d is outside 1 KiB..1 GiB", c.Ingest.MaxBodyBytes)
+	}
+	c.Auth.Validate(p, "auth")
+	if len(c.Auth.Tokens) == 0 {
+		p.Add("auth.tokens", "at least one token is required: the API has no anonymous access")
+	}
+	names := map[string]bool{}
+	for i := range c.Sources {
+		k := fmt.Sprintf("sources[%d]", i)
+		c.Sources[i].Validate(p, k)
+		if names[c.Sources[i].Name] {
+			p.Add(k+".name", "%q is used twice", c.Sources[i].Name)
+		}
+		names[c.Sources[i].Name] = true
+	}
+	jobs := map[string]bool{}
+	for i := range c.Jobs {
+		k := fmt.Sprintf("jobs[%d]", i)
+		j := &c.Jobs[i]
+		if err := j.Compile(); err != nil {
+			if se, ok := err.(*status.SpecError); ok {
+				p.Add(k+"."+se.Field, "%s", se.Msg)
+			} else {
+				p.Add(k, "%v", err)
+			}
+			continue
+		}
+		if jobs[j.Key()] {
+			p.Add(k, "job %q of tenant %q is defined twice", j.Job, j.Tenant)
+		}
+		jobs[j.Key()] = true
+		if j.Source != "" && !names[j.Source] {
+			p.Add(k+".source", "%q is not a configured source", j.Source)
+		}
+	}
+}

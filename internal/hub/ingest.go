@@ -1,0 +1,58 @@
+package hub
+
+import (
+	"context"
+
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Ingestor is the hub's one ingest path: collectors and the push API both
+// store through it, so both feed the same runs and rules.
+type Ingestor struct {
+	store *store.Store
+	count *prometheus.CounterVec
+	// after is called with the touched runs once they are stored (the rules).
+	after func([]status.Run)
+}
+
+// NewIngestor counts what it stores in reg.
+func NewIngestor(s *store.Store, reg prometheus.Registerer) *Ingestor {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_ingest_observations_total",
+		Help: "Observations ingested, by path (push, collector) and result (stored, duplicate)."}, []string{"via", "result"})
+	reg.MustRegister(c)
+	return &Ingestor{store: s, count: c}
+}
+
+// Ingest stores observations that arrived via "push" or "collector".
+func (i *Ingestor) Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error) {
+	res, err := i.store.Ingest(ctx, obs)
+	if err != nil {
+		return res, err
+	}
+	i.count.WithLabelValues(via, "stored").Add(float64(res.Inserted))
+	i.count.WithLabelValues(via, "duplicate").Add(float64(res.Duplicates))
+	if i.after != nil {
+		i.after(res.Runs)
+	}
+	return res, nil
+}
+
+// collectorSink adapts the Ingestor and the store to collectors.Sink.
+type collectorSink struct {
+	*Ingestor
+}
+
+func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) error {
+	_, err := c.Ingestor.Ingest(ctx, "collector", obs)
+	return err
+}
+
+func (c collectorSink) SaveSource(ctx context.Context, h status.SourceHealth) error {
+	return c.store.SaveSource(ctx, h)
+}
+
+func (c collectorSink) Source(ctx context.Context, name string) (status.SourceHealth, error) {
+	return c.store.Source(ctx, name)
+}

@@ -1,0 +1,117 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/collectors"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors/version"
+	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// NewLogger builds the process logger from the log section.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Serve runs the hub until ctx is done, then shuts down gracefully. ready, if
+// not nil, receives the API's address once it listens.
+func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), version.NewCollector("etlhub"))
+
+	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("store open", "driver", st.Dialect())
+
+	ing := NewIngestor(st, reg)
+	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, collectors.NewMetrics(reg), time.Now)
+	if err != nil {
+		return err
+	}
+
+	handler := api.New(api.Options{
+		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
+		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("api listening", "addr", ln.Addr().String())
+
+	if err := runner.Start(ctx); err != nil {
+		srv.Close()
+		return err
+	}
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); prune(pruneCtx, st, cfg.Retention, log) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case serveErr = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "error", err)
+	}
+	runner.Stop()
+	stopPrune()
+	<-pruned
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// prune deletes history older than the retention, every Every.
+func prune(ctx context.Context, st *store.Store, r RetentionConfig, log *slog.Logger) {
+	t := time.NewTicker(r.Every)
+	defer t.Stop()
+	for {
+		now := time.Now().UTC()
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		o, n, err := st.Prune(pctx, now.Add(-r.Observations), now.Add(-r.Runs))
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("prune failed", "error", err)
+		} else if o+n > 0 {
+			log.Info("pruned history", "observations", o, "runs", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
