@@ -14,8 +14,8 @@ import (
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors/version"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/collectors/version"
 )
 
 // NewLogger builds the process logger from the log section.

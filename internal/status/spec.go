@@ -136,8 +136,30 @@ func parseHHMM(v string) (int, error) {
 }
 
 // NextStart is the first scheduled start strictly after t, in UTC.
+//
+// The schedule is matched against local wall-clock time, so a daily job runs
+// once a night across daylight-saving changes: on the autumn night the
+// repeated hour does not start it twice, and on the spring night a start in the
+// skipped hour runs the same wall-clock distance after the change (02:30
+// becomes 03:30 daylight time).
 func (s *JobSpec) NextStart(t time.Time) time.Time {
-	return s.sched.Next(t.In(s.loc)).UTC()
+	wall := toWall(t.In(s.loc))
+	for i := 0; i < 1000; i++ {
+		wall = s.sched.Next(wall)
+		if wall.IsZero() {
+			return time.Time{}
+		}
+		real := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, s.loc)
+		if real.After(t) {
+			return real.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+// toWall reinterprets a local time's clock reading as UTC.
+func toWall(l time.Time) time.Time {
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
 }
 
 // PrevStart is the latest scheduled start at or before t, in UTC, or the zero

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need and is missing (Debian packages), then runs
+# go vet and every test with the race detector. Used by .ci/run and by people:
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh ./store/   # some packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have_pg() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+have_pg || need+=(postgresql)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The Debian package starts a cluster of its own; the tests start theirs.
+  $SUDO service postgresql stop >/dev/null 2>&1 || true
+fi
+
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
+
+export CGO_ENABLED=1
+echo "go vet ${pkgs[*]}"
+go vet "${pkgs[@]}"
+echo "go test -race ${pkgs[*]}"
+go test -race -timeout 20m "${pkgs[@]}"
