@@ -26,6 +26,9 @@ const usage = `etlhub: nightly import monitoring for school districts
 Usage:
   etlhub serve --config etlhub.yaml     run the hub (collectors, rules, API)
   etlhub check-config etlhub.yaml       validate a config; non-zero exit on problems
+  etlhub replay --scenario S --observations O --out A
+                                        replay observations through the rules on a
+                                        simulated clock; write alert transitions
   etlhub version                        print the version
 `
 
@@ -41,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
+	case "replay":
+		return replay(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "etlhub", buildVersion())
 		return 0

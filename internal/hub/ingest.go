@@ -13,8 +13,8 @@ import (
 type Ingestor struct {
 	store *store.Store
 	count *prometheus.CounterVec
-	// after is called with the touched runs once they are stored (the rules).
-	after func([]status.Run)
+	// after is called with the observations once they are stored (the rules).
+	after func([]status.Observation)
 }
 
 // NewIngestor counts what it stores in reg.
@@ -34,7 +34,7 @@ func (i *Ingestor) Ingest(ctx context.Context, via string, obs []status.Observat
 	i.count.WithLabelValues(via, "stored").Add(float64(res.Inserted))
 	i.count.WithLabelValues(via, "duplicate").Add(float64(res.Duplicates))
 	if i.after != nil {
-		i.after(res.Runs)
+		i.after(obs)
 	}
 	return res, nil
 }

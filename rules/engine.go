@@ -1,0 +1,160 @@
+package rules
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// JobKey names a tenant's job.
+type JobKey struct{ Tenant, Job string }
+
+// View is what the rules currently think of one job (for the API).
+type View struct {
+	Risk       string     `json:"risk"`
+	Prediction Prediction `json:"prediction"`
+	Active     int        `json:"active_alerts"`
+}
+
+// Risks, from worst: breached, predicted to breach, at risk, running, ok, idle.
+const (
+	RiskBreached  = "breached"
+	RiskPredicted = "predicted-breach"
+	RiskAtRisk    = "at-risk"
+	RiskRunning   = "running"
+	RiskOK        = "ok"
+	RiskIdle      = "idle"
+)
+
+// Engine holds every job's state and the alert lifecycle. Observe and Tick
+// may be called from different goroutines.
+type Engine struct {
+	mu        sync.Mutex
+	p         Params
+	jobs      map[JobKey]*JobState
+	order     []*JobState
+	life      *Lifecycle
+	sources   []status.SourceHealth
+	downAfter map[string]time.Duration
+	views     map[JobKey]View
+	silencer  Silencer
+}
+
+// NewEngine tracks specs (compiled) with params and per-rule timings (nil:
+// defaults).
+func NewEngine(specs []status.JobSpec, p Params, timings map[string]Timing) *Engine {
+	e := &Engine{p: p, jobs: make(map[JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
+		views: map[JobKey]View{}, downAfter: map[string]time.Duration{}}
+	for i := range specs {
+		s := &specs[i]
+		j := NewJobState(s)
+		e.jobs[JobKey{s.Tenant, s.Job}] = j
+		e.order = append(e.order, j)
+	}
+	return e
+}
+
+// Restore puts persisted active alerts back.
+func (e *Engine) Restore(alerts []Alert) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.life.Restore(alerts)
+}
+
+// SetSilencer sets how silences are checked.
+func (e *Engine) SetSilencer(s Silencer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.silencer = s
+}
+
+// SetSources gives the latest source health and each source's down_after.
+func (e *Engine) SetSources(h []status.SourceHealth, downAfter map[string]time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sources = append(e.sources[:0], h...)
+	if downAfter != nil {
+		e.downAfter = downAfter
+	}
+}
+
+// Observe feeds observations, in at order, to their jobs. Observations of
+// jobs without a spec are ignored by the rules (they still show in status).
+func (e *Engine) Observe(obs []status.Observation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range obs {
+		if j := e.jobs[JobKey{obs[i].Tenant, obs[i].Job}]; j != nil {
+			j.Observe(&obs[i])
+		}
+	}
+}
+
+// Tick evaluates every rule at now and steps the alerts.
+func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var signals []Signal
+	views := make(map[JobKey]View, len(e.order))
+	for _, j := range e.order {
+		j.Roll(now)
+		pr := Predict(j, e.p, now)
+		sig := Evaluate(j, pr, e.p, now)
+		signals = append(signals, sig...)
+		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr}
+	}
+	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
+	trans, changed = e.life.Step(signals, now, e.silencer)
+	for _, a := range e.life.active {
+		if a.State == StateFiring {
+			k := JobKey{a.Tenant, a.Job}
+			if v, ok := views[k]; ok {
+				v.Active++
+				views[k] = v
+			}
+		}
+	}
+	e.views = views
+	return trans, changed
+}
+
+func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) string {
+	for _, s := range sig {
+		if s.Rule == RuleDeadlineMissed {
+			return RiskBreached
+		}
+	}
+	switch {
+	case pr.Done:
+		return RiskOK
+	case pr.PBreach >= p.PageProbability:
+		return RiskPredicted
+	case pr.PBreach >= p.ResolveProbability || len(sig) > 0:
+		return RiskAtRisk
+	}
+	if cur := j.current(); cur != nil && !cur.state.Terminal() {
+		return RiskRunning
+	}
+	if now.Before(j.night) {
+		return RiskIdle
+	}
+	return RiskOK
+}
+
+// Views returns the last tick's view of every job.
+func (e *Engine) Views() map[JobKey]View {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.views
+}
+
+// Active returns the pending and firing alerts.
+func (e *Engine) Active() []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.life.Active()
+	sort.Slice(out, func(i, k int) bool { return out[i].Fingerprint < out[k].Fingerprint })
+	return out
+}

@@ -1,0 +1,151 @@
+package rules
+
+import (
+	"math"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// JobState is what the rules know of one job: tonight's runs and what past
+// nights taught. It is fed observations in order and rolls to the next night
+// by itself; it does no I/O and never reads the clock.
+type JobState struct {
+	Spec *status.JobSpec
+
+	night     time.Time // scheduled start of the current night (zero before any)
+	deadline  time.Time
+	nextRoll  time.Time // when the next night's window opens
+	runs      []*runTrack
+	succeeded time.Time // when tonight's job succeeded, zero if not yet
+	hist      history
+
+	lastSuccess time.Time // any night
+	lastSource  string
+}
+
+// nightWindowLead is how long before its scheduled start a night's window
+// opens: a run that starts early still belongs to its night.
+const nightWindowLead = time.Hour
+
+// NewJobState starts tracking a compiled spec.
+func NewJobState(spec *status.JobSpec) *JobState { return &JobState{Spec: spec} }
+
+// nightOf is the scheduled start of the night whose window holds t.
+func (j *JobState) nightOf(t time.Time) time.Time {
+	return j.Spec.PrevStart(t.Add(nightWindowLead))
+}
+
+// Roll moves to the night that holds now, learning from the nights it leaves.
+func (j *JobState) Roll(now time.Time) {
+	if !j.night.IsZero() && now.Before(j.nextRoll) {
+		return
+	}
+	j.rollTo(j.nightOf(now))
+}
+
+func (j *JobState) rollTo(night time.Time) {
+	if night.IsZero() || night.Equal(j.night) {
+		return
+	}
+	if !j.night.IsZero() {
+		j.learn()
+	}
+	j.night = night
+	j.deadline = j.Spec.DeadlineFor(night)
+	j.nextRoll = j.Spec.NextStart(night).Add(-nightWindowLead)
+	j.runs = j.runs[:0]
+	j.succeeded = time.Time{}
+}
+
+// Observe folds one observation of this job in.
+func (j *JobState) Observe(o *status.Observation) {
+	j.lastSource = o.Source
+	ref := o.At
+	if o.StartedAt != nil {
+		ref = *o.StartedAt
+	}
+	if o.State == status.StateSucceeded {
+		fin := o.At
+		if o.FinishedAt != nil {
+			fin = *o.FinishedAt
+		}
+		if fin.After(j.lastSuccess) {
+			j.lastSuccess = fin
+		}
+	}
+	for _, r := range j.runs {
+		if r.id == o.RunID {
+			r.apply(o)
+			j.noteSuccess(r)
+			return
+		}
+	}
+	night := j.nightOf(ref)
+	if night.IsZero() {
+		return
+	}
+	if j.night.IsZero() || night.After(j.night) {
+		j.rollTo(night)
+	} else if night.Before(j.night) {
+		return // a straggler from a night already learned from
+	}
+	r := &runTrack{id: o.RunID, firstSeen: o.At}
+	r.apply(o)
+	j.runs = append(j.runs, r)
+	j.noteSuccess(r)
+}
+
+func (j *JobState) noteSuccess(r *runTrack) {
+	if r.state == status.StateSucceeded && j.succeeded.IsZero() {
+		j.succeeded = r.finished
+	}
+}
+
+// current is tonight's latest attempt, or nil.
+func (j *JobState) current() *runTrack {
+	var cur *runTrack
+	for _, r := range j.runs {
+		if cur == nil || r.started.After(cur.started) || (r.started.Equal(cur.started) && r.firstSeen.After(cur.firstSeen)) {
+			cur = r
+		}
+	}
+	return cur
+}
+
+// learn records the night being left in the job's history.
+func (j *JobState) learn() {
+	if len(j.runs) == 0 {
+		return
+	}
+	nan := math.NaN()
+	d := dayRecord{arrivalMin: nan, preMin: nan, loadMin: nan, postMin: nan, rate: nan, rows: nan, totalMin: nan}
+	first := j.runs[0]
+	if !first.filesAt.IsZero() {
+		d.arrivalMin = first.filesAt.Sub(j.night).Minutes()
+	}
+	var ok *runTrack
+	for _, r := range j.runs {
+		if r.state == status.StateSucceeded {
+			ok = r
+		}
+	}
+	if ok != nil && !ok.loadStart.IsZero() && len(ok.samples) >= 2 {
+		begin := ok.filesAt
+		if ok.started.After(begin) {
+			begin = ok.started
+		}
+		d.preMin = ok.loadStart.Sub(begin).Minutes()
+		d.loadMin = ok.loadEnd.Sub(ok.loadStart).Minutes()
+		d.postMin = ok.finished.Sub(ok.loadEnd).Minutes()
+		loaded := ok.samples[len(ok.samples)-1].rows - ok.samples[0].rows
+		if d.loadMin > 0 && loaded > 0 {
+			d.rate = float64(loaded) / d.loadMin
+		}
+		d.rows = float64(ok.rowsTotal)
+		if ok == first && !first.filesAt.IsZero() {
+			d.totalMin = ok.finished.Sub(first.filesAt).Minutes()
+		}
+	}
+	j.hist.add(d)
+}

@@ -1,0 +1,233 @@
+package rules
+
+import (
+	"sort"
+	"time"
+)
+
+// AlertState is where an alert is in its lifecycle.
+type AlertState string
+
+const (
+	// StatePending: the rule triggered; the alert fires once it has held for
+	// the rule's for-duration. Left for firing, or dropped (never notified)
+	// when the trigger goes away first.
+	StatePending AlertState = "pending"
+	// StateFiring: notified. Left for resolved once no signal (trigger or
+	// hold) has been seen for the rule's keep-firing-for.
+	StateFiring AlertState = "firing"
+	// StateResolved: terminal; the alert's fingerprint may fire again later as
+	// a new alert.
+	StateResolved AlertState = "resolved"
+)
+
+// Alert is one active alert (one fingerprint).
+type Alert struct {
+	Fingerprint  string         `json:"fingerprint"`
+	Rule         string         `json:"rule"`
+	Severity     string         `json:"severity"`
+	Tenant       string         `json:"tenant,omitempty"`
+	Job          string         `json:"job,omitempty"`
+	RunID        string         `json:"run_id,omitempty"`
+	Source       string         `json:"source,omitempty"`
+	Night        time.Time      `json:"night,omitzero"`
+	Summary      string         `json:"summary"`
+	Details      map[string]any `json:"details,omitempty"`
+	State        AlertState     `json:"state"`
+	PendingSince time.Time      `json:"pending_since"`
+	FiredAt      time.Time      `json:"fired_at,omitzero"`
+	ResolvedAt   time.Time      `json:"resolved_at,omitzero"`
+	LastSeen     time.Time      `json:"last_seen"`
+	// Silenced is set when the firing was silenced: neither it nor its resolve
+	// is notified. A silence that starts later never hides the resolve.
+	Silenced bool `json:"silenced"`
+	// Inhibited is set while a more important alert covers this one.
+	Inhibited bool `json:"inhibited"`
+}
+
+// Transition is an alert changing to firing or resolved.
+type Transition struct {
+	At     time.Time `json:"at"`
+	Status string    `json:"status"` // firing | resolved
+	Alert  Alert     `json:"alert"`
+}
+
+// Timing is a rule's for-duration and keep-firing-for (hysteresis).
+type Timing struct {
+	For           time.Duration
+	KeepFiringFor time.Duration
+}
+
+// DefaultTimings are per rule; rules not listed use DefaultTiming.
+func DefaultTimings() map[string]Timing {
+	return map[string]Timing{
+		RulePredictedBreach: {For: 0, KeepFiringFor: 15 * time.Minute},
+		RuleDeadlineMissed:  {For: 0, KeepFiringFor: 0},
+		RuleStalled:         {For: 0, KeepFiringFor: 5 * time.Minute},
+		RuleSourceDown:      {For: 0, KeepFiringFor: 5 * time.Minute},
+	}
+}
+
+// DefaultTiming applies to rules without their own.
+var DefaultTiming = Timing{For: 0, KeepFiringFor: 10 * time.Minute}
+
+// Lifecycle holds the active alerts and steps them.
+type Lifecycle struct {
+	timings map[string]Timing
+	active  map[string]*Alert
+}
+
+// NewLifecycle starts with no alerts; timings may be nil for the defaults.
+func NewLifecycle(timings map[string]Timing) *Lifecycle {
+	if timings == nil {
+		timings = DefaultTimings()
+	}
+	return &Lifecycle{timings: timings, active: map[string]*Alert{}}
+}
+
+func (l *Lifecycle) timing(rule string) Timing {
+	if t, ok := l.timings[rule]; ok {
+		return t
+	}
+	return DefaultTiming
+}
+
+// Restore puts persisted active alerts back (after a restart), so nothing
+// pages twice and nothing is forgotten.
+func (l *Lifecycle) Restore(alerts []Alert) {
+	for i := range alerts {
+		a := alerts[i]
+		if a.State == StatePending || a.State == StateFiring {
+			l.active[a.Fingerprint] = &a
+		}
+	}
+}
+
+// Active returns copies of the pending and firing alerts, by fingerprint.
+func (l *Lifecycle) Active() []Alert {
+	out := make([]Alert, 0, len(l.active))
+	for _, a := range l.active {
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Fingerprint < out[j].Fingerprint })
+	return out
+}
+
+// Silencer says whether an alert is silenced at now.
+type Silencer func(a *Alert, now time.Time) bool
+
+// Step applies this tick's signals at now and returns the transitions, in
+// fingerprint order. changed lists every alert whose stored form changed
+// (including pending ones), for persistence.
+func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (trans []Transition, changed []Alert) {
+	inhibited := inhibitions(signals, l.active)
+	seen := make(map[string]bool, len(signals))
+	for i := range signals {
+		s := &signals[i]
+		seen[s.Fingerprint] = true
+		lvl := s.Level
+		inh := inhibited[s.Fingerprint]
+		if inh && lvl == Trigger {
+			lvl = Hold
+		}
+		a := l.active[s.Fingerprint]
+		if a == nil {
+			if lvl != Trigger {
+				continue
+			}
+			a = &Alert{Fingerprint: s.Fingerprint, Rule: s.Rule, Severity: s.Severity, Tenant: s.Tenant, Job: s.Job,
+				RunID: s.RunID, Source: s.Source, Night: s.Night, State: StatePending, PendingSince: now}
+			l.active[s.Fingerprint] = a
+		}
+		a.Summary, a.Details, a.LastSeen, a.Inhibited = s.Summary, s.Details, now, inh
+		switch a.State {
+		case StatePending:
+			if lvl == Trigger && now.Sub(a.PendingSince) >= l.timing(a.Rule).For {
+				a.State, a.FiredAt = StateFiring, now
+				a.Silenced = silenced != nil && silenced(a, now)
+				trans = append(trans, Transition{At: now, Status: "firing", Alert: *a})
+			} else if lvl != Trigger {
+				// Held but not triggered: it never fired, so it just goes.
+				delete(l.active, a.Fingerprint)
+				a.State = StateResolved
+			}
+		}
+		changed = append(changed, *a)
+	}
+	for fp, a := range l.active {
+		if seen[fp] {
+			continue
+		}
+		switch a.State {
+		case StatePending:
+			delete(l.active, fp)
+			a.State = StateResolved
+			a.ResolvedAt = now
+			changed = append(changed, *a)
+		case StateFiring:
+			if now.Sub(a.LastSeen) >= l.timing(a.Rule).KeepFiringFor {
+				delete(l.active, fp)
+				a.State, a.ResolvedAt = StateResolved, now
+				trans = append(trans, Transition{At: now, Status: "resolved", Alert: *a})
+				changed = append(changed, *a)
+			}
+		}
+	}
+	sort.Slice(trans, func(i, j int) bool {
+		if trans[i].Status != trans[j].Status {
+			return trans[i].Status == "resolved" // resolves first: a cleared cause before a new one
+		}
+		return trans[i].Alert.Fingerprint < trans[j].Alert.Fingerprint
+	})
+	return trans, changed
+}
+
+// inhibitions: deadline-missed supersedes predicted-breach and
+// retries-exhausted of the same night; a predicted-breach that fires covers
+// retries-exhausted; a source that is down covers stalled and freshness alerts
+// fed by it.
+func inhibitions(signals []Signal, active map[string]*Alert) map[string]bool {
+	type nightKeyT struct{ tenant, job string }
+	missed := map[nightKeyT]time.Time{}
+	breach := map[nightKeyT]time.Time{}
+	down := map[string]bool{}
+	for i := range signals {
+		s := &signals[i]
+		k := nightKeyT{s.Tenant, s.Job}
+		switch s.Rule {
+		case RuleDeadlineMissed:
+			missed[k] = s.Night
+		case RulePredictedBreach:
+			if a := active[s.Fingerprint]; a != nil && a.State == StateFiring {
+				breach[k] = s.Night
+			}
+		case RuleSourceDown:
+			if a := active[s.Fingerprint]; a != nil && a.State == StateFiring {
+				down[s.Source] = true
+			}
+		}
+	}
+	out := map[string]bool{}
+	for i := range signals {
+		s := &signals[i]
+		k := nightKeyT{s.Tenant, s.Job}
+		switch s.Rule {
+		case RulePredictedBreach:
+			if n, ok := missed[k]; ok && n.Equal(s.Night) {
+				out[s.Fingerprint] = true
+			}
+		case RuleRetriesExhaust:
+			if n, ok := missed[k]; ok && n.Equal(s.Night) {
+				out[s.Fingerprint] = true
+			}
+			if n, ok := breach[k]; ok && n.Equal(s.Night) {
+				out[s.Fingerprint] = true
+			}
+		case RuleStalled, RuleFreshness:
+			if down[s.Source] {
+				out[s.Fingerprint] = true
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,225 @@
+// Package rules decides which alerts should be active: each rule is a pure
+// function of a job's spec, its run history and now, and the lifecycle turns
+// those decisions into pending → firing → resolved transitions with
+// for-durations, hysteresis, inhibition and silences.
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// Rule names.
+const (
+	RuleMissedStart     = "missed-start"
+	RuleFilesLate       = "files-late"
+	RuleStalled         = "stalled"
+	RuleRunningTooLong  = "running-too-long"
+	RuleTooFast         = "too-fast"
+	RulePredictedBreach = "predicted-breach"
+	RuleDeadlineMissed  = "deadline-missed"
+	RuleFailed          = "failed"
+	RuleRetriesExhaust  = "retries-exhausted"
+	RuleFreshness       = "freshness"
+	RuleSourceDown      = "source-down"
+)
+
+// Severities: critical pages; warning goes to Slack only.
+const (
+	SevCritical = "critical"
+	SevWarning  = "warning"
+	SevInfo     = "info"
+)
+
+// Level says how strongly a signal holds.
+type Level int
+
+const (
+	// Hold keeps an alert that already fires from resolving (hysteresis), but
+	// does not start one.
+	Hold Level = 1
+	// Trigger starts (or keeps) the alert.
+	Trigger Level = 2
+)
+
+// Signal is one rule's decision that an alert should be active.
+type Signal struct {
+	Rule        string
+	Severity    string
+	Fingerprint string
+	Tenant      string
+	Job         string
+	RunID       string
+	Source      string // the status source the decision rests on
+	Night       time.Time
+	Level       Level
+	Summary     string
+	Details     map[string]any
+}
+
+func fingerprint(parts ...string) string { return strings.Join(parts, "|") }
+
+func nightKey(t time.Time) string { return t.UTC().Format("2006-01-02T15:04Z") }
+
+// Evaluate is every job rule for one job at now. The prediction is passed in
+// so it is computed once per tick and shared with the API.
+func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
+	var out []Signal
+	spec := j.Spec
+	if j.night.IsZero() || now.Before(j.night.Add(-nightWindowLead)) {
+		return nil
+	}
+	night := nightKey(j.night)
+	mk := func(rule, def, runID string, lvl Level, summary string, details map[string]any) {
+		sev := spec.SeverityFor(rule, def)
+		if sev == "off" {
+			return
+		}
+		parts := []string{rule, spec.Tenant, spec.Job, night}
+		if runID != "" {
+			parts = append(parts, runID)
+		}
+		out = append(out, Signal{Rule: rule, Severity: sev, Fingerprint: fingerprint(parts...), Tenant: spec.Tenant,
+			Job: spec.Job, RunID: runID, Source: j.lastSource, Night: j.night, Level: lvl,
+			Summary: spec.Tenant + "/" + spec.Job + ": " + summary, Details: details})
+	}
+	cur := j.current()
+	done := !j.succeeded.IsZero()
+	l := j.learned()
+	have := l.n >= p.MinHistory
+
+	// deadline-missed, and predicted-breach before it.
+	if !done && !now.Before(j.deadline) {
+		mk(RuleDeadlineMissed, SevCritical, "", Trigger,
+			fmt.Sprintf("not succeeded by the deadline %s (%s)", hhmm(j.deadline), stateOf(cur)),
+			map[string]any{"deadline": j.deadline, "state": stateOf(cur)})
+	} else if !done && now.After(j.night.Add(-nightWindowLead)) {
+		lvl := Level(0)
+		if pr.PBreach >= p.PageProbability {
+			lvl = Trigger
+		} else if pr.PBreach >= p.ResolveProbability {
+			lvl = Hold
+		}
+		if lvl > 0 {
+			mk(RulePredictedBreach, SevCritical, "", lvl,
+				fmt.Sprintf("predicted to miss the %s deadline (p=%.2f): %s", hhmm(j.deadline), pr.PBreach, pr.Why),
+				map[string]any{"predicted_finish": pr.Finish, "finish_lo": pr.Lo, "finish_hi": pr.Hi, "deadline": j.deadline,
+					"p_breach": pr.PBreach, "basis": pr.Basis, "learned_from": pr.LearnedFrom, "why": pr.Why})
+		}
+	}
+
+	// missed-start: nothing has started by the schedule plus a grace.
+	if cur == nil && !now.Before(j.night.Add(p.MissedStartGrace)) && now.Before(j.deadline) {
+		mk(RuleMissedStart, SevWarning, "", Trigger,
+			fmt.Sprintf("no run started since %s (scheduled, +%v grace)", hhmm(j.night), p.MissedStartGrace),
+			map[string]any{"scheduled_at": j.night})
+	}
+
+	// files-late: still waiting past the expected arrival.
+	if !done && (cur == nil || cur.state == status.StateWaiting) {
+		expected, ok := spec.FilesExpectedFor(j.night)
+		how := "files_expected_by"
+		if !ok && have {
+			expected = j.night.Add(minutes(l.arrivalP90) + 5*time.Minute)
+			ok, how = true, fmt.Sprintf("learned: 90%% of %d nights had files by then", l.n)
+		}
+		if ok && now.After(expected) {
+			latest := j.deadline
+			if have {
+				latest = j.deadline.Add(-minutes(l.pre + l.load + l.post))
+			}
+			mk(RuleFilesLate, SevWarning, "", Trigger,
+				fmt.Sprintf("files expected by %s (%s) have not arrived; they must arrive by %s to make the %s deadline",
+					hhmm(expected), how, hhmm(latest), hhmm(j.deadline)),
+				map[string]any{"expected_by": expected, "latest_arrival": latest, "deadline": j.deadline})
+		}
+	}
+
+	for _, r := range j.runs {
+		// stalled: a waiting or running run whose heartbeat stopped.
+		if (r.state == status.StateRunning || r.state == status.StateWaiting) && now.Sub(r.updated) > spec.StaleAfter.D() {
+			mk(RuleStalled, SevWarning, r.id, Trigger,
+				fmt.Sprintf("run %s: no heartbeat for %.0f min (stale after %v) in stage %s at %d of %d rows",
+					r.id, now.Sub(r.updated).Minutes(), spec.StaleAfter, stageName(r), r.rowsDone, r.rowsTotal),
+				map[string]any{"updated_at": r.updated, "stage": r.stage, "rows_done": r.rowsDone, "rows_total": r.rowsTotal})
+		}
+		// running-too-long.
+		if !r.state.Terminal() && !r.started.IsZero() {
+			el := now.Sub(r.started)
+			limit, why := spec.MaxDuration.D(), "max_duration"
+			if limit == 0 && have {
+				limit = minutes(1.5 * (l.pre + l.load + l.post) * (1 + 2*l.loadSigma))
+				why = fmt.Sprintf("far beyond the usual %.0f min", l.pre+l.load+l.post)
+			}
+			if limit > 0 && el > limit {
+				mk(RuleRunningTooLong, SevWarning, r.id, Trigger,
+					fmt.Sprintf("run %s running for %.0f min (%s %.0f min)", r.id, el.Minutes(), why, limit.Minutes()),
+					map[string]any{"elapsed_min": el.Minutes(), "limit_min": limit.Minutes()})
+			}
+		}
+		// too-fast: succeeded far quicker or with far fewer rows than usual.
+		if r.state == status.StateSucceeded && have && !r.loadStart.IsZero() {
+			load := r.loadEnd.Sub(r.loadStart).Minutes()
+			switch {
+			case l.rows > 0 && float64(r.rowsTotal) < 0.5*l.rows:
+				mk(RuleTooFast, SevWarning, r.id, Trigger,
+					fmt.Sprintf("run %s succeeded with %d rows, under half the usual %.0f", r.id, r.rowsTotal, l.rows),
+					map[string]any{"rows_total": r.rowsTotal, "usual_rows": l.rows})
+			case l.load > 10 && load < 0.3*l.load && r.rowsDone < r.rowsTotal/2:
+				mk(RuleTooFast, SevWarning, r.id, Trigger,
+					fmt.Sprintf("run %s loaded in %.0f min, the usual is %.0f", r.id, load, l.load),
+					map[string]any{"load_min": load, "usual_load_min": l.load})
+			}
+		}
+	}
+
+	// failed: the latest attempt failed (warning); no retry within the grace
+	// means retries are exhausted (critical unless a deadline page covers it).
+	if cur != nil && cur.state == status.StateFailed && !done {
+		mk(RuleFailed, SevWarning, cur.id, Trigger, fmt.Sprintf("run %s failed: %s", cur.id, cur.err),
+			map[string]any{"error": cur.err, "rows_done": cur.rowsDone})
+		if now.Sub(cur.finished) > p.RetryGrace {
+			mk(RuleRetriesExhaust, SevCritical, cur.id, Trigger,
+				fmt.Sprintf("run %s failed %.0f min ago (%s) and no retry started", cur.id, now.Sub(cur.finished).Minutes(), cur.err),
+				map[string]any{"error": cur.err})
+		}
+	}
+
+	// freshness: no success within success_max_age.
+	if spec.SuccessMaxAge > 0 && !j.lastSuccess.IsZero() && now.Sub(j.lastSuccess) > spec.SuccessMaxAge.D() {
+		out = append(out, Signal{Rule: RuleFreshness, Severity: spec.SeverityFor(RuleFreshness, SevWarning),
+			Fingerprint: fingerprint(RuleFreshness, spec.Tenant, spec.Job), Tenant: spec.Tenant, Job: spec.Job,
+			Source: j.lastSource, Level: Trigger,
+			Summary: fmt.Sprintf("%s/%s: last success %s, older than %v", spec.Tenant, spec.Job,
+				j.lastSuccess.UTC().Format(time.RFC3339), spec.SuccessMaxAge)})
+	}
+	return out
+}
+
+func stateOf(r *runTrack) string {
+	if r == nil {
+		return "no run"
+	}
+	return fmt.Sprintf("%s in %s at %d of %d rows", r.state, stageName(r), r.rowsDone, r.rowsTotal)
+}
+
+// SourceSignals is source-down for every source failing longer than its
+// threshold; downAfter maps source names to thresholds.
+func SourceSignals(sources []status.SourceHealth, downAfter map[string]time.Duration, now time.Time) []Signal {
+	var out []Signal
+	for _, s := range sources {
+		th, ok := downAfter[s.Name]
+		if !ok || s.Healthy || s.FailingSince == nil || now.Sub(*s.FailingSince) < th {
+			continue
+		}
+		out = append(out, Signal{Rule: RuleSourceDown, Severity: SevCritical, Fingerprint: fingerprint(RuleSourceDown, s.Name),
+			Source: s.Name, Level: Trigger,
+			Summary: fmt.Sprintf("source %s failing for %.0f min (%d attempts): %s", s.Name,
+				now.Sub(*s.FailingSince).Minutes(), s.ConsecutiveFailures, s.LastError),
+			Details: map[string]any{"last_error": s.LastError, "failing_since": *s.FailingSince}})
+	}
+	return out
+}
