@@ -22,6 +22,8 @@ type JobState struct {
 
 	lastSuccess time.Time // any night
 	lastSource  string
+	since       time.Time // when the rules began to watch this job
+	sum         learned   // history summarised, refreshed each night
 }
 
 // nightWindowLead is how long before its scheduled start a night's window
@@ -38,6 +40,9 @@ func (j *JobState) nightOf(t time.Time) time.Time {
 
 // Roll moves to the night that holds now, learning from the nights it leaves.
 func (j *JobState) Roll(now time.Time) {
+	if j.since.IsZero() {
+		j.since = now
+	}
 	if !j.night.IsZero() && now.Before(j.nextRoll) {
 		return
 	}
@@ -51,6 +56,7 @@ func (j *JobState) rollTo(night time.Time) {
 	if !j.night.IsZero() {
 		j.learn()
 	}
+	j.sum = j.hist.summary()
 	j.night = night
 	j.deadline = j.Spec.DeadlineFor(night)
 	j.nextRoll = j.Spec.NextStart(night).Add(-nightWindowLead)
@@ -61,6 +67,9 @@ func (j *JobState) rollTo(night time.Time) {
 // Observe folds one observation of this job in.
 func (j *JobState) Observe(o *status.Observation) {
 	j.lastSource = o.Source
+	if j.since.IsZero() || o.At.Before(j.since) {
+		j.since = o.At
+	}
 	ref := o.At
 	if o.StartedAt != nil {
 		ref = *o.StartedAt
@@ -138,9 +147,10 @@ func (j *JobState) learn() {
 		d.preMin = ok.loadStart.Sub(begin).Minutes()
 		d.loadMin = ok.loadEnd.Sub(ok.loadStart).Minutes()
 		d.postMin = ok.finished.Sub(ok.loadEnd).Minutes()
-		loaded := ok.samples[len(ok.samples)-1].rows - ok.samples[0].rows
-		if d.loadMin > 0 && loaded > 0 {
-			d.rate = float64(loaded) / d.loadMin
+		// The night's own unhindered pace, not its average: a slowdown is an
+		// event of that night, not what the job is expected to do.
+		if r, ok := ok.typicalRate(); ok && r > 0 {
+			d.rate = r
 		}
 		d.rows = float64(ok.rowsTotal)
 		if ok == first && !first.filesAt.IsZero() {

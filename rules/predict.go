@@ -100,15 +100,20 @@ type learned struct {
 	arrivalP90         float64
 }
 
-func (j *JobState) learned() learned {
-	h := &j.hist
-	l := learned{n: len(h.values(func(d dayRecord) float64 { return d.loadMin }))}
+func (j *JobState) learned() learned { return j.sum }
+
+// summary condenses the history. The expected load time is the usual rows at
+// the usual unhindered pace; its spread is the spread of that pace.
+func (h *history) summary() learned {
+	l := learned{n: len(h.values(func(d dayRecord) float64 { return d.rate }))}
 	l.pre = h.median(func(d dayRecord) float64 { return d.preMin })
-	l.load = h.median(func(d dayRecord) float64 { return d.loadMin })
 	l.post = h.median(func(d dayRecord) float64 { return d.postMin })
 	l.rate = h.median(func(d dayRecord) float64 { return d.rate })
 	l.rows = h.median(func(d dayRecord) float64 { return d.rows })
-	l.loadSigma = h.logSigma(func(d dayRecord) float64 { return d.loadMin }, 0.08)
+	if l.rate > 0 {
+		l.load = l.rows / l.rate
+	}
+	l.loadSigma = h.logSigma(func(d dayRecord) float64 { return d.rate }, 0.08)
 	arr := h.values(func(d dayRecord) float64 { return d.arrivalMin })
 	l.arrival = quantile(arr, 0.5)
 	l.arrivalP90 = quantile(arr, 0.9)
@@ -188,8 +193,8 @@ func Predict(j *JobState, p Params, now time.Time) Prediction {
 			remPre = math.Max(0, l.pre-now.Sub(begin).Minutes())
 		}
 		load := l.load
-		if cur.rowsTotal > 0 && l.rate > 0 {
-			load = float64(cur.rowsTotal-cur.rowsDone) / l.rate
+		if l.rate > 0 {
+			load = math.Max(float64(j.rowsTotal(cur, l)-cur.rowsDone), 0) / l.rate
 		}
 		pr.Finish = now.Add(minutes(remPre + load + l.post))
 		pr.Lo = now.Add(minutes(remPre + load*math.Exp(-1.28*l.loadSigma) + l.post))
@@ -209,26 +214,46 @@ func stageName(r *runTrack) string {
 	return r.stage
 }
 
+// baseRate is the pace the run is expected to go at when nothing slows it:
+// the faster of its own unhindered pace and the job's usual one, so that a
+// run slowed from its first minute (a shared database having a bad night) is
+// not taken at its slow word.
+func baseRate(cur *runTrack, l learned, have bool) (float64, string) {
+	own, ok := cur.typicalRate()
+	switch {
+	case ok && have && l.rate > own:
+		return l.rate, "own progress and history"
+	case ok:
+		return own, "own progress"
+	case have && l.rate > 0:
+		return l.rate, "own progress and history"
+	}
+	if r, ok := cur.rateOver(time.Hour); ok {
+		return r, "own progress"
+	}
+	return 0, "own progress"
+}
+
+// rateSigma is the uncertainty of a pace measured over elapsed minutes of
+// loading, in log terms.
+func rateSigma(elapsed float64) float64 {
+	return math.Max(0.04, 0.25/math.Sqrt(math.Max(elapsed, 1)/5))
+}
+
 // predictLoading predicts from the run's own progress: the current pace may
 // be a slowdown that ends (memoryless, mean SlowdownPersistence), after which
-// the run goes at its own typical pace again.
+// the run goes at its base pace again.
 func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, now time.Time, pr Prediction) Prediction {
-	remaining := float64(cur.rowsTotal - cur.rowsDone)
+	total := j.rowsTotal(cur, l)
+	remaining := math.Max(float64(total-cur.rowsDone), 0)
 	rNow, _ := cur.rateOver(15 * time.Minute)
 	frozen := now.Sub(cur.updated) > p.FrozenAfter
 	if frozen {
 		rNow = 0
 	}
 	rNow = math.Max(rNow, 0)
-	rBase, ok := cur.typicalRate()
-	pr.Basis = "own progress"
-	if !ok || cur.loadEnd.Sub(cur.loadStart) < 20*time.Minute {
-		if have && l.rate > 0 {
-			rBase, pr.Basis = l.rate, "own progress and history"
-		} else if r, ok := cur.rateOver(time.Hour); ok {
-			rBase = r
-		}
-	}
+	rBase, basis := baseRate(cur, l, have)
+	pr.Basis = basis
 	rBase = math.Max(rBase, rNow)
 	post := l.post
 	avail := j.deadline.Sub(now).Minutes() - post
@@ -238,7 +263,8 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		return pr
 	}
 	atBase := remaining / rBase
-	pr.Lo = now.Add(minutes(atBase + post))
+	sigma := rateSigma(cur.loadEnd.Sub(cur.loadStart).Minutes())
+	pr.Lo = now.Add(minutes(atBase*math.Exp(-1.28*sigma) + post))
 	persist := p.SlowdownPersistence.Minutes()
 	if rNow > 0 {
 		pr.Hi = now.Add(minutes(remaining/rNow + post))
@@ -250,24 +276,38 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	} else {
 		pr.Finish = now.Add(minutes(persist + atBase + post))
 	}
-	switch {
-	case atBase > avail:
-		pr.PBreach = 1
-	case rNow > 0 && remaining/rNow <= avail:
-		pr.PBreach = 0
-	default:
-		// The slowdown may last u* more minutes at most and still make it.
+	// Even at base pace it may be too late (the pace's own uncertainty), and
+	// a slowdown that goes on for more than u* minutes makes it too late.
+	pr.PBreach = pLonger(atBase, sigma, avail)
+	if rNow < rBase {
 		uStar := (avail*rBase - remaining) / (rBase - rNow)
-		pr.PBreach = math.Exp(-uStar / persist)
+		pSlow := 1.0
+		if uStar > 0 {
+			pSlow = math.Exp(-uStar / persist)
+		}
+		pr.PBreach = math.Max(pr.PBreach, pSlow)
 	}
 	pace := fmt.Sprintf("%.0f rows/min now, %.0f typical", rNow, rBase)
 	if frozen {
 		pace = fmt.Sprintf("no progress for %.0f min, %.0f rows/min typical", now.Sub(cur.updated).Minutes(), rBase)
 	}
 	pr.Why = fmt.Sprintf("loading %d of %d rows (%.0f%%), %s; finish %s (between %s and %s); deadline %s",
-		cur.rowsDone, cur.rowsTotal, 100*float64(cur.rowsDone)/float64(cur.rowsTotal), pace,
+		cur.rowsDone, total, 100*float64(cur.rowsDone)/float64(max(total, 1)), pace,
 		hhmm(pr.Finish), hhmm(pr.Lo), hhmm(pr.Hi), hhmm(j.deadline))
 	return pr
+}
+
+// rowsTotal is the run's total, or the night's earlier attempt's, or the usual.
+func (j *JobState) rowsTotal(cur *runTrack, l learned) int64 {
+	if cur.rowsTotal > 0 {
+		return cur.rowsTotal
+	}
+	for _, r := range j.runs {
+		if r.rowsTotal > 0 {
+			return r.rowsTotal
+		}
+	}
+	return int64(l.rows)
 }
 
 // predictRetry: the last attempt failed; a retry should come and either resume
@@ -280,15 +320,9 @@ func predictRetry(j *JobState, cur *runTrack, l learned, have bool, p Params, no
 		pr.Why = fmt.Sprintf("attempt failed %.0f min ago (%s) and no retry started", since.Minutes(), cur.err)
 		return pr
 	}
-	rate := l.rate
-	if r, ok := cur.typicalRate(); ok {
-		rate = r
-	}
+	rate, _ := baseRate(cur, l, have)
 	if rate <= 0 {
-		if !have {
-			return fallback("the last attempt failed")
-		}
-		rate = l.rows / math.Max(l.load, 1)
+		return fallback("the last attempt failed")
 	}
 	pre := l.pre
 	if !have {
@@ -300,8 +334,9 @@ func predictRetry(j *JobState, cur *runTrack, l learned, have bool, p Params, no
 	}
 	ahead := retryAt.Sub(now).Minutes() + pre + l.post
 	left := j.deadline.Sub(now).Minutes()
-	scratch := ahead + float64(cur.rowsTotal)/rate
-	resume := ahead + float64(cur.rowsTotal-cur.rowsDone)/rate
+	total := float64(j.rowsTotal(cur, l))
+	scratch := ahead + total/rate
+	resume := ahead + math.Max(total-float64(cur.rowsDone), 0)/rate
 	pr.Lo, pr.Hi = now.Add(minutes(resume)), now.Add(minutes(scratch))
 	pr.Finish = now.Add(minutes((scratch + resume) / 2))
 	pr.PBreach = 0.5*b2f(scratch > left) + 0.5*b2f(resume > left)

@@ -88,11 +88,16 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	}
 	cur := j.current()
 	done := !j.succeeded.IsZero()
+	// Nights that began before the rules were watching are not judged: what
+	// happened early in them is unknown.
+	watched := !j.since.After(j.night.Add(-nightWindowLead))
 	l := j.learned()
 	have := l.n >= p.MinHistory
 
 	// deadline-missed, and predicted-breach before it.
-	if !done && !now.Before(j.deadline) {
+	if !watched {
+		// nothing night-based
+	} else if !done && !now.Before(j.deadline) {
 		mk(RuleDeadlineMissed, SevCritical, "", Trigger,
 			fmt.Sprintf("not succeeded by the deadline %s (%s)", hhmm(j.deadline), stateOf(cur)),
 			map[string]any{"deadline": j.deadline, "state": stateOf(cur)})
@@ -112,14 +117,14 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	}
 
 	// missed-start: nothing has started by the schedule plus a grace.
-	if cur == nil && !now.Before(j.night.Add(p.MissedStartGrace)) && now.Before(j.deadline) {
+	if watched && cur == nil && !now.Before(j.night.Add(p.MissedStartGrace)) && now.Before(j.deadline) {
 		mk(RuleMissedStart, SevWarning, "", Trigger,
 			fmt.Sprintf("no run started since %s (scheduled, +%v grace)", hhmm(j.night), p.MissedStartGrace),
 			map[string]any{"scheduled_at": j.night})
 	}
 
 	// files-late: still waiting past the expected arrival.
-	if !done && (cur == nil || cur.state == status.StateWaiting) {
+	if watched && !done && (cur == nil || cur.state == status.StateWaiting) {
 		expected, ok := spec.FilesExpectedFor(j.night)
 		how := "files_expected_by"
 		if !ok && have {

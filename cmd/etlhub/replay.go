@@ -42,4 +42,3 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		res.Observations, res.Jobs, res.Ticks, time.Since(start).Seconds(), res.Transitions, *out)
 	return 0
 }
-
