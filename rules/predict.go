@@ -40,7 +40,7 @@ type Params struct {
 // DefaultParams are the defaults.
 func DefaultParams() Params {
 	return Params{
-		PageProbability:        0.6,
+		PageProbability:        0.85,
 		ResolveProbability:     0.25,
 		SlowdownPersistence:    45 * time.Minute,
 		MinHistory:             3,
@@ -255,8 +255,17 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	rBase, basis := baseRate(cur, l, have)
 	pr.Basis = basis
 	rBase = math.Max(rBase, rNow)
+	// Predict from the run's last progress time, not from now: the poll lags
+	// the job, and the run may already have finished unseen.
+	ref := now
+	if !frozen && cur.updated.Before(now) {
+		ref = cur.updated
+	}
 	post := l.post
-	avail := j.deadline.Sub(now).Minutes() - post
+	if cur.stage == "publishing" && !cur.loadEnd.IsZero() {
+		post = math.Max(0, post-ref.Sub(cur.loadEnd).Minutes())
+	}
+	avail := j.deadline.Sub(ref).Minutes() - post
 	if rBase <= 0 {
 		pr.PBreach = 0.5
 		pr.Why = "no measurable progress yet"
@@ -264,22 +273,22 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	}
 	atBase := remaining / rBase
 	sigma := rateSigma(cur.loadEnd.Sub(cur.loadStart).Minutes())
-	pr.Lo = now.Add(minutes(atBase*math.Exp(-1.28*sigma) + post))
+	pr.Lo = ref.Add(minutes(atBase*math.Exp(-1.28*sigma) + post))
 	persist := p.SlowdownPersistence.Minutes()
 	if rNow > 0 {
-		pr.Hi = now.Add(minutes(remaining/rNow + post))
+		pr.Hi = ref.Add(minutes(remaining/rNow + post))
 		if rNow*persist >= remaining {
 			pr.Finish = pr.Hi
 		} else {
-			pr.Finish = now.Add(minutes(persist + (remaining-rNow*persist)/rBase + post))
+			pr.Finish = ref.Add(minutes(persist + (remaining-rNow*persist)/rBase + post))
 		}
 	} else {
-		pr.Finish = now.Add(minutes(persist + atBase + post))
+		pr.Finish = ref.Add(minutes(persist + atBase + post))
 	}
 	// Even at base pace it may be too late (the pace's own uncertainty), and
 	// a slowdown that goes on for more than u* minutes makes it too late.
 	pr.PBreach = pLonger(atBase, sigma, avail)
-	if rNow < rBase {
+	if rNow < rBase && remaining > rNow*avail {
 		uStar := (avail*rBase - remaining) / (rBase - rNow)
 		pSlow := 1.0
 		if uStar > 0 {

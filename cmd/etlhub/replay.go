@@ -22,6 +22,9 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "where to write alert transitions (JSON lines)")
 	storePath := fs.String("store", "", "SQLite file to ingest into (default: a temporary file)")
 	tick := fs.Duration("tick", time.Minute, "simulated clock step")
+	params := rules.DefaultParams()
+	fs.Float64Var(&params.PageProbability, "page-probability", params.PageProbability, "breach probability at which predicted-breach pages")
+	fs.DurationVar(&params.SlowdownPersistence, "slowdown-persistence", params.SlowdownPersistence, "mean remaining length of a slowdown")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -32,7 +35,7 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	res, err := hub.Replay(ctx, hub.ReplayOptions{
 		Scenario: *scen, Observations: *obsPath, Out: *out, StorePath: *storePath, Tick: *tick,
-		Params: rules.DefaultParams(),
+		Params: params,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "etlhub replay:", err)
