@@ -30,6 +30,10 @@ type JobView struct {
 	Risk            string     `json:"risk,omitempty"`
 	PredictedFinish *time.Time `json:"predicted_finish,omitempty"`
 	Deadline        *time.Time `json:"deadline,omitempty"`
+	PBreach         float64    `json:"p_breach"`
+	Basis           string     `json:"prediction_basis,omitempty"`
+	LearnedFrom     int        `json:"learned_from"`
+	Why             string     `json:"why,omitempty"`
 	ActiveAlerts    int        `json:"active_alerts"`
 }
 
@@ -98,6 +102,11 @@ func New(o Options) http.Handler {
 	v1.GET("/jobs/:tenant/:job/runs", view, s.runs)
 	v1.GET("/runs/*run_id", view, s.run)
 	v1.GET("/sources", view, s.sources)
+	v1.GET("/alerts", view, s.alerts)
+	v1.GET("/silences", view, s.listSilences)
+	op := s.auth.require(RoleOperator)
+	v1.POST("/silences", op, s.createSilence)
+	v1.DELETE("/silences/:id", op, s.deleteSilence)
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
 	return r
 }

@@ -27,6 +27,7 @@ type Config struct {
 	Retention RetentionConfig           `yaml:"retention"`
 	Ingest    IngestConfig              `yaml:"ingest"`
 	Auth      api.AuthConfig            `yaml:"auth"`
+	Rules     RulesConfig               `yaml:"rules"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
 	Jobs      []status.JobSpec          `yaml:"jobs"`
 }
@@ -102,6 +103,7 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Ingest.MaxBodyBytes < 1024 || c.Ingest.MaxBodyBytes > 1<<30 {
 		p.Add("ingest.max_body_bytes", "%d is outside 1 KiB..1 GiB", c.Ingest.MaxBodyBytes)
 	}
+	c.Rules.Validate(p, "rules")
 	c.Auth.Validate(p, "auth")
 	if len(c.Auth.Tokens) == 0 {
 		p.Add("auth.tokens", "at least one token is required: the API has no anonymous access")

@@ -43,13 +43,18 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	log.Info("store open", "driver", st.Dialect())
 
 	ing := NewIngestor(st, reg)
+	rl := newRuleLoop(cfg, st, log, reg)
+	if err := rl.warm(ctx, time.Now().UTC()); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	ing.after = rl.engine.Observe
 	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, collectors.NewMetrics(reg), time.Now)
 	if err != nil {
 		return err
 	}
 
 	handler := api.New(api.Options{
-		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
+		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: rl,
 		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -69,6 +74,8 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	pruneCtx, stopPrune := context.WithCancel(ctx)
 	pruned := make(chan struct{})
 	go func() { defer close(pruned); prune(pruneCtx, st, cfg.Retention, log) }()
+	ruled := make(chan struct{})
+	go func() { defer close(ruled); rl.run(pruneCtx) }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -87,6 +94,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	runner.Stop()
 	stopPrune()
 	<-pruned
+	<-ruled
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

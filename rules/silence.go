@@ -1,0 +1,108 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Matcher matches one alert label exactly, or by regular expression.
+type Matcher struct {
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	IsRegex bool   `json:"is_regex,omitempty"`
+}
+
+// Silence mutes alerts that match all its matchers between StartsAt and EndsAt
+// (a maintenance window is a silence planned ahead).
+type Silence struct {
+	ID        string    `json:"id"`
+	Matchers  []Matcher `json:"matchers"`
+	StartsAt  time.Time `json:"starts_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	CreatedBy string    `json:"created_by"`
+	Comment   string    `json:"comment"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SilenceLabels are the labels a matcher may name.
+var SilenceLabels = []string{"rule", "tenant", "job", "severity", "run_id", "source"}
+
+func label(a *Alert, name string) string {
+	switch name {
+	case "rule":
+		return a.Rule
+	case "tenant":
+		return a.Tenant
+	case "job":
+		return a.Job
+	case "severity":
+		return a.Severity
+	case "run_id":
+		return a.RunID
+	case "source":
+		return a.Source
+	}
+	return ""
+}
+
+// Validate checks a silence before it is stored.
+func (s *Silence) Validate() error {
+	if len(s.Matchers) == 0 {
+		return fmt.Errorf("matchers: at least one is required")
+	}
+	for i, m := range s.Matchers {
+		ok := false
+		for _, l := range SilenceLabels {
+			ok = ok || l == m.Name
+		}
+		if !ok {
+			return fmt.Errorf("matchers[%d].name: %q is not one of %v", i, m.Name, SilenceLabels)
+		}
+		if m.IsRegex {
+			if _, err := regexp.Compile("^(?:" + m.Value + ")$"); err != nil {
+				return fmt.Errorf("matchers[%d].value: %v", i, err)
+			}
+		} else if m.Value == "" {
+			return fmt.Errorf("matchers[%d].value: is required", i)
+		}
+	}
+	if !s.EndsAt.After(s.StartsAt) {
+		return fmt.Errorf("ends_at: must be after starts_at")
+	}
+	if len(s.Comment) > 1024 {
+		return fmt.Errorf("comment: at most 1024 bytes")
+	}
+	return nil
+}
+
+// Matches reports whether the silence covers a at now.
+func (s *Silence) Matches(a *Alert, now time.Time) bool {
+	if now.Before(s.StartsAt) || !now.Before(s.EndsAt) {
+		return false
+	}
+	for _, m := range s.Matchers {
+		v := label(a, m.Name)
+		if m.IsRegex {
+			re, err := regexp.Compile("^(?:" + m.Value + ")$")
+			if err != nil || !re.MatchString(v) {
+				return false
+			}
+		} else if v != m.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// Silencing builds a Silencer from a set of silences.
+func Silencing(silences []Silence) Silencer {
+	return func(a *Alert, now time.Time) bool {
+		for i := range silences {
+			if silences[i].Matches(a, now) {
+				return true
+			}
+		}
+		return false
+	}
+}

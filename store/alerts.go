@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/rules"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// alertRow is one alert (one fingerprint's current or last life).
+type alertRow struct {
+	Fingerprint string    `gorm:"primaryKey;size:512"`
+	Rule        string    `gorm:"size:64;not null;index"`
+	Severity    string    `gorm:"size:16;not null"`
+	Tenant      string    `gorm:"size:128;not null;index"`
+	Job         string    `gorm:"size:128;not null"`
+	State       string    `gorm:"size:16;not null;index"`
+	UpdatedAt   time.Time `gorm:"not null"`
+	Body        string    `gorm:"type:text;not null"` // the rules.Alert as JSON
+}
+
+func (alertRow) TableName() string { return "alerts" }
+
+// alertEventRow is one transition, in order: the history of what fired.
+type alertEventRow struct {
+	ID          uint64    `gorm:"primaryKey;autoIncrement"`
+	At          time.Time `gorm:"not null;index"`
+	Fingerprint string    `gorm:"size:512;not null;index"`
+	Status      string    `gorm:"size:16;not null"`
+	Silenced    bool      `gorm:"not null"`
+	Body        string    `gorm:"type:text;not null"`
+}
+
+func (alertEventRow) TableName() string { return "alert_events" }
+
+// SaveAlerts persists changed alerts and their transitions in one transaction,
+// so a restart neither pages twice nor forgets.
+func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []rules.Transition) error {
+	if len(changed) == 0 && len(trans) == 0 {
+		return nil
+	}
+	rows := make([]alertRow, 0, len(changed))
+	for i := range changed {
+		a := &changed[i]
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, alertRow{Fingerprint: a.Fingerprint, Rule: a.Rule, Severity: a.Severity, Tenant: a.Tenant,
+			Job: a.Job, State: string(a.State), UpdatedAt: a.LastSeen.UTC(), Body: string(b)})
+	}
+	events := make([]alertEventRow, 0, len(trans))
+	for _, t := range trans {
+		b, err := json.Marshal(t.Alert)
+		if err != nil {
+			return err
+		}
+		events = append(events, alertEventRow{At: t.At.UTC(), Fingerprint: t.Alert.Fingerprint, Status: t.Status,
+			Silenced: t.Alert.Silenced, Body: string(b)})
+	}
+	return s.write(ctx, "save_alerts", func(tx *gorm.DB) error {
+		for start := 0; start < len(rows); start += maxBatch {
+			end := min(start+maxBatch, len(rows))
+			if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "fingerprint"}}, UpdateAll: true}).
+				Create(rows[start:end]).Error; err != nil {
+				return fmt.Errorf("save alerts: %w", err)
+			}
+		}
+		if len(events) > 0 {
+			if err := tx.CreateInBatches(events, maxBatch).Error; err != nil {
+				return fmt.Errorf("save alert events: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// AlertFilter narrows ListAlerts.
+type AlertFilter struct {
+	Tenants  []string
+	States   []string // pending, firing, resolved
+	Rule     string
+	Severity string
+	Limit    int
+}
+
+// ListAlerts returns alerts, most recently updated first.
+func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, error) {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		f.Limit = 200
+	}
+	var out []rules.Alert
+	err := s.read(ctx, "list_alerts", func(db *gorm.DB) error {
+		q := db.Model(&alertRow{})
+		if len(f.Tenants) > 0 {
+			q = q.Where("tenant IN ?", f.Tenants)
+		}
+		if len(f.States) > 0 {
+			q = q.Where("state IN ?", f.States)
+		}
+		if f.Rule != "" {
+			q = q.Where("rule = ?", f.Rule)
+		}
+		if f.Severity != "" {
+			q = q.Where("severity = ?", f.Severity)
+		}
+		var rows []alertRow
+		if err := q.Order("updated_at DESC, fingerprint").Limit(f.Limit).Find(&rows).Error; err != nil {
+			return err
+		}
+		out = make([]rules.Alert, 0, len(rows))
+		for _, r := range rows {
+			var a rules.Alert
+			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
+				return fmt.Errorf("alert %s: %w", r.Fingerprint, err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AlertEvents counts transitions (tests) for a fingerprint and status.
+func (s *Store) AlertEvents(ctx context.Context, fingerprint string) ([]rules.Transition, error) {
+	var out []rules.Transition
+	err := s.read(ctx, "alert_events", func(db *gorm.DB) error {
+		var rows []alertEventRow
+		if err := db.Where("fingerprint = ?", fingerprint).Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			var a rules.Alert
+			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
+				return err
+			}
+			out = append(out, rules.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ObservationsSince returns observations observed at or after since, in at
+// order (to rebuild the rules' state after a restart).
+func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func([]status.Observation) error) error {
+	return s.read(ctx, "observations_since", func(db *gorm.DB) error {
+		var batch []observationRow
+		return db.Where("at >= ?", since.UTC()).Order("at, id").FindInBatches(&batch, 5000, func(tx *gorm.DB, _ int) error {
+			obs := make([]status.Observation, len(batch))
+			for i := range batch {
+				obs[i] = batch[i].observation()
+			}
+			return fn(obs)
+		}).Error
+	})
+}
