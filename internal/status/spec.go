@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -91,7 +92,7 @@ func (s *JobSpec) Compile() error {
 	if tz == "" {
 		tz = "UTC"
 	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := loadLocation(tz)
 	if err != nil {
 		return &SpecError{"timezone", fmt.Sprintf("%q is not an IANA time zone", s.Timezone)}
 	}
@@ -122,6 +123,22 @@ func (s *JobSpec) Compile() error {
 		}
 	}
 	return nil
+}
+
+// locations caches time zones: each time.LoadLocation parses the zone
+// database anew and holds kilobytes, which 100,000 jobs would multiply.
+var locations sync.Map // name -> *time.Location
+
+func loadLocation(name string) (*time.Location, error) {
+	if l, ok := locations.Load(name); ok {
+		return l.(*time.Location), nil
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := locations.LoadOrStore(name, l)
+	return v.(*time.Location), nil
 }
 
 func parseHHMM(v string) (int, error) {
