@@ -122,6 +122,17 @@ func (j *JobState) current() *runTrack {
 	return cur
 }
 
+// lastAt is when tonight was last observed.
+func (j *JobState) lastAt() time.Time {
+	var t time.Time
+	for _, r := range j.runs {
+		if r.lastAt.After(t) {
+			t = r.lastAt
+		}
+	}
+	return t
+}
+
 // learn records the night being left in the job's history.
 func (j *JobState) learn() {
 	if len(j.runs) == 0 {

@@ -32,9 +32,13 @@ type Params struct {
 	RetryGrace time.Duration
 	// MissedStartGrace is how long after the scheduled start a run must exist.
 	MissedStartGrace time.Duration
-	// FrozenAfter: progress older than this counts as no progress (rate 0) in
-	// the prediction, before stale_after calls the run stalled.
+	// FrozenAfter: a heartbeat this much older than the observation that
+	// carries it counts as no progress (rate 0) in the prediction.
 	FrozenAfter time.Duration
+	// DeadlineEvidence is how long after the deadline deadline-missed waits
+	// for an observation to show the run had not succeeded; success may have
+	// happened between polls.
+	DeadlineEvidence time.Duration
 }
 
 // DefaultParams are the defaults.
@@ -49,6 +53,7 @@ func DefaultParams() Params {
 		RetryGrace:             45 * time.Minute,
 		MissedStartGrace:       30 * time.Minute,
 		FrozenAfter:            12 * time.Minute,
+		DeadlineEvidence:       30 * time.Minute,
 	}
 }
 
@@ -247,7 +252,9 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	total := j.rowsTotal(cur, l)
 	remaining := math.Max(float64(total-cur.rowsDone), 0)
 	rNow, _ := cur.rateOver(15 * time.Minute)
-	frozen := now.Sub(cur.updated) > p.FrozenAfter
+	// Frozen when the job itself reports an old heartbeat, or when nothing
+	// has been heard for longer than stale_after; a late poll is not a stall.
+	frozen := cur.lastAt.Sub(cur.updated) > p.FrozenAfter || now.Sub(cur.updated) > j.Spec.StaleAfter.D()
 	if frozen {
 		rNow = 0
 	}

@@ -97,11 +97,11 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	// deadline-missed, and predicted-breach before it.
 	if !watched {
 		// nothing night-based
-	} else if !done && !now.Before(j.deadline) {
+	} else if !done && !now.Before(j.deadline) && (!j.lastAt().Before(j.deadline) || now.Sub(j.deadline) >= p.DeadlineEvidence) {
 		mk(RuleDeadlineMissed, SevCritical, "", Trigger,
 			fmt.Sprintf("not succeeded by the deadline %s (%s)", hhmm(j.deadline), stateOf(cur)),
 			map[string]any{"deadline": j.deadline, "state": stateOf(cur)})
-	} else if !done && now.After(j.night.Add(-nightWindowLead)) {
+	} else if !done && now.Before(j.deadline) {
 		lvl := Level(0)
 		if pr.PBreach >= p.PageProbability {
 			lvl = Trigger
