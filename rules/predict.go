@@ -39,6 +39,10 @@ type Params struct {
 	// for an observation to show the run had not succeeded; success may have
 	// happened between polls.
 	DeadlineEvidence time.Duration
+	// Horizon, when set, is where the data ends (a replay's scenario end):
+	// nights whose deadline lies beyond it are not judged, as nothing could
+	// show whether they made it. Zero in the live hub.
+	Horizon time.Time
 }
 
 // DefaultParams are the defaults.

@@ -90,7 +90,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	done := !j.succeeded.IsZero()
 	// Nights that began before the rules were watching are not judged: what
 	// happened early in them is unknown.
-	watched := !j.since.After(j.night.Add(-nightWindowLead))
+	watched := !j.since.After(j.night.Add(-nightWindowLead)) && (p.Horizon.IsZero() || !j.deadline.After(p.Horizon))
 	l := j.learned()
 	have := l.n >= p.MinHistory
 

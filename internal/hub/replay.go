@@ -110,7 +110,11 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		return res, err
 	}
 	defer st.Close()
-	engine := rules.NewEngine(sc.Jobs, o.Params, nil)
+	params := o.Params
+	if sc.End != nil {
+		params.Horizon = sc.End.UTC()
+	}
+	engine := rules.NewEngine(sc.Jobs, params, nil)
 	ing := NewIngestor(st, prometheus.NewRegistry())
 	ing.after = engine.Observe
 

@@ -166,12 +166,29 @@ func (s *JobSpec) NextStart(t time.Time) time.Time {
 		if wall.IsZero() {
 			return time.Time{}
 		}
-		real := time.Date(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), wall.Second(), 0, s.loc)
+		real := localAt(wall.Year(), wall.Month(), wall.Day(), wall.Hour(), wall.Minute(), s.loc)
 		if real.After(t) {
 			return real.UTC()
 		}
 	}
 	return time.Time{}
+}
+
+// localAt is the instant a local clock reads y-mo-d h:mi. A time that does
+// not exist (skipped by a spring-forward change) is read with the offset in
+// effect before the change, as RFC 5545 does: 02:30 becomes 03:30 daylight
+// time. A time that happens twice (autumn) is its first occurrence.
+func localAt(y int, mo time.Month, d, h, mi int, loc *time.Location) time.Time {
+	t := time.Date(y, mo, d, h, mi, 0, 0, loc)
+	if t.Hour() == h && t.Minute() == mi {
+		if earlier := t.Add(-time.Hour); earlier.Hour() == h && earlier.Minute() == mi {
+			return earlier
+		}
+		return t
+	}
+	naive := time.Date(y, mo, d, h, mi, 0, 0, time.UTC)
+	_, off := naive.Add(-12 * time.Hour).In(loc).Zone()
+	return naive.Add(-time.Duration(off) * time.Second)
 }
 
 // toWall reinterprets a local time's clock reading as UTC.
@@ -208,9 +225,9 @@ func (s *JobSpec) PrevStart(t time.Time) time.Time {
 // of start, or of the next day when that is not after start.
 func (s *JobSpec) atLocal(start time.Time, m int) time.Time {
 	l := start.In(s.loc)
-	t := time.Date(l.Year(), l.Month(), l.Day(), m/60, m%60, 0, 0, s.loc)
+	t := localAt(l.Year(), l.Month(), l.Day(), m/60, m%60, s.loc)
 	if !t.After(l) {
-		t = time.Date(l.Year(), l.Month(), l.Day()+1, m/60, m%60, 0, 0, s.loc)
+		t = localAt(l.Year(), l.Month(), l.Day()+1, m/60, m%60, s.loc)
 	}
 	return t.UTC()
 }

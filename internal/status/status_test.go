@@ -136,3 +136,16 @@ func TestSpecErrorsNameFields(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadlineInTheSkippedHour(t *testing.T) {
+	// 22:15 New York on 2026-03-07, deadline 02:50: on the 8th 02:50 does not
+	// exist; it is read with the offset before the change (EST), 07:50Z.
+	s := mustSpec(t, JobSpec{Tenant: "a", Job: "b", Timezone: "America/New_York", Schedule: "15 22 * * *", Deadline: "02:50"})
+	start := s.NextStart(utc("2026-03-07T12:00:00Z"))
+	if !start.Equal(utc("2026-03-08T03:15:00Z")) {
+		t.Fatalf("start %v", start)
+	}
+	if dl := s.DeadlineFor(start); !dl.Equal(utc("2026-03-08T07:50:00Z")) {
+		t.Fatalf("deadline %v, want 2026-03-08T07:50Z", dl)
+	}
+}
