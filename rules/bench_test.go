@@ -60,7 +60,7 @@ func BenchmarkTick100k(b *testing.B) {
 		e.Observe(obs)
 	}
 	now := night0.Add(3*24*time.Hour + 0)
-	now = specs[0].NextStart(night0.Add(3*time.Hour)).Add(45 * time.Minute)
+	now = specs[0].NextStart(night0.Add(3 * time.Hour)).Add(45 * time.Minute)
 	first := time.Now()
 	e.Tick(now)
 	firstTick := time.Since(first)
