@@ -115,8 +115,19 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		params.Horizon = sc.End.UTC()
 	}
 	engine := rules.NewEngine(sc.Jobs, params, nil)
+	// The rules see each tick's observations at once; the store takes them in
+	// batches of up to 1000, as a pusher would send them. Both are the live
+	// hub's code: the Ingestor stores, then hands the batch to the rules.
 	ing := NewIngestor(st, prometheus.NewRegistry())
-	ing.after = engine.Observe
+	var pending []status.Observation
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		_, err := ing.Ingest(ctx, "replay", pending)
+		pending = pending[:0]
+		return err
+	}
 
 	tmp := o.Out + ".tmp"
 	f, err := os.Create(tmp)
@@ -156,8 +167,12 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 			}
 		}
 		if len(batch) > 0 {
-			if _, err := ing.Ingest(ctx, "replay", batch); err != nil {
-				return res, err
+			engine.Observe(batch)
+			pending = append(pending, batch...)
+			if len(pending) >= 1000 {
+				if err := flush(); err != nil {
+					return res, err
+				}
 			}
 			res.Observations += len(batch)
 		}
@@ -178,6 +193,9 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 			break
 		}
 		clock = clock.Add(o.Tick)
+	}
+	if err := flush(); err != nil {
+		return res, err
 	}
 	if err := w.Flush(); err != nil {
 		return res, err
