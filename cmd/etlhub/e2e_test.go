@@ -81,7 +81,12 @@ type hubProc struct {
 // startHub writes a config with the given sources and jobs and runs the binary.
 func startHub(t *testing.T, sources, jobs string) *hubProc {
 	t.Helper()
-	dir := t.TempDir()
+	return startHubIn(t, t.TempDir(), sources, jobs, "")
+}
+
+// startHubIn runs a hub whose store lives in dir; extra is more config.
+func startHubIn(t *testing.T, dir, sources, jobs, extra string) *hubProc {
+	t.Helper()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
@@ -98,7 +103,8 @@ sources:
 %s
 jobs:
 %s
-`, addr, filepath.Join(dir, "hub.db"), sources, jobs)
+%s
+`, addr, filepath.Join(dir, "hub.db"), sources, jobs, extra)
 	path := filepath.Join(dir, "etlhub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -156,6 +162,26 @@ func (h *hubProc) eventually(what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metric reads one unlabelled sample from /metrics, -1 when absent.
+func (h *hubProc) metric(name string) float64 {
+	req, _ := http.NewRequest("GET", h.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+viewTok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscanf(v, "%g", &f)
+			return f
+		}
+	}
+	return -1
 }
 
 func jobsOf(body map[string]any) map[string]map[string]any {
@@ -424,5 +450,140 @@ func TestCheckConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAlertsSilencesAndRestart: a stalled run raises an alert the API lists;
+// a restart keeps it without paging again; silences need the operator role.
+func TestAlertsSilencesAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	started := now.Add(-50 * time.Minute).Format(time.RFC3339)
+	frozen := now.Add(-30 * time.Minute).Format(time.RFC3339)
+	jobs := `  - {tenant: dade, job: roster-import, timezone: UTC, schedule: "0 0 * * *", deadline: "23:59", stale_after: 20m}`
+	h := startHubIn(t, dir, "  []", jobs, "rules: {tick: 1s}")
+	obs := fmt.Sprintf(`{"at":%q,"tenant":"dade","job":"roster-import","run_id":"dade/1","state":"running","stage":"loading","started_at":%q,"updated_at":%q,"rows_done":10,"rows_total":100}`,
+		now.Format(time.RFC3339), started, frozen)
+	if code, body := h.call("POST", "/api/v1/observations", opTok, []byte(obs)); code != 200 {
+		t.Fatalf("push: %d %v", code, body)
+	}
+	var alert map[string]any
+	h.eventually("a stalled alert fires", 20*time.Second, func() bool {
+		_, body := h.call("GET", "/api/v1/alerts?state=firing", viewTok, nil)
+		list, _ := body["alerts"].([]any)
+		for _, x := range list {
+			if a := x.(map[string]any); a["rule"] == "stalled" {
+				alert = a
+				return true
+			}
+		}
+		return false
+	})
+	if alert["severity"] != "warning" || !strings.Contains(alert["summary"].(string), "no heartbeat for 30 min") {
+		t.Fatalf("stalled alert = %v", alert)
+	}
+	_, body := h.call("GET", "/api/v1/status", viewTok, nil)
+	row := jobsOf(body)["dade/roster-import"]
+	if row["active_alerts"] != 1.0 || row["risk"] == "" {
+		t.Fatalf("status row lacks the alert and risk: %v", row)
+	}
+
+	// Silences: a viewer may not create one; an operator may; bad input is named.
+	sil := fmt.Sprintf(`{"matchers":[{"name":"tenant","value":"dade"}],"ends_at":%q,"comment":"maintenance"}`, now.Add(time.Hour).Format(time.RFC3339))
+	if code, _ := h.call("POST", "/api/v1/silences", viewTok, []byte(sil)); code != 403 {
+		t.Fatalf("viewer created a silence: %d", code)
+	}
+	code, body := h.call("POST", "/api/v1/silences", opTok, []byte(`{"matchers":[{"name":"colour","value":"x"}],"ends_at":"2099-01-01T00:00:00Z"}`))
+	if code != 422 || !strings.Contains(fmt.Sprint(body), "matchers[0].name") {
+		t.Fatalf("bad silence: %d %v", code, body)
+	}
+	code, body = h.call("POST", "/api/v1/silences", opTok, []byte(sil))
+	if code != 201 || body["created_by"] != "operator" {
+		t.Fatalf("create silence: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	_, body = h.call("GET", "/api/v1/silences", viewTok, nil)
+	if list, _ := body["silences"].([]any); len(list) != 1 {
+		t.Fatalf("silences = %v", body)
+	}
+	if code, _ := h.call("DELETE", "/api/v1/silences/"+id, opTok, nil); code != 204 {
+		t.Fatalf("expire silence: %d", code)
+	}
+	if code, _ := h.call("DELETE", "/api/v1/silences/"+id, opTok, nil); code != 404 {
+		t.Fatalf("expire twice: %d, want 404", code)
+	}
+
+	// Restart on the same store: the alert is still firing and was not fired again.
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	<-h.done
+	h.done <- nil
+	h2 := startHubIn(t, dir, "  []", jobs, "rules: {tick: 1s}")
+	h2.eventually("the restarted hub has evaluated its rules three times", 20*time.Second, func() bool {
+		return h2.metric("etlhub_rules_tick_seconds_count") >= 3
+	})
+	_, body = h2.call("GET", "/api/v1/alerts?state=firing", viewTok, nil)
+	n := 0
+	for _, x := range body["alerts"].([]any) {
+		if x.(map[string]any)["rule"] == "stalled" {
+			n++
+			if x.(map[string]any)["fired_at"] != alert["fired_at"] {
+				t.Fatalf("the alert fired again after the restart: %v vs %v", x, alert)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d stalled alerts after restart, want 1: %v", n, body)
+	}
+	if c := strings.Count(h2.logs.String(), `"msg":"alert firing"`); c != 0 {
+		t.Fatalf("the restarted hub logged %d new firings", c)
+	}
+}
+
+func TestReplayWritesTransitions(t *testing.T) {
+	dir := t.TempDir()
+	scen := filepath.Join(dir, "scenario.json")
+	os.WriteFile(scen, []byte(`{"version":1,"name":"t","start":"2026-09-01T01:00:00Z","end":"2026-09-01T06:00:00Z",
+	 "jobs":[{"tenant":"dade","job":"roster-import","timezone":"UTC","schedule":"0 2 * * *","deadline":"05:00","stale_after":"20m"}]}`), 0o644)
+	var lines []string
+	for m := 0; m <= 60; m += 5 {
+		at := time.Date(2026, 9, 1, 2, m, 0, 0, time.UTC)
+		upd := at
+		if m > 30 {
+			upd = time.Date(2026, 9, 1, 2, 30, 0, 0, time.UTC) // frozen from 02:30
+		}
+		lines = append(lines, fmt.Sprintf(`{"at":%q,"source":"importer","tenant":"dade","job":"roster-import","run_id":"r1","state":"running","stage":"loading","started_at":"2026-09-01T02:00:00Z","updated_at":%q,"rows_done":%d,"rows_total":1000}`,
+			at.Format(time.RFC3339), upd.Format(time.RFC3339), min(m, 30)*10))
+	}
+	obs := filepath.Join(dir, "obs.jsonl")
+	os.WriteFile(obs, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	out := filepath.Join(dir, "alerts.jsonl")
+	var so, se bytes.Buffer
+	if code := run([]string{"replay", "--scenario", scen, "--observations", obs, "--out", out}, &so, &se); code != 0 {
+		t.Fatalf("replay exit %d: %s", code, se.String())
+	}
+	data, _ := os.ReadFile(out)
+	var stalled map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var a map[string]any
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("bad line %q: %v", l, err)
+		}
+		for _, k := range []string{"at", "tenant", "job", "severity", "status", "rule", "fingerprint", "summary"} {
+			if _, ok := a[k]; !ok {
+				t.Fatalf("line lacks %s: %s", k, l)
+			}
+		}
+		if a["rule"] == "stalled" && a["status"] == "firing" {
+			stalled = a
+		}
+	}
+	if stalled == nil || stalled["at"] != "2026-09-01T02:51:00Z" {
+		t.Fatalf("stalled firing = %v, want at 02:51 (heartbeat 02:30 + 20m)", stalled)
+	}
+	// Unsorted input is refused with the line.
+	os.WriteFile(obs, []byte(lines[3]+"\n"+lines[1]+"\n"), 0o644)
+	se.Reset()
+	if code := run([]string{"replay", "--scenario", scen, "--observations", obs, "--out", out}, &so, &se); code != 1 || !strings.Contains(se.String(), "obs.jsonl:2: observations are not sorted") {
+		t.Fatalf("unsorted input: exit %d, %s", code, se.String())
 	}
 }
