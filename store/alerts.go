@@ -38,11 +38,16 @@ type alertEventRow struct {
 
 func (alertEventRow) TableName() string { return "alert_events" }
 
-// SaveAlerts persists changed alerts and their transitions in one transaction,
-// so a restart neither pages twice nor forgets.
-func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []rules.Transition) error {
-	if len(changed) == 0 && len(trans) == 0 {
+// SaveAlerts persists changed alerts, their transitions and the notifications
+// they cause in one transaction, so a restart neither pages twice nor forgets,
+// and no transition is lost between the alert and its notification.
+func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []rules.Transition, notify []Notification) error {
+	if len(changed) == 0 && len(trans) == 0 && len(notify) == 0 {
 		return nil
+	}
+	outbox, err := outboxRows(notify)
+	if err != nil {
+		return err
 	}
 	rows := make([]alertRow, 0, len(changed))
 	for i := range changed {
@@ -74,6 +79,11 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []r
 		if len(events) > 0 {
 			if err := tx.CreateInBatches(events, maxBatch).Error; err != nil {
 				return fmt.Errorf("save alert events: %w", err)
+			}
+		}
+		if len(outbox) > 0 {
+			if err := tx.CreateInBatches(outbox, maxBatch).Error; err != nil {
+				return fmt.Errorf("queue notifications: %w", err)
 			}
 		}
 		return nil

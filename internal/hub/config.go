@@ -28,6 +28,7 @@ type Config struct {
 	Ingest    IngestConfig              `yaml:"ingest"`
 	Auth      api.AuthConfig            `yaml:"auth"`
 	Rules     RulesConfig               `yaml:"rules"`
+	Notify    NotifyConfig              `yaml:"notify"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
 	Jobs      []status.JobSpec          `yaml:"jobs"`
 }
@@ -104,6 +105,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Add("ingest.max_body_bytes", "%d is outside 1 KiB..1 GiB", c.Ingest.MaxBodyBytes)
 	}
 	c.Rules.Validate(p, "rules")
+	c.Notify.Validate(p, "notify")
 	c.Auth.Validate(p, "auth")
 	if len(c.Auth.Tokens) == 0 {
 		p.Add("auth.tokens", "at least one token is required: the API has no anonymous access")

@@ -8,6 +8,7 @@ import (
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,13 +73,15 @@ type ruleLoop struct {
 	engine    *rules.Engine
 	log       *slog.Logger
 	downAfter map[string]time.Duration
+	router    *notifier.Router
+	worker    *notifier.Worker
 	firing    *prometheus.CounterVec
 	ticks     prometheus.Histogram
 }
 
 func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
 	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), nil),
-		downAfter: map[string]time.Duration{}}
+		downAfter: map[string]time.Duration{}, router: cfg.Notify.router()}
 	for _, s := range cfg.Sources {
 		l.downAfter[s.Name] = s.DownAfter
 	}
@@ -133,8 +136,12 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 		l.log.Warn("reading silences failed", "error", err)
 	}
 	trans, changed := l.engine.Tick(now)
-	if err := l.st.SaveAlerts(tctx, changed, trans); err != nil {
+	notes := notifications(l.router, trans)
+	if err := l.st.SaveAlerts(tctx, changed, trans, notes); err != nil {
 		l.log.Error("saving alerts failed", "error", err)
+	}
+	if len(notes) > 0 && l.worker != nil {
+		l.worker.Kick()
 	}
 	for _, tr := range trans {
 		a := tr.Alert

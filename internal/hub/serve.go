@@ -48,6 +48,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return fmt.Errorf("rules: %w", err)
 	}
 	ing.after = rl.engine.Observe
+	rl.worker = newWorker(cfg, st, log, reg)
 	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, collectors.NewMetrics(reg), time.Now)
 	if err != nil {
 		return err
@@ -76,6 +77,8 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	go func() { defer close(pruned); prune(pruneCtx, st, cfg.Retention, log) }()
 	ruled := make(chan struct{})
 	go func() { defer close(ruled); rl.run(pruneCtx) }()
+	delivered := make(chan struct{})
+	go func() { defer close(delivered); rl.worker.Run(pruneCtx) }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -95,6 +98,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	stopPrune()
 	<-pruned
 	<-ruled
+	<-delivered
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

@@ -1,0 +1,131 @@
+package hub
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/notifier/pagerduty"
+	"github.com/etlhub/etlhub/notifier/slack"
+	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// NotifyConfig says where alerts go.
+type NotifyConfig struct {
+	Receivers       []ReceiverConfig `yaml:"receivers"`
+	Routes          []notifier.Route `yaml:"routes"`
+	DefaultReceiver string           `yaml:"default_receiver"`
+	Retry           NotifyRetry      `yaml:"retry"`
+}
+
+// NotifyRetry is the delivery retry policy.
+type NotifyRetry struct {
+	Base   time.Duration `yaml:"base"`
+	Max    time.Duration `yaml:"max"`
+	MaxAge time.Duration `yaml:"max_age"` // give up on a notification this old
+}
+
+// ReceiverConfig is one receiver: exactly one of pagerduty or slack.
+type ReceiverConfig struct {
+	Name          string            `yaml:"name"`
+	PagerDuty     *pagerduty.Config `yaml:"pagerduty"`
+	Slack         *slack.Config     `yaml:"slack"`
+	RatePerMinute float64           `yaml:"rate_per_minute"`
+}
+
+// Validate sets defaults and checks the section.
+func (n *NotifyConfig) Validate(p *config.Problems, key string) {
+	if n.Retry.Base == 0 {
+		n.Retry.Base = 5 * time.Second
+	}
+	if n.Retry.Max == 0 {
+		n.Retry.Max = 10 * time.Minute
+	}
+	if n.Retry.MaxAge == 0 {
+		n.Retry.MaxAge = 24 * time.Hour
+	}
+	names := map[string]bool{}
+	for i := range n.Receivers {
+		r := &n.Receivers[i]
+		k := fmt.Sprintf("%s.receivers[%d]", key, i)
+		if r.Name == "" {
+			p.Add(k+".name", "is required")
+		} else if names[r.Name] {
+			p.Add(k+".name", "%q is used twice", r.Name)
+		}
+		names[r.Name] = true
+		switch {
+		case (r.PagerDuty == nil) == (r.Slack == nil):
+			p.Add(k, "needs exactly one of pagerduty or slack")
+		case r.PagerDuty != nil:
+			r.PagerDuty.Validate(p, k+".pagerduty")
+			if r.RatePerMinute == 0 {
+				r.RatePerMinute = 120 // PagerDuty's events limit per routing key
+			}
+		case r.Slack != nil:
+			r.Slack.Validate(p, k+".slack")
+			if r.RatePerMinute == 0 {
+				r.RatePerMinute = 60 // about one message a second per channel
+			}
+		}
+		if r.RatePerMinute < 0 {
+			p.Add(k+".rate_per_minute", "must be positive")
+		}
+	}
+	for i := range n.Routes {
+		n.Routes[i].Validate(p, fmt.Sprintf("%s.routes[%d]", key, i), names)
+	}
+	if n.DefaultReceiver != "" && !names[n.DefaultReceiver] {
+		p.Add(key+".default_receiver", "%q is not a configured receiver", n.DefaultReceiver)
+	}
+	if len(n.Receivers) > 0 && len(n.Routes) == 0 && n.DefaultReceiver == "" {
+		p.Add(key+".routes", "no route and no default_receiver: nothing would be sent")
+	}
+}
+
+func (n *NotifyConfig) router() *notifier.Router {
+	return &notifier.Router{Routes: n.Routes, Default: n.DefaultReceiver}
+}
+
+func (n *NotifyConfig) receivers() []notifier.Receiver {
+	var out []notifier.Receiver
+	for _, r := range n.Receivers {
+		rc := notifier.Receiver{Name: r.Name, Limit: rate.Limit(r.RatePerMinute / 60), Burst: max(1, int(r.RatePerMinute/60))}
+		if r.PagerDuty != nil {
+			rc.Notifier = pagerduty.New(*r.PagerDuty)
+			rc.Burst = 10
+		} else {
+			rc.Notifier = slack.New(*r.Slack)
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *notifier.Worker {
+	return notifier.NewWorker(st, cfg.Notify.receivers(), notifier.WorkerOptions{
+		Policy: retry.Policy{Base: cfg.Notify.Retry.Base, Max: cfg.Notify.Retry.Max, Factor: 2, Jitter: 0.5},
+		MaxAge: cfg.Notify.Retry.MaxAge, DashboardURL: cfg.PublicURL, Log: log.With("part", "notifier"),
+		Metrics: notifier.NewMetrics(reg),
+	})
+}
+
+// notifications routes the transitions that are not silenced.
+func notifications(rt *notifier.Router, trans []rules.Transition) []store.Notification {
+	var out []store.Notification
+	for _, t := range trans {
+		if t.Alert.Silenced {
+			continue
+		}
+		for _, r := range rt.Receivers(&t.Alert) {
+			out = append(out, store.Notification{Receiver: r, Trans: t})
+		}
+	}
+	return out
+}

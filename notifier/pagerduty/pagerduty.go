@@ -1,0 +1,137 @@
+// Package pagerduty sends alert transitions to the PagerDuty Events API v2
+// through github.com/PagerDuty/go-pagerduty: trigger on firing, resolve on
+// resolved, the alert's fingerprint as dedup_key.
+package pagerduty
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/PagerDuty/go-pagerduty"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/notifier"
+)
+
+// DefaultEventsURL is PagerDuty's (US) Events API v2 base; the EU region is
+// https://events.eu.pagerduty.com.
+const DefaultEventsURL = "https://events.pagerduty.com"
+
+// Config is one PagerDuty receiver.
+type Config struct {
+	// RoutingKey is the integration key of a service, e.g. "${PD_ROUTING_KEY}".
+	RoutingKey config.Secret `yaml:"routing_key"`
+	// EventsURL is the Events API base (EU region, a proxy, tests).
+	EventsURL string        `yaml:"events_url"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// Validate sets defaults and checks the section at key.
+func (c *Config) Validate(p *config.Problems, key string) {
+	if c.EventsURL == "" {
+		c.EventsURL = DefaultEventsURL
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if len(c.RoutingKey.Value()) != 32 {
+		p.Add(key+".routing_key", "must be a 32-character integration key")
+	}
+	if u, err := url.Parse(c.EventsURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		p.Add(key+".events_url", "%q is not an http(s) URL", c.EventsURL)
+	}
+}
+
+// Notifier is a PagerDuty receiver.
+type Notifier struct {
+	cfg    Config
+	client *pagerduty.Client
+}
+
+// New builds a receiver from a validated config.
+func New(c Config) *Notifier {
+	pd := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(strings.TrimRight(c.EventsURL, "/")))
+	pd.HTTPClient = &capture{c: &http.Client{Timeout: c.Timeout}}
+	return &Notifier{cfg: c, client: pd}
+}
+
+// capture keeps the Retry-After of a 429, which go-pagerduty's error drops.
+type capture struct{ c *http.Client }
+
+type retryAfterKey struct{}
+
+func (h *capture) Do(r *http.Request) (*http.Response, error) {
+	resp, err := h.c.Do(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		if p, ok := r.Context().Value(retryAfterKey{}).(*string); ok {
+			*p = resp.Header.Get("Retry-After")
+		}
+	}
+	return resp, err
+}
+
+// DedupKey is the fingerprint, hashed when longer than PagerDuty's 255.
+func DedupKey(fp string) string {
+	if len(fp) <= 255 {
+		return fp
+	}
+	sum := sha256.Sum256([]byte(fp))
+	return fp[:190] + "#" + hex.EncodeToString(sum[:])
+}
+
+// Severity maps ours to PagerDuty's: critical, error, warning, info.
+func Severity(s string) string {
+	switch s {
+	case "critical":
+		return "critical"
+	case "warning":
+		return "warning"
+	}
+	return "info"
+}
+
+// Event builds the Events API v2 event for a message.
+func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
+	a := m.Alert
+	action := "trigger"
+	if m.Event == "resolved" {
+		action = "resolve"
+	}
+	ev := &pagerduty.V2Event{RoutingKey: n.cfg.RoutingKey.Value(), Action: action, DedupKey: DedupKey(a.Fingerprint),
+		Client: "etlhub", ClientURL: m.DashboardURL}
+	if action == "trigger" {
+		ev.Payload = &pagerduty.V2Payload{
+			Summary: notifier.Clip(a.Summary, 1024), Source: "etlhub", Severity: Severity(a.Severity),
+			Component: a.Job, Group: a.Tenant, Class: a.Rule, Details: notifier.Details(a),
+		}
+		if !a.FiredAt.IsZero() {
+			ev.Payload.Timestamp = a.FiredAt.UTC().Format(time.RFC3339)
+		}
+	}
+	return ev
+}
+
+// Notify sends the event; 429 and 5xx are retried, other 4xx are not.
+func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, error) {
+	var retryAfter string
+	ctx = context.WithValue(ctx, retryAfterKey{}, &retryAfter)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	resp, err := n.client.ManageEventWithContext(ctx, n.Event(m))
+	if err != nil {
+		var apiErr pagerduty.EventsAPIV2Error
+		if errors.As(err, &apiErr) {
+			return "", n.scrub(notifier.Classify(apiErr.StatusCode, retryAfter, fmt.Errorf("pagerduty: %w", err)))
+		}
+		return "", n.scrub(notifier.Transport(fmt.Errorf("pagerduty: %w", err)))
+	}
+	return resp.DedupKey, nil
+}
+
+func (n *Notifier) scrub(err error) error { return notifier.Scrub(err, n.cfg.RoutingKey.Value()) }

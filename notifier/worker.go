@@ -1,0 +1,200 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Outbox is the part of the store the worker needs.
+type Outbox interface {
+	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error)
+	OutboxDelivered(ctx context.Context, id uint64, at time.Time, ref string) error
+	OutboxRetry(ctx context.Context, id uint64, next time.Time, reason string) error
+	OutboxFailed(ctx context.Context, id uint64, reason string) error
+	OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error)
+}
+
+// Receiver is a named notifier with its rate limit.
+type Receiver struct {
+	Name     string
+	Notifier Notifier
+	// Limit is deliveries a second; Burst how many may go at once.
+	Limit rate.Limit
+	Burst int
+}
+
+// Worker delivers the outbox.
+type Worker struct {
+	outbox    Outbox
+	receivers map[string]*Receiver
+	limiters  map[string]*rate.Limiter
+	policy    retry.Policy
+	maxAge    time.Duration
+	dashboard string
+	log       *slog.Logger
+	now       func() time.Time
+	metrics   *Metrics
+	kick      chan struct{}
+}
+
+// WorkerOptions tune a worker.
+type WorkerOptions struct {
+	Policy       retry.Policy
+	MaxAge       time.Duration // give up on a notification this old
+	DashboardURL string
+	Log          *slog.Logger
+	Now          func() time.Time
+	Metrics      *Metrics
+}
+
+// NewWorker delivers outbox rows to receivers.
+func NewWorker(o Outbox, receivers []Receiver, opt WorkerOptions) *Worker {
+	w := &Worker{outbox: o, receivers: map[string]*Receiver{}, limiters: map[string]*rate.Limiter{},
+		policy: opt.Policy, maxAge: opt.MaxAge, dashboard: opt.DashboardURL, log: opt.Log, now: opt.Now,
+		metrics: opt.Metrics, kick: make(chan struct{}, 1)}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	if w.maxAge == 0 {
+		w.maxAge = 24 * time.Hour
+	}
+	for i := range receivers {
+		r := receivers[i]
+		w.receivers[r.Name] = &r
+		if r.Limit > 0 {
+			w.limiters[r.Name] = rate.NewLimiter(r.Limit, max(r.Burst, 1))
+		}
+	}
+	return w
+}
+
+// Kick wakes the worker (new rows were queued).
+func (w *Worker) Kick() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		w.RunOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+	}
+}
+
+// RunOnce delivers what is due now and reports how many were attempted.
+func (w *Worker) RunOnce(ctx context.Context) int {
+	now := w.now().UTC()
+	items, err := w.outbox.DueOutbox(ctx, now, 200)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Error("reading the outbox failed", "error", err)
+		}
+		return 0
+	}
+	n := 0
+	for _, it := range items {
+		if ctx.Err() != nil {
+			return n
+		}
+		if lim := w.limiters[it.Receiver]; lim != nil && !lim.AllowN(now, 1) {
+			continue // over the receiver's rate: next pass
+		}
+		n++
+		w.deliver(ctx, it, now)
+	}
+	return n
+}
+
+func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time) {
+	log := w.log.With("receiver", it.Receiver, "fingerprint", it.Fingerprint, "event", it.Event, "attempt", it.Attempts+1)
+	r := w.receivers[it.Receiver]
+	if r == nil {
+		w.finish(ctx, it, "failed", w.outbox.OutboxFailed(ctx, it.ID, "receiver "+it.Receiver+" is no longer configured"))
+		log.Warn("notification dropped: unknown receiver")
+		return
+	}
+	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard}
+	if it.Event == "resolved" {
+		ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
+		if err != nil {
+			log.Warn("reading the firing's ref failed", "error", err)
+		}
+		m.Ref = ref
+	}
+	start := time.Now()
+	ref, err := r.Notifier.Notify(ctx, m)
+	w.metrics.latency(it.Receiver, time.Since(start))
+	if err == nil {
+		w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ref))
+		log.Info("notification delivered")
+		return
+	}
+	var ne *Error
+	retryable := errors.As(err, &ne) && ne.Retry
+	if retryable && now.Sub(it.CreatedAt) < w.maxAge {
+		next := w.policy.NextAt(now, it.Attempts+1, rand.Float64())
+		if ne.RetryAfter > 0 && now.Add(ne.RetryAfter).After(next) {
+			next = now.Add(ne.RetryAfter)
+		}
+		w.finish(ctx, it, "retry", w.outbox.OutboxRetry(ctx, it.ID, next, err.Error()))
+		log.Warn("notification failed; will retry", "error", err, "next_attempt", next.Format(time.RFC3339))
+		return
+	}
+	w.finish(ctx, it, "failed", w.outbox.OutboxFailed(ctx, it.ID, err.Error()))
+	log.Error("notification failed for good", "error", err)
+}
+
+func (w *Worker) finish(ctx context.Context, it store.OutboxItem, result string, err error) {
+	w.metrics.result(it.Receiver, result)
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("recording a delivery failed", "id", it.ID, "error", err)
+	}
+}
+
+// Metrics count deliveries.
+type Metrics struct {
+	results *prometheus.CounterVec
+	seconds *prometheus.HistogramVec
+}
+
+// NewMetrics registers the notifier's metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_notifications_total",
+			Help: "Delivery attempts by receiver and result (delivered, retry, failed)."}, []string{"receiver", "result"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_notification_seconds",
+			Help: "Delivery latency by receiver.", Buckets: prometheus.DefBuckets}, []string{"receiver"}),
+	}
+	reg.MustRegister(m.results, m.seconds)
+	return m
+}
+
+func (m *Metrics) result(receiver, r string) {
+	if m != nil {
+		m.results.WithLabelValues(receiver, r).Inc()
+	}
+}
+
+func (m *Metrics) latency(receiver string, d time.Duration) {
+	if m != nil {
+		m.seconds.WithLabelValues(receiver).Observe(d.Seconds())
+	}
+}

@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/etlhub/etlhub/rules"
+	"gorm.io/gorm"
+)
+
+// Outbox statuses.
+const (
+	// OutboxPending: waiting for delivery (or for a retry at next_at).
+	OutboxPending = "pending"
+	// OutboxDelivered: the receiver accepted it. Terminal.
+	OutboxDelivered = "delivered"
+	// OutboxFailed: the receiver refused it for good (a 4xx other than 429)
+	// or retries ran out. Terminal; the reason is kept.
+	OutboxFailed = "failed"
+)
+
+// OutboxItem is one notification to one receiver: a transition of an alert.
+type OutboxItem struct {
+	ID          uint64      `json:"id"`
+	Fingerprint string      `json:"fingerprint"`
+	Receiver    string      `json:"receiver"`
+	Event       string      `json:"event"` // firing | resolved
+	Status      string      `json:"status"`
+	Attempts    int         `json:"attempts"`
+	CreatedAt   time.Time   `json:"created_at"`
+	NextAt      time.Time   `json:"next_at"`
+	DeliveredAt *time.Time  `json:"delivered_at,omitempty"`
+	LastError   string      `json:"last_error,omitempty"`
+	Ref         string      `json:"ref,omitempty"` // the receiver's id for it (a Slack message ts)
+	Alert       rules.Alert `json:"alert"`
+}
+
+type outboxRow struct {
+	ID          uint64    `gorm:"primaryKey;autoIncrement"`
+	Fingerprint string    `gorm:"size:512;not null;index:ix_outbox_fp,priority:1"`
+	Receiver    string    `gorm:"size:128;not null;index:ix_outbox_fp,priority:2"`
+	Event       string    `gorm:"size:16;not null"`
+	Status      string    `gorm:"size:16;not null;index:ix_outbox_due,priority:1"`
+	Attempts    int       `gorm:"not null"`
+	CreatedAt   time.Time `gorm:"not null"`
+	NextAt      time.Time `gorm:"not null;index:ix_outbox_due,priority:2"`
+	DeliveredAt *time.Time
+	LastError   string `gorm:"size:1024;not null"`
+	Ref         string `gorm:"size:256;not null"`
+	Body        string `gorm:"type:text;not null"`
+}
+
+func (outboxRow) TableName() string { return "outbox" }
+
+func (r *outboxRow) item() (OutboxItem, error) {
+	it := OutboxItem{ID: r.ID, Fingerprint: r.Fingerprint, Receiver: r.Receiver, Event: r.Event, Status: r.Status,
+		Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC(), NextAt: r.NextAt.UTC(), DeliveredAt: utc(r.DeliveredAt),
+		LastError: r.LastError, Ref: r.Ref}
+	if err := json.Unmarshal([]byte(r.Body), &it.Alert); err != nil {
+		return it, fmt.Errorf("outbox %d: %w", r.ID, err)
+	}
+	return it, nil
+}
+
+// Notification asks SaveAlerts to queue a transition for a receiver.
+type Notification struct {
+	Receiver string
+	Trans    rules.Transition
+}
+
+func outboxRows(ns []Notification) ([]outboxRow, error) {
+	out := make([]outboxRow, 0, len(ns))
+	for _, n := range ns {
+		b, err := json.Marshal(n.Trans.Alert)
+		if err != nil {
+			return nil, err
+		}
+		at := n.Trans.At.UTC()
+		out = append(out, outboxRow{Fingerprint: n.Trans.Alert.Fingerprint, Receiver: n.Receiver, Event: n.Trans.Status,
+			Status: OutboxPending, CreatedAt: at, NextAt: at, Body: string(b)})
+	}
+	return out, nil
+}
+
+// DueOutbox returns pending notifications due at now, oldest first, each the
+// oldest pending one of its fingerprint and receiver (so a resolve never goes
+// before its trigger).
+func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := s.read(ctx, "outbox_due", func(db *gorm.DB) error {
+		var rows []outboxRow
+		q := db.Where("status = ? AND next_at <= ?", OutboxPending, now.UTC()).
+			Where("NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.fingerprint = outbox.fingerprint AND o2.receiver = outbox.receiver AND o2.status = ? AND o2.id < outbox.id)", OutboxPending).
+			Order("id").Limit(limit)
+		if err := q.Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			it, err := rows[i].item()
+			if err != nil {
+				return err
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NextOutboxAt is when the earliest pending notification is due (zero: none).
+func (s *Store) NextOutboxAt(ctx context.Context) (time.Time, error) {
+	var rows []outboxRow
+	err := s.read(ctx, "outbox_next", func(db *gorm.DB) error {
+		return db.Where("status = ?", OutboxPending).Order("next_at").Limit(1).Find(&rows).Error
+	})
+	if err != nil || len(rows) == 0 {
+		return time.Time{}, err
+	}
+	return rows[0].NextAt.UTC(), nil
+}
+
+// OutboxDelivered marks a notification delivered, with the receiver's ref.
+func (s *Store) OutboxDelivered(ctx context.Context, id uint64, at time.Time, ref string) error {
+	t := at.UTC()
+	return s.write(ctx, "outbox_delivered", func(tx *gorm.DB) error {
+		return tx.Model(&outboxRow{}).Where("id = ?", id).
+			Updates(map[string]any{"status": OutboxDelivered, "delivered_at": &t, "ref": ref, "attempts": gorm.Expr("attempts + 1")}).Error
+	})
+}
+
+// OutboxRetry records a failed attempt to be tried again at next.
+func (s *Store) OutboxRetry(ctx context.Context, id uint64, next time.Time, reason string) error {
+	return s.write(ctx, "outbox_retry", func(tx *gorm.DB) error {
+		return tx.Model(&outboxRow{}).Where("id = ?", id).
+			Updates(map[string]any{"next_at": next.UTC(), "last_error": clip(reason, 1024), "attempts": gorm.Expr("attempts + 1")}).Error
+	})
+}
+
+// OutboxFailed gives up on a notification with the reason.
+func (s *Store) OutboxFailed(ctx context.Context, id uint64, reason string) error {
+	return s.write(ctx, "outbox_failed", func(tx *gorm.DB) error {
+		return tx.Model(&outboxRow{}).Where("id = ?", id).
+			Updates(map[string]any{"status": OutboxFailed, "last_error": clip(reason, 1024), "attempts": gorm.Expr("attempts + 1")}).Error
+	})
+}
+
+// OutboxRef is the receiver's ref of the last delivered firing of a
+// fingerprint (the Slack message to update), or "".
+func (s *Store) OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error) {
+	var rows []outboxRow
+	err := s.read(ctx, "outbox_ref", func(db *gorm.DB) error {
+		return db.Where("fingerprint = ? AND receiver = ? AND event = ? AND status = ?", fingerprint, receiver, "firing", OutboxDelivered).
+			Order("id DESC").Limit(1).Find(&rows).Error
+	})
+	if err != nil || len(rows) == 0 {
+		return "", err
+	}
+	return rows[0].Ref, nil
+}
+
+// ListOutbox lists notifications, newest first, optionally of one status.
+func (s *Store) ListOutbox(ctx context.Context, status string, limit int) ([]OutboxItem, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var out []OutboxItem
+	err := s.read(ctx, "outbox_list", func(db *gorm.DB) error {
+		q := db.Order("id DESC").Limit(limit)
+		if status != "" {
+			q = q.Where("status = ?", status)
+		}
+		var rows []outboxRow
+		if err := q.Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			it, err := rows[i].item()
+			if err != nil {
+				return err
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
