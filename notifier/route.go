@@ -108,4 +108,6 @@ func (rt *Router) Receivers(a *rules.Alert) []string {
 }
 
 // String describes the router for logs.
-func (rt *Router) String() string { return fmt.Sprintf("%d routes, default %q", len(rt.Routes), rt.Default) }
+func (rt *Router) String() string {
+	return fmt.Sprintf("%d routes, default %q", len(rt.Routes), rt.Default)
+}

@@ -61,17 +61,21 @@ func New(c Config) *Notifier {
 	return &Notifier{cfg: c, client: pd}
 }
 
-// capture keeps the Retry-After of a 429, which go-pagerduty's error drops.
+// capture keeps the status and Retry-After of the answer, which
+// go-pagerduty's errors do not always carry (a non-JSON error page).
 type capture struct{ c *http.Client }
 
-type retryAfterKey struct{}
+type answer struct {
+	status     int
+	retryAfter string
+}
+
+type answerKey struct{}
 
 func (h *capture) Do(r *http.Request) (*http.Response, error) {
 	resp, err := h.c.Do(r)
-	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-		if p, ok := r.Context().Value(retryAfterKey{}).(*string); ok {
-			*p = resp.Header.Get("Retry-After")
-		}
+	if a, ok := r.Context().Value(answerKey{}).(*answer); ok && err == nil {
+		a.status, a.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 	return resp, err
 }
@@ -119,15 +123,18 @@ func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
 
 // Notify sends the event; 429 and 5xx are retried, other 4xx are not.
 func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, error) {
-	var retryAfter string
-	ctx = context.WithValue(ctx, retryAfterKey{}, &retryAfter)
+	var ans answer
+	ctx = context.WithValue(ctx, answerKey{}, &ans)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
 	resp, err := n.client.ManageEventWithContext(ctx, n.Event(m))
 	if err != nil {
 		var apiErr pagerduty.EventsAPIV2Error
-		if errors.As(err, &apiErr) {
-			return "", n.scrub(notifier.Classify(apiErr.StatusCode, retryAfter, fmt.Errorf("pagerduty: %w", err)))
+		if errors.As(err, &apiErr) && ans.status == 0 {
+			ans.status = apiErr.StatusCode
+		}
+		if ans.status >= 400 {
+			return "", n.scrub(notifier.Classify(ans.status, ans.retryAfter, fmt.Errorf("pagerduty: %w", err)))
 		}
 		return "", n.scrub(notifier.Transport(fmt.Errorf("pagerduty: %w", err)))
 	}
