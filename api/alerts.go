@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -143,4 +145,79 @@ func (s *server) deleteSilence(c *gin.Context) {
 		return
 	}
 	c.Status(204)
+}
+
+// AlertActions are what people do to alerts.
+type AlertActions interface {
+	Ack(ctx context.Context, id, who string) (rules.Alert, error)
+	PagerDutyWebhook(ctx context.Context, body []byte, signature string) error
+}
+
+// Errors an AlertActions may return.
+var (
+	ErrBadSignature = errors.New("the signature does not verify")
+	ErrBadPayload   = errors.New("the payload is not a webhook event")
+)
+
+func (s *server) ack(c *gin.Context) {
+	id := c.Param("id")
+	found, err := s.o.Store.ListAlerts(c.Request.Context(), store.AlertFilter{ID: id, Limit: 1})
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	if len(found) == 0 || !who(c).CanSee(found[0].Tenant) {
+		abort(c, 404, "not_found", "no alert "+strconv.Quote(id))
+		return
+	}
+	a, err := s.o.Actions.Ack(c.Request.Context(), id, "etlhub:"+who(c).name)
+	if errors.Is(err, rules.ErrNoAlert) {
+		abort(c, 409, "not_firing", "alert "+strconv.Quote(id)+" is not firing")
+		return
+	}
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	c.JSON(200, a)
+}
+
+func (s *server) pagerdutyWebhook(c *gin.Context) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 1<<20))
+	if err != nil {
+		abort(c, 413, "body_too_large", "webhook bodies are at most 1 MiB")
+		return
+	}
+	err = s.o.Actions.PagerDutyWebhook(c.Request.Context(), body, c.GetHeader("X-PagerDuty-Signature"))
+	switch {
+	case errors.Is(err, ErrBadSignature):
+		abort(c, 401, "bad_signature", "X-PagerDuty-Signature does not verify")
+	case errors.Is(err, ErrBadPayload):
+		abort(c, 400, "invalid_json", err.Error())
+	case err != nil:
+		s.storeError(c, err)
+	default:
+		c.Status(204)
+	}
+}
+
+func (s *server) notifications(c *gin.Context) {
+	st := c.Query("status")
+	if st != "" && st != store.OutboxPending && st != store.OutboxDelivered && st != store.OutboxFailed {
+		abort(c, 400, "bad_request", "status must be pending, delivered or failed")
+		return
+	}
+	items, err := s.o.Store.ListOutbox(c.Request.Context(), st, 200)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	p := who(c)
+	out := make([]store.OutboxItem, 0, len(items))
+	for _, it := range items {
+		if p.CanSee(it.Alert.Tenant) {
+			out = append(out, it)
+		}
+	}
+	c.JSON(200, gin.H{"notifications": out})
 }

@@ -49,6 +49,7 @@ type Options struct {
 	Jobs         []status.JobSpec
 	Auth         AuthConfig
 	Views        Views
+	Actions      AlertActions
 	Gatherer     prometheus.Gatherer
 	Registerer   prometheus.Registerer
 	Log          *slog.Logger
@@ -107,6 +108,12 @@ func New(o Options) http.Handler {
 	op := s.auth.require(RoleOperator)
 	v1.POST("/silences", op, s.createSilence)
 	v1.DELETE("/silences/:id", op, s.deleteSilence)
+	v1.GET("/notifications", view, s.notifications)
+	if o.Actions != nil {
+		v1.POST("/alerts/:id/ack", op, s.ack)
+		// PagerDuty signs its webhooks; no bearer token.
+		v1.POST("/webhooks/pagerduty", s.pagerdutyWebhook)
+	}
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
 	return r
 }

@@ -132,7 +132,7 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		return
 	}
 	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard}
-	if it.Event == "resolved" {
+	if it.Event != "firing" {
 		ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
 		if err != nil {
 			log.Warn("reading the firing's ref failed", "error", err)

@@ -158,3 +158,17 @@ func (e *Engine) Active() []Alert {
 	sort.Slice(out, func(i, k int) bool { return out[i].Fingerprint < out[k].Fingerprint })
 	return out
 }
+
+// Ack acknowledges the firing alert with id.
+func (e *Engine) Ack(id, who string, now time.Time) (Transition, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.life.Ack(id, who, now)
+}
+
+// Human records a human's acknowledgement or resolve from PagerDuty.
+func (e *Engine) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (Alert, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.life.Human(key, keyOf, resolved, who, now)
+}

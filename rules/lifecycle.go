@@ -1,6 +1,9 @@
 package rules
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"sort"
 	"time"
 )
@@ -23,6 +26,8 @@ const (
 
 // Alert is one active alert (one fingerprint).
 type Alert struct {
+	// ID names this life of the alert (its fingerprint may fire again later).
+	ID           string         `json:"id"`
 	Fingerprint  string         `json:"fingerprint"`
 	Rule         string         `json:"rule"`
 	Severity     string         `json:"severity"`
@@ -43,6 +48,54 @@ type Alert struct {
 	Silenced bool `json:"silenced"`
 	// Inhibited is set while a more important alert covers this one.
 	Inhibited bool `json:"inhibited"`
+	// AckedBy and AckedAt: a human acknowledged it (in the hub or PagerDuty).
+	AckedBy string    `json:"acked_by,omitempty"`
+	AckedAt time.Time `json:"acked_at,omitzero"`
+	// ResolvedBy: a human resolved its incident in PagerDuty.
+	ResolvedBy string `json:"resolved_by,omitempty"`
+}
+
+// alertID derives an alert's ID from its fingerprint and when it began.
+func alertID(fp string, since time.Time) string {
+	sum := sha256.Sum256([]byte(fp + "|" + since.UTC().Format(time.RFC3339Nano)))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Transition statuses beyond firing and resolved.
+const (
+	// TransitionAcknowledged: a human acknowledged a firing alert.
+	TransitionAcknowledged = "acknowledged"
+)
+
+// ErrNoAlert is returned for an alert that is not firing.
+var ErrNoAlert = errors.New("no such firing alert")
+
+// Ack marks the firing alert with id acknowledged by who at now and returns
+// the transition to notify.
+func (l *Lifecycle) Ack(id, who string, now time.Time) (Transition, error) {
+	for _, a := range l.active {
+		if a.ID == id && a.State == StateFiring {
+			a.AckedBy, a.AckedAt = who, now
+			return Transition{At: now, Status: TransitionAcknowledged, Alert: *a}, nil
+		}
+	}
+	return Transition{}, ErrNoAlert
+}
+
+// Human records an acknowledgement or resolve made in PagerDuty on the firing
+// alert whose key (as keyOf computes it) matches; ok is false when none does.
+func (l *Lifecycle) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (Alert, bool) {
+	for _, a := range l.active {
+		if a.State == StateFiring && keyOf(a.Fingerprint) == key {
+			if resolved {
+				a.ResolvedBy = who
+			} else if a.AckedBy == "" {
+				a.AckedBy, a.AckedAt = who, now
+			}
+			return *a, true
+		}
+	}
+	return Alert{}, false
 }
 
 // Transition is an alert changing to firing or resolved.
@@ -135,7 +188,7 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 			if lvl != Trigger {
 				continue
 			}
-			a = &Alert{Fingerprint: s.Fingerprint, Rule: s.Rule, Severity: s.Severity, Tenant: s.Tenant, Job: s.Job,
+			a = &Alert{ID: alertID(s.Fingerprint, now), Fingerprint: s.Fingerprint, Rule: s.Rule, Severity: s.Severity, Tenant: s.Tenant, Job: s.Job,
 				RunID: s.RunID, Source: s.Source, Night: s.Night, State: StatePending, PendingSince: now}
 			l.active[s.Fingerprint] = a
 		}

@@ -15,6 +15,7 @@ import (
 // alertRow is one alert (one fingerprint's current or last life).
 type alertRow struct {
 	Fingerprint string    `gorm:"primaryKey;size:512"`
+	AlertID     string    `gorm:"size:32;not null;index"`
 	Rule        string    `gorm:"size:64;not null;index"`
 	Severity    string    `gorm:"size:16;not null"`
 	Tenant      string    `gorm:"size:128;not null;index"`
@@ -56,7 +57,7 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []r
 		if err != nil {
 			return err
 		}
-		rows = append(rows, alertRow{Fingerprint: a.Fingerprint, Rule: a.Rule, Severity: a.Severity, Tenant: a.Tenant,
+		rows = append(rows, alertRow{Fingerprint: a.Fingerprint, AlertID: a.ID, Rule: a.Rule, Severity: a.Severity, Tenant: a.Tenant,
 			Job: a.Job, State: string(a.State), UpdatedAt: a.LastSeen.UTC(), Body: string(b)})
 	}
 	events := make([]alertEventRow, 0, len(trans))
@@ -96,6 +97,7 @@ type AlertFilter struct {
 	States   []string // pending, firing, resolved
 	Rule     string
 	Severity string
+	ID       string
 	Limit    int
 }
 
@@ -118,6 +120,9 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, e
 		}
 		if f.Severity != "" {
 			q = q.Where("severity = ?", f.Severity)
+		}
+		if f.ID != "" {
+			q = q.Where("alert_id = ?", f.ID)
 		}
 		var rows []alertRow
 		if err := q.Order("updated_at DESC, fingerprint").Limit(f.Limit).Find(&rows).Error; err != nil {

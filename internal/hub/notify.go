@@ -22,6 +22,9 @@ type NotifyConfig struct {
 	Routes          []notifier.Route `yaml:"routes"`
 	DefaultReceiver string           `yaml:"default_receiver"`
 	Retry           NotifyRetry      `yaml:"retry"`
+	// PagerDutyWebhookSecret verifies PagerDuty Webhooks v3 calls to
+	// POST /api/v1/webhooks/pagerduty; without it the endpoint refuses all.
+	PagerDutyWebhookSecret config.Secret `yaml:"pagerduty_webhook_secret"`
 }
 
 // NotifyRetry is the delivery retry policy.
@@ -116,16 +119,29 @@ func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Re
 	})
 }
 
-// notifications routes the transitions that are not silenced.
-func notifications(rt *notifier.Router, trans []rules.Transition) []store.Notification {
+// notifications routes the transitions that are not silenced; skip, when
+// set, leaves out receivers (PagerDuty for a change that came from it).
+func notifications(rt *notifier.Router, trans []rules.Transition, skip func(receiver string) bool) []store.Notification {
 	var out []store.Notification
 	for _, t := range trans {
 		if t.Alert.Silenced {
 			continue
 		}
 		for _, r := range rt.Receivers(&t.Alert) {
-			out = append(out, store.Notification{Receiver: r, Trans: t})
+			if skip == nil || !skip(r) {
+				out = append(out, store.Notification{Receiver: r, Trans: t})
+			}
 		}
 	}
 	return out
+}
+
+// isPagerDuty reports whether a receiver is a PagerDuty one.
+func (n *NotifyConfig) isPagerDuty(name string) bool {
+	for _, r := range n.Receivers {
+		if r.Name == name {
+			return r.PagerDuty != nil
+		}
+	}
+	return false
 }

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +30,26 @@ type RulesConfig struct {
 	SlowdownPersistence time.Duration `yaml:"slowdown_persistence"`
 	// MinHistory is how many nights a job needs before its history is trusted.
 	MinHistory int `yaml:"min_history"`
+	// Timings override a rule's for-duration and keep-firing-for.
+	Timings map[string]TimingConfig `yaml:"timings"`
+}
+
+// TimingConfig is one rule's pending and hysteresis durations.
+type TimingConfig struct {
+	For           time.Duration `yaml:"for"`
+	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
+}
+
+var ruleNames = map[string]bool{rules.RuleMissedStart: true, rules.RuleFilesLate: true, rules.RuleStalled: true,
+	rules.RuleRunningTooLong: true, rules.RuleTooFast: true, rules.RulePredictedBreach: true, rules.RuleDeadlineMissed: true,
+	rules.RuleFailed: true, rules.RuleRetriesExhaust: true, rules.RuleFreshness: true, rules.RuleSourceDown: true}
+
+func (r *RulesConfig) timings() map[string]rules.Timing {
+	t := rules.DefaultTimings()
+	for name, v := range r.Timings {
+		t[name] = rules.Timing{For: v.For, KeepFiringFor: v.KeepFiringFor}
+	}
+	return t
 }
 
 // Validate sets defaults and checks the section.
@@ -56,6 +79,14 @@ func (r *RulesConfig) Validate(p *config.Problems, key string) {
 	if r.MinHistory < 1 {
 		p.Add(key+".min_history", "must be at least 1")
 	}
+	for name, t := range r.Timings {
+		if !ruleNames[name] {
+			p.Add(key+".timings."+name, "is not a rule")
+		}
+		if t.For < 0 || t.KeepFiringFor < 0 {
+			p.Add(key+".timings."+name, "durations must not be negative")
+		}
+	}
 }
 
 func (r *RulesConfig) params() rules.Params {
@@ -80,7 +111,7 @@ type ruleLoop struct {
 }
 
 func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
-	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), nil),
+	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), cfg.Rules.timings()),
 		downAfter: map[string]time.Duration{}, router: cfg.Notify.router()}
 	for _, s := range cfg.Sources {
 		l.downAfter[s.Name] = s.DownAfter
@@ -136,7 +167,7 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 		l.log.Warn("reading silences failed", "error", err)
 	}
 	trans, changed := l.engine.Tick(now)
-	notes := notifications(l.router, trans)
+	notes := notifications(l.router, trans, nil)
 	if err := l.st.SaveAlerts(tctx, changed, trans, notes); err != nil {
 		l.log.Error("saving alerts failed", "error", err)
 	}
@@ -170,4 +201,68 @@ func (l *ruleLoop) JobViews() map[store.JobKey]api.JobView {
 		out[store.JobKey{Tenant: k.Tenant, Job: k.Job}] = jv
 	}
 	return out
+}
+
+// Ack acknowledges a firing alert from the hub: stored, and sent to every
+// receiver of the alert (PagerDuty gets an acknowledge event).
+func (l *ruleLoop) Ack(ctx context.Context, id, who string) (rules.Alert, error) {
+	tr, err := l.engine.Ack(id, who, time.Now().UTC())
+	if err != nil {
+		return rules.Alert{}, err
+	}
+	return tr.Alert, l.record(ctx, tr, nil)
+}
+
+func (l *ruleLoop) record(ctx context.Context, tr rules.Transition, skip func(string) bool) error {
+	notes := notifications(l.router, []rules.Transition{tr}, skip)
+	if err := l.st.SaveAlerts(ctx, []rules.Alert{tr.Alert}, []rules.Transition{tr}, notes); err != nil {
+		return err
+	}
+	l.firing.WithLabelValues(tr.Alert.Rule, tr.Alert.Severity, tr.Status).Inc()
+	if len(notes) > 0 && l.worker != nil {
+		l.worker.Kick()
+	}
+	return nil
+}
+
+// PagerDutyWebhook takes a Webhooks v3 call: the signature must verify with
+// the configured secret; an incident acknowledged or resolved by a human is
+// recorded on its alert and shown in Slack (not sent back to PagerDuty).
+func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature string) error {
+	if !pagerduty.VerifySignature([]byte(l.cfg.Notify.PagerDutyWebhookSecret.Value()), body, signature) {
+		return api.ErrBadSignature
+	}
+	var ev pagerduty.WebhookEvent
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return fmt.Errorf("%w: %v", api.ErrBadPayload, err)
+	}
+	resolved := false
+	switch ev.Event.EventType {
+	case "incident.acknowledged":
+	case "incident.resolved":
+		resolved = true
+	default:
+		return nil // other events are not ours to act on
+	}
+	who := "PagerDuty"
+	if ev.Event.Agent != nil && ev.Event.Agent.Summary != "" {
+		who = ev.Event.Agent.Summary
+	}
+	now := time.Now().UTC()
+	a, ok := l.engine.Human(ev.Event.Data.IncidentKey, pagerduty.DedupKey, resolved, who, now)
+	if !ok {
+		l.log.Info("pagerduty webhook for no firing alert", "event_type", ev.Event.EventType)
+		return nil
+	}
+	l.log.Info("alert changed in PagerDuty", "event_type", ev.Event.EventType, "by", who, "fingerprint", a.Fingerprint)
+	status := rules.TransitionAcknowledged
+	if resolved {
+		status = "resolved-by-human"
+	}
+	tr := rules.Transition{At: now, Status: status, Alert: a}
+	if resolved {
+		// Recorded on the alert; the rules resolve it when its cause clears.
+		return l.st.SaveAlerts(ctx, []rules.Alert{a}, []rules.Transition{tr}, nil)
+	}
+	return l.record(ctx, tr, l.cfg.Notify.isPagerDuty)
 }

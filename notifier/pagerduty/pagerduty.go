@@ -5,6 +5,7 @@ package pagerduty
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -104,8 +105,11 @@ func Severity(s string) string {
 func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
 	a := m.Alert
 	action := "trigger"
-	if m.Event == "resolved" {
+	switch m.Event {
+	case "resolved":
 		action = "resolve"
+	case "acknowledged":
+		action = "acknowledge"
 	}
 	ev := &pagerduty.V2Event{RoutingKey: n.cfg.RoutingKey.Value(), Action: action, DedupKey: DedupKey(a.Fingerprint),
 		Client: "etlhub", ClientURL: m.DashboardURL}
@@ -142,3 +146,41 @@ func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, erro
 }
 
 func (n *Notifier) scrub(err error) error { return notifier.Scrub(err, n.cfg.RoutingKey.Value()) }
+
+// VerifySignature checks a Webhooks v3 X-PagerDuty-Signature header: one or
+// more comma-separated "v1=<hex HMAC-SHA256 of the body>"; any match passes.
+func VerifySignature(secret, body []byte, header string) bool {
+	if len(secret) == 0 || header == "" {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, part := range strings.Split(header, ",") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(part), "v1=")
+		if !ok {
+			continue
+		}
+		got, err := hex.DecodeString(v)
+		if err == nil && hmac.Equal(got, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// WebhookEvent is the part of a Webhooks v3 message the hub reads.
+type WebhookEvent struct {
+	Event struct {
+		ID         string `json:"id"`
+		EventType  string `json:"event_type"`
+		OccurredAt string `json:"occurred_at"`
+		Agent      *struct {
+			Summary string `json:"summary"`
+		} `json:"agent"`
+		Data struct {
+			Type        string `json:"type"`
+			IncidentKey string `json:"incident_key"`
+		} `json:"data"`
+	} `json:"event"`
+}

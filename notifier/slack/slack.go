@@ -94,13 +94,16 @@ func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, erro
 			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
 		return "", n.verdict(err)
 	}
-	if m.Event == "resolved" && m.Ref != "" {
+	if m.Event != "firing" && m.Ref != "" {
 		ch, ts, _ := strings.Cut(m.Ref, "|")
 		if _, _, _, err := n.api.UpdateMessageContext(ctx, ch, ts, slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false)); err != nil {
 			return "", n.verdict(err)
 		}
-		_, _, err := n.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(ts), slack.MsgOptionText(
-			fmt.Sprintf("Resolved at %s", m.Alert.ResolvedAt.UTC().Format("15:04 MST")), false))
+		note := fmt.Sprintf("Resolved at %s", m.Alert.ResolvedAt.UTC().Format("15:04 MST"))
+		if m.Event == "acknowledged" {
+			note = fmt.Sprintf("Acknowledged by %s at %s", m.Alert.AckedBy, m.Alert.AckedAt.UTC().Format("15:04 MST"))
+		}
+		_, _, err := n.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(ts), slack.MsgOptionText(note, false))
 		return m.Ref, n.verdict(err)
 	}
 	ch, ts, err := n.api.PostMessageContext(ctx, n.cfg.Channel, slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false))
@@ -139,8 +142,11 @@ func fallback(m notifier.Message) string {
 }
 
 func status(m notifier.Message) string {
-	if m.Event == "resolved" {
+	switch m.Event {
+	case "resolved":
 		return "resolved"
+	case "acknowledged":
+		return "acknowledged by " + m.Alert.AckedBy
 	}
 	return m.Alert.Severity
 }
@@ -149,8 +155,11 @@ func status(m notifier.Message) string {
 func Blocks(m notifier.Message) []slack.Block {
 	a := m.Alert
 	icon := map[string]string{"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}[a.Severity]
-	if m.Event == "resolved" {
+	switch m.Event {
+	case "resolved":
 		icon = ":white_check_mark:"
+	case "acknowledged":
+		icon = ":eyes:"
 	}
 	title := fmt.Sprintf("%s *%s* %s — %s/%s", icon, strings.ToUpper(status(m)), a.Rule, a.Tenant, a.Job)
 	blocks := []slack.Block{
