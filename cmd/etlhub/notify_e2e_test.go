@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,9 +138,9 @@ func TestPagesAcksAndResolves(t *testing.T) {
 	sl := &slackServer{}
 	sls := httptest.NewServer(sl)
 	defer sls.Close()
-	os.Setenv("PD_KEY", pdKey)
-	os.Setenv("SLACK_TOKEN", slackToken)
-	os.Setenv("PD_HOOK", pdHookSecret)
+	t.Setenv("PD_KEY", pdKey)
+	t.Setenv("SLACK_TOKEN", slackToken)
+	t.Setenv("PD_HOOK", pdHookSecret)
 	h := startHubIn(t, t.TempDir(), "  []", stalledJobs(1), notifyConfig(pds.URL, sls.URL))
 	now := time.Now().UTC()
 	if code, _ := h.call("POST", "/api/v1/observations", opTok, stalledObs("t00", now, 30*time.Minute)); code != 200 {
@@ -226,9 +225,9 @@ func TestKillMidDeliveryDeliversEverythingOnce(t *testing.T) {
 	sl := &slackServer{}
 	sls := httptest.NewServer(sl)
 	defer sls.Close()
-	os.Setenv("PD_KEY", pdKey)
-	os.Setenv("SLACK_TOKEN", slackToken)
-	os.Setenv("PD_HOOK", pdHookSecret)
+	t.Setenv("PD_KEY", pdKey)
+	t.Setenv("SLACK_TOKEN", slackToken)
+	t.Setenv("PD_HOOK", pdHookSecret)
 	dir := t.TempDir()
 	h := startHubIn(t, dir, "  []", stalledJobs(n), notifyConfig(pds.URL, sls.URL))
 	now := time.Now().UTC()
