@@ -23,6 +23,29 @@ type Message struct {
 	Alert        rules.Alert
 	Ref          string // for a resolve: the receiver's ref of the firing (a Slack message)
 	DashboardURL string
+	// GroupKey is set for a grouped notification; Group lists the alerts it
+	// carries (at least Alert).
+	GroupKey string
+	Group    []rules.Alert
+}
+
+// Grouped reports whether the message stands for a group of alerts.
+func (m *Message) Grouped() bool { return m.GroupKey != "" }
+
+// GroupSummary is one line for a group: how many, the group, which jobs.
+func (m *Message) GroupSummary() string {
+	if len(m.Group) <= 1 {
+		return m.Alert.Summary
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d alerts (%s): ", len(m.Group), m.GroupKey)
+	for i, a := range m.Group {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.Tenant + "/" + a.Job)
+	}
+	return b.String()
 }
 
 // Notifier delivers messages to one receiver. It returns the receiver's ref

@@ -3,6 +3,9 @@ package notifier
 import (
 	"fmt"
 	"regexp"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/rules"
@@ -17,11 +20,18 @@ type Route struct {
 	MatchRE  map[string]string `yaml:"match_re"`
 	Receiver string            `yaml:"receiver"`
 	Continue bool              `yaml:"continue"`
+	// GroupBy folds firing alerts that share these labels (rule, tenant,
+	// job, severity) into one notification, sent GroupWait after the first:
+	// twenty tenants breaching for one cause make one page, not twenty.
+	GroupBy   []string      `yaml:"group_by"`
+	GroupWait time.Duration `yaml:"group_wait"`
 
 	re map[string]*regexp.Regexp
 }
 
 var routeLabels = map[string]bool{"rule": true, "tenant": true, "job": true, "severity": true, "source": true}
+
+var groupLabels = map[string]bool{"rule": true, "tenant": true, "job": true, "severity": true}
 
 // Validate checks the route at key against the known receivers.
 func (r *Route) Validate(p *config.Problems, key string, receivers map[string]bool) {
@@ -32,6 +42,17 @@ func (r *Route) Validate(p *config.Problems, key string, receivers map[string]bo
 		if !routeLabels[l] {
 			p.Add(key+".match."+l, "is not one of rule, tenant, job, severity, source")
 		}
+	}
+	for _, l := range r.GroupBy {
+		if !groupLabels[l] {
+			p.Add(key+".group_by", "%q is not one of rule, tenant, job, severity", l)
+		}
+	}
+	if len(r.GroupBy) > 0 && r.GroupWait == 0 {
+		r.GroupWait = 30 * time.Second
+	}
+	if r.GroupWait < 0 || r.GroupWait > time.Hour {
+		p.Add(key+".group_wait", "%v is outside 0..1h", r.GroupWait)
 	}
 	r.re = map[string]*regexp.Regexp{}
 	for l, v := range r.MatchRE {
@@ -84,9 +105,16 @@ type Router struct {
 	Default string
 }
 
-// Receivers are the receivers of an alert, each once, in route order.
-func (rt *Router) Receivers(a *rules.Alert) []string {
-	var out []string
+// Target is where one alert goes: a receiver, and its group when grouped.
+type Target struct {
+	Receiver  string
+	GroupKey  string // "" when not grouped
+	GroupWait time.Duration
+}
+
+// Targets are the receivers of an alert, each once, in route order.
+func (rt *Router) Targets(a *rules.Alert) []Target {
+	var out []Target
 	seen := map[string]bool{}
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
@@ -95,14 +123,49 @@ func (rt *Router) Receivers(a *rules.Alert) []string {
 		}
 		if !seen[r.Receiver] {
 			seen[r.Receiver] = true
-			out = append(out, r.Receiver)
+			out = append(out, Target{Receiver: r.Receiver, GroupKey: GroupKey(a, r.GroupBy), GroupWait: r.GroupWait})
 		}
 		if !r.Continue {
 			return out
 		}
 	}
 	if len(out) == 0 && rt.Default != "" {
-		out = append(out, rt.Default)
+		out = append(out, Target{Receiver: rt.Default})
+	}
+	return out
+}
+
+// Receivers are the names of Targets.
+func (rt *Router) Receivers(a *rules.Alert) []string {
+	var out []string
+	for _, t := range rt.Targets(a) {
+		out = append(out, t.Receiver)
+	}
+	return out
+}
+
+// GroupKey is "label=value,..." of an alert's group_by labels, sorted; ""
+// without grouping.
+func GroupKey(a *rules.Alert, by []string) string {
+	if len(by) == 0 {
+		return ""
+	}
+	labels := append([]string(nil), by...)
+	sort.Strings(labels)
+	parts := make([]string, len(labels))
+	for i, l := range labels {
+		parts[i] = l + "=" + routeLabel(a, l)
+	}
+	return strings.Join(parts, ",")
+}
+
+// GroupLabels parses a group key back into labels.
+func GroupLabels(key string) map[string]string {
+	out := map[string]string{}
+	for _, p := range strings.Split(key, ",") {
+		if k, v, ok := strings.Cut(p, "="); ok {
+			out[k] = v
+		}
 	}
 	return out
 }

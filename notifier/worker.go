@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -20,6 +21,8 @@ type Outbox interface {
 	OutboxRetry(ctx context.Context, id uint64, next time.Time, reason string) error
 	OutboxFailed(ctx context.Context, id uint64, reason string) error
 	OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error)
+	PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]store.OutboxItem, error)
+	FiringMatching(ctx context.Context, labels map[string]string) (int64, error)
 }
 
 // Receiver is a named notifier with its rate limit.
@@ -110,28 +113,63 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 		return 0
 	}
 	n := 0
+	handled := map[uint64]bool{} // went out with a group earlier in this pass
 	for _, it := range items {
 		if ctx.Err() != nil {
 			return n
+		}
+		if handled[it.ID] {
+			continue
 		}
 		if lim := w.limiters[it.Receiver]; lim != nil && !lim.AllowN(now, 1) {
 			continue // over the receiver's rate: next pass
 		}
 		n++
-		w.deliver(ctx, it, now)
+		for _, id := range w.deliver(ctx, it, now) {
+			handled[id] = true
+		}
 	}
 	return n
 }
 
-func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time) {
+// deliver sends one notification (or its whole group) and returns the ids
+// of the outbox rows it settled.
+func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time) []uint64 {
 	log := w.log.With("receiver", it.Receiver, "fingerprint", it.Fingerprint, "event", it.Event, "attempt", it.Attempts+1)
 	r := w.receivers[it.Receiver]
 	if r == nil {
 		w.finish(ctx, it, "failed", w.outbox.OutboxFailed(ctx, it.ID, "receiver "+it.Receiver+" is no longer configured"))
 		log.Warn("notification dropped: unknown receiver")
-		return
+		return nil
 	}
-	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard}
+	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard, GroupKey: it.GroupKey, Group: []rules.Alert{it.Alert}}
+	batch := []store.OutboxItem{it}
+	if it.GroupKey != "" {
+		switch it.Event {
+		case "firing":
+			// Everything of the group waiting now goes in one notification.
+			members, err := w.outbox.PendingGroup(ctx, it.Receiver, it.GroupKey, "firing")
+			if err != nil {
+				members = []store.OutboxItem{it}
+			}
+			if len(members) == 0 {
+				return nil // already sent with its group
+			}
+			batch = members
+			m.Group = m.Group[:0]
+			for _, x := range members {
+				m.Group = append(m.Group, x.Alert)
+			}
+		case "resolved":
+			// The group's page resolves with its last alert.
+			n, err := w.outbox.FiringMatching(ctx, GroupLabels(it.GroupKey))
+			if err == nil && n > 0 {
+				w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ""))
+				log.Debug("resolve folded into its group", "still_firing", n)
+				return nil
+			}
+		}
+	}
 	if it.Event != "firing" {
 		ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
 		if err != nil {
@@ -143,9 +181,11 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 	ref, err := r.Notifier.Notify(ctx, m)
 	w.metrics.latency(it.Receiver, time.Since(start))
 	if err == nil {
-		w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ref))
-		log.Info("notification delivered")
-		return
+		for _, x := range batch {
+			w.finish(ctx, x, "delivered", w.outbox.OutboxDelivered(ctx, x.ID, w.now(), ref))
+		}
+		log.Info("notification delivered", "alerts", len(batch))
+		return ids(batch)
 	}
 	var ne *Error
 	retryable := errors.As(err, &ne) && ne.Retry
@@ -154,12 +194,25 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		if ne.RetryAfter > 0 && now.Add(ne.RetryAfter).After(next) {
 			next = now.Add(ne.RetryAfter)
 		}
-		w.finish(ctx, it, "retry", w.outbox.OutboxRetry(ctx, it.ID, next, err.Error()))
+		for _, x := range batch {
+			w.finish(ctx, x, "retry", w.outbox.OutboxRetry(ctx, x.ID, next, err.Error()))
+		}
 		log.Warn("notification failed; will retry", "error", err, "next_attempt", next.Format(time.RFC3339))
-		return
+		return ids(batch)
 	}
-	w.finish(ctx, it, "failed", w.outbox.OutboxFailed(ctx, it.ID, err.Error()))
+	for _, x := range batch {
+		w.finish(ctx, x, "failed", w.outbox.OutboxFailed(ctx, x.ID, err.Error()))
+	}
 	log.Error("notification failed for good", "error", err)
+	return ids(batch)
+}
+
+func ids(items []store.OutboxItem) []uint64 {
+	out := make([]uint64, len(items))
+	for i, x := range items {
+		out[i] = x.ID
+	}
+	return out
 }
 
 func (w *Worker) finish(ctx context.Context, it store.OutboxItem, result string, err error) {

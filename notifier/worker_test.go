@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -169,5 +170,58 @@ func TestRouting(t *testing.T) {
 		if got := fmt.Sprint(rt.Receivers(&tc.a)); got != tc.want {
 			t.Errorf("%+v routed to %s, want %s", tc.a, got, tc.want)
 		}
+	}
+}
+
+func TestGroupedAlertsMakeOnePage(t *testing.T) {
+	st := openStore(t)
+	clock := base
+	pd := &scripted{}
+	w := newTestWorker(st, &clock, Receiver{Name: "pd", Notifier: pd})
+	rt := &Router{Routes: []Route{{Match: map[string]string{"severity": "critical"}, Receiver: "pd", GroupBy: []string{"rule"}}}}
+	var p config.Problems
+	rt.Routes[0].Validate(&p, "r", map[string]bool{"pd": true})
+	save := func(fp, tenant, event string, state rules.AlertState, at time.Time) {
+		a := rules.Alert{Fingerprint: fp, Rule: "predicted-breach", Severity: "critical", Tenant: tenant, Job: "roster-import", State: state,
+			Summary: tenant + " will be late"}
+		tr := rules.Transition{At: at, Status: event, Alert: a}
+		tg := rt.Targets(&a)[0]
+		n := store.Notification{Receiver: tg.Receiver, Trans: tr, GroupKey: tg.GroupKey}
+		if event == "firing" {
+			n.Wait = tg.GroupWait
+		}
+		if err := st.SaveAlerts(context.Background(), []rules.Alert{a}, []rules.Transition{tr}, []store.Notification{n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "firing", rules.StateFiring, base.Add(time.Duration(i)*time.Second))
+	}
+	w.RunOnce(context.Background())
+	if len(pd.got) != 0 {
+		t.Fatal("paged before group_wait")
+	}
+	clock = base.Add(31 * time.Second)
+	for w.RunOnce(context.Background()) > 0 {
+	}
+	if len(pd.got) != 1 || len(pd.got[0].Group) != 20 || pd.got[0].GroupKey != "rule=predicted-breach" {
+		t.Fatalf("%d notifications, first with %d alerts; want one with 20", len(pd.got), len(pd.got[0].Group))
+	}
+	if s := pd.got[0].GroupSummary(); !strings.HasPrefix(s, "20 alerts (rule=predicted-breach): t00/roster-import, t01/roster-import") {
+		t.Fatalf("group summary %q", s)
+	}
+	for i := 0; i < 19; i++ {
+		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "resolved", rules.StateResolved, clock)
+	}
+	for w.RunOnce(context.Background()) > 0 {
+	}
+	if len(pd.got) != 1 {
+		t.Fatalf("a group resolved while one of its alerts still fires: %+v", pd.got[1:])
+	}
+	save("pb|t19", "t19", "resolved", rules.StateResolved, clock)
+	for w.RunOnce(context.Background()) > 0 {
+	}
+	if len(pd.got) != 2 || pd.got[1].Event != "resolved" || !pd.got[1].Grouped() {
+		t.Fatalf("the group did not resolve with its last alert: %+v", pd.got)
 	}
 }

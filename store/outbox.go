@@ -34,6 +34,7 @@ type OutboxItem struct {
 	DeliveredAt *time.Time  `json:"delivered_at,omitempty"`
 	LastError   string      `json:"last_error,omitempty"`
 	Ref         string      `json:"ref,omitempty"` // the receiver's id for it (a Slack message ts)
+	GroupKey    string      `json:"group_key,omitempty"`
 	Alert       rules.Alert `json:"alert"`
 }
 
@@ -49,6 +50,7 @@ type outboxRow struct {
 	DeliveredAt *time.Time
 	LastError   string `gorm:"size:1024;not null"`
 	Ref         string `gorm:"size:256;not null"`
+	GroupKey    string `gorm:"size:512;not null;index"`
 	Body        string `gorm:"type:text;not null"`
 }
 
@@ -57,7 +59,7 @@ func (outboxRow) TableName() string { return "outbox" }
 func (r *outboxRow) item() (OutboxItem, error) {
 	it := OutboxItem{ID: r.ID, Fingerprint: r.Fingerprint, Receiver: r.Receiver, Event: r.Event, Status: r.Status,
 		Attempts: r.Attempts, CreatedAt: r.CreatedAt.UTC(), NextAt: r.NextAt.UTC(), DeliveredAt: utc(r.DeliveredAt),
-		LastError: r.LastError, Ref: r.Ref}
+		LastError: r.LastError, Ref: r.Ref, GroupKey: r.GroupKey}
 	if err := json.Unmarshal([]byte(r.Body), &it.Alert); err != nil {
 		return it, fmt.Errorf("outbox %d: %w", r.ID, err)
 	}
@@ -68,6 +70,8 @@ func (r *outboxRow) item() (OutboxItem, error) {
 type Notification struct {
 	Receiver string
 	Trans    rules.Transition
+	GroupKey string        // grouped with other alerts of this key
+	Wait     time.Duration // hold it this long (group_wait) before it is due
 }
 
 func outboxRows(ns []Notification) ([]outboxRow, error) {
@@ -79,7 +83,7 @@ func outboxRows(ns []Notification) ([]outboxRow, error) {
 		}
 		at := n.Trans.At.UTC()
 		out = append(out, outboxRow{Fingerprint: n.Trans.Alert.Fingerprint, Receiver: n.Receiver, Event: n.Trans.Status,
-			Status: OutboxPending, CreatedAt: at, NextAt: at, Body: string(b)})
+			Status: OutboxPending, CreatedAt: at, NextAt: at.Add(n.Wait), GroupKey: n.GroupKey, Body: string(b)})
 	}
 	return out, nil
 }
@@ -192,4 +196,42 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// PendingGroup returns the pending notifications of a group for a receiver
+// and event, oldest first.
+func (s *Store) PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := s.read(ctx, "outbox_group", func(db *gorm.DB) error {
+		var rows []outboxRow
+		if err := db.Where("receiver = ? AND group_key = ? AND event = ? AND status = ?", receiver, groupKey, event, OutboxPending).
+			Order("id").Limit(1000).Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			it, err := rows[i].item()
+			if err != nil {
+				return err
+			}
+			out = append(out, it)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FiringMatching counts firing alerts whose labels equal these (rule, tenant,
+// job, severity); a group resolves when none is left.
+func (s *Store) FiringMatching(ctx context.Context, labels map[string]string) (int64, error) {
+	var n int64
+	err := s.read(ctx, "firing_matching", func(db *gorm.DB) error {
+		q := db.Model(&alertRow{}).Where("state = ?", string(rules.StateFiring))
+		for _, l := range []string{"rule", "tenant", "job", "severity"} {
+			if v, ok := labels[l]; ok {
+				q = q.Where(l+" = ?", v)
+			}
+		}
+		return q.Count(&n).Error
+	})
+	return n, err
 }

@@ -127,9 +127,13 @@ func notifications(rt *notifier.Router, trans []rules.Transition, skip func(rece
 		if t.Alert.Silenced {
 			continue
 		}
-		for _, r := range rt.Receivers(&t.Alert) {
-			if skip == nil || !skip(r) {
-				out = append(out, store.Notification{Receiver: r, Trans: t})
+		for _, tg := range rt.Targets(&t.Alert) {
+			if skip == nil || !skip(tg.Receiver) {
+				n := store.Notification{Receiver: tg.Receiver, Trans: t, GroupKey: tg.GroupKey}
+				if t.Status == "firing" {
+					n.Wait = tg.GroupWait
+				}
+				out = append(out, n)
 			}
 		}
 	}

@@ -111,12 +111,25 @@ func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
 	case "acknowledged":
 		action = "acknowledge"
 	}
-	ev := &pagerduty.V2Event{RoutingKey: n.cfg.RoutingKey.Value(), Action: action, DedupKey: DedupKey(a.Fingerprint),
+	dedup := a.Fingerprint
+	if m.Grouped() {
+		dedup = "group|" + m.GroupKey
+	}
+	ev := &pagerduty.V2Event{RoutingKey: n.cfg.RoutingKey.Value(), Action: action, DedupKey: DedupKey(dedup),
 		Client: "etlhub", ClientURL: m.DashboardURL}
 	if action == "trigger" {
 		ev.Payload = &pagerduty.V2Payload{
-			Summary: notifier.Clip(a.Summary, 1024), Source: "etlhub", Severity: Severity(a.Severity),
+			Summary: notifier.Clip(m.GroupSummary(), 1024), Source: "etlhub", Severity: Severity(a.Severity),
 			Component: a.Job, Group: a.Tenant, Class: a.Rule, Details: notifier.Details(a),
+		}
+		if len(m.Group) > 1 {
+			members := make([]map[string]any, 0, len(m.Group))
+			for _, g := range m.Group {
+				members = append(members, map[string]any{"tenant": g.Tenant, "job": g.Job, "summary": notifier.Clip(g.Summary, 300)})
+			}
+			ev.Payload.Details = map[string]any{"group": m.GroupKey, "count": len(m.Group), "alerts": members}
+			ev.Payload.Group = ""
+			ev.Payload.Component = ""
 		}
 		if !a.FiredAt.IsZero() {
 			ev.Payload.Timestamp = a.FiredAt.UTC().Format(time.RFC3339)

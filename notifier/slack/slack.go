@@ -16,6 +16,7 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/slack-go/slack"
 )
 
@@ -138,7 +139,7 @@ func (n *Notifier) verdict(err error) error {
 }
 
 func fallback(m notifier.Message) string {
-	return notifier.Clip(fmt.Sprintf("[%s] %s", strings.ToUpper(status(m)), m.Alert.Summary), 3000)
+	return notifier.Clip(fmt.Sprintf("[%s] %s", strings.ToUpper(status(m)), m.GroupSummary()), 3000)
 }
 
 func status(m notifier.Message) string {
@@ -162,9 +163,24 @@ func Blocks(m notifier.Message) []slack.Block {
 		icon = ":eyes:"
 	}
 	title := fmt.Sprintf("%s *%s* %s — %s/%s", icon, strings.ToUpper(status(m)), a.Rule, a.Tenant, a.Job)
+	if len(m.Group) > 1 {
+		title = fmt.Sprintf("%s *%s* %d alerts — %s", icon, strings.ToUpper(status(m)), len(m.Group), m.GroupKey)
+	}
 	blocks := []slack.Block{
 		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, notifier.Clip(title, MaxSectionText), false, false), nil, nil),
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, notifier.Clip(a.Summary, MaxSectionText), false, false), nil, nil),
+	}
+	members := m.Group
+	if len(members) <= 1 {
+		members = []rules.Alert{a}
+	}
+	// One section per alert, keeping room for the title, the "more" line and the context.
+	for i, g := range members {
+		if i == MaxBlocks-4 {
+			blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType,
+				fmt.Sprintf("and %d more", len(members)-i), false, false), nil, nil))
+			break
+		}
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, notifier.Clip(g.Summary, MaxSectionText), false, false), nil, nil))
 	}
 	var ctx []slack.MixedElement
 	if a.RunID != "" {
