@@ -75,7 +75,7 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 func (r *Runner) Start(ctx context.Context) error {
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	r.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(scheduleParser),
-		cron.WithChain(cron.Recover(cronLogger{r.log}), cron.SkipIfStillRunning(cronLogger{r.log})))
+		cron.WithChain(cron.Recover(CronLogger{r.log}), cron.SkipIfStillRunning(CronLogger{r.log})))
 	for _, s := range r.sources {
 		if h, err := r.sink.Source(ctx, s.cfg.Name); err == nil {
 			h.Kind = s.cfg.Kind
@@ -188,12 +188,15 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 	return len(res.Observations), nil
 }
 
-// cronLogger adapts slog to cron's logger.
-type cronLogger struct{ l *slog.Logger }
+// CronLogger adapts slog to robfig/cron's logger.
+type CronLogger struct{ L *slog.Logger }
 
-func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
-func (c cronLogger) Error(err error, msg string, kv ...any) {
-	c.l.Error("cron: "+msg, append(kv, "error", err)...)
+// Info logs cron's chatter at debug level.
+func (c CronLogger) Info(msg string, kv ...any) { c.L.Debug("cron: "+msg, kv...) }
+
+// Error logs cron's errors (a recovered panic, a skipped run).
+func (c CronLogger) Error(err error, msg string, kv ...any) {
+	c.L.Error("cron: "+msg, append(kv, "error", err)...)
 }
 
 // Metrics count collections.

@@ -175,3 +175,23 @@ func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func(
 		}).Error
 	})
 }
+
+// FiringsBetween returns the firing transitions in [since, until).
+func (s *Store) FiringsBetween(ctx context.Context, since, until time.Time) ([]rules.Transition, error) {
+	var out []rules.Transition
+	err := s.read(ctx, "firings_between", func(db *gorm.DB) error {
+		var rows []alertEventRow
+		if err := db.Where("status = ? AND at >= ? AND at < ?", "firing", since.UTC(), until.UTC()).Order("id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for _, r := range rows {
+			var a rules.Alert
+			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
+				return err
+			}
+			out = append(out, rules.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
+		}
+		return nil
+	})
+	return out, err
+}

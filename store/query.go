@@ -212,3 +212,21 @@ func sourceHealth(rows []sourceRow) []status.SourceHealth {
 	}
 	return out
 }
+
+// RunsBetween returns the runs that started (or were first seen) in
+// [since, until), oldest first, optionally for some tenants.
+func (s *Store) RunsBetween(ctx context.Context, since, until time.Time, f Filter) ([]status.Run, error) {
+	var out []status.Run
+	err := s.read(ctx, "runs_between", func(db *gorm.DB) error {
+		var rows []runRow
+		q := f.apply(db.Where("sort_at >= ? AND sort_at < ?", since.UTC(), until.UTC()))
+		if err := q.Order("sort_at, run_id").Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			out = append(out, rows[i].run())
+		}
+		return nil
+	})
+	return out, err
+}

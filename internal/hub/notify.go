@@ -25,6 +25,8 @@ type NotifyConfig struct {
 	// PagerDutyWebhookSecret verifies PagerDuty Webhooks v3 calls to
 	// POST /api/v1/webhooks/pagerduty; without it the endpoint refuses all.
 	PagerDutyWebhookSecret config.Secret `yaml:"pagerduty_webhook_secret"`
+	// Digests are product owners' summaries, posted to Slack on a schedule.
+	Digests []DigestConfig `yaml:"digests"`
 }
 
 // NotifyRetry is the delivery retry policy.
@@ -86,6 +88,9 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 	}
 	if n.DefaultReceiver != "" && !names[n.DefaultReceiver] {
 		p.Add(key+".default_receiver", "%q is not a configured receiver", n.DefaultReceiver)
+	}
+	for i := range n.Digests {
+		n.Digests[i].validate(p, fmt.Sprintf("%s.digests[%d]", key, i), n)
 	}
 	if len(n.Receivers) > 0 && len(n.Routes) == 0 && n.DefaultReceiver == "" {
 		p.Add(key+".routes", "no route and no default_receiver: nothing would be sent")

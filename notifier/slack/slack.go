@@ -200,3 +200,24 @@ func Blocks(m notifier.Message) []slack.Block {
 	}
 	return blocks
 }
+
+// PostDigest posts a digest as one message of sections (Slack's limits kept).
+func (n *Notifier) PostDigest(ctx context.Context, d *notifier.Digest) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	var blocks []slack.Block
+	for _, line := range d.Text() {
+		if len(blocks) == MaxBlocks {
+			break
+		}
+		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType,
+			notifier.Clip(line, MaxSectionText), false, false), nil, nil))
+	}
+	text := notifier.Clip(d.Title, 3000)
+	if n.api == nil {
+		return n.verdict(slack.PostWebhookCustomHTTPContext(ctx, n.cfg.WebhookURL.Value(), n.client,
+			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}))
+	}
+	_, _, err := n.api.PostMessageContext(ctx, n.cfg.Channel, slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false))
+	return n.verdict(err)
+}

@@ -1,0 +1,158 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/etlhub/etlhub/collectors"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/notifier/slack"
+	"github.com/etlhub/etlhub/store"
+	"github.com/robfig/cron/v3"
+)
+
+// DigestConfig is a product owners' Slack digest on a schedule.
+type DigestConfig struct {
+	Name     string `yaml:"name"`
+	Receiver string `yaml:"receiver"` // a Slack receiver
+	// Schedule is 5-field cron in Timezone, e.g. "30 7 * * *".
+	Schedule string   `yaml:"schedule"`
+	Timezone string   `yaml:"timezone"`
+	Tenants  []string `yaml:"tenants"` // the group of tenants; empty: all
+	// Window is how far back the digest looks (default 24h).
+	Window time.Duration `yaml:"window"`
+}
+
+var digestParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+func (d *DigestConfig) validate(p *config.Problems, key string, n *NotifyConfig) {
+	if d.Name == "" {
+		p.Add(key+".name", "is required")
+	}
+	ok := false
+	for _, r := range n.Receivers {
+		ok = ok || (r.Name == d.Receiver && r.Slack != nil)
+	}
+	if !ok {
+		p.Add(key+".receiver", "%q is not a configured Slack receiver", d.Receiver)
+	}
+	if d.Timezone == "" {
+		d.Timezone = "UTC"
+	}
+	if _, err := time.LoadLocation(d.Timezone); err != nil {
+		p.Add(key+".timezone", "%q is not an IANA time zone", d.Timezone)
+	} else if _, err := digestParser.Parse("CRON_TZ=" + d.Timezone + " " + d.Schedule); err != nil {
+		p.Add(key+".schedule", "%q is not a 5-field cron expression: %v", d.Schedule, err)
+	}
+	if d.Window == 0 {
+		d.Window = 24 * time.Hour
+	}
+	if d.Window < time.Hour || d.Window > 31*24*time.Hour {
+		p.Add(key+".window", "%v is outside 1h..744h", d.Window)
+	}
+}
+
+// digests posts every configured digest on its schedule.
+type digests struct {
+	cfg  *Config
+	st   *store.Store
+	log  *slog.Logger
+	cron *cron.Cron
+}
+
+func startDigests(cfg *Config, st *store.Store, log *slog.Logger) *digests {
+	d := &digests{cfg: cfg, st: st, log: log.With("part", "digest"),
+		cron: cron.New(cron.WithParser(digestParser), cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
+	for i := range cfg.Notify.Digests {
+		dc := cfg.Notify.Digests[i]
+		var sc slack.Config
+		for _, r := range cfg.Notify.Receivers {
+			if r.Name == dc.Receiver && r.Slack != nil {
+				sc = *r.Slack
+			}
+		}
+		n := slack.New(sc)
+		d.cron.AddFunc("CRON_TZ="+dc.Timezone+" "+dc.Schedule, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := d.send(ctx, dc, n, time.Now().UTC()); err != nil {
+				d.log.Error("digest not sent", "digest", dc.Name, "error", err)
+			}
+		})
+	}
+	d.cron.Start()
+	return d
+}
+
+func (d *digests) stop() { <-d.cron.Stop().Done() }
+
+// send builds the digest for the window ending now and posts it, retrying
+// a few times on errors worth retrying.
+func (d *digests) send(ctx context.Context, dc DigestConfig, n *slack.Notifier, now time.Time) error {
+	from := now.Add(-dc.Window)
+	f := store.Filter{Tenants: dc.Tenants}
+	runs, err := d.st.RunsBetween(ctx, from.Add(-48*time.Hour), now, f)
+	if err != nil {
+		return err
+	}
+	prev, err := d.st.RunsBetween(ctx, from.AddDate(0, 0, -7).Add(-48*time.Hour), now.AddDate(0, 0, -7), f)
+	if err != nil {
+		return err
+	}
+	firings, err := d.st.FiringsBetween(ctx, from, now)
+	if err != nil {
+		return err
+	}
+	tenants := map[string]bool{}
+	for _, t := range dc.Tenants {
+		tenants[t] = true
+	}
+	specs := d.cfg.Jobs[:0:0]
+	for _, s := range d.cfg.Jobs {
+		if len(tenants) == 0 || tenants[s.Tenant] {
+			specs = append(specs, s)
+		}
+	}
+	kept := firings[:0]
+	for _, f := range firings {
+		if len(tenants) == 0 || tenants[f.Alert.Tenant] {
+			kept = append(kept, f)
+		}
+	}
+	dg := notifier.BuildDigest(dc.Name, specs, runs, prev, kept, from, now)
+	dg.DashboardURL = d.cfg.PublicURL
+	policy := retry.Policy{Base: 10 * time.Second, Max: time.Minute, Factor: 2, Jitter: 0.5}
+	for attempt := 1; ; attempt++ {
+		err = n.PostDigest(ctx, &dg)
+		var ne *notifier.Error
+		if err == nil || attempt == 4 || !asRetry(err, &ne) {
+			break
+		}
+		wait := policy.Delay(attempt, rand.Float64())
+		if ne.RetryAfter > wait {
+			wait = ne.RetryAfter
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	if err == nil {
+		d.log.Info("digest sent", "digest", dc.Name, "nights", dg.Nights, "on_time", dg.OnTime)
+	}
+	return err
+}
+
+func asRetry(err error, ne **notifier.Error) bool {
+	e, ok := err.(*notifier.Error)
+	if !ok || !e.Retry {
+		return false
+	}
+	*ne = e
+	return true
+}
