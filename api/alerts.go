@@ -94,15 +94,9 @@ func (s *server) createSilence(c *gin.Context) {
 		abort(c, 422, "invalid_silence", "ends_at: is in the past")
 		return
 	}
-	if p := who(c); p.tenants != nil {
-		ok := false
-		for _, m := range sl.Matchers {
-			ok = ok || (m.Name == "tenant" && !m.IsRegex && p.CanSee(m.Value))
-		}
-		if !ok {
-			abort(c, 403, "forbidden", "a tenant-scoped token must silence one of its tenants (an exact tenant matcher)")
-			return
-		}
+	if !silenceInScope(who(c), &sl) {
+		abort(c, 403, "forbidden", "a tenant-scoped token must silence one of its tenants (an exact tenant matcher)")
+		return
 	}
 	var b [8]byte
 	rand.Read(b[:])
@@ -114,6 +108,20 @@ func (s *server) createSilence(c *gin.Context) {
 	c.JSON(201, sl)
 }
 
+// silenceInScope: a tenant-scoped token may only manage silences with an
+// exact matcher on one of its tenants.
+func silenceInScope(p *principal, sl *rules.Silence) bool {
+	if p.tenants == nil {
+		return true
+	}
+	for _, m := range sl.Matchers {
+		if m.Name == "tenant" && !m.IsRegex && p.CanSee(m.Value) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *server) deleteSilence(c *gin.Context) {
 	id := c.Param("id")
 	if p := who(c); p.tenants != nil {
@@ -123,15 +131,9 @@ func (s *server) deleteSilence(c *gin.Context) {
 			return
 		}
 		for _, sl := range list {
-			if sl.ID == id {
-				ok := false
-				for _, m := range sl.Matchers {
-					ok = ok || (m.Name == "tenant" && !m.IsRegex && p.CanSee(m.Value))
-				}
-				if !ok {
-					abort(c, 403, "forbidden", "this silence is outside the token's tenants")
-					return
-				}
+			if sl.ID == id && !silenceInScope(p, &sl) {
+				abort(c, 403, "forbidden", "this silence is outside the token's tenants")
+				return
 			}
 		}
 	}

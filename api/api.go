@@ -212,15 +212,8 @@ func (s *server) status(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	latest, err := s.o.Store.LatestRuns(ctx, f)
-	if err != nil {
-		s.storeError(c, err)
-		return
-	}
-	succ, err := s.o.Store.LastSuccess(ctx, f)
-	if err != nil {
-		s.storeError(c, err)
+	latest, succ, ok := s.currentRuns(c, f)
+	if !ok {
 		return
 	}
 	var views map[store.JobKey]JobView
@@ -266,6 +259,21 @@ func (s *server) status(c *gin.Context) {
 	c.JSON(200, gin.H{"generated_at": now, "jobs": rows})
 }
 
+// currentRuns reads every job's current run and last success; on an error it
+// has answered the request and ok is false.
+func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[store.JobKey]status.Run, ok bool) {
+	ctx := c.Request.Context()
+	latest, err := s.o.Store.LatestRuns(ctx, f)
+	if err == nil {
+		succ, err = s.o.Store.LastSuccess(ctx, f)
+	}
+	if err != nil {
+		s.storeError(c, err)
+		return nil, nil, false
+	}
+	return latest, succ, true
+}
+
 func fillRun(row *StatusRow, r *status.Run, now time.Time) {
 	row.RunID, row.State, row.Stage, row.Error = r.RunID, r.State, r.Stage, r.Error
 	row.RowsDone, row.RowsTotal = r.RowsDone, r.RowsTotal
@@ -298,16 +306,8 @@ func (s *server) job(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	f := store.Filter{Tenants: []string{k.Tenant}}
-	latest, err := s.o.Store.LatestRuns(ctx, f)
-	if err != nil {
-		s.storeError(c, err)
-		return
-	}
-	succ, err := s.o.Store.LastSuccess(ctx, f)
-	if err != nil {
-		s.storeError(c, err)
+	latest, succ, ok := s.currentRuns(c, store.Filter{Tenants: []string{k.Tenant}})
+	if !ok {
 		return
 	}
 	spec := s.specs[k]

@@ -69,30 +69,14 @@ func (r *Route) Validate(p *config.Problems, key string, receivers map[string]bo
 	}
 }
 
-func routeLabel(a *rules.Alert, l string) string {
-	switch l {
-	case "rule":
-		return a.Rule
-	case "tenant":
-		return a.Tenant
-	case "job":
-		return a.Job
-	case "severity":
-		return a.Severity
-	case "source":
-		return a.Source
-	}
-	return ""
-}
-
 func (r *Route) matches(a *rules.Alert) bool {
 	for l, v := range r.Match {
-		if routeLabel(a, l) != v {
+		if rules.Label(a, l) != v {
 			return false
 		}
 	}
 	for l, re := range r.re {
-		if !re.MatchString(routeLabel(a, l)) {
+		if !re.MatchString(rules.Label(a, l)) {
 			return false
 		}
 	}
@@ -154,7 +138,7 @@ func GroupKey(a *rules.Alert, by []string) string {
 	sort.Strings(labels)
 	parts := make([]string, len(labels))
 	for i, l := range labels {
-		parts[i] = l + "=" + routeLabel(a, l)
+		parts[i] = l + "=" + rules.Label(a, l)
 	}
 	return strings.Join(parts, ",")
 }

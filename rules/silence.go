@@ -28,7 +28,9 @@ type Silence struct {
 // SilenceLabels are the labels a matcher may name.
 var SilenceLabels = []string{"rule", "tenant", "job", "severity", "run_id", "source"}
 
-func label(a *Alert, name string) string {
+// Label is an alert's value for a label name (rule, tenant, job, severity,
+// run_id, source), "" for any other name.
+func Label(a *Alert, name string) string {
 	switch name {
 	case "rule":
 		return a.Rule
@@ -82,7 +84,7 @@ func (s *Silence) Matches(a *Alert, now time.Time) bool {
 		return false
 	}
 	for _, m := range s.Matchers {
-		v := label(a, m.Name)
+		v := Label(a, m.Name)
 		if m.IsRegex {
 			re, err := regexp.Compile("^(?:" + m.Value + ")$")
 			if err != nil || !re.MatchString(v) {

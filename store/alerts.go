@@ -141,26 +141,6 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, e
 	return out, err
 }
 
-// AlertEvents counts transitions (tests) for a fingerprint and status.
-func (s *Store) AlertEvents(ctx context.Context, fingerprint string) ([]rules.Transition, error) {
-	var out []rules.Transition
-	err := s.read(ctx, "alert_events", func(db *gorm.DB) error {
-		var rows []alertEventRow
-		if err := db.Where("fingerprint = ?", fingerprint).Order("id").Find(&rows).Error; err != nil {
-			return err
-		}
-		for _, r := range rows {
-			var a rules.Alert
-			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
-				return err
-			}
-			out = append(out, rules.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
-		}
-		return nil
-	})
-	return out, err
-}
-
 // ObservationsSince returns observations observed at or after since, in at
 // order (to rebuild the rules' state after a restart).
 func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func([]status.Observation) error) error {
@@ -187,7 +167,7 @@ func (s *Store) FiringsBetween(ctx context.Context, since, until time.Time) ([]r
 		for _, r := range rows {
 			var a rules.Alert
 			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
-				return err
+				return fmt.Errorf("alert event %d: %w", r.ID, err)
 			}
 			out = append(out, rules.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
 		}

@@ -92,13 +92,19 @@ func outboxRows(ns []Notification) ([]outboxRow, error) {
 // oldest pending one of its fingerprint and receiver (so a resolve never goes
 // before its trigger).
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error) {
-	var out []OutboxItem
-	err := s.read(ctx, "outbox_due", func(db *gorm.DB) error {
-		var rows []outboxRow
-		q := db.Where("status = ? AND next_at <= ?", OutboxPending, now.UTC()).
+	return s.outboxItems(ctx, "outbox_due", func(db *gorm.DB) *gorm.DB {
+		return db.Where("status = ? AND next_at <= ?", OutboxPending, now.UTC()).
 			Where("NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.fingerprint = outbox.fingerprint AND o2.receiver = outbox.receiver AND o2.status = ? AND o2.id < outbox.id)", OutboxPending).
 			Order("id").Limit(limit)
-		if err := q.Find(&rows).Error; err != nil {
+	})
+}
+
+// outboxItems runs a query on the outbox and decodes its rows.
+func (s *Store) outboxItems(ctx context.Context, op string, query func(*gorm.DB) *gorm.DB) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := s.read(ctx, op, func(db *gorm.DB) error {
+		var rows []outboxRow
+		if err := query(db).Find(&rows).Error; err != nil {
 			return err
 		}
 		for i := range rows {
@@ -111,18 +117,6 @@ func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]Outb
 		return nil
 	})
 	return out, err
-}
-
-// NextOutboxAt is when the earliest pending notification is due (zero: none).
-func (s *Store) NextOutboxAt(ctx context.Context) (time.Time, error) {
-	var rows []outboxRow
-	err := s.read(ctx, "outbox_next", func(db *gorm.DB) error {
-		return db.Where("status = ?", OutboxPending).Order("next_at").Limit(1).Find(&rows).Error
-	})
-	if err != nil || len(rows) == 0 {
-		return time.Time{}, err
-	}
-	return rows[0].NextAt.UTC(), nil
 }
 
 // OutboxDelivered marks a notification delivered, with the receiver's ref.
@@ -169,26 +163,13 @@ func (s *Store) ListOutbox(ctx context.Context, status string, limit int) ([]Out
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	var out []OutboxItem
-	err := s.read(ctx, "outbox_list", func(db *gorm.DB) error {
+	return s.outboxItems(ctx, "outbox_list", func(db *gorm.DB) *gorm.DB {
 		q := db.Order("id DESC").Limit(limit)
 		if status != "" {
 			q = q.Where("status = ?", status)
 		}
-		var rows []outboxRow
-		if err := q.Find(&rows).Error; err != nil {
-			return err
-		}
-		for i := range rows {
-			it, err := rows[i].item()
-			if err != nil {
-				return err
-			}
-			out = append(out, it)
-		}
-		return nil
+		return q
 	})
-	return out, err
 }
 
 func clip(s string, n int) string {
@@ -201,23 +182,10 @@ func clip(s string, n int) string {
 // PendingGroup returns the pending notifications of a group for a receiver
 // and event, oldest first.
 func (s *Store) PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]OutboxItem, error) {
-	var out []OutboxItem
-	err := s.read(ctx, "outbox_group", func(db *gorm.DB) error {
-		var rows []outboxRow
-		if err := db.Where("receiver = ? AND group_key = ? AND event = ? AND status = ?", receiver, groupKey, event, OutboxPending).
-			Order("id").Limit(1000).Find(&rows).Error; err != nil {
-			return err
-		}
-		for i := range rows {
-			it, err := rows[i].item()
-			if err != nil {
-				return err
-			}
-			out = append(out, it)
-		}
-		return nil
+	return s.outboxItems(ctx, "outbox_group", func(db *gorm.DB) *gorm.DB {
+		return db.Where("receiver = ? AND group_key = ? AND event = ? AND status = ?", receiver, groupKey, event, OutboxPending).
+			Order("id").Limit(1000)
 	})
-	return out, err
 }
 
 // FiringMatching counts firing alerts whose labels equal these (rule, tenant,
