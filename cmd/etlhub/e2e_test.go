@@ -587,3 +587,18 @@ func TestReplayWritesTransitions(t *testing.T) {
 		t.Fatalf("unsorted input: exit %d, %s", code, se.String())
 	}
 }
+
+// TestExamplesStayValid keeps the commented examples in step with the code.
+func TestExamplesStayValid(t *testing.T) {
+	for k, v := range map[string]string{"ETLHUB_TOKEN_IC": "ic-token-0123456789", "ETLHUB_TOKEN_PUSH": "push-token-0123456789",
+		"ETLHUB_TOKEN_DADE": "dade-token-0123456789", "LEGACY_SYNC_TOKEN": "x", "PD_WEBHOOK_SECRET": "s",
+		"PD_ROUTING_KEY": "0123456789abcdef0123456789abcdef", "SLACK_BOT_TOKEN": "xoxb-1-2-3", "ETLHUB_TOKEN": "local-admin-token-change-me"} {
+		t.Setenv(k, v)
+	}
+	for _, f := range []string{"../../examples/etlhub.yaml", "../../examples/quickstart.yaml"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"check-config", f}, &out, &errb); code != 0 {
+			t.Errorf("%s: exit %d: %s", f, code, errb.String())
+		}
+	}
+}
