@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -110,9 +111,9 @@ func Clip(s string, n int) string {
 		return s
 	}
 	if n <= 3 {
-		return s[:n]
+		return status.Clip(s, n)
 	}
-	return s[:n-3] + "..."
+	return status.Clip(s, n-3) + "..."
 }
 
 // Details are the alert's facts for a receiver's custom fields.

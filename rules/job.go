@@ -24,6 +24,7 @@ type JobState struct {
 	lastSource  string
 	since       time.Time // when the rules began to watch this job
 	sum         learned   // history summarised, refreshed each night
+	logs        map[string]*logTrack
 }
 
 // nightWindowLead is how long before its scheduled start a night's window

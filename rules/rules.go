@@ -193,6 +193,28 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 		}
 	}
 
+	evaluateLogs(j, now, func(rule, def, key, summary string, details map[string]any) {
+		sev := spec.SeverityFor(rule, def)
+		if sev == "off" {
+			return
+		}
+		out = append(out, Signal{Rule: rule, Severity: sev, Fingerprint: fingerprint(rule, spec.Tenant, spec.Job, key),
+			Tenant: spec.Tenant, Job: spec.Job, Source: "logs:" + key, Night: j.night, Level: Trigger,
+			Summary: spec.Tenant + "/" + spec.Job + ": " + summary, Details: details})
+	})
+	// Fresh error lines are the context of the job's other alerts.
+	if ctx := j.logContext(now); ctx != "" {
+		for i := range out {
+			if out[i].Rule != RuleLogErrorSpike && out[i].Rule != RuleLogSilence {
+				out[i].Summary += " | logs: " + ctx
+				if out[i].Details == nil {
+					out[i].Details = map[string]any{}
+				}
+				out[i].Details["logs"] = ctx
+			}
+		}
+	}
+
 	// freshness: no success within success_max_age.
 	if spec.SuccessMaxAge > 0 && !j.lastSuccess.IsZero() && now.Sub(j.lastSuccess) > spec.SuccessMaxAge.D() {
 		out = append(out, Signal{Rule: RuleFreshness, Severity: spec.SeverityFor(RuleFreshness, SevWarning),

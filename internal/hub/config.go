@@ -29,6 +29,7 @@ type Config struct {
 	Auth      api.AuthConfig            `yaml:"auth"`
 	Rules     RulesConfig               `yaml:"rules"`
 	Notify    NotifyConfig              `yaml:"notify"`
+	Logs      LogsConfig                `yaml:"logs"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
 	Jobs      []status.JobSpec          `yaml:"jobs"`
 }
@@ -106,6 +107,7 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	c.Rules.Validate(p, "rules")
 	c.Notify.Validate(p, "notify")
+	c.Logs.Validate(p, "logs")
 	c.Auth.Validate(p, "auth")
 	if len(c.Auth.Tokens) == 0 {
 		p.Add("auth.tokens", "at least one token is required: the API has no anonymous access")

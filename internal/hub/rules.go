@@ -116,6 +116,9 @@ func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.
 	for _, s := range cfg.Sources {
 		l.downAfter[s.Name] = s.DownAfter
 	}
+	for _, s := range cfg.Logs.Searches {
+		l.downAfter["logs:"+s.Name] = s.DownAfter
+	}
 	l.firing = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_alert_transitions_total",
 		Help: "Alert transitions by rule, severity and status."}, []string{"rule", "severity", "status"})
 	l.ticks = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "etlhub_rules_tick_seconds",

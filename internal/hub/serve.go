@@ -79,6 +79,8 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	go func() { defer close(ruled); rl.run(pruneCtx) }()
 	dg := startDigests(cfg, st, log)
 	defer dg.stop()
+	ls := startLogSearches(cfg, st, rl.engine, log)
+	defer ls.stop()
 	delivered := make(chan struct{})
 	go func() { defer close(delivered); rl.worker.Run(pruneCtx) }()
 	if ready != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // State is a run's state as a status source reports it.
@@ -265,4 +266,15 @@ func (o *Observation) Hash() string {
 		o.Source, o.Tenant, o.Job, o.RunID, o.State, o.Stage, ts(o.StartedAt), ts(o.UpdatedAt), ts(o.FinishedAt),
 		o.RowsDone, o.RowsTotal, o.Error, ts(o.FilesArrivedAt), o.Attempt, q, o.URL)
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Clip shortens s to at most n bytes on a rune boundary.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
