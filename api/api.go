@@ -34,6 +34,7 @@ type JobView struct {
 	Basis           string     `json:"prediction_basis,omitempty"`
 	LearnedFrom     int        `json:"learned_from"`
 	Why             string     `json:"why,omitempty"`
+	Logs            string     `json:"logs,omitempty"`
 	ActiveAlerts    int        `json:"active_alerts"`
 }
 

@@ -16,6 +16,7 @@ type View struct {
 	Risk       string     `json:"risk"`
 	Prediction Prediction `json:"prediction"`
 	Active     int        `json:"active_alerts"`
+	Logs       string     `json:"logs,omitempty"` // fresh error lines from log searches
 }
 
 // Risks, from worst: breached, predicted to breach, at risk, running, ok, idle.
@@ -103,7 +104,7 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)
 		signals = append(signals, sig...)
-		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr}
+		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now)}
 	}
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)

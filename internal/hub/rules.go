@@ -192,7 +192,7 @@ func (l *ruleLoop) JobViews() map[store.JobKey]api.JobView {
 	out := make(map[store.JobKey]api.JobView, len(v))
 	for k, x := range v {
 		jv := api.JobView{Risk: x.Risk, ActiveAlerts: x.Active, PBreach: x.Prediction.PBreach,
-			Basis: x.Prediction.Basis, LearnedFrom: x.Prediction.LearnedFrom, Why: x.Prediction.Why}
+			Basis: x.Prediction.Basis, LearnedFrom: x.Prediction.LearnedFrom, Why: x.Prediction.Why, Logs: x.Logs}
 		if !x.Prediction.Finish.IsZero() {
 			f := x.Prediction.Finish
 			jv.PredictedFinish = &f
