@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const tok = "operator-token-0123456789"
+
+type storeIngest struct{ st *store.Store }
+
+func (s storeIngest) Ingest(ctx context.Context, _ string, obs []status.Observation) (store.IngestResult, error) {
+	return s.st.Ingest(ctx, obs)
+}
+
+func newServer(t *testing.T) *httptest.Server {
+	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "h.db")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	auth := AuthConfig{Tokens: []TokenConfig{{Name: "op", Token: config.Secret(tok), Role: "operator"}}}
+	var p config.Problems
+	auth.Validate(&p, "auth")
+	reg := prometheus.NewRegistry()
+	h := New(Options{Store: st, Ingest: storeIngest{st}, Auth: auth, Gatherer: reg, Registerer: reg,
+		Log: slog.New(slog.DiscardHandler), MaxBodyBytes: 4096})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, srv *httptest.Server, method, path, body string) (int, map[string]any) {
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+// TestHostileRequestsGetOneErrorShape: every refusal is JSON with a code
+// and a message, and the server keeps serving.
+func TestHostileRequestsGetOneErrorShape(t *testing.T) {
+	srv := newServer(t)
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		kind               string
+	}{
+		{"GET", "/api/v1/nope", "", 404, "not_found"},
+		{"DELETE", "/api/v1/status", "", 405, "method_not_allowed"},
+		{"POST", "/api/v1/observations", strings.Repeat("x", 5000), 413, "body_too_large"},
+		{"POST", "/api/v1/observations", "[1, 2", 400, "invalid_json"},
+		{"POST", "/api/v1/observations", "   ", 400, "empty"},
+		{"GET", "/api/v1/jobs/a/b/runs?limit=100000", "", 400, "bad_request"},
+		{"GET", "/api/v1/jobs/a/b/runs?before=%00%ff", "", 400, "bad_request"},
+		{"GET", "/api/v1/alerts?state=everything", "", 400, "bad_request"},
+		{"GET", "/api/v1/jobs/a/b", "", 404, "not_found"},
+		{"POST", "/api/v1/silences", `{"matchers": "all"}`, 400, "invalid_json"},
+	} {
+		code, body := do(t, srv, tc.method, tc.path, tc.body)
+		e, _ := body["error"].(map[string]any)
+		if code != tc.code || e == nil || e["code"] != tc.kind || e["message"] == "" {
+			t.Errorf("%s %s: %d %v, want %d %s", tc.method, tc.path, code, body, tc.code, tc.kind)
+		}
+	}
+	if code, _ := do(t, srv, "GET", "/healthz", ""); code != 200 {
+		t.Fatal("the server stopped serving")
+	}
+}
+
+func TestPushedItemsAreJudgedOneByOne(t *testing.T) {
+	srv := newServer(t)
+	future := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	body := `[{"at":"2026-09-01T05:00:00Z","tenant":"a","job":"b","run_id":"r","state":"running"},
+	          {"at":"2026-09-01T05:00:00Z","tenant":"a","job":"b","run_id":"r2","state":"running","rows_done":-1},
+	          {"at":"` + future + `","tenant":"a","job":"b","run_id":"r3","state":"running"}]`
+	code, res := do(t, srv, "POST", "/api/v1/observations", body)
+	if code != 200 || res["accepted"] != 1.0 || res["rejected"] != 2.0 {
+		t.Fatalf("%d %v", code, res)
+	}
+	errs := res["errors"].([]any)
+	if !strings.Contains(errs[0].(map[string]any)["error"].(string), "rows_done") ||
+		!strings.Contains(errs[1].(map[string]any)["error"].(string), "in the future") || errs[1].(map[string]any)["index"] != 2.0 {
+		t.Fatalf("errors %v", errs)
+	}
+}
