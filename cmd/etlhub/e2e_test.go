@@ -602,3 +602,28 @@ func TestExamplesStayValid(t *testing.T) {
 		}
 	}
 }
+
+func TestGenAndValidateRoster(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"gen-roster", "--students", "500", "--out", dir}, &out, &errb); code != 0 {
+		t.Fatalf("gen-roster: %d %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"validate-roster", dir}, &out, &errb); code != 0 || !strings.Contains(out.String(), "0 errors") {
+		t.Fatalf("a generated roster: exit %d\n%s", code, out.String())
+	}
+	// A misspelled header refuses the load and says where.
+	users := filepath.Join(dir, "users.csv")
+	data, _ := os.ReadFile(users)
+	os.WriteFile(users, []byte(strings.Replace(string(data), "givenName", "GivenName", 1)), 0o644)
+	out.Reset()
+	csvPath := filepath.Join(t.TempDir(), "report.csv")
+	code := run([]string{"validate-roster", "--csv", csvPath, dir}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "file.header_mismatch") || !strings.Contains(out.String(), "decision: reject") {
+		t.Fatalf("misspelled header: exit %d\n%s", code, out.String())
+	}
+	if rep, _ := os.ReadFile(csvPath); !strings.Contains(string(rep), "file.header_mismatch,users.csv") {
+		t.Fatalf("report CSV:\n%s", rep)
+	}
+}

@@ -29,6 +29,10 @@ Usage:
   etlhub replay --scenario S --observations O --out A
                                         replay observations through the rules on a
                                         simulated clock; write alert transitions
+  etlhub gen-roster --students N --out DIR [--inject-errors]
+                                        write a OneRoster 1.1 bulk set
+  etlhub validate-roster [--json] [--csv FILE] DIR|ZIP
+                                        validate an upload; non-zero exit when rejected
   etlhub version                        print the version
 `
 
@@ -46,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args[1:], stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], stdout, stderr)
+	case "gen-roster":
+		return genRoster(args[1:], stdout, stderr)
+	case "validate-roster":
+		return validateRoster(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "etlhub", buildVersion())
 		return 0
