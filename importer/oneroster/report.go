@@ -162,5 +162,3 @@ func (p Policy) Decide(r *Report, current map[string]int) Decision {
 	}
 	return d
 }
-
-

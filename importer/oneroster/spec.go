@@ -8,14 +8,14 @@ package oneroster
 type fieldKind int
 
 const (
-	kText fieldKind = iota
-	kID             // a sourcedId
-	kIDRef          // a reference to one sourcedId
-	kIDList         // comma-separated references
-	kDate           // YYYY-MM-DD
-	kDateTime       // ISO 8601 date and time
-	kYear           // YYYY
-	kBool           // true | false
+	kText     fieldKind = iota
+	kID                 // a sourcedId
+	kIDRef              // a reference to one sourcedId
+	kIDList             // comma-separated references
+	kDate               // YYYY-MM-DD
+	kDateTime           // ISO 8601 date and time
+	kYear               // YYYY
+	kBool               // true | false
 	kEnum
 	kGrades // CEDS grade list
 )
