@@ -204,3 +204,10 @@ func TestPolicyAndReport(t *testing.T) {
 		t.Fatalf("report CSV:\n%s", csvOut.String())
 	}
 }
+
+func TestListedFiles(t *testing.T) {
+	got, err := ListedFiles(strings.NewReader("propertyName,value\noneroster.version,1.1\nfile.orgs,bulk\nfile.users,delta\nfile.lineItems,absent\n"))
+	if err != nil || strings.Join(got, " ") != "orgs.csv users.csv" {
+		t.Fatalf("%v %v", got, err)
+	}
+}

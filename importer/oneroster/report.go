@@ -162,3 +162,25 @@ func (p Policy) Decide(r *Report, current map[string]int) Decision {
 	}
 	return d
 }
+
+// ListedFiles reads a manifest and returns the files it lists as bulk or
+// delta (e.g. "users.csv"), for upload detection.
+func ListedFiles(r io.Reader) ([]string, error) {
+	cr := newReader(r)
+	var out []string
+	for line := 1; ; line++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("manifest.csv:%d: %w", line, err)
+		}
+		if line == 1 || len(rec) != 2 || !strings.HasPrefix(rec[0], "file.") {
+			continue
+		}
+		if m := Mode(rec[1]); m == Bulk || m == Delta {
+			out = append(out, strings.TrimPrefix(rec[0], "file.")+".csv")
+		}
+	}
+}
