@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need=()
 have_pg() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 have_pg || need+=(postgresql)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,8 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  # The Debian package starts a cluster of its own; the tests start theirs.
+  # The Debian packages start servers of their own; the tests start theirs.
   $SUDO service postgresql stop >/dev/null 2>&1 || true
+  $SUDO service ssh stop >/dev/null 2>&1 || true
 fi
 
 pkgs=("$@")
