@@ -10,6 +10,7 @@ need=()
 have_pg() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
 have_pg || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,6 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
   # The Debian packages start servers of their own; the tests start theirs.
   $SUDO service postgresql stop >/dev/null 2>&1 || true
   $SUDO service ssh stop >/dev/null 2>&1 || true
+  $SUDO service redis-server stop >/dev/null 2>&1 || true
 fi
 
 pkgs=("$@")
