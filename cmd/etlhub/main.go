@@ -29,6 +29,8 @@ Usage:
   etlhub replay --scenario S --observations O --out A
                                         replay observations through the rules on a
                                         simulated clock; write alert transitions
+  etlhub importer --config importer.yaml [--check]
+                                        run the importer (SFTP -> OneRoster -> MongoDB)
   etlhub gen-roster --students N --out DIR [--inject-errors]
                                         write a OneRoster 1.1 bulk set
   etlhub validate-roster [--json] [--csv FILE] DIR|ZIP
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args[1:], stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], stdout, stderr)
+	case "importer":
+		return runImporter(ctx, args[1:], stderr)
 	case "gen-roster":
 		return genRoster(args[1:], stdout, stderr)
 	case "validate-roster":

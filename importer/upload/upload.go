@@ -79,7 +79,14 @@ func Step(w *Watch, listing []Entry, in Inputs, now time.Time, o Options) Decisi
 		}
 	}
 	if len(cur) > 0 && w.FirstFileAt.IsZero() {
+		// The earliest modification time says when the district began to
+		// deliver, better than when this listing happened to see it.
 		w.FirstFileAt = now
+		for _, e := range cur {
+			if !e.ModTime.IsZero() && e.ModTime.Before(w.FirstFileAt) {
+				w.FirstFileAt = e.ModTime
+			}
+		}
 	}
 	if !same(cur, w.last) {
 		w.StableSince = now

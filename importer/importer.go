@@ -1,0 +1,400 @@
+// Package importer runs the import: for each tenant it watches the SFTP inbox
+// until an upload is complete, then, holding the tenant's Redis lock,
+// downloads, validates (OneRoster), decides by policy, loads a new MongoDB
+// generation and publishes it, uploads the data-quality report to the
+// district's reports/ folder and archives the files. Its runs are served in
+// the observation schema at GET /api/v1/runs for the hub.
+package importer
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etlhub/etlhub/importer/coord"
+	"github.com/etlhub/etlhub/importer/inbox"
+	"github.com/etlhub/etlhub/importer/load"
+	"github.com/etlhub/etlhub/importer/oneroster"
+	"github.com/etlhub/etlhub/importer/upload"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Config is importer.yaml.
+type Config struct {
+	Listen  string `yaml:"listen"`
+	WorkDir string `yaml:"work_dir"`
+	// StatusToken, when set, is the bearer token GET /api/v1/runs requires.
+	StatusToken config.Secret `yaml:"status_token"`
+	Redis       struct {
+		Addr     string        `yaml:"addr"`
+		Password config.Secret `yaml:"password"`
+	} `yaml:"redis"`
+	Mongo struct {
+		URI      config.Secret `yaml:"uri"`
+		Database string        `yaml:"database"`
+	} `yaml:"mongo"`
+	Poll    time.Duration  `yaml:"poll"`
+	Quiet   time.Duration  `yaml:"quiet"`
+	Marker  string         `yaml:"marker"`
+	LockTTL time.Duration  `yaml:"lock_ttl"`
+	Tenants []TenantConfig `yaml:"tenants"`
+	Log     struct {
+		Level string `yaml:"level"`
+	} `yaml:"log"`
+}
+
+// TenantConfig is one district.
+type TenantConfig struct {
+	Name   string           `yaml:"name"`
+	Job    string           `yaml:"job"`
+	SFTP   inbox.Config     `yaml:"sftp"`
+	Policy oneroster.Policy `yaml:"policy"`
+}
+
+// Validate sets defaults and checks the config.
+func (c *Config) Validate(p *config.Problems) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8081"
+	}
+	if c.WorkDir == "" {
+		c.WorkDir = "./data/importer"
+	}
+	if c.Poll == 0 {
+		c.Poll = 30 * time.Second
+	}
+	if c.Quiet == 0 {
+		c.Quiet = 2 * time.Minute
+	}
+	if c.LockTTL == 0 {
+		c.LockTTL = time.Minute
+	}
+	if c.Redis.Addr == "" {
+		p.Add("redis.addr", "is required")
+	}
+	if c.Mongo.URI == "" {
+		p.Add("mongo.uri", "is required")
+	}
+	if c.Mongo.Database == "" {
+		c.Mongo.Database = "etlhub"
+	}
+	seen := map[string]bool{}
+	for i := range c.Tenants {
+		t := &c.Tenants[i]
+		k := fmt.Sprintf("tenants[%d]", i)
+		if t.Name == "" || seen[t.Name] {
+			p.Add(k+".name", "is required and unique")
+		}
+		seen[t.Name] = true
+		if t.Job == "" {
+			t.Job = "roster-import"
+		}
+		t.SFTP.Validate(p, k+".sftp")
+		if t.Policy == (oneroster.Policy{}) {
+			t.Policy = oneroster.DefaultPolicy
+		}
+	}
+	if len(c.Tenants) == 0 {
+		p.Add("tenants", "at least one tenant is required")
+	}
+}
+
+// Importer is the running importer.
+type Importer struct {
+	cfg    *Config
+	log    *slog.Logger
+	rdb    *redis.Client
+	mongo  *mongo.Client
+	loader *load.Loader
+	mu     sync.Mutex
+	runs   map[string][]*run // tenant -> runs, oldest first
+}
+
+type run struct {
+	status.Observation
+	watch upload.Watch
+	files []string
+}
+
+// New connects to Redis and MongoDB.
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Value(),
+		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI.Value()).SetTimeout(60 * time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: %v", strings.ReplaceAll(err.Error(), cfg.Mongo.URI.Value(), "<uri>"))
+	}
+	return &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, runs: map[string][]*run{},
+		loader: &load.Loader{DB: mc.Database(cfg.Mongo.Database)}}, nil
+}
+
+// Run serves the status API and watches every tenant until ctx ends.
+func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
+	defer im.rdb.Close()
+	defer im.mongo.Disconnect(context.WithoutCancel(ctx))
+	ln, err := net.Listen("tcp", im.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: im.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	var wg sync.WaitGroup
+	for _, t := range im.cfg.Tenants {
+		wg.Add(1)
+		go func() { defer wg.Done(); im.watch(ctx, t) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (im *Importer) watch(ctx context.Context, t TenantConfig) {
+	tick := time.NewTicker(im.cfg.Poll)
+	defer tick.Stop()
+	for {
+		if err := im.poll(ctx, t, time.Now().UTC()); err != nil && ctx.Err() == nil {
+			im.log.Warn("poll failed", "tenant", t.Name, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// current is the tenant's open run (waiting for files), or nil.
+func (im *Importer) current(tenant string) *run {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	rs := im.runs[tenant]
+	if len(rs) > 0 && !rs[len(rs)-1].State.Terminal() {
+		return rs[len(rs)-1]
+	}
+	return nil
+}
+
+func (im *Importer) update(r *run, f func(o *status.Observation)) {
+	im.mu.Lock()
+	f(&r.Observation)
+	now := time.Now().UTC()
+	r.UpdatedAt = &now
+	o := r.Observation
+	im.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := coord.Beat(ctx, im.rdb, coord.Progress{Tenant: o.Tenant, RunID: o.RunID, Stage: o.Stage,
+		RowsDone: o.RowsDone, RowsTotal: o.RowsTotal, UpdatedAt: now}, 10*time.Minute); err != nil {
+		im.log.Warn("heartbeat failed", "tenant", o.Tenant, "run_id", o.RunID, "error", err)
+	}
+}
+
+func (im *Importer) poll(ctx context.Context, t TenantConfig, now time.Time) error {
+	c, err := inbox.Dial(ctx, t.SFTP)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	listing, err := c.List()
+	if err != nil {
+		return err
+	}
+	r := im.current(t.Name)
+	if r == nil {
+		if len(listing) == 0 {
+			return nil
+		}
+		r = im.newRun(t, now)
+	}
+	in := upload.Inputs{ZipOK: map[string]bool{}}
+	for _, e := range listing {
+		if e.Name == "manifest.csv" {
+			local := filepath.Join(im.cfg.WorkDir, "manifest-"+t.Name+".csv")
+			os.Remove(local)
+			if _, err := c.Download("manifest.csv", local); err == nil {
+				if f, err := os.Open(local); err == nil {
+					in.Listed, _ = oneroster.ListedFiles(f)
+					f.Close()
+				}
+			}
+		}
+	}
+	d := upload.Step(&r.watch, listing, in, now, upload.Options{Quiet: im.cfg.Quiet, Marker: im.cfg.Marker})
+	if !d.Complete {
+		im.update(r, func(o *status.Observation) { o.Stage = "awaiting_files" })
+		return nil
+	}
+	lock, err := coord.Acquire(ctx, im.rdb, t.Name, im.cfg.LockTTL)
+	if err != nil {
+		return err
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	arrived := d.FirstFileAt
+	im.update(r, func(o *status.Observation) {
+		o.State, o.Stage, o.FilesArrivedAt, o.Attempt = status.StateRunning, "downloading", &arrived, 1
+	})
+	r.files = d.Files
+	return im.process(ctx, t, c, r, lock)
+}
+
+func (im *Importer) newRun(t TenantConfig, now time.Time) *run {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	n := 1
+	day := now.Format("2006-01-02")
+	for _, x := range im.runs[t.Name] {
+		if strings.Contains(x.RunID, "/"+day+"#") {
+			n++
+		}
+	}
+	started := now
+	r := &run{Observation: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
+		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: status.StateWaiting, Stage: "awaiting_files",
+		StartedAt: &started, UpdatedAt: &started}}
+	im.runs[t.Name] = append(im.runs[t.Name], r)
+	if len(im.runs[t.Name]) > 50 {
+		im.runs[t.Name] = im.runs[t.Name][1:]
+	}
+	return r
+}
+
+// process downloads, validates, decides, loads and publishes one upload.
+func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client, r *run, lock *coord.Lock) error {
+	log := im.log.With("tenant", t.Name, "run_id", r.RunID)
+	fail := func(stage string, err error) error {
+		now := time.Now().UTC()
+		im.update(r, func(o *status.Observation) {
+			o.State, o.Stage, o.Error, o.FinishedAt = status.StateFailed, stage, status.Clip(err.Error(), status.MaxErrorLen), &now
+		})
+		log.Error("run failed", "stage", stage, "error", err)
+		return err
+	}
+	dir := filepath.Join(im.cfg.WorkDir, strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail("downloading", err)
+	}
+	for _, f := range r.files {
+		if _, err := c.Download(f, filepath.Join(dir, f)); err != nil {
+			return fail("downloading", err)
+		}
+		if err := lock.Renew(ctx); err != nil {
+			return fail("downloading", fmt.Errorf("tenant lock: %w", err))
+		}
+	}
+	im.update(r, func(o *status.Observation) { o.Stage = "validating" })
+	rep := oneroster.NewReport(5)
+	res, err := oneroster.Validate(os.DirFS(dir), rep.Add)
+	if err != nil {
+		return fail("validating", err)
+	}
+	rep.Finish(res)
+	total := int64(0)
+	for _, st := range rep.Files {
+		total += int64(st.Rows)
+	}
+	im.update(r, func(o *status.Observation) {
+		o.Quality = &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}
+		o.RowsTotal = total
+	})
+	var csvBuf strings.Builder
+	rep.WriteCSV(&csvBuf)
+	reportName := "reports/" + strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID)
+	if err := c.Put(reportName+".csv", strings.NewReader(csvBuf.String())); err != nil {
+		log.Warn("report upload failed", "error", err)
+	}
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	c.Put(reportName+".json", strings.NewReader(string(js)))
+	current, err := im.loader.Counts(ctx, t.Name)
+	if err != nil {
+		return fail("validating", err)
+	}
+	dec := t.Policy.Decide(rep, current)
+	batch := strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID)
+	if !dec.Load {
+		c.Archive(batch, r.files)
+		return fail("validating", fmt.Errorf("rejected by policy: %s", strings.Join(dec.Reasons, "; ")))
+	}
+	im.update(r, func(o *status.Observation) { o.Stage = "loading" })
+	im.loader.Progress = func(done int64) {
+		im.update(r, func(o *status.Observation) { o.RowsDone = done })
+	}
+	if _, err := im.loader.Load(ctx, t.Name, r.RunID, os.DirFS(dir)); err != nil {
+		return fail("loading", err)
+	}
+	im.update(r, func(o *status.Observation) { o.Stage = "publishing" })
+	if err := c.Archive(batch, r.files); err != nil {
+		log.Warn("archiving failed", "error", err)
+	}
+	now := time.Now().UTC()
+	im.update(r, func(o *status.Observation) {
+		o.State, o.Stage, o.FinishedAt, o.RowsDone = status.StateSucceeded, "", &now, total
+	})
+	os.RemoveAll(dir)
+	log.Info("run succeeded", "rows", total, "errors", rep.Errors, "warnings", rep.Warnings)
+	return nil
+}
+
+// Runs are every tenant's runs as observations, newest last.
+func (im *Importer) Runs() []status.Observation {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	now := time.Now().UTC()
+	var out []status.Observation
+	names := make([]string, 0, len(im.runs))
+	for n := range im.runs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, r := range im.runs[n] {
+			o := r.Observation
+			o.At = now
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func (im *Importer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		if tok := im.cfg.StatusToken.Value(); tok != "" {
+			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				w.WriteHeader(401)
+				w.Write([]byte(`{"error":{"code":"unauthorized","message":"a bearer token is required"}}`))
+				return
+			}
+		}
+		runs := im.Runs()
+		if t := r.URL.Query().Get("tenant"); t != "" {
+			kept := runs[:0]
+			for _, o := range runs {
+				if o.Tenant == t {
+					kept = append(kept, o)
+				}
+			}
+			runs = kept
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"runs": runs})
+	})
+	return mux
+}

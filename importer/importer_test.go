@@ -1,0 +1,142 @@
+package importer
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/importer/inbox"
+	"github.com/etlhub/etlhub/importer/load"
+	"github.com/etlhub/etlhub/importer/oneroster"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/internal/testsrv"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+func TestMain(m *testing.M) { testsrv.Main(m) }
+
+// TestUploadToPublish: a district uploads its roster over SFTP in pieces; the
+// importer waits until it is complete, validates, loads, publishes, reports,
+// archives, and shows the run with its times in /api/v1/runs.
+func TestUploadToPublish(t *testing.T) {
+	sshd := testsrv.StartSSHD(t)
+	rds := testsrv.StartRedis(t)
+	mongoURI := testsrv.FerretDB(t)
+	inboxDir := filepath.Join(sshd.Root, "dade")
+	os.MkdirAll(inboxDir, 0o755)
+	cfg := &Config{Listen: "127.0.0.1:0", WorkDir: t.TempDir(), StatusToken: "status-token-123456",
+		Poll: 100 * time.Millisecond, Quiet: 600 * time.Millisecond}
+	cfg.Redis.Addr = rds.Addr
+	cfg.Mongo.URI = config.Secret(mongoURI)
+	sftpCfg := inbox.Config{Host: sshd.Host, Port: sshd.Port, User: sshd.User, PrivateKey: config.Secret(sshd.KeyPEM),
+		KnownHosts: sshd.KnownHosts, Dir: inboxDir}
+	cfg.Tenants = []TenantConfig{{Name: "dade", SFTP: sftpCfg}}
+	var p config.Problems
+	cfg.Validate(&p)
+	if p.Len() != 0 {
+		t.Fatal(p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	im, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- im.Run(ctx, func(a string) { addrc <- a }) }()
+	api := "http://" + <-addrc
+
+	// The district's upload, written over SFTP: a temporary name first, one
+	// file in two pieces, the manifest last.
+	src := t.TempDir()
+	counts, _ := oneroster.Generate(src, oneroster.GenOptions{Students: 300, Seed: 5})
+	up, err := inbox.Dial(ctx, sftpCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	firstUpload := time.Now().UTC()
+	users, _ := os.ReadFile(filepath.Join(src, "users.csv"))
+	if err := up.Put("users.csv", strings.NewReader(string(users[:len(users)/2]))); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"orgs", "academicSessions", "courses", "classes", "enrollments", "demographics"} {
+		data, _ := os.ReadFile(filepath.Join(src, f+".csv"))
+		up.Put(f+".csv", strings.NewReader(string(data)))
+	}
+	up.Put("users.csv", strings.NewReader(string(users))) // the rest of the file
+	manifest, _ := os.ReadFile(filepath.Join(src, "manifest.csv"))
+	up.Put("manifest.csv", strings.NewReader(string(manifest)))
+	uploaded := time.Now().UTC()
+
+	var got status.Observation
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequest("GET", api+"/api/v1/runs?tenant=dade", nil)
+		req.Header.Set("Authorization", "Bearer status-token-123456")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var body struct {
+				Runs []json.RawMessage `json:"runs"`
+			}
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if len(body.Runs) > 0 {
+				got, err = status.Decode(body.Runs[len(body.Runs)-1], status.DecodeOptions{})
+				if err != nil {
+					t.Fatalf("the importer's run is not a valid observation: %v", err)
+				}
+				if got.State.Terminal() {
+					break
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished run; last %+v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got.State != status.StateSucceeded || got.Quality == nil || got.Quality.Errors != 0 || got.RunID == "" {
+		t.Fatalf("run = %+v", got)
+	}
+	// SFTP mtimes have a resolution of a second.
+	if got.FilesArrivedAt == nil || got.FilesArrivedAt.Before(firstUpload.Truncate(time.Second)) || got.FilesArrivedAt.After(uploaded) {
+		t.Fatalf("files arrived at %v; the upload began at %v", got.FilesArrivedAt, firstUpload)
+	}
+	total := 0
+	for _, n := range counts {
+		total += n
+	}
+	if got.RowsDone != int64(total) || got.FinishedAt == nil {
+		t.Fatalf("rows %d of %d", got.RowsDone, total)
+	}
+	// Published in MongoDB, reported and archived on the server.
+	mc, _ := mongo.Connect(options.Client().ApplyURI(mongoURI))
+	defer mc.Disconnect(ctx)
+	l := &load.Loader{DB: mc.Database("etlhub")}
+	ptr, ok, err := l.Current(ctx, "dade")
+	if err != nil || !ok || ptr.Counts["enrollments"] != counts["enrollments"] || ptr.RunID != got.RunID {
+		t.Fatalf("pointer = %+v %v %v", ptr, ok, err)
+	}
+	reports, _ := filepath.Glob(filepath.Join(inboxDir, "reports", "*.csv"))
+	archived, _ := filepath.Glob(filepath.Join(inboxDir, "archive", "*", "users.csv"))
+	left, _ := filepath.Glob(filepath.Join(inboxDir, "*.csv"))
+	if len(reports) != 1 || len(archived) != 1 || len(left) != 0 {
+		t.Fatalf("reports %v, archived %v, left in the inbox %v", reports, archived, left)
+	}
+	// Without the token the run list is refused.
+	if resp, err := http.Get(api + "/api/v1/runs"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("no token: %v %v", resp.StatusCode, err)
+	}
+	cancel()
+	<-done
+}
