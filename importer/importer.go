@@ -7,10 +7,13 @@
 package importer
 
 import (
+	"archive/zip"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -224,6 +227,16 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig, now time.Time) err
 	}
 	in := upload.Inputs{ZipOK: map[string]bool{}}
 	for _, e := range listing {
+		if strings.HasSuffix(strings.ToLower(e.Name), ".zip") && !upload.Temporary(e.Name) {
+			// A bundle is complete when its central directory reads.
+			local := filepath.Join(im.cfg.WorkDir, t.Name+"-"+e.Name)
+			if _, err := c.Download(e.Name, local); err == nil {
+				if zr, err := zip.OpenReader(local); err == nil {
+					zr.Close()
+					in.ZipOK[e.Name] = true
+				}
+			}
+		}
 		if e.Name == "manifest.csv" {
 			local := filepath.Join(im.cfg.WorkDir, "manifest-"+t.Name+".csv")
 			os.Remove(local)
@@ -274,9 +287,27 @@ func (im *Importer) newRun(t TenantConfig, now time.Time) *run {
 	return r
 }
 
-// process downloads, validates, decides, loads and publishes one upload.
+// process downloads, validates, decides, loads and publishes one upload,
+// beating its heartbeat (and renewing the tenant lock) at least every 5 s.
 func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client, r *run, lock *coord.Lock) error {
 	log := im.log.With("tenant", t.Name, "run_id", r.RunID)
+	beatCtx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go func() {
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-beatCtx.Done():
+				return
+			case <-tick.C:
+				im.update(r, func(*status.Observation) {})
+				if err := lock.Renew(beatCtx); err != nil && beatCtx.Err() == nil {
+					log.Warn("renewing the tenant lock failed", "error", err)
+				}
+			}
+		}
+	}()
 	fail := func(stage string, err error) error {
 		now := time.Now().UTC()
 		im.update(r, func(o *status.Observation) {
@@ -298,8 +329,15 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 		}
 	}
 	im.update(r, func(o *status.Observation) { o.Stage = "validating" })
+	files, err := uploadFS(dir, r.files)
+	if err != nil {
+		return fail("validating", err)
+	}
+	if cl, ok := files.(io.Closer); ok {
+		defer cl.Close()
+	}
 	rep := oneroster.NewReport(5)
-	res, err := oneroster.Validate(os.DirFS(dir), rep.Add)
+	res, err := oneroster.Validate(files, rep.Add)
 	if err != nil {
 		return fail("validating", err)
 	}
@@ -334,7 +372,7 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	im.loader.Progress = func(done int64) {
 		im.update(r, func(o *status.Observation) { o.RowsDone = done })
 	}
-	if _, err := im.loader.Load(ctx, t.Name, r.RunID, os.DirFS(dir)); err != nil {
+	if _, err := im.loader.Load(ctx, t.Name, r.RunID, files); err != nil {
 		return fail("loading", err)
 	}
 	im.update(r, func(o *status.Observation) { o.Stage = "publishing" })
@@ -348,6 +386,21 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	os.RemoveAll(dir)
 	log.Info("run succeeded", "rows", total, "errors", rep.Errors, "warnings", rep.Warnings)
 	return nil
+}
+
+// uploadFS is the upload as files: the zip bundle when there is one, the
+// downloaded directory otherwise.
+func uploadFS(dir string, names []string) (fs.FS, error) {
+	for _, n := range names {
+		if strings.HasSuffix(strings.ToLower(n), ".zip") {
+			zr, err := zip.OpenReader(filepath.Join(dir, n))
+			if err != nil {
+				return nil, fmt.Errorf("%s: not a complete zip: %w", n, err)
+			}
+			return zr, nil
+		}
+	}
+	return os.DirFS(dir), nil
 }
 
 // Runs are every tenant's runs as observations, newest last.
