@@ -128,8 +128,18 @@ type Importer struct {
 
 type run struct {
 	status.Observation
-	watch upload.Watch
-	files []string
+	watch     upload.Watch
+	files     []string
+	completed *time.Time        // when the upload was complete
+	report    *oneroster.Report // the data-quality report, once validated
+	decision  *oneroster.Decision
+}
+
+// RunView is one run in GET /api/v1/runs: the observation schema plus when
+// the upload completed.
+type RunView struct {
+	status.Observation
+	UploadCompletedAt *time.Time `json:"upload_completed_at,omitempty"`
 }
 
 // New connects to Redis and MongoDB.
@@ -258,7 +268,8 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig, now time.Time) err
 		return err
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
-	arrived := d.FirstFileAt
+	arrived, completed := d.FirstFileAt, d.CompletedAt
+	r.completed = &completed
 	im.update(r, func(o *status.Observation) {
 		o.State, o.Stage, o.FilesArrivedAt, o.Attempt = status.StateRunning, "downloading", &arrived, 1
 	})
@@ -342,6 +353,9 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 		return fail("validating", err)
 	}
 	rep.Finish(res)
+	im.mu.Lock()
+	r.report = rep
+	im.mu.Unlock()
 	total := int64(0)
 	for _, st := range rep.Files {
 		total += int64(st.Rows)
@@ -363,6 +377,9 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 		return fail("validating", err)
 	}
 	dec := t.Policy.Decide(rep, current)
+	im.mu.Lock()
+	r.decision = &dec
+	im.mu.Unlock()
 	batch := strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID)
 	if !dec.Load {
 		c.Archive(batch, r.files)
@@ -404,11 +421,11 @@ func uploadFS(dir string, names []string) (fs.FS, error) {
 }
 
 // Runs are every tenant's runs as observations, newest last.
-func (im *Importer) Runs() []status.Observation {
+func (im *Importer) Runs() []RunView {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	now := time.Now().UTC()
-	var out []status.Observation
+	var out []RunView
 	names := make([]string, 0, len(im.runs))
 	for n := range im.runs {
 		names = append(names, n)
@@ -418,23 +435,61 @@ func (im *Importer) Runs() []status.Observation {
 		for _, r := range im.runs[n] {
 			o := r.Observation
 			o.At = now
-			out = append(out, o)
+			out = append(out, RunView{Observation: o, UploadCompletedAt: r.completed})
 		}
 	}
 	return out
 }
 
+// authorized checks the status token, when one is configured.
+func (im *Importer) authorized(w http.ResponseWriter, r *http.Request) bool {
+	tok := im.cfg.StatusToken.Value()
+	if tok == "" {
+		return true
+	}
+	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	w.Write([]byte(`{"error":{"code":"unauthorized","message":"a bearer token is required"}}`))
+	return false
+}
+
 func (im *Importer) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
-		if tok := im.cfg.StatusToken.Value(); tok != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
-				w.WriteHeader(401)
-				w.Write([]byte(`{"error":{"code":"unauthorized","message":"a bearer token is required"}}`))
-				return
+	mux.HandleFunc("GET /api/v1/report", func(w http.ResponseWriter, r *http.Request) {
+		if !im.authorized(w, r) {
+			return
+		}
+		id := r.URL.Query().Get("run_id")
+		im.mu.Lock()
+		var found *run
+		for _, rs := range im.runs {
+			for _, x := range rs {
+				if x.RunID == id {
+					found = x
+				}
 			}
+		}
+		var body []byte
+		if found != nil && found.report != nil {
+			body, _ = json.Marshal(map[string]any{"run_id": id, "report": found.report, "decision": found.decision})
+		}
+		im.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if body == nil {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"error":{"code":"not_found","message":"no report for that run_id (yet)"}}`))
+			return
+		}
+		w.Write(body)
+	})
+	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		if !im.authorized(w, r) {
+			return
 		}
 		runs := im.Runs()
 		if t := r.URL.Query().Get("tenant"); t != "" {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -155,6 +156,22 @@ func TestUploadToPublish(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(inboxDir, "*.csv"))
 	if len(reports) != 1 || len(archived) != 1 || len(left) != 0 {
 		t.Fatalf("reports %v, archived %v, left in the inbox %v", reports, archived, left)
+	}
+	// The report is in the status API as JSON too.
+	req, _ := http.NewRequest("GET", e.api+"/api/v1/report?run_id="+url.QueryEscape(got.RunID), nil)
+	req.Header.Set("Authorization", "Bearer status-token-123456")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("report: %v %v", resp.StatusCode, err)
+	}
+	var rep struct {
+		Report   oneroster.Report   `json:"report"`
+		Decision oneroster.Decision `json:"decision"`
+	}
+	json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if !rep.Decision.Load || rep.Report.Files["users"] == nil || rep.Report.Files["users"].Rows != counts["users"] {
+		t.Fatalf("report = %+v", rep)
 	}
 	// Without the token the run list is refused.
 	if resp, err := http.Get(e.api + "/api/v1/runs"); err != nil || resp.StatusCode != 401 {
