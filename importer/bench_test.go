@@ -77,7 +77,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 		val := time.Since(vstart)
 		lstart := time.Now()
-		if _, err := (&load.Loader{DB: db}).Load(ctx, "dade", fmt.Sprintf("bench#%d", i), os.DirFS(work)); err != nil {
+		if _, err := (&load.Loader{DB: db}).Load(ctx, "dade", fmt.Sprintf("bench#%d", i), os.DirFS(work), nil); err != nil {
 			b.Fatal(err)
 		}
 		ld := time.Since(lstart)

@@ -389,7 +389,11 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	im.loader.Progress = func(done int64) {
 		im.update(r, func(o *status.Observation) { o.RowsDone = done })
 	}
-	if _, err := im.loader.Load(ctx, t.Name, r.RunID, files); err != nil {
+	modes := map[string]load.Mode{}
+	for e, st := range rep.Files {
+		modes[e] = load.Mode(st.Mode)
+	}
+	if _, err := im.loader.Load(ctx, t.Name, r.RunID, files, modes); err != nil {
 		return fail("loading", err)
 	}
 	im.update(r, func(o *status.Observation) { o.Stage = "publishing" })

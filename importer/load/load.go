@@ -73,56 +73,173 @@ func (l *Loader) Current(ctx context.Context, tenant string) (p Pointer, ok bool
 	return p, err == nil, err
 }
 
-// Load writes every entity of the upload into a new generation and publishes
-// it. On any error nothing is published and the partial generation is dropped.
-func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS) (Pointer, error) {
+// Mode is how an upload carries an entity (the manifest's file.* value).
+type Mode string
+
+// Modes an upload gives an entity.
+const (
+	Bulk   Mode = "bulk"   // the whole entity: a new collection of this generation
+	Delta  Mode = "delta"  // changes applied to the published collection
+	Absent Mode = "absent" // unchanged: the published collection carries over
+)
+
+// Load writes the upload as a new generation and publishes it. Bulk entities
+// are loaded into new collections; delta entities are applied to the
+// published ones (tobedeleted removes, active replaces or adds); absent
+// entities carry over. modes nil means bulk for every file present. On any
+// error before the switch nothing is published and new collections are dropped.
+func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, modes map[string]Mode) (Pointer, error) {
 	gen := Generation(runID)
-	p := Pointer{Tenant: tenant, Generation: gen, RunID: runID, Collections: map[string]string{}, Counts: map[string]int{}}
-	var loaded int64
-	for _, e := range Entities {
-		name := collection(e, tenant, gen)
-		p.Collections[e] = name
-		c := l.DB.Collection(name)
-		// A re-run starts its generation over: idempotent.
-		if err := c.Drop(ctx); err != nil {
-			return p, fmt.Errorf("mongo drop %s: %w", name, err)
-		}
-		f, err := upload.Open(e + ".csv")
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return p, err
-		}
-		n, err := l.insertFile(ctx, c, tenant, f, &loaded)
-		f.Close()
-		if err != nil {
-			l.dropGeneration(context.WithoutCancel(ctx), p)
-			return p, fmt.Errorf("load %s.csv: %w", e, err)
-		}
-		p.Counts[e] = n
-	}
 	prev, hadPrev, err := l.Current(ctx, tenant)
 	if err != nil {
-		return p, fmt.Errorf("mongo read pointer: %w", err)
+		return Pointer{}, fmt.Errorf("mongo read pointer: %w", err)
+	}
+	p := Pointer{Tenant: tenant, Generation: gen, RunID: runID, Collections: map[string]string{}, Counts: map[string]int{}}
+	var created []string
+	abort := func(err error) (Pointer, error) {
+		for _, name := range created {
+			l.DB.Collection(name).Drop(context.WithoutCancel(ctx))
+		}
+		return p, err
+	}
+	var loaded int64
+	for _, e := range Entities {
+		mode := modes[e]
+		if modes == nil {
+			mode = Bulk
+			if _, err := fs.Stat(upload, e+".csv"); err != nil {
+				mode = Absent
+			}
+		}
+		switch mode {
+		case Bulk:
+			name := collection(e, tenant, gen)
+			c := l.DB.Collection(name)
+			// A re-run starts its generation over: idempotent.
+			if err := c.Drop(ctx); err != nil {
+				return abort(fmt.Errorf("mongo drop %s: %w", name, err))
+			}
+			created = append(created, name)
+			n, err := l.loadFile(ctx, upload, e, func(r io.Reader) (int, error) { return l.insertFile(ctx, c, tenant, r, &loaded) })
+			if err != nil {
+				return abort(fmt.Errorf("load %s.csv: %w", e, err))
+			}
+			p.Collections[e], p.Counts[e] = name, n
+		case Delta:
+			name := prev.Collections[e]
+			if !hadPrev || name == "" {
+				name = collection(e, tenant, gen)
+				created = append(created, name)
+			}
+			c := l.DB.Collection(name)
+			if _, err := l.loadFile(ctx, upload, e, func(r io.Reader) (int, error) { return l.applyDelta(ctx, c, tenant, r) }); err != nil {
+				return abort(fmt.Errorf("apply %s.csv: %w", e, err))
+			}
+			n, err := c.CountDocuments(ctx, bson.D{})
+			if err != nil {
+				return abort(err)
+			}
+			p.Collections[e], p.Counts[e] = name, int(n)
+		default:
+			if hadPrev && prev.Collections[e] != "" {
+				p.Collections[e], p.Counts[e] = prev.Collections[e], prev.Counts[e]
+			}
+		}
 	}
 	p.PublishedAt = time.Now().UTC()
 	// The switch: one document, replaced as a whole.
 	if _, err := l.DB.Collection(PointerCollection).ReplaceOne(ctx, bson.D{{Key: "_id", Value: tenant}}, p,
 		options.Replace().SetUpsert(true)); err != nil {
-		l.dropGeneration(context.WithoutCancel(ctx), p)
-		return p, fmt.Errorf("mongo publish: %w", err)
+		return abort(fmt.Errorf("mongo publish: %w", err))
 	}
-	if hadPrev && prev.Generation != gen {
-		l.dropGeneration(ctx, prev)
+	if hadPrev {
+		keep := map[string]bool{}
+		for _, n := range p.Collections {
+			keep[n] = true
+		}
+		for _, n := range prev.Collections {
+			if !keep[n] {
+				l.DB.Collection(n).Drop(ctx)
+			}
+		}
 	}
 	return p, nil
 }
 
-func (l *Loader) dropGeneration(ctx context.Context, p Pointer) {
-	for _, name := range p.Collections {
-		l.DB.Collection(name).Drop(ctx)
+func (l *Loader) loadFile(ctx context.Context, upload fs.FS, entity string, f func(io.Reader) (int, error)) (int, error) {
+	file, err := upload.Open(entity + ".csv")
+	if err != nil {
+		return 0, err
 	}
+	defer file.Close()
+	return f(file)
+}
+
+// deltaBatch stays under what the MongoDB-wire test server handles in one
+// bulk write (DESIGN.md: about 50 to 100 updates hang it).
+const deltaBatch = 40
+
+// applyDelta applies a delta file: tobedeleted rows are removed, others
+// replace (or add) their document; it returns the rows applied.
+func (l *Loader) applyDelta(ctx context.Context, c *mongo.Collection, tenant string, r io.Reader) (int, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return 0, err
+	}
+	header = append([]string(nil), header...)
+	header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	status := -1
+	for i, h := range header {
+		if h == "status" {
+			status = i
+		}
+	}
+	var ops []mongo.WriteModel
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		_, err := c.BulkWrite(ctx, ops, options.BulkWrite().SetOrdered(true))
+		ops = ops[:0]
+		return err
+	}
+	n := 0
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+		id := bson.D{{Key: "_id", Value: rec[0]}}
+		if status >= 0 && status < len(rec) && rec[status] == "tobedeleted" {
+			ops = append(ops, mongo.NewDeleteOneModel().SetFilter(id))
+		} else {
+			ops = append(ops, mongo.NewReplaceOneModel().SetFilter(id).SetReplacement(document(header, rec, tenant)).SetUpsert(true))
+		}
+		n++
+		if len(ops) == deltaBatch {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush()
+}
+
+// document is one CSV row as a document keyed by sourcedId.
+func document(header, rec []string, tenant string) bson.D {
+	d := make(bson.D, 0, len(rec)+1)
+	d = append(d, bson.E{Key: "_id", Value: rec[0]}, bson.E{Key: "tenant", Value: tenant})
+	for i := 1; i < len(rec) && i < len(header); i++ {
+		if rec[i] != "" {
+			d = append(d, bson.E{Key: header[i], Value: rec[i]})
+		}
+	}
+	return d
 }
 
 // insertFile streams a CSV into c with unordered InsertMany batches from
@@ -182,14 +299,7 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant str
 			wg.Wait()
 			return n, err
 		}
-		d := make(bson.D, 0, len(rec)+1)
-		d = append(d, bson.E{Key: "_id", Value: rec[0]}, bson.E{Key: "tenant", Value: tenant})
-		for i := 1; i < len(rec) && i < len(header); i++ {
-			if rec[i] != "" {
-				d = append(d, bson.E{Key: header[i], Value: rec[i]})
-			}
-		}
-		docs = append(docs, d)
+		docs = append(docs, document(header, rec, tenant))
 		n++
 		if len(docs) == batch {
 			select {

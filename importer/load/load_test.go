@@ -37,7 +37,7 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	if _, ok, _ := l.Current(ctx, "dade"); ok {
 		t.Fatal("a pointer before any load")
 	}
-	p1, err := l.Load(ctx, "dade", "dade/roster/2026-09-01#1", os.DirFS(dir))
+	p1, err := l.Load(ctx, "dade", "dade/roster/2026-09-01#1", os.DirFS(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 		t.Fatalf("student-7 = %v, %v", u, err)
 	}
 	// The same run again is idempotent: same generation, same counts.
-	again, err := l.Load(ctx, "dade", "dade/roster/2026-09-01#1", os.DirFS(dir))
+	again, err := l.Load(ctx, "dade", "dade/roster/2026-09-01#1", os.DirFS(dir), nil)
 	if err != nil || again.Generation != p1.Generation {
 		t.Fatalf("re-run: %v, %v", again.Generation, err)
 	}
@@ -61,14 +61,14 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	// A failing load publishes nothing and leaves the current roster.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := l.Load(cctx, "dade", "dade/roster/2026-09-02#1", os.DirFS(dir)); err == nil {
+	if _, err := l.Load(cctx, "dade", "dade/roster/2026-09-02#1", os.DirFS(dir), nil); err == nil {
 		t.Fatal("a cancelled load succeeded")
 	}
 	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p1.Generation {
 		t.Fatalf("a failed load moved the pointer to %s", cur.Generation)
 	}
 	// The next night's run publishes and drops the old generation.
-	p2, err := l.Load(ctx, "dade", "dade/roster/2026-09-02#2", os.DirFS(dir))
+	p2, err := l.Load(ctx, "dade", "dade/roster/2026-09-02#2", os.DirFS(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +80,52 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	}
 	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p2.Generation || len(names) != len(Entities) {
 		t.Fatalf("pointer %s, collections %v", cur.Generation, names)
+	}
+}
+
+func TestDeltaAppliesToThePublishedRoster(t *testing.T) {
+	db := connect(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	counts, _ := oneroster.Generate(dir, oneroster.GenOptions{Students: 100, Seed: 4})
+	l := &Loader{DB: db}
+	p1, err := l.Load(ctx, "dade", "bulk#1", os.DirFS(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := t.TempDir()
+	os.WriteFile(delta+"/users.csv", []byte("sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n"+
+		"student-1,tobedeleted,2026-09-02T00:00:00.000Z,true,school-0,student,s1,,A,B,,,,,,,KG,\n"+
+		"student-2,active,2026-09-02T00:00:00.000Z,true,school-0,student,s2,,Renamed,B,,,,,,,KG,\n"+
+		"student-new,active,2026-09-02T00:00:00.000Z,true,school-0,student,sn,,New,C,,,,,,,01,\n"), 0o644)
+	modes := map[string]Mode{"users": Delta}
+	for _, e := range Entities {
+		if e != "users" {
+			modes[e] = Absent
+		}
+	}
+	p2, err := l.Load(ctx, "dade", "delta#1", os.DirFS(delta), modes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Counts["users"] != counts["users"] || p2.Collections["enrollments"] != p1.Collections["enrollments"] ||
+		p2.Counts["enrollments"] != counts["enrollments"] {
+		t.Fatalf("after the delta: %+v (before %+v)", p2, p1)
+	}
+	users := db.Collection(p2.Collections["users"])
+	if n, _ := users.CountDocuments(ctx, bson.D{{Key: "_id", Value: "student-1"}}); n != 0 {
+		t.Fatal("tobedeleted did not remove student-1")
+	}
+	var u bson.M
+	if err := users.FindOne(ctx, bson.D{{Key: "_id", Value: "student-2"}}).Decode(&u); err != nil || u["givenName"] != "Renamed" {
+		t.Fatalf("student-2 = %v %v", u, err)
+	}
+	if n, _ := users.CountDocuments(ctx, bson.D{{Key: "_id", Value: "student-new"}}); n != 1 {
+		t.Fatal("the new user was not added")
+	}
+	// Nothing the new pointer uses was dropped.
+	names, _ := l.Collections(ctx, "dade")
+	if len(names) != len(Entities) {
+		t.Fatalf("collections after the delta: %v", names)
 	}
 }
