@@ -111,6 +111,21 @@ notify:
 `, pdURL, slackURL+"/api/")
 }
 
+// receivers starts local PagerDuty (answering after delay) and Slack
+// servers and returns them with the notify config that points at them.
+func receivers(t *testing.T, delay time.Duration) (*pdServer, *slackServer, string) {
+	pd := &pdServer{delay: delay}
+	pds := httptest.NewServer(pd)
+	t.Cleanup(pds.Close)
+	sl := &slackServer{}
+	sls := httptest.NewServer(sl)
+	t.Cleanup(sls.Close)
+	t.Setenv("PD_KEY", pdKey)
+	t.Setenv("SLACK_TOKEN", slackToken)
+	t.Setenv("PD_HOOK", pdHookSecret)
+	return pd, sl, notifyConfig(pds.URL, sls.URL)
+}
+
 func stalledJobs(n int) string {
 	var b strings.Builder
 	for i := 0; i < n; i++ {
@@ -132,16 +147,8 @@ func signPD(body []byte) string {
 
 // TestPagesAcksAndResolves follows one alert through PagerDuty and Slack.
 func TestPagesAcksAndResolves(t *testing.T) {
-	pd := &pdServer{}
-	pds := httptest.NewServer(pd)
-	defer pds.Close()
-	sl := &slackServer{}
-	sls := httptest.NewServer(sl)
-	defer sls.Close()
-	t.Setenv("PD_KEY", pdKey)
-	t.Setenv("SLACK_TOKEN", slackToken)
-	t.Setenv("PD_HOOK", pdHookSecret)
-	h := startHubIn(t, t.TempDir(), "  []", stalledJobs(1), notifyConfig(pds.URL, sls.URL))
+	pd, sl, notify := receivers(t, 0)
+	h := startHubIn(t, t.TempDir(), "  []", stalledJobs(1), notify)
 	now := time.Now().UTC()
 	if code, _ := h.call("POST", "/api/v1/observations", opTok, stalledObs("t00", now, 30*time.Minute)); code != 200 {
 		t.Fatal("push failed")
@@ -219,17 +226,9 @@ func TestPagesAcksAndResolves(t *testing.T) {
 // paged once, in order.
 func TestKillMidDeliveryDeliversEverythingOnce(t *testing.T) {
 	const n = 12
-	pd := &pdServer{delay: 150 * time.Millisecond}
-	pds := httptest.NewServer(pd)
-	defer pds.Close()
-	sl := &slackServer{}
-	sls := httptest.NewServer(sl)
-	defer sls.Close()
-	t.Setenv("PD_KEY", pdKey)
-	t.Setenv("SLACK_TOKEN", slackToken)
-	t.Setenv("PD_HOOK", pdHookSecret)
+	pd, _, notify := receivers(t, 150*time.Millisecond)
 	dir := t.TempDir()
-	h := startHubIn(t, dir, "  []", stalledJobs(n), notifyConfig(pds.URL, sls.URL))
+	h := startHubIn(t, dir, "  []", stalledJobs(n), notify)
 	now := time.Now().UTC()
 	var lines []string
 	for i := 0; i < n; i++ {
@@ -249,7 +248,7 @@ func TestKillMidDeliveryDeliversEverythingOnce(t *testing.T) {
 	if len(sent) >= n {
 		t.Fatalf("all %d pages went out before the kill; the test proves nothing", len(sent))
 	}
-	h2 := startHubIn(t, dir, "  []", stalledJobs(n), notifyConfig(pds.URL, sls.URL))
+	h2 := startHubIn(t, dir, "  []", stalledJobs(n), notify)
 	h2.eventually("every alert is paged", 30*time.Second, func() bool {
 		_, inc := pd.snapshot()
 		return len(inc) == n

@@ -182,14 +182,10 @@ const deltaBatch = 40
 // applyDelta applies a delta file: tobedeleted rows are removed, others
 // replace (or add) their document; it returns the rows applied.
 func (l *Loader) applyDelta(ctx context.Context, c *mongo.Collection, tenant string, r io.Reader) (int, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
+	cr, header, err := openCSV(r)
 	if err != nil {
 		return 0, err
 	}
-	header = append([]string(nil), header...)
-	header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	status := -1
 	for i, h := range header {
 		if h == "status" {
@@ -230,6 +226,19 @@ func (l *Loader) applyDelta(ctx context.Context, c *mongo.Collection, tenant str
 	return n, flush()
 }
 
+// openCSV reads a roster file's header (without a BOM).
+func openCSV(r io.Reader) (*csv.Reader, []string, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return nil, nil, err
+	}
+	header = append([]string(nil), header...)
+	header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	return cr, header, nil
+}
+
 // document is one CSV row as a document keyed by sourcedId.
 func document(header, rec []string, tenant string) bson.D {
 	d := make(bson.D, 0, len(rec)+1)
@@ -252,14 +261,10 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant str
 	if batch <= 0 {
 		batch = 1000
 	}
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
+	cr, header, err := openCSV(r)
 	if err != nil {
 		return 0, err
 	}
-	header = append([]string(nil), header...)
-	header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan []any, workers)
