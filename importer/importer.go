@@ -32,6 +32,7 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/redis/go-redis/v9"
+	"github.com/robfig/cron/v3"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -62,10 +63,16 @@ type Config struct {
 
 // TenantConfig is one district.
 type TenantConfig struct {
-	Name   string           `yaml:"name"`
-	Job    string           `yaml:"job"`
-	SFTP   inbox.Config     `yaml:"sftp"`
-	Policy oneroster.Policy `yaml:"policy"`
+	Name string `yaml:"name"`
+	Job  string `yaml:"job"`
+	// Schedule is when files are expected (5-field cron in Timezone): a run
+	// waiting for files opens then, so a missing upload is visible.
+	Schedule string           `yaml:"schedule"`
+	Timezone string           `yaml:"timezone"`
+	SFTP     inbox.Config     `yaml:"sftp"`
+	Policy   oneroster.Policy `yaml:"policy"`
+
+	sched cron.Schedule
 }
 
 // Validate sets defaults and checks the config.
@@ -106,6 +113,17 @@ func (c *Config) Validate(p *config.Problems) {
 			t.Job = "roster-import"
 		}
 		t.SFTP.Validate(p, k+".sftp")
+		if t.Schedule != "" {
+			tz := t.Timezone
+			if tz == "" {
+				tz = "UTC"
+			}
+			sched, err := cronParser.Parse("CRON_TZ=" + tz + " " + t.Schedule)
+			if err != nil {
+				p.Add(k+".schedule", "%q in %q: %v", t.Schedule, tz, err)
+			}
+			t.sched = sched
+		}
 		if t.Policy == (oneroster.Policy{}) {
 			t.Policy = oneroster.DefaultPolicy
 		}
@@ -177,10 +195,17 @@ func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 	return nil
 }
 
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
 func (im *Importer) watch(ctx context.Context, t TenantConfig) {
 	tick := time.NewTicker(im.cfg.Poll)
 	defer tick.Stop()
+	var next time.Time
+	if t.sched != nil {
+		next = t.sched.Next(time.Now())
+	}
 	for {
+		next = im.open(t, next, time.Now().UTC())
 		if err := im.poll(ctx, t, time.Now().UTC()); err != nil && ctx.Err() == nil {
 			im.log.Warn("poll failed", "tenant", t.Name, "error", err)
 		}
@@ -190,6 +215,18 @@ func (im *Importer) watch(ctx context.Context, t TenantConfig) {
 		case <-tick.C:
 		}
 	}
+}
+
+// open starts a run waiting for files when the tenant's schedule comes due
+// and none is open, and returns the next due time.
+func (im *Importer) open(t TenantConfig, next, now time.Time) time.Time {
+	if t.sched == nil || next.IsZero() || now.Before(next) {
+		return next
+	}
+	if im.current(t.Name) == nil {
+		im.newRun(t, next.UTC())
+	}
+	return t.sched.Next(now)
 }
 
 // current is the tenant's open run (waiting for files), or nil.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -228,5 +229,45 @@ func TestZipBundleAndRejection(t *testing.T) {
 	reports, _ := filepath.Glob(filepath.Join(e.inbox, "reports", "*.csv"))
 	if len(reports) != 2 {
 		t.Fatalf("reports: %v", reports)
+	}
+}
+
+func TestScheduleOpensAWaitingRun(t *testing.T) {
+	cfg := &Config{Tenants: []TenantConfig{{Name: "dade", Schedule: "15 3 * * *", Timezone: "America/New_York",
+		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: os.DevNull}}}}
+	cfg.Redis.Addr, cfg.Mongo.URI = "x", "y"
+	var p config.Problems
+	cfg.Validate(&p)
+	if p.Len() != 0 {
+		t.Fatal(p)
+	}
+	im := &Importer{cfg: cfg, runs: map[string][]*run{}}
+	tc := cfg.Tenants[0]
+	due := time.Date(2026, 9, 1, 7, 15, 0, 0, time.UTC) // 03:15 EDT
+	next := tc.sched.Next(due.Add(-time.Minute))
+	if !next.Equal(due) {
+		t.Fatalf("next start %v", next)
+	}
+	if n := im.open(tc, next, due.Add(-time.Second)); !n.Equal(due) || len(im.Runs()) != 0 {
+		t.Fatal("opened before the schedule")
+	}
+	n := im.open(tc, next, due.Add(10*time.Second))
+	runs := im.Runs()
+	if len(runs) != 1 || runs[0].State != status.StateWaiting || runs[0].Stage != "awaiting_files" || !runs[0].StartedAt.Equal(due) {
+		t.Fatalf("runs = %+v", runs)
+	}
+	if !n.Equal(due.Add(24 * time.Hour)) {
+		t.Fatalf("next %v", n)
+	}
+	// An open run is not doubled the next day.
+	im.open(tc, n, n.Add(time.Second))
+	if len(im.Runs()) != 1 {
+		t.Fatal("a second waiting run opened while one is open")
+	}
+	bad := &Config{Tenants: []TenantConfig{{Name: "x", Schedule: "every night", SFTP: tc.SFTP}}}
+	var bp config.Problems
+	bad.Validate(&bp)
+	if !strings.Contains(fmt.Sprint(bp), "tenants[0].schedule") {
+		t.Fatalf("a bad schedule passed: %v", bp)
 	}
 }
