@@ -206,7 +206,7 @@ func (im *Importer) watch(ctx context.Context, t TenantConfig) {
 	}
 	for {
 		next = im.open(t, next, time.Now().UTC())
-		if err := im.poll(ctx, t, time.Now().UTC()); err != nil && ctx.Err() == nil {
+		if err := im.poll(ctx, t); err != nil && ctx.Err() == nil {
 			im.log.Warn("poll failed", "tenant", t.Name, "error", err)
 		}
 		select {
@@ -255,7 +255,7 @@ func (im *Importer) update(r *run, f func(o *status.Observation)) {
 	}
 }
 
-func (im *Importer) poll(ctx context.Context, t TenantConfig, now time.Time) error {
+func (im *Importer) poll(ctx context.Context, t TenantConfig) error {
 	c, err := inbox.Dial(ctx, t.SFTP)
 	if err != nil {
 		return err
@@ -265,6 +265,8 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig, now time.Time) err
 	if err != nil {
 		return err
 	}
+	now := time.Now().UTC() // the listing's time: nothing in it is later
+
 	r := im.current(t.Name)
 	if r == nil {
 		if len(listing) == 0 {
