@@ -11,10 +11,12 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -29,7 +31,9 @@ import (
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/importer/upload"
+	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
@@ -142,6 +146,10 @@ type Importer struct {
 	loader *load.Loader
 	mu     sync.Mutex
 	runs   map[string][]*run // tenant -> runs, oldest first
+	// breakers fail fast on a dependency that keeps failing: "redis",
+	// "mongo", and "sftp:<tenant>" for each tenant's endpoint.
+	breakers map[string]*breaker.Breaker
+	policy   retry.Policy
 }
 
 type run struct {
@@ -168,8 +176,17 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("mongo: %v", strings.ReplaceAll(err.Error(), cfg.Mongo.URI.Value(), "<uri>"))
 	}
-	return &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, runs: map[string][]*run{},
-		loader: &load.Loader{DB: mc.Database(cfg.Mongo.Database)}}, nil
+	im := &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, runs: map[string][]*run{},
+		loader:   &load.Loader{DB: mc.Database(cfg.Mongo.Database)},
+		breakers: map[string]*breaker.Breaker{},
+		policy:   retry.Policy{Base: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2, Jitter: 0.5}}
+	for _, name := range []string{"redis", "mongo"} {
+		im.breakers[name] = breaker.New(name, 5, 30*time.Second, 5*time.Minute)
+	}
+	for _, t := range cfg.Tenants {
+		im.breakers["sftp:"+t.Name] = breaker.New("sftp:"+t.Name, 3, 30*time.Second, 10*time.Minute)
+	}
+	return im, nil
 }
 
 // Run serves the status API and watches every tenant until ctx ends.
@@ -255,16 +272,43 @@ func (im *Importer) update(r *run, f func(o *status.Observation)) {
 	}
 }
 
+// guarded calls fn through a dependency's breaker, retrying with backoff and
+// jitter while the breaker lets it.
+func (im *Importer) guarded(ctx context.Context, dep string, fn func() error) error {
+	b := im.breakers[dep]
+	return retry.Do(ctx, im.policy, 3, rand.Float64, func(err error) bool {
+		return !errors.Is(err, breaker.ErrOpen) && !errors.Is(err, coord.ErrHeld) && ctx.Err() == nil
+	}, func() error {
+		if err := b.Allow(time.Now()); err != nil {
+			return err
+		}
+		err := fn()
+		if errors.Is(err, coord.ErrHeld) {
+			b.Record(time.Now(), nil) // the dependency answered
+		} else {
+			b.Record(time.Now(), err)
+		}
+		return err
+	})
+}
+
 func (im *Importer) poll(ctx context.Context, t TenantConfig) error {
-	c, err := inbox.Dial(ctx, t.SFTP)
+	var c *inbox.Client
+	var listing []upload.Entry
+	err := im.guarded(ctx, "sftp:"+t.Name, func() error {
+		var err error
+		if c, err = inbox.Dial(ctx, t.SFTP); err != nil {
+			return err
+		}
+		if listing, err = c.List(); err != nil {
+			c.Close()
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	listing, err := c.List()
-	if err != nil {
-		return err
-	}
 	now := time.Now().UTC() // the listing's time: nothing in it is later
 
 	r := im.current(t.Name)
@@ -302,8 +346,12 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig) error {
 		im.update(r, func(o *status.Observation) { o.Stage = "awaiting_files" })
 		return nil
 	}
-	lock, err := coord.Acquire(ctx, im.rdb, t.Name, im.cfg.LockTTL)
-	if err != nil {
+	var lock *coord.Lock
+	if err := im.guarded(ctx, "redis", func() error {
+		var err error
+		lock, err = coord.Acquire(ctx, im.rdb, t.Name, im.cfg.LockTTL)
+		return err
+	}); err != nil {
 		return err
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
@@ -411,8 +459,12 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	}
 	js, _ := json.MarshalIndent(rep, "", "  ")
 	c.Put(reportName+".json", strings.NewReader(string(js)))
-	current, err := im.loader.Counts(ctx, t.Name)
-	if err != nil {
+	var current map[string]int
+	if err := im.guarded(ctx, "mongo", func() error {
+		var err error
+		current, err = im.loader.Counts(ctx, t.Name)
+		return err
+	}); err != nil {
 		return fail("validating", err)
 	}
 	dec := t.Policy.Decide(rep, current)
@@ -432,7 +484,11 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	for e, st := range rep.Files {
 		modes[e] = load.Mode(st.Mode)
 	}
-	if _, err := im.loader.Load(ctx, t.Name, r.RunID, files, modes); err != nil {
+	// A load is idempotent for its run, so retrying it whole is safe.
+	if err := im.guarded(ctx, "mongo", func() error {
+		_, err := im.loader.Load(ctx, t.Name, r.RunID, files, modes)
+		return err
+	}); err != nil {
 		return fail("loading", err)
 	}
 	im.update(r, func(o *status.Observation) { o.Stage = "publishing" })
@@ -484,6 +540,20 @@ func (im *Importer) Runs() []RunView {
 	return out
 }
 
+// Breakers are the state of every dependency's circuit breaker.
+func (im *Importer) Breakers() []breaker.Snapshot {
+	names := make([]string, 0, len(im.breakers))
+	for n := range im.breakers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]breaker.Snapshot, 0, len(names))
+	for _, n := range names {
+		out = append(out, im.breakers[n].Snapshot())
+	}
+	return out
+}
+
 // authorized checks the status token, when one is configured.
 func (im *Importer) authorized(w http.ResponseWriter, r *http.Request) bool {
 	tok := im.cfg.StatusToken.Value()
@@ -529,6 +599,13 @@ func (im *Importer) handler() http.Handler {
 			return
 		}
 		w.Write(body)
+	})
+	mux.HandleFunc("GET /api/v1/breakers", func(w http.ResponseWriter, r *http.Request) {
+		if !im.authorized(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"breakers": im.Breakers()})
 	})
 	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
 		if !im.authorized(w, r) {

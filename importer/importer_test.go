@@ -28,6 +28,8 @@ import (
 func TestMain(m *testing.M) { testsrv.Main(m) }
 
 type env struct {
+	im       *Importer
+	sshd     *testsrv.SSHD
 	api      string
 	sftp     inbox.Config
 	inbox    string
@@ -63,7 +65,7 @@ func startImporter(t *testing.T) *env {
 	done := make(chan error, 1)
 	go func() { done <- im.Run(ctx, func(a string) { addrc <- a }) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &env{api: "http://" + <-addrc, sftp: sftpCfg, inbox: inboxDir, mongoURI: mongoURI}
+	return &env{im: im, sshd: sshd, api: "http://" + <-addrc, sftp: sftpCfg, inbox: inboxDir, mongoURI: mongoURI}
 }
 
 // finishedRun polls /api/v1/runs until dade's latest run has ended and is
@@ -271,3 +273,38 @@ func TestScheduleOpensAWaitingRun(t *testing.T) {
 		t.Fatalf("a bad schedule passed: %v", bp)
 	}
 }
+
+// TestSFTPOutageOpensItsBreaker: with the district's server down, the
+// importer retries, then fails fast, and says so in /api/v1/breakers.
+func TestSFTPOutageOpensItsBreaker(t *testing.T) {
+	e := startImporter(t)
+	e.sshd.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var sftp breakerView
+		for _, b := range e.im.Breakers() {
+			if b.Name == "sftp:dade" {
+				sftp = breakerView{string(b.State), b.LastError}
+			}
+		}
+		if sftp.state == "open" {
+			if !strings.Contains(sftp.lastError, "connection refused") {
+				t.Fatalf("open with reason %q", sftp.lastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sftp breaker did not open: %+v", e.im.Breakers())
+		}
+		time.Sleep(50 * time.Millisecond) // the importer's own retries take their time
+	}
+	req, _ := http.NewRequest("GET", e.api+"/api/v1/breakers", nil)
+	req.Header.Set("Authorization", "Bearer status-token-123456")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("breakers API: %v", err)
+	}
+	resp.Body.Close()
+}
+
+type breakerView struct{ state, lastError string }

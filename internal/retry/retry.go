@@ -3,6 +3,7 @@
 package retry
 
 import (
+	"context"
 	"math"
 	"time"
 )
@@ -47,4 +48,24 @@ func (p Policy) Delay(attempt int, rnd float64) time.Duration {
 // NextAt is when to try again after attempt failed at now.
 func (p Policy) NextAt(now time.Time, attempt int, rnd float64) time.Time {
 	return now.Add(p.Delay(attempt, rnd))
+}
+
+// Do calls fn up to attempts times, waiting the policy's delay (with jitter
+// from rnd) between failures, and stops early when ctx ends or retryable
+// says an error is not worth another try. It returns fn's last error.
+func Do(ctx context.Context, p Policy, attempts int, rnd func() float64, retryable func(error) bool, fn func() error) error {
+	var err error
+	for a := 1; a <= attempts; a++ {
+		if err = fn(); err == nil || a == attempts || (retryable != nil && !retryable(err)) {
+			return err
+		}
+		t := time.NewTimer(p.Delay(a, rnd()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	return err
 }

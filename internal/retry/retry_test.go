@@ -1,6 +1,8 @@
 package retry
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -33,5 +35,30 @@ func TestNextAtIsPure(t *testing.T) {
 	now := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
 	if got := Default.NextAt(now, 1, 0); got != now.Add(time.Second) {
 		t.Fatalf("NextAt = %v, want %v", got, now.Add(time.Second))
+	}
+}
+
+func TestDoRetriesThenGivesUp(t *testing.T) {
+	calls := 0
+	fail := errors.New("connection reset")
+	p := Policy{Base: time.Millisecond, Max: time.Millisecond}
+	err := Do(context.Background(), p, 3, func() float64 { return 0 }, nil, func() error { calls++; return fail })
+	if calls != 3 || err != fail {
+		t.Fatalf("%d calls, %v", calls, err)
+	}
+	calls = 0
+	err = Do(context.Background(), p, 5, func() float64 { return 0 }, func(error) bool { return false }, func() error { calls++; return fail })
+	if calls != 1 {
+		t.Fatalf("a non-retryable error was retried: %d calls", calls)
+	}
+	calls = 0
+	if err := Do(context.Background(), p, 5, func() float64 { return 0 }, nil, func() error {
+		calls++
+		if calls < 3 {
+			return fail
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Fatalf("%d calls, %v", calls, err)
 	}
 }

@@ -1,0 +1,42 @@
+package breaker
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestLifecycle(t *testing.T) {
+	t0 := time.Date(2026, 9, 1, 3, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	b := New("mongo", 3, 10*time.Second, 40*time.Second)
+	boom := errors.New("server selection timeout")
+	for i := 0; i < 2; i++ {
+		if b.Allow(at(i)) != nil {
+			t.Fatal("closed breaker refused")
+		}
+		b.Record(at(i), boom)
+	}
+	if b.Snapshot().State != Closed {
+		t.Fatal("opened before the threshold")
+	}
+	b.Allow(at(2))
+	b.Record(at(2), boom)
+	err := b.Allow(at(3))
+	var oe *OpenError
+	if !errors.As(err, &oe) || !errors.Is(err, ErrOpen) || oe.LastError != "server selection timeout" {
+		t.Fatalf("open breaker: %v", err)
+	}
+	// After the cooldown one probe goes through; a second caller waits.
+	if b.Allow(at(12)) != nil || b.Allow(at(12)) == nil || b.Snapshot().State != HalfOpen {
+		t.Fatal("half-open should let exactly one probe through")
+	}
+	b.Record(at(12), boom) // the probe fails: open for twice as long
+	if b.Allow(at(12+19)) == nil || b.Allow(at(12+21)) != nil {
+		t.Fatal("the second cooldown is not 20s")
+	}
+	b.Record(at(33), nil)
+	if s := b.Snapshot(); s.State != Closed || s.Failures != 0 || s.Opens != 2 {
+		t.Fatalf("after a good probe: %+v", s)
+	}
+}
