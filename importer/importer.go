@@ -29,6 +29,7 @@ import (
 	"github.com/etlhub/etlhub/importer/coord"
 	"github.com/etlhub/etlhub/importer/inbox"
 	"github.com/etlhub/etlhub/importer/load"
+	"github.com/etlhub/etlhub/importer/logship"
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/importer/upload"
 	"github.com/etlhub/etlhub/internal/breaker"
@@ -62,6 +63,8 @@ type Config struct {
 	Tenants []TenantConfig `yaml:"tenants"`
 	Log     struct {
 		Level string `yaml:"level"`
+		// Sumo ships the JSON log lines to a Sumo Logic HTTP Source.
+		Sumo *logship.Config `yaml:"sumo"`
 	} `yaml:"log"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/etlhub/etlhub/importer"
+	"github.com/etlhub/etlhub/importer/logship"
 	"github.com/etlhub/etlhub/internal/config"
 )
 
@@ -31,7 +32,13 @@ func runImporter(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	var lvl slog.Level
 	lvl.UnmarshalText([]byte(cfg.Log.Level))
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	out := stderr
+	if cfg.Log.Sumo != nil {
+		ship := logship.New(*cfg.Log.Sumo)
+		defer ship.Close()
+		out = io.MultiWriter(stderr, ship)
+	}
+	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: lvl}))
 	im, err := importer.New(ctx, &cfg, log)
 	if err != nil {
 		log.Error("importer not started", "error", err)
