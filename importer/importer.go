@@ -173,6 +173,9 @@ type RunView struct {
 
 // New connects to Redis and MongoDB.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) {
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("work_dir: %w", err)
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Value(),
 		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI.Value()).SetTimeout(60 * time.Second))
@@ -480,7 +483,8 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 		return fail("validating", fmt.Errorf("rejected by policy: %s", strings.Join(dec.Reasons, "; ")))
 	}
 	im.update(r, func(o *status.Observation) { o.Stage = "loading" })
-	im.loader.Progress = func(done int64) {
+	ld := *im.loader // a copy per run: tenants load concurrently
+	ld.Progress = func(done int64) {
 		im.update(r, func(o *status.Observation) { o.RowsDone = done })
 	}
 	modes := map[string]load.Mode{}
@@ -489,7 +493,7 @@ func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client
 	}
 	// A load is idempotent for its run, so retrying it whole is safe.
 	if err := im.guarded(ctx, "mongo", func() error {
-		_, err := im.loader.Load(ctx, t.Name, r.RunID, files, modes)
+		_, err := ld.Load(ctx, t.Name, r.RunID, files, modes)
 		return err
 	}); err != nil {
 		return fail("loading", err)
