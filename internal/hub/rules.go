@@ -108,6 +108,13 @@ type ruleLoop struct {
 	worker    *notifier.Worker
 	firing    *prometheus.CounterVec
 	ticks     prometheus.Histogram
+	// unsaved holds what a failed SaveAlerts did not store; it is stored
+	// first on the next tick, so no transition or notification is lost.
+	unsaved struct {
+		changed []rules.Alert
+		trans   []rules.Transition
+		notes   []store.Notification
+	}
 }
 
 func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
@@ -171,8 +178,12 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 	}
 	trans, changed := l.engine.Tick(now)
 	notes := notifications(l.router, trans, nil)
-	if err := l.st.SaveAlerts(tctx, changed, trans, notes); err != nil {
-		l.log.Error("saving alerts failed", "error", err)
+	u := &l.unsaved
+	u.changed, u.trans, u.notes = append(u.changed, changed...), append(u.trans, trans...), append(u.notes, notes...)
+	if err := l.st.SaveAlerts(tctx, u.changed, u.trans, u.notes); err != nil {
+		l.log.Error("saving alerts failed; will retry next tick", "error", err, "transitions", len(u.trans))
+	} else {
+		u.changed, u.trans, u.notes = u.changed[:0], u.trans[:0], u.notes[:0]
 	}
 	if len(notes) > 0 && l.worker != nil {
 		l.worker.Kick()
