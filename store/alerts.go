@@ -50,8 +50,17 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []r
 	if err != nil {
 		return err
 	}
-	rows := make([]alertRow, 0, len(changed))
+	// The same alert may come twice (changes of several ticks): the last wins,
+	// as one upsert statement may not touch a row twice.
+	last := make(map[string]int, len(changed))
 	for i := range changed {
+		last[changed[i].Fingerprint] = i
+	}
+	rows := make([]alertRow, 0, len(last))
+	for i := range changed {
+		if last[changed[i].Fingerprint] != i {
+			continue
+		}
 		a := &changed[i]
 		b, err := json.Marshal(a)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/rules"
 )
 
 func TestMain(m *testing.M) { testsrv.Main(m) }
@@ -195,6 +196,21 @@ func TestContract(t *testing.T) {
 				}
 				if n, _ := s.CountObservations(ctx); n != 1 {
 					t.Fatalf("%d observations left, want 1", n)
+				}
+			})
+
+			t.Run("an alert saved twice in one call keeps its last state", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				a := rules.Alert{ID: "x1", Fingerprint: "stalled|dade|r", Rule: "stalled", Severity: "warning", Tenant: "dade", State: rules.StatePending}
+				b := a
+				b.State = rules.StateFiring
+				if err := s.SaveAlerts(ctx, []rules.Alert{a, b}, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.ListAlerts(ctx, AlertFilter{States: []string{"pending", "firing"}})
+				if err != nil || len(got) != 1 || got[0].State != rules.StateFiring {
+					t.Fatalf("alerts = %+v, %v", got, err)
 				}
 			})
 
