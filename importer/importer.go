@@ -72,6 +72,9 @@ type Config struct {
 type TenantConfig struct {
 	Name string `yaml:"name"`
 	Job  string `yaml:"job"`
+	// Group is the isolation group whose process serves the tenant
+	// (`etlhub importer --group NAME`); empty is the shared group.
+	Group string `yaml:"group"`
 	// Schedule is when files are expected (5-field cron in Timezone): a run
 	// waiting for files opens then, so a missing upload is visible.
 	Schedule string           `yaml:"schedule"`
@@ -80,6 +83,25 @@ type TenantConfig struct {
 	Policy   oneroster.Policy `yaml:"policy"`
 
 	sched cron.Schedule
+}
+
+// SharedGroup is the isolation group of tenants without one.
+const SharedGroup = "shared"
+
+// InGroup keeps the tenants of one isolation group, so that a large
+// district's load and failures run in a process of their own.
+func (c *Config) InGroup(group string) []TenantConfig {
+	var out []TenantConfig
+	for _, t := range c.Tenants {
+		g := t.Group
+		if g == "" {
+			g = SharedGroup
+		}
+		if g == group {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Validate sets defaults and checks the config.

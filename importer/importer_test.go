@@ -308,3 +308,13 @@ func TestSFTPOutageOpensItsBreaker(t *testing.T) {
 }
 
 type breakerView struct{ state, lastError string }
+
+func TestIsolationGroups(t *testing.T) {
+	c := &Config{Tenants: []TenantConfig{{Name: "miami-dade", Group: "dade"}, {Name: "broward"}, {Name: "leon"}}}
+	if g := c.InGroup("dade"); len(g) != 1 || g[0].Name != "miami-dade" {
+		t.Fatalf("dade group = %+v", g)
+	}
+	if g := c.InGroup(SharedGroup); len(g) != 2 {
+		t.Fatalf("shared group = %+v", g)
+	}
+}

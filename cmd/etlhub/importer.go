@@ -18,6 +18,7 @@ func runImporter(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "importer.yaml", "config file")
 	check := fs.Bool("check", false, "validate the config and exit")
+	group := fs.String("group", importer.SharedGroup, "the isolation group this process serves")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -29,6 +30,11 @@ func runImporter(ctx context.Context, args []string, stderr io.Writer) int {
 	if *check {
 		fmt.Fprintf(stderr, "%s: OK (%d tenants)\n", *path, len(cfg.Tenants))
 		return 0
+	}
+	cfg.Tenants = cfg.InGroup(*group)
+	if len(cfg.Tenants) == 0 {
+		fmt.Fprintf(stderr, "%s: no tenant is in group %q\n", *path, *group)
+		return 1
 	}
 	var lvl slog.Level
 	lvl.UnmarshalText([]byte(cfg.Log.Level))
