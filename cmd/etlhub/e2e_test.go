@@ -627,3 +627,36 @@ func TestGenAndValidateRoster(t *testing.T) {
 		t.Fatalf("report CSV:\n%s", rep)
 	}
 }
+
+// TestStatusBoard prints the hub's board worst first.
+func TestStatusBoard(t *testing.T) {
+	jobs := jobsYAML + "\n  - {tenant: broward, job: roster-import, timezone: UTC, schedule: \"0 0 * * *\", deadline: \"23:59\", stale_after: 20m}"
+	h := startHubIn(t, t.TempDir(), "  []", jobs, "rules: {tick: 1s}")
+	now := time.Now().UTC()
+	obs := fmt.Sprintf(`{"at":%q,"tenant":"broward","job":"roster-import","run_id":"b/1","state":"running","stage":"loading","started_at":%q,"updated_at":%q,"rows_done":25,"rows_total":100}`,
+		now.Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339), now.Add(-40*time.Minute).Format(time.RFC3339))
+	h.call("POST", "/api/v1/observations", opTok, []byte(obs))
+	h.eventually("broward is at risk", 20*time.Second, func() bool {
+		_, body := h.call("GET", "/api/v1/status", viewTok, nil)
+		return jobsOf(body)["broward/roster-import"]["risk"] == "at-risk"
+	})
+	t.Setenv("ETLHUB_URL", h.url)
+	t.Setenv("ETLHUB_TOKEN", viewTok)
+	var out, errb bytes.Buffer
+	if code := run([]string{"status"}, &out, &errb); code != 0 {
+		t.Fatalf("status: %d %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "TENANT") || !strings.HasPrefix(lines[1], "broward") ||
+		!strings.Contains(lines[1], "at-risk") || !strings.Contains(lines[1], "25%") || strings.Contains(out.String(), "\x1b[") {
+		t.Fatalf("board:\n%s", out.String())
+	}
+	out.Reset()
+	if code := run([]string{"status", "--tenant", "dade"}, &out, &errb); code != 0 || strings.Contains(out.String(), "broward") {
+		t.Fatalf("--tenant dade:\n%s", out.String())
+	}
+	t.Setenv("ETLHUB_TOKEN", "")
+	if code := run([]string{"status"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "ETLHUB_TOKEN") {
+		t.Fatalf("without a token: %d %s", code, errb.String())
+	}
+}

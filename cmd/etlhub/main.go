@@ -29,6 +29,8 @@ Usage:
   etlhub replay --scenario S --observations O --out A
                                         replay observations through the rules on a
                                         simulated clock; write alert transitions
+  etlhub status [--tenant T] [--url URL]
+                                        the board as a table (ETLHUB_URL, ETLHUB_TOKEN)
   etlhub importer --config importer.yaml [--check]
                                         run the importer (SFTP -> OneRoster -> MongoDB)
   etlhub gen-roster --students N --out DIR [--inject-errors]
@@ -52,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkConfig(args[1:], stdout, stderr)
 	case "replay":
 		return replay(ctx, args[1:], stdout, stderr)
+	case "status":
+		return status(ctx, args[1:], stdout, stderr)
 	case "importer":
 		return runImporter(ctx, args[1:], stderr)
 	case "gen-roster":
