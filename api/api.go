@@ -5,6 +5,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -89,6 +90,7 @@ func New(o Options) http.Handler {
 	r.NoMethod(func(c *gin.Context) { abort(c, 405, "method_not_allowed", "method not allowed here") })
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
+	r.GET("/api/v1/openapi.json", func(c *gin.Context) { c.Data(200, "application/json", openAPI) })
 	r.GET("/readyz", s.ready)
 	metrics := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 	if o.Auth.MetricsPublic {
@@ -118,6 +120,11 @@ func New(o Options) http.Handler {
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
 	return r
 }
+
+// openAPI documents this API; a test keeps it in step with the routes.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // apiError is the one error shape.
 type apiError struct {

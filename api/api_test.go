@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -104,3 +107,50 @@ func TestPushedItemsAreJudgedOneByOne(t *testing.T) {
 		t.Fatalf("errors %v", errs)
 	}
 }
+
+// TestOpenAPIMatchesTheRoutes keeps openapi.json in step with the router:
+// every route is documented and every documented path is served.
+func TestOpenAPIMatchesTheRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented[strings.ToUpper(method)+" "+path] = true
+		}
+	}
+	st, _ := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "h.db")}, nil)
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	h := New(Options{Store: st, Gatherer: reg, Log: slog.New(slog.DiscardHandler), Actions: noActions{}}).(interface {
+		Routes() gin.RoutesInfo
+	})
+	served := map[string]bool{}
+	for _, r := range h.Routes() {
+		path := regexp.MustCompile(`[:*]([a-z_]+)`).ReplaceAllString(r.Path, "{$1}")
+		served[r.Method+" "+path] = true
+		if !documented[r.Method+" "+path] {
+			t.Errorf("%s %s is served but not in openapi.json", r.Method, path)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			t.Errorf("%s is documented but not served", k)
+		}
+	}
+	srv := httptest.NewServer(h.(http.Handler))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/v1/openapi.json")
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("serving openapi.json: %v %v", resp.StatusCode, err)
+	}
+}
+
+type noActions struct{}
+
+func (noActions) Ack(context.Context, string, string) (rules.Alert, error) { return rules.Alert{}, nil }
+func (noActions) PagerDutyWebhook(context.Context, []byte, string) error   { return nil }
