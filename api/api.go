@@ -5,7 +5,8 @@ package api
 
 import (
 	"context"
-	_ "embed"
+	"embed"
+	"io/fs"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -91,6 +92,13 @@ func New(o Options) http.Handler {
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
 	r.GET("/api/v1/openapi.json", func(c *gin.Context) { c.Data(200, "application/json", openAPI) })
+	// The dashboard: static files; it reads the API with the user's token.
+	uiFS, _ := fs.Sub(uiFiles, "ui")
+	r.GET("/", func(c *gin.Context) { c.FileFromFS("/", http.FS(uiFS)) })
+	r.GET("/ui/*file", func(c *gin.Context) {
+		c.Header("Cache-Control", "no-cache")
+		c.FileFromFS(c.Param("file"), http.FS(uiFS))
+	})
 	r.GET("/readyz", s.ready)
 	metrics := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 	if o.Auth.MetricsPublic {
@@ -120,6 +128,11 @@ func New(o Options) http.Handler {
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
 	return r
 }
+
+// uiFiles are the dashboard's files, served from the binary (no CDN).
+//
+//go:embed ui
+var uiFiles embed.FS
 
 // openAPI documents this API; a test keeps it in step with the routes.
 //
