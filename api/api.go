@@ -6,8 +6,8 @@ package api
 import (
 	"context"
 	"embed"
-	"io/fs"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"sort"
