@@ -184,6 +184,20 @@ func (h *hubProc) metric(name string) float64 {
 	return -1
 }
 
+// nowJobs specs roster-import jobs for tenants that started an hour ago and
+// are due in six hours, so a test means the same at any time of day; extra
+// is more of each spec (", severity: {...}").
+func nowJobs(extra string, tenants ...string) string {
+	start := time.Now().UTC().Add(-time.Hour)
+	due := start.Add(7 * time.Hour)
+	var b strings.Builder
+	for _, t := range tenants {
+		fmt.Fprintf(&b, "  - {tenant: %s, job: roster-import, timezone: UTC, schedule: \"%d %d * * *\", deadline: \"%s\", stale_after: 20m%s}\n",
+			t, start.Minute(), start.Hour(), due.Format("15:04"), extra)
+	}
+	return b.String()
+}
+
 func jobsOf(body map[string]any) map[string]map[string]any {
 	out := map[string]map[string]any{}
 	list, _ := body["jobs"].([]any)
@@ -460,7 +474,7 @@ func TestAlertsSilencesAndRestart(t *testing.T) {
 	now := time.Now().UTC()
 	started := now.Add(-50 * time.Minute).Format(time.RFC3339)
 	frozen := now.Add(-30 * time.Minute).Format(time.RFC3339)
-	jobs := `  - {tenant: dade, job: roster-import, timezone: UTC, schedule: "0 0 * * *", deadline: "23:59", stale_after: 20m}`
+	jobs := nowJobs("", "dade")
 	h := startHubIn(t, dir, "  []", jobs, "rules: {tick: 1s}")
 	obs := fmt.Sprintf(`{"at":%q,"tenant":"dade","job":"roster-import","run_id":"dade/1","state":"running","stage":"loading","started_at":%q,"updated_at":%q,"rows_done":10,"rows_total":100}`,
 		now.Format(time.RFC3339), started, frozen)
@@ -630,7 +644,7 @@ func TestGenAndValidateRoster(t *testing.T) {
 
 // TestStatusBoard prints the hub's board worst first.
 func TestStatusBoard(t *testing.T) {
-	jobs := jobsYAML + "\n  - {tenant: broward, job: roster-import, timezone: UTC, schedule: \"0 0 * * *\", deadline: \"23:59\", stale_after: 20m}"
+	jobs := nowJobs("", "dade", "broward")
 	h := startHubIn(t, t.TempDir(), "  []", jobs, "rules: {tick: 1s}")
 	now := time.Now().UTC()
 	obs := fmt.Sprintf(`{"at":%q,"tenant":"broward","job":"roster-import","run_id":"b/1","state":"running","stage":"loading","started_at":%q,"updated_at":%q,"rows_done":25,"rows_total":100}`,

@@ -127,11 +127,11 @@ func receivers(t *testing.T, delay time.Duration) (*pdServer, *slackServer, stri
 }
 
 func stalledJobs(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "  - {tenant: t%02d, job: roster-import, timezone: UTC, schedule: \"0 0 * * *\", deadline: \"23:59\", stale_after: 20m, severity: {stalled: critical}}\n", i)
+	tenants := make([]string, n)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("t%02d", i)
 	}
-	return b.String()
+	return nowJobs(", severity: {stalled: critical}", tenants...)
 }
 
 func stalledObs(tenant string, now time.Time, frozenFor time.Duration) []byte {
