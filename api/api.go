@@ -94,11 +94,14 @@ func New(o Options) http.Handler {
 	r.GET("/api/v1/openapi.json", func(c *gin.Context) { c.Data(200, "application/json", openAPI) })
 	// The dashboard: static files; it reads the API with the user's token.
 	uiFS, _ := fs.Sub(uiFiles, "ui")
-	r.GET("/", func(c *gin.Context) { c.FileFromFS("/", http.FS(uiFS)) })
-	r.GET("/ui/*file", func(c *gin.Context) {
+	page := func(c *gin.Context) {
+		// The pages run only their own script and styles, and are not framed.
+		c.Header("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		c.Header("X-Content-Type-Options", "nosniff")
 		c.Header("Cache-Control", "no-cache")
-		c.FileFromFS(c.Param("file"), http.FS(uiFS))
-	})
+	}
+	r.GET("/", func(c *gin.Context) { page(c); c.FileFromFS("/", http.FS(uiFS)) })
+	r.GET("/ui/*file", func(c *gin.Context) { page(c); c.FileFromFS(c.Param("file"), http.FS(uiFS)) })
 	r.GET("/readyz", s.ready)
 	metrics := promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{})
 	if o.Auth.MetricsPublic {
