@@ -157,11 +157,11 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			limit, why := spec.MaxDuration.D(), "max_duration"
 			if limit == 0 && have {
 				limit = minutes(1.5 * (l.pre + l.load + l.post) * (1 + 2*l.loadSigma))
-				why = fmt.Sprintf("far beyond the usual %.0f min", l.pre+l.load+l.post)
+				why = fmt.Sprintf("usually %.0f min", l.pre+l.load+l.post)
 			}
 			if limit > 0 && el > limit {
 				mk(RuleRunningTooLong, SevWarning, r.id, Trigger,
-					fmt.Sprintf("run %s running for %.0f min (%s %.0f min)", r.id, el.Minutes(), why, limit.Minutes()),
+					fmt.Sprintf("run %s running for %.0f min (%s; limit %.0f min)", r.id, el.Minutes(), why, limit.Minutes()),
 					map[string]any{"elapsed_min": el.Minutes(), "limit_min": limit.Minutes()})
 			}
 		}

@@ -24,6 +24,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 const usage = `etlhub: nightly import monitoring for school districts
 
 Usage:
+  etlhub demo [--listen ADDR] [--step 250ms]
+                                        a simulated night of six districts, with the dashboard
   etlhub serve --config etlhub.yaml     run the hub (collectors, rules, API)
   etlhub check-config etlhub.yaml       validate a config; non-zero exit on problems
   etlhub replay --scenario S --observations O --out A
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch args[0] {
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return serve(ctx, args[1:], stderr)
 	case "check-config":

@@ -1,0 +1,300 @@
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/importer/oneroster"
+	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DemoOptions shape `etlhub demo`.
+type DemoOptions struct {
+	Listen string
+	// Step is how much real time one simulated minute takes (250ms: a night
+	// in about a minute and a half).
+	Step time.Duration
+	Out  io.Writer // where transitions are printed (the console receiver)
+	Dir  string    // data directory ("" for a temporary one)
+	// Ready receives the dashboard URL and the token.
+	Ready func(url, token string)
+}
+
+// demoTenant is one simulated district and what goes wrong for it tonight.
+type demoTenant struct {
+	name, story string
+	rows        int64
+	rate        float64 // rows a simulated minute, usually
+	late        int     // minutes the files are late
+	slowFrom    float64 // fraction loaded when a slowdown starts
+	slowRate    float64
+	stallAt     float64
+	failAt      float64 // a dropped SFTP connection fails the attempt here
+	quality     *status.Quality
+}
+
+// Demo runs the hub on SQLite with a simulated night of six districts on an
+// accelerated clock: five ordinary nights of history, then tonight, in which
+// one load is too slow for its deadline, one worker stalls, one upload is
+// late, one file has data errors (validated for real), and one SFTP
+// connection drops and the run is retried. The dashboard and API show it on
+// the simulated clock; alert transitions print to Out.
+func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
+	if o.Step <= 0 {
+		o.Step = 250 * time.Millisecond
+	}
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "etlhub-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	// A real data-quality report: a generated roster with real-world mistakes.
+	rosterDir := filepath.Join(dir, "orange-upload")
+	if _, err := oneroster.Generate(rosterDir, oneroster.GenOptions{Students: 2000, Seed: 7, InjectErrors: true}); err != nil {
+		return err
+	}
+	rep := oneroster.NewReport(5)
+	res, err := oneroster.Validate(os.DirFS(rosterDir), rep.Add)
+	if err != nil {
+		return err
+	}
+	rep.Finish(res)
+	reportCSV := filepath.Join(dir, "orange-quality-report.csv")
+	if f, err := os.Create(reportCSV); err == nil {
+		rep.WriteCSV(f)
+		f.Close()
+	}
+	tenants := []demoTenant{
+		{name: "miami-dade", story: "its load slows to a crawl: it will miss the deadline", rows: 3_000_000, rate: 30000, slowFrom: 0.25, slowRate: 9000},
+		{name: "broward", story: "its worker stalls", rows: 800_000, rate: 10000, stallAt: 0.4},
+		{name: "hillsborough", story: "its district uploads 90 minutes late", rows: 600_000, rate: 9000, late: 90},
+		{name: "orange", story: "its files have data errors", rows: 500_000, rate: 8000,
+			quality: &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}},
+		{name: "duval", story: "its SFTP connection drops; the run is retried", rows: 400_000, rate: 7000, failAt: 0.5},
+		{name: "polk", story: "an ordinary night", rows: 300_000, rate: 6000},
+	}
+	// Tonight starts at 02:00 New York; deadlines are 06:00.
+	tz, _ := time.LoadLocation("America/New_York")
+	today := time.Now().In(tz)
+	night := time.Date(today.Year(), today.Month(), today.Day(), 2, 0, 0, 0, tz).UTC()
+	var specs []status.JobSpec
+	for _, t := range tenants {
+		s := status.JobSpec{Tenant: t.name, Job: "roster-import", Timezone: "America/New_York", Schedule: "0 2 * * *",
+			Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)}
+		if err := s.Compile(); err != nil {
+			return err
+		}
+		specs = append(specs, s)
+	}
+	var obs []status.Observation
+	for k := 5; k >= 1; k-- {
+		for _, t := range tenants {
+			ordinary := demoTenant{name: t.name, rows: t.rows, rate: t.rate}
+			obs = append(obs, ordinary.simulate(night.AddDate(0, 0, -k), fmt.Sprintf("#%d", k))...)
+		}
+	}
+	for _, t := range tenants {
+		obs = append(obs, t.simulate(night, "")...)
+	}
+	sort.SliceStable(obs, func(i, j int) bool { return obs[i].At.Before(obs[j].At) })
+
+	var tok [16]byte
+	rand.Read(tok[:])
+	token := hex.EncodeToString(tok[:])
+	cfg := &Config{Listen: o.Listen, Store: store.Config{Driver: "sqlite", Path: filepath.Join(dir, "demo.db")}, Jobs: specs,
+		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "demo", Token: config.Secret(token), Role: "admin"}}}}
+	var p config.Problems
+	cfg.Validate(&p)
+	reg := prometheus.NewRegistry()
+	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ing := NewIngestor(st, reg)
+	rl := newRuleLoop(cfg, st, log, reg)
+	ing.after = rl.engine.Observe
+
+	var mu sync.Mutex
+	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	handler := api.New(api.Options{Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
+		Views: rl, Actions: rl, Log: log, Now: now})
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/"
+	fmt.Fprintf(o.Out, "etlhub demo: a night of six districts, one simulated minute every %v\n", o.Step)
+	for _, t := range tenants {
+		fmt.Fprintf(o.Out, "  %-13s %s\n", t.name, t.story)
+	}
+	fmt.Fprintf(o.Out, "  orange's data-quality report: %s (%d errors, %d warnings)\n", reportCSV, rep.Errors, rep.Warnings)
+	fmt.Fprintf(o.Out, "dashboard: %s  token: %s\n", url, token)
+	if o.Ready != nil {
+		o.Ready(url, token)
+	}
+	// History goes in at once; tonight plays on the simulated clock.
+	i := 0
+	for i < len(obs) && obs[i].At.Before(night.Add(-time.Hour)) {
+		i++
+	}
+	for start := 0; start < i; start += 1000 {
+		if _, err := ing.Ingest(ctx, "demo", obs[start:min(start+1000, i)]); err != nil {
+			return err
+		}
+	}
+	// Let the rules learn the history night by night.
+	for t := night.AddDate(0, 0, -5).Add(-time.Hour); t.Before(night.Add(-time.Hour)); t = t.Add(time.Hour) {
+		rl.engine.Tick(t)
+	}
+	end := night.Add(6*time.Hour + 30*time.Minute)
+	tick := time.NewTicker(o.Step)
+	defer tick.Stop()
+	for sim := night.Add(-time.Hour); !sim.After(end); sim = sim.Add(time.Minute) {
+		mu.Lock()
+		clock = sim
+		mu.Unlock()
+		j := i
+		for j < len(obs) && !obs[j].At.After(sim) {
+			j++
+		}
+		if j > i {
+			if _, err := ing.Ingest(ctx, "demo", obs[i:j]); err != nil {
+				return err
+			}
+			i = j
+		}
+		trans, changed := rl.engine.Tick(sim)
+		st.SaveAlerts(ctx, changed, trans, nil)
+		for _, tr := range trans {
+			fmt.Fprintf(o.Out, "%s  %-8s %-9s %s\n", sim.In(tz).Format("15:04 MST"), tr.Alert.Severity, tr.Status, tr.Alert.Summary)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+	fmt.Fprintln(o.Out, "etlhub demo: the night is over; the dashboard stays up until you stop it (Ctrl-C)")
+	<-ctx.Done()
+	return nil
+}
+
+// simulate is what a collector polling every 5 minutes would see of one
+// night of t starting at start.
+func (t demoTenant) simulate(start time.Time, suffix string) []status.Observation {
+	type snap struct {
+		at          time.Time
+		state       status.State
+		stage, err  string
+		upd         time.Time
+		done, total int64
+		fin         *time.Time
+		attempt     int
+		runID       string
+		started     time.Time
+	}
+	var snaps []snap
+	runID := fmt.Sprintf("%s/roster-import/%s#1%s", t.name, start.Format("2006-01-02"), suffix)
+	now, started, attempt := start, start, 1
+	add := func(state status.State, stage string, upd time.Time, done, total int64) {
+		s := snap{at: now, state: state, stage: stage, upd: upd, done: done, total: total, attempt: attempt, runID: runID, started: started}
+		snaps = append(snaps, s)
+		now = now.Add(time.Minute)
+	}
+	for m := 0; m < t.late; m++ {
+		add(status.StateWaiting, "awaiting_files", now, 0, 0)
+	}
+	files := now
+	var done float64
+	for attempt <= 2 {
+		for m := 0; m < 6; m++ {
+			add(status.StateRunning, "downloading", now, int64(done), 0)
+		}
+		for m := 0; m < 3; m++ {
+			add(status.StateRunning, "validating", now, int64(done), t.rows)
+		}
+		failed, stalled := false, false
+		for done < float64(t.rows) {
+			frac := done / float64(t.rows)
+			if t.failAt > 0 && attempt == 1 && frac >= t.failAt {
+				failed = true
+				break
+			}
+			if t.stallAt > 0 && !stalled && frac >= t.stallAt {
+				stalled = true
+				frozen := now.Add(-time.Minute)
+				for m := 0; m < 45; m++ {
+					add(status.StateRunning, "loading", frozen, int64(done), t.rows)
+				}
+			}
+			r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
+			if t.slowFrom > 0 && frac >= t.slowFrom {
+				r = t.slowRate
+			}
+			done = math.Min(float64(t.rows), done+r)
+			add(status.StateRunning, "loading", now, int64(done), t.rows)
+		}
+		if failed {
+			f := now
+			s := snap{at: now, state: status.StateFailed, stage: "loading", upd: now, done: int64(done), total: t.rows, fin: &f,
+				err: "sftp: connection reset by peer", attempt: attempt, runID: runID, started: started}
+			snaps = append(snaps, s)
+			now = now.Add(8 * time.Minute)
+			attempt++
+			started = now
+			runID = fmt.Sprintf("%s/roster-import/%s#2%s", t.name, start.Format("2006-01-02"), suffix)
+			continue
+		}
+		for m := 0; m < 2; m++ {
+			add(status.StateRunning, "publishing", now, t.rows, t.rows)
+		}
+		f := now
+		snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f,
+			attempt: attempt, runID: runID, started: started})
+		break
+	}
+	var out []status.Observation
+	last := snaps[len(snaps)-1].at
+	k := 0
+	for poll := start; !poll.After(last.Add(5 * time.Minute)); poll = poll.Add(5 * time.Minute) {
+		for k+1 < len(snaps) && !snaps[k+1].at.After(poll) {
+			k++
+		}
+		s := snaps[k]
+		upd, st := s.upd, s.started
+		o := status.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: s.runID,
+			State: s.state, Stage: s.stage, StartedAt: &st, UpdatedAt: &upd, FinishedAt: s.fin, RowsDone: s.done,
+			RowsTotal: s.total, Error: s.err, Attempt: s.attempt, Quality: t.quality}
+		if s.state != status.StateWaiting {
+			fa := files
+			o.FilesArrivedAt = &fa
+		}
+		out = append(out, o)
+	}
+	return out
+}

@@ -1,0 +1,69 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestDemoNight plays the demo's night fast and checks what a newcomer is
+// promised: a predicted-breach page before the deadline, a stall, a late
+// upload, a data-quality report, and a retried run.
+func TestDemoNight(t *testing.T) {
+	out := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Demo(ctx, DemoOptions{Listen: "127.0.0.1:0", Step: time.Millisecond, Out: out, Dir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "the night is over") {
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the night did not end:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	log := out.String()
+	page := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss the 10:00Z deadline|(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss`).FindStringSubmatch(log)
+	if page == nil {
+		t.Fatalf("no predicted-breach page for miami-dade:\n%s", log)
+	}
+	hour := page[1]
+	if hour == "" {
+		hour = page[3]
+	}
+	if hour >= "06" {
+		t.Fatalf("the page came at %s, not before the 06:00 deadline:\n%s", page[0], log)
+	}
+	for _, want := range []string{"warning  firing    broward/roster-import: run broward", "no heartbeat",
+		"hillsborough/roster-import: files expected by", "duval/roster-import: run duval", "sftp: connection reset by peer",
+		"orange's data-quality report"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the demo's output lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "critical firing    polk") {
+		t.Errorf("the ordinary night paged:\n%s", log)
+	}
+}
