@@ -54,6 +54,9 @@ type Loader struct {
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
+// collectionName is ENTITY__TENANT__gHEX; the tenant part is captured.
+var collectionName = regexp.MustCompile(`^[A-Za-z]+__(.+)__g[0-9a-f]{12}$`)
+
 // Generation derives a run's generation name: the same run, the same name.
 func Generation(runID string) string {
 	sum := sha256.Sum256([]byte(runID))
@@ -152,12 +155,14 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 		options.Replace().SetUpsert(true)); err != nil {
 		return abort(fmt.Errorf("mongo publish: %w", err))
 	}
-	if hadPrev {
-		keep := map[string]bool{}
-		for _, n := range p.Collections {
-			keep[n] = true
-		}
-		for _, n := range prev.Collections {
+	// Drop every collection of the tenant the new pointer does not use: the
+	// previous generation, and any left by a run killed before its publish.
+	keep := map[string]bool{}
+	for _, n := range p.Collections {
+		keep[n] = true
+	}
+	if names, err := l.Collections(ctx, tenant); err == nil {
+		for _, n := range names {
 			if !keep[n] {
 				l.DB.Collection(n).Drop(ctx)
 			}
@@ -345,9 +350,9 @@ func (l *Loader) Collections(ctx context.Context, tenant string) ([]string, erro
 		return nil, err
 	}
 	var out []string
-	marker := "__" + unsafe.ReplaceAllString(tenant, "_") + "__"
+	want := unsafe.ReplaceAllString(tenant, "_")
 	for _, n := range names {
-		if strings.Contains(n, marker) {
+		if m := collectionName.FindStringSubmatch(n); m != nil && m[1] == want {
 			out = append(out, n)
 		}
 	}

@@ -67,7 +67,10 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p1.Generation {
 		t.Fatalf("a failed load moved the pointer to %s", cur.Generation)
 	}
-	// The next night's run publishes and drops the old generation.
+	// A run killed before its publish left a partial generation behind.
+	orphan := collection("users", "dade", Generation("killed#1"))
+	db.Collection(orphan).InsertOne(ctx, bson.D{{Key: "_id", Value: "x"}})
+	// The next night's run publishes and drops the old generation and the orphan.
 	p2, err := l.Load(ctx, "dade", "dade/roster/2026-09-02#2", os.DirFS(dir), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +79,11 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	for _, c := range names {
 		if c == p1.Collections["users"] {
 			t.Fatalf("old generation %s not dropped: %v", p1.Generation, names)
+		}
+	}
+	for _, c := range names {
+		if c == orphan {
+			t.Fatalf("the killed run's collection %s was not dropped", orphan)
 		}
 	}
 	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p2.Generation || len(names) != len(Entities) {
