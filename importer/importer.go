@@ -175,6 +175,9 @@ type Importer struct {
 	// "mongo", and "sftp:<tenant>" for each tenant's endpoint.
 	breakers map[string]*breaker.Breaker
 	policy   retry.Policy
+	// zips remembers bundles that already opened, by tenant, name, size and
+	// mtime, so a waiting bundle is not re-read on every poll.
+	zips map[upload.Entry]bool
 }
 
 type run struct {
@@ -206,8 +209,8 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) 
 	}
 	im := &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, runs: map[string][]*run{},
 		loader:   &load.Loader{DB: mc.Database(cfg.Mongo.Database)},
-		breakers: map[string]*breaker.Breaker{},
-		policy:   retry.Policy{Base: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2, Jitter: 0.5}}
+		breakers: map[string]*breaker.Breaker{}, zips: map[upload.Entry]bool{},
+		policy: retry.Policy{Base: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2, Jitter: 0.5}}
 	for _, name := range []string{"redis", "mongo"} {
 		im.breakers[name] = breaker.New(name, 5, 30*time.Second, 5*time.Minute)
 	}
@@ -349,12 +352,24 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig) error {
 	in := upload.Inputs{ZipOK: map[string]bool{}}
 	for _, e := range listing {
 		if strings.HasSuffix(strings.ToLower(e.Name), ".zip") && !upload.Temporary(e.Name) {
-			// A bundle is complete when its central directory reads.
+			// A bundle is complete when its central directory reads. The
+			// download resumes, so each poll fetches only what is new.
+			key := upload.Entry{Name: t.Name + "/" + e.Name, Size: e.Size, ModTime: e.ModTime}
+			im.mu.Lock()
+			seen := im.zips[key]
+			im.mu.Unlock()
+			if seen {
+				in.ZipOK[e.Name] = true
+				continue
+			}
 			local := filepath.Join(im.cfg.WorkDir, t.Name+"-"+e.Name)
 			if _, err := c.Download(e.Name, local); err == nil {
 				if zr, err := zip.OpenReader(local); err == nil {
 					zr.Close()
 					in.ZipOK[e.Name] = true
+					im.mu.Lock()
+					im.zips[key] = true
+					im.mu.Unlock()
 				}
 			}
 		}
