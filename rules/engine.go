@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"sort"
 	"sync"
 	"time"
 
@@ -155,9 +154,7 @@ func (e *Engine) Views() map[JobKey]View {
 func (e *Engine) Active() []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := e.life.Active()
-	sort.Slice(out, func(i, k int) bool { return out[i].Fingerprint < out[k].Fingerprint })
-	return out
+	return e.life.Active()
 }
 
 // Ack acknowledges the firing alert with id.

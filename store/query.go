@@ -107,24 +107,6 @@ func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []status.Run, 
 	return runs, next, err
 }
 
-// RecentRuns returns every run seen since since, oldest first (the rules'
-// history and replay's warm start).
-func (s *Store) RecentRuns(ctx context.Context, since time.Time) ([]status.Run, error) {
-	var out []status.Run
-	err := s.read(ctx, "recent_runs", func(db *gorm.DB) error {
-		var rows []runRow
-		if err := db.Where("last_seen_at >= ?", since.UTC()).Order("sort_at, run_id").Find(&rows).Error; err != nil {
-			return err
-		}
-		out = make([]status.Run, len(rows))
-		for i := range rows {
-			out[i] = rows[i].run()
-		}
-		return nil
-	})
-	return out, err
-}
-
 // Observations returns a run's observations in at order.
 func (s *Store) Observations(ctx context.Context, runID string, limit int) ([]status.Observation, error) {
 	var out []status.Observation
