@@ -50,7 +50,25 @@ type Loader struct {
 	Batch   int // documents per InsertMany (default 1000)
 	// Progress, if set, is told the rows loaded so far (for heartbeats).
 	Progress func(done int64)
+	// Resume is where an earlier, interrupted load of the same run stopped:
+	// its marked entities are not started over.
+	Resume Checkpoint
+	// Mark, if set, is told each time an entity's durable prefix grows, so
+	// the caller can save a Checkpoint for a later Resume.
+	Mark func(entity string, m Mark)
 }
+
+// Mark is how far one entity of a run's load has got: Rows, from the top of
+// the file, are in the collection for certain; Done means all of them are
+// (Count is then the collection's size).
+type Mark struct {
+	Rows  int  `json:"rows"`
+	Done  bool `json:"done,omitempty"`
+	Count int  `json:"count,omitempty"`
+}
+
+// Checkpoint is a run's load progress by entity.
+type Checkpoint map[string]Mark
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
@@ -90,7 +108,8 @@ const (
 // are loaded into new collections; delta entities are applied to the
 // published ones (tobedeleted removes, active replaces or adds); absent
 // entities carry over. modes nil means bulk for every file present. On any
-// error before the switch nothing is published and new collections are dropped.
+// error before the switch nothing is published; a fresh load drops what it
+// created, a resumed one (l.Resume set) keeps it for the next attempt.
 func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, modes map[string]Mode) (Pointer, error) {
 	gen := Generation(runID)
 	prev, hadPrev, err := l.Current(ctx, tenant)
@@ -100,6 +119,9 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 	p := Pointer{Tenant: tenant, Generation: gen, RunID: runID, Collections: map[string]string{}, Counts: map[string]int{}}
 	var created []string
 	abort := func(err error) (Pointer, error) {
+		if len(l.Resume) > 0 || l.Mark != nil {
+			return p, err // kept: the next attempt resumes into them
+		}
 		for _, name := range created {
 			l.DB.Collection(name).Drop(context.WithoutCancel(ctx))
 		}
@@ -114,20 +136,31 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 				mode = Absent
 			}
 		}
+		mark, resumed := l.Resume[e]
 		switch mode {
 		case Bulk:
 			name := collection(e, tenant, gen)
 			c := l.DB.Collection(name)
-			// A re-run starts its generation over: idempotent.
-			if err := c.Drop(ctx); err != nil {
-				return abort(fmt.Errorf("mongo drop %s: %w", name, err))
-			}
 			created = append(created, name)
-			n, err := l.loadFile(ctx, upload, e, func(r io.Reader) (int, error) { return l.insertFile(ctx, c, tenant, r, &loaded) })
+			if mark.Done {
+				p.Collections[e], p.Counts[e] = name, mark.Count
+				loaded += int64(mark.Count)
+				continue
+			}
+			if !resumed {
+				// A re-run starts its generation over: idempotent.
+				if err := c.Drop(ctx); err != nil {
+					return abort(fmt.Errorf("mongo drop %s: %w", name, err))
+				}
+			}
+			n, err := l.loadFile(ctx, upload, e, func(r io.Reader) (int, error) {
+				return l.insertFile(ctx, c, e, tenant, r, mark.Rows, &loaded)
+			})
 			if err != nil {
 				return abort(fmt.Errorf("load %s.csv: %w", e, err))
 			}
 			p.Collections[e], p.Counts[e] = name, n
+			l.mark(e, Mark{Rows: n, Done: true, Count: n})
 		case Delta:
 			name := prev.Collections[e]
 			if !hadPrev || name == "" {
@@ -142,6 +175,7 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 			if err != nil {
 				return abort(err)
 			}
+			// A delta re-applied is the same delta: no mark until done.
 			p.Collections[e], p.Counts[e] = name, int(n)
 		default:
 			if hadPrev && prev.Collections[e] != "" {
@@ -256,9 +290,33 @@ func document(header, rec []string, tenant string) bson.D {
 	return d
 }
 
+func (l *Loader) mark(entity string, m Mark) {
+	if l.Mark != nil {
+		l.Mark(entity, m)
+	}
+}
+
+// onlyDuplicates says err is nothing but duplicate-key errors: documents an
+// interrupted attempt had already inserted.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}
+
 // insertFile streams a CSV into c with unordered InsertMany batches from
 // parallel workers; documents are keyed by sourcedId and carry the tenant.
-func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant string, r io.Reader, loaded *int64) (int, error) {
+// The first skip rows are already in c (a resumed load); rows after them may
+// be too, and their duplicate-key errors are expected. It marks the rows
+// loaded for certain: the longest run of finished batches from the top.
+func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, tenant string, r io.Reader, skip int, loaded *int64) (int, error) {
 	workers, batch := max(l.Workers, 1), l.Batch
 	if l.Workers == 0 {
 		workers = 4
@@ -272,23 +330,47 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant str
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan []any, workers)
+	type job struct {
+		seq, end int // batch number; rows from the top once it is in
+		docs     []any
+	}
+	jobs := make(chan job, workers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
+	finished := map[int]int{} // batch seq -> its end row, until contiguous
+	next, durable := 0, skip
+	*loaded += int64(skip)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for docs := range jobs {
-				_, err := c.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-					cancel()
+			for j := range jobs {
+				_, err := c.InsertMany(ctx, j.docs, options.InsertMany().SetOrdered(false))
+				if err != nil && onlyDuplicates(err) {
+					err = nil
 				}
-				*loaded += int64(len(docs))
+				mu.Lock()
+				if err != nil {
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				*loaded += int64(len(j.docs))
 				done := *loaded
+				finished[j.seq] = j.end
+				advanced := false
+				for end, ok := finished[next]; ok; end, ok = finished[next] {
+					delete(finished, next)
+					next++
+					durable, advanced = end, true
+				}
+				if advanced {
+					l.mark(entity, Mark{Rows: durable})
+				}
 				mu.Unlock()
 				if l.Progress != nil {
 					l.Progress(done)
@@ -296,8 +378,16 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant str
 			}
 		}()
 	}
-	n := 0
+	n, seq := 0, 0
 	docs := make([]any, 0, batch)
+	send := func() {
+		select {
+		case jobs <- job{seq: seq, end: n, docs: docs}:
+			seq++
+		case <-ctx.Done():
+		}
+		docs = make([]any, 0, batch)
+	}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -309,21 +399,20 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, tenant str
 			wg.Wait()
 			return n, err
 		}
-		docs = append(docs, document(header, rec, tenant))
 		n++
+		if n <= skip {
+			continue
+		}
+		docs = append(docs, document(header, rec, tenant))
 		if len(docs) == batch {
-			select {
-			case jobs <- docs:
-			case <-ctx.Done():
-			}
-			docs = make([]any, 0, batch)
+			send()
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
 	if len(docs) > 0 && ctx.Err() == nil {
-		jobs <- docs
+		send()
 	}
 	close(jobs)
 	wg.Wait()

@@ -17,7 +17,15 @@ type Redis struct {
 
 // StartRedis starts redis-server on a free loopback port without
 // persistence; it stops when the test ends.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t testing.TB) *Redis { return startRedis(t, "--save", "", "--appendonly", "no") }
+
+// StartDurableRedis starts redis-server with an append-only file synced on
+// every write, so a Stop and Start keeps every acknowledged write.
+func StartDurableRedis(t testing.TB) *Redis {
+	return startRedis(t, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+}
+
+func startRedis(t testing.TB, persistence ...string) *Redis {
 	t.Helper()
 	bin, err := findBinary("redis-server", "/usr/bin", "/usr/local/bin")
 	if err != nil {
@@ -25,7 +33,7 @@ func StartRedis(t testing.TB) *Redis {
 	}
 	port := FreePort(t)
 	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin,
-		args: []string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", t.TempDir(), "--save", "", "--appendonly", "no"}}
+		args: append([]string{"--bind", "127.0.0.1", "--port", fmt.Sprint(port), "--dir", t.TempDir()}, persistence...)}
 	r.Start(t)
 	t.Cleanup(r.Stop)
 	return r
