@@ -9,14 +9,13 @@ package importer
 import (
 	"archive/zip"
 	"context"
+	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,7 +25,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etlhub/etlhub/importer/coord"
 	"github.com/etlhub/etlhub/importer/inbox"
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/logship"
@@ -35,7 +33,6 @@ import (
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
-	"github.com/etlhub/etlhub/internal/status"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -60,6 +57,21 @@ type Config struct {
 	Quiet   time.Duration  `yaml:"quiet"`
 	Marker  string         `yaml:"marker"`
 	LockTTL time.Duration  `yaml:"lock_ttl"`
+	// Heartbeat is how often a running run renews its lock and saves its
+	// progress (default 5s; under half of lock_ttl).
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// Workers is how many runs this process works on at once, each for a
+	// different tenant (default 2).
+	Workers int `yaml:"workers"`
+	// MaxAttempts is how many times a run is tried (resumed after a
+	// transient failure or a dead worker) before it fails (default 8).
+	MaxAttempts int `yaml:"max_attempts"`
+	// Breaker opens after Threshold consecutive failures of a dependency and
+	// probes again after Cooldown (doubling while it keeps failing).
+	Breaker struct {
+		Threshold int           `yaml:"threshold"`
+		Cooldown  time.Duration `yaml:"cooldown"`
+	} `yaml:"breaker"`
 	Tenants []TenantConfig `yaml:"tenants"`
 	Log     struct {
 		Level string `yaml:"level"`
@@ -121,6 +133,33 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.LockTTL == 0 {
 		c.LockTTL = time.Minute
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = min(5*time.Second, c.LockTTL/3)
+	}
+	if c.Heartbeat <= 0 || 2*c.Heartbeat > c.LockTTL {
+		p.Add("heartbeat", "%v must be positive and under half of lock_ttl (%v)", c.Heartbeat, c.LockTTL)
+	}
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		p.Add("workers", "%d is not between 1 and 256", c.Workers)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 8
+	}
+	if c.MaxAttempts < 1 {
+		p.Add("max_attempts", "%d must be at least 1", c.MaxAttempts)
+	}
+	if c.Breaker.Threshold == 0 {
+		c.Breaker.Threshold = 5
+	}
+	if c.Breaker.Cooldown == 0 {
+		c.Breaker.Cooldown = 30 * time.Second
+	}
+	if c.Breaker.Threshold < 1 || c.Breaker.Cooldown < 0 {
+		p.Add("breaker", "threshold must be at least 1 and cooldown positive")
+	}
 	if c.Redis.Addr == "" {
 		p.Add("redis.addr", "is required")
 	}
@@ -162,38 +201,29 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 }
 
-// Importer is the running importer.
+// Importer is the running importer: per tenant of its group, a detector
+// (one process at a time, by lease) that watches the inbox and queues
+// complete uploads, and a pool of workers that take queued runs, one per
+// tenant at a time, and carry them through from their checkpoints.
 type Importer struct {
 	cfg    *Config
 	log    *slog.Logger
 	rdb    *redis.Client
 	mongo  *mongo.Client
 	loader *load.Loader
-	mu     sync.Mutex
-	runs   map[string][]*run // tenant -> runs, oldest first
+	id     string // this process, as a stream consumer and run owner
 	// breakers fail fast on a dependency that keeps failing: "redis",
 	// "mongo", and "sftp:<tenant>" for each tenant's endpoint.
 	breakers map[string]*breaker.Breaker
-	policy   retry.Policy
+	// policy spaces the retries of one call; attempts spaces the attempts
+	// of a run after a transient failure.
+	policy, attempts retry.Policy
+	tries            int
+	metrics          *metrics
+	mu               sync.Mutex
 	// zips remembers bundles that already opened, by tenant, name, size and
 	// mtime, so a waiting bundle is not re-read on every poll.
 	zips map[upload.Entry]bool
-}
-
-type run struct {
-	status.Observation
-	watch     upload.Watch
-	files     []string
-	completed *time.Time        // when the upload was complete
-	report    *oneroster.Report // the data-quality report, once validated
-	decision  *oneroster.Decision
-}
-
-// RunView is one run in GET /api/v1/runs: the observation schema plus when
-// the upload completed.
-type RunView struct {
-	status.Observation
-	UploadCompletedAt *time.Time `json:"upload_completed_at,omitempty"`
 }
 
 // New connects to Redis and MongoDB.
@@ -202,25 +232,36 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) 
 		return nil, fmt.Errorf("work_dir: %w", err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Value(),
-		DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
-	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI.Value()).SetTimeout(60 * time.Second))
+		DialTimeout: 3 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI.Value()).SetTimeout(60 * time.Second).
+		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("mongo: %v", strings.ReplaceAll(err.Error(), cfg.Mongo.URI.Value(), "<uri>"))
 	}
-	im := &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, runs: map[string][]*run{},
+	redis.SetLogger(redisLog{log})
+	host, _ := os.Hostname()
+	var b [3]byte
+	crand.Read(b[:])
+	im := &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc,
 		loader:   &load.Loader{DB: mc.Database(cfg.Mongo.Database)},
+		id:       fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b),
 		breakers: map[string]*breaker.Breaker{}, zips: map[upload.Entry]bool{},
-		policy: retry.Policy{Base: 500 * time.Millisecond, Max: 10 * time.Second, Factor: 2, Jitter: 0.5}}
+		policy:   retry.Policy{Base: 300 * time.Millisecond, Max: 5 * time.Second, Factor: 2, Jitter: 0.5},
+		attempts: retry.Policy{Base: 2 * time.Second, Max: 2 * time.Minute, Factor: 2, Jitter: 0.5},
+		tries:    4}
+	bc := cfg.Breaker
 	for _, name := range []string{"redis", "mongo"} {
-		im.breakers[name] = breaker.New(name, 5, 30*time.Second, 5*time.Minute)
+		im.breakers[name] = breaker.New(name, bc.Threshold, bc.Cooldown, 10*bc.Cooldown)
 	}
 	for _, t := range cfg.Tenants {
-		im.breakers["sftp:"+t.Name] = breaker.New("sftp:"+t.Name, 3, 30*time.Second, 10*time.Minute)
+		im.breakers["sftp:"+t.Name] = breaker.New("sftp:"+t.Name, bc.Threshold, bc.Cooldown, 10*bc.Cooldown)
 	}
+	im.metrics = newMetrics(im)
 	return im, nil
 }
 
-// Run serves the status API and watches every tenant until ctx ends.
+// Run serves the status API, watches every tenant and works the queue until
+// ctx ends.
 func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 	defer im.rdb.Close()
 	defer im.mongo.Disconnect(context.WithoutCancel(ctx))
@@ -234,320 +275,21 @@ func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	im.log.Info("importer running", "worker", im.id, "tenants", len(im.cfg.Tenants), "workers", im.cfg.Workers)
 	var wg sync.WaitGroup
 	for _, t := range im.cfg.Tenants {
 		wg.Add(1)
-		go func() { defer wg.Done(); im.watch(ctx, t) }()
+		go func() { defer wg.Done(); im.detect(ctx, t) }()
+	}
+	for i := 0; i < im.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); im.work(ctx, i) }()
 	}
 	wg.Wait()
 	return nil
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-func (im *Importer) watch(ctx context.Context, t TenantConfig) {
-	tick := time.NewTicker(im.cfg.Poll)
-	defer tick.Stop()
-	var next time.Time
-	if t.sched != nil {
-		next = t.sched.Next(time.Now())
-	}
-	for {
-		next = im.open(t, next, time.Now().UTC())
-		if err := im.poll(ctx, t); err != nil && ctx.Err() == nil {
-			im.log.Warn("poll failed", "tenant", t.Name, "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// open starts a run waiting for files when the tenant's schedule comes due
-// and none is open, and returns the next due time.
-func (im *Importer) open(t TenantConfig, next, now time.Time) time.Time {
-	if t.sched == nil || next.IsZero() || now.Before(next) {
-		return next
-	}
-	if im.current(t.Name) == nil {
-		im.newRun(t, next.UTC())
-	}
-	return t.sched.Next(now)
-}
-
-// current is the tenant's open run (waiting for files), or nil.
-func (im *Importer) current(tenant string) *run {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	rs := im.runs[tenant]
-	if len(rs) > 0 && !rs[len(rs)-1].State.Terminal() {
-		return rs[len(rs)-1]
-	}
-	return nil
-}
-
-func (im *Importer) update(r *run, f func(o *status.Observation)) {
-	im.mu.Lock()
-	f(&r.Observation)
-	now := time.Now().UTC()
-	r.UpdatedAt = &now
-	o := r.Observation
-	im.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := coord.Beat(ctx, im.rdb, coord.Progress{Tenant: o.Tenant, RunID: o.RunID, Stage: o.Stage,
-		RowsDone: o.RowsDone, RowsTotal: o.RowsTotal, UpdatedAt: now}, 10*time.Minute); err != nil {
-		im.log.Warn("heartbeat failed", "tenant", o.Tenant, "run_id", o.RunID, "error", err)
-	}
-}
-
-// guarded calls fn through a dependency's breaker, retrying with backoff and
-// jitter while the breaker lets it.
-func (im *Importer) guarded(ctx context.Context, dep string, fn func() error) error {
-	b := im.breakers[dep]
-	return retry.Do(ctx, im.policy, 3, rand.Float64, func(err error) bool {
-		return !errors.Is(err, breaker.ErrOpen) && !errors.Is(err, coord.ErrHeld) && ctx.Err() == nil
-	}, func() error {
-		if err := b.Allow(time.Now()); err != nil {
-			return err
-		}
-		err := fn()
-		if errors.Is(err, coord.ErrHeld) {
-			b.Record(time.Now(), nil) // the dependency answered
-		} else {
-			b.Record(time.Now(), err)
-		}
-		return err
-	})
-}
-
-func (im *Importer) poll(ctx context.Context, t TenantConfig) error {
-	var c *inbox.Client
-	var listing []upload.Entry
-	err := im.guarded(ctx, "sftp:"+t.Name, func() error {
-		var err error
-		if c, err = inbox.Dial(ctx, t.SFTP); err != nil {
-			return err
-		}
-		if listing, err = c.List(); err != nil {
-			c.Close()
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	now := time.Now().UTC() // the listing's time: nothing in it is later
-
-	r := im.current(t.Name)
-	if r == nil {
-		if len(listing) == 0 {
-			return nil
-		}
-		r = im.newRun(t, now)
-	}
-	in := upload.Inputs{ZipOK: map[string]bool{}}
-	for _, e := range listing {
-		if strings.HasSuffix(strings.ToLower(e.Name), ".zip") && !upload.Temporary(e.Name) {
-			// A bundle is complete when its central directory reads. The
-			// download resumes, so each poll fetches only what is new.
-			key := upload.Entry{Name: t.Name + "/" + e.Name, Size: e.Size, ModTime: e.ModTime}
-			im.mu.Lock()
-			seen := im.zips[key]
-			im.mu.Unlock()
-			if seen {
-				in.ZipOK[e.Name] = true
-				continue
-			}
-			local := filepath.Join(im.cfg.WorkDir, t.Name+"-"+e.Name)
-			if _, err := c.Download(e.Name, local); err == nil {
-				if zr, err := zip.OpenReader(local); err == nil {
-					zr.Close()
-					in.ZipOK[e.Name] = true
-					im.mu.Lock()
-					im.zips[key] = true
-					im.mu.Unlock()
-				}
-			}
-		}
-		if e.Name == "manifest.csv" {
-			local := filepath.Join(im.cfg.WorkDir, "manifest-"+t.Name+".csv")
-			os.Remove(local)
-			if _, err := c.Download("manifest.csv", local); err == nil {
-				if f, err := os.Open(local); err == nil {
-					in.Listed, _ = oneroster.ListedFiles(f)
-					f.Close()
-				}
-			}
-		}
-	}
-	d := upload.Step(&r.watch, listing, in, now, upload.Options{Quiet: im.cfg.Quiet, Marker: im.cfg.Marker})
-	if !d.Complete {
-		im.update(r, func(o *status.Observation) { o.Stage = "awaiting_files" })
-		return nil
-	}
-	var lock *coord.Lock
-	if err := im.guarded(ctx, "redis", func() error {
-		var err error
-		lock, err = coord.Acquire(ctx, im.rdb, t.Name, im.cfg.LockTTL)
-		return err
-	}); err != nil {
-		return err
-	}
-	defer lock.Release(context.WithoutCancel(ctx))
-	arrived, completed := d.FirstFileAt, d.CompletedAt
-	r.completed = &completed
-	im.update(r, func(o *status.Observation) {
-		o.State, o.Stage, o.FilesArrivedAt, o.Attempt = status.StateRunning, "downloading", &arrived, 1
-	})
-	r.files = d.Files
-	return im.process(ctx, t, c, r, lock)
-}
-
-func (im *Importer) newRun(t TenantConfig, now time.Time) *run {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	n := 1
-	day := now.Format("2006-01-02")
-	for _, x := range im.runs[t.Name] {
-		if strings.Contains(x.RunID, "/"+day+"#") {
-			n++
-		}
-	}
-	started := now
-	r := &run{Observation: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
-		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: status.StateWaiting, Stage: "awaiting_files",
-		StartedAt: &started, UpdatedAt: &started}}
-	im.runs[t.Name] = append(im.runs[t.Name], r)
-	if len(im.runs[t.Name]) > 50 {
-		im.runs[t.Name] = im.runs[t.Name][1:]
-	}
-	return r
-}
-
-// process downloads, validates, decides, loads and publishes one upload,
-// beating its heartbeat (and renewing the tenant lock) at least every 5 s.
-func (im *Importer) process(ctx context.Context, t TenantConfig, c *inbox.Client, r *run, lock *coord.Lock) error {
-	log := im.log.With("tenant", t.Name, "run_id", r.RunID)
-	beatCtx, stopBeat := context.WithCancel(ctx)
-	defer stopBeat()
-	go func() {
-		tick := time.NewTicker(5 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-beatCtx.Done():
-				return
-			case <-tick.C:
-				im.update(r, func(*status.Observation) {})
-				if err := lock.Renew(beatCtx); err != nil && beatCtx.Err() == nil {
-					log.Warn("renewing the tenant lock failed", "error", err)
-				}
-			}
-		}
-	}()
-	fail := func(stage string, err error) error {
-		now := time.Now().UTC()
-		im.update(r, func(o *status.Observation) {
-			o.State, o.Stage, o.Error, o.FinishedAt = status.StateFailed, stage, status.Clip(err.Error(), status.MaxErrorLen), &now
-		})
-		log.Error("run failed", "stage", stage, "error", err)
-		return err
-	}
-	dir := filepath.Join(im.cfg.WorkDir, strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail("downloading", err)
-	}
-	for _, f := range r.files {
-		if _, err := c.Download(f, filepath.Join(dir, f)); err != nil {
-			return fail("downloading", err)
-		}
-		if err := lock.Renew(ctx); err != nil {
-			return fail("downloading", fmt.Errorf("tenant lock: %w", err))
-		}
-	}
-	im.update(r, func(o *status.Observation) { o.Stage = "validating" })
-	files, err := uploadFS(dir, r.files)
-	if err != nil {
-		return fail("validating", err)
-	}
-	if cl, ok := files.(io.Closer); ok {
-		defer cl.Close()
-	}
-	rep := oneroster.NewReport(5)
-	res, err := oneroster.Validate(files, rep.Add)
-	if err != nil {
-		return fail("validating", err)
-	}
-	rep.Finish(res)
-	im.mu.Lock()
-	r.report = rep
-	im.mu.Unlock()
-	total := int64(0)
-	for _, st := range rep.Files {
-		total += int64(st.Rows)
-	}
-	im.update(r, func(o *status.Observation) {
-		o.Quality = &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}
-		o.RowsTotal = total
-	})
-	var csvBuf strings.Builder
-	rep.WriteCSV(&csvBuf)
-	reportName := "reports/" + strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID)
-	if err := c.Put(reportName+".csv", strings.NewReader(csvBuf.String())); err != nil {
-		log.Warn("report upload failed", "error", err)
-	}
-	js, _ := json.MarshalIndent(rep, "", "  ")
-	c.Put(reportName+".json", strings.NewReader(string(js)))
-	var current map[string]int
-	if err := im.guarded(ctx, "mongo", func() error {
-		var err error
-		current, err = im.loader.Counts(ctx, t.Name)
-		return err
-	}); err != nil {
-		return fail("validating", err)
-	}
-	dec := t.Policy.Decide(rep, current)
-	im.mu.Lock()
-	r.decision = &dec
-	im.mu.Unlock()
-	batch := strings.NewReplacer("/", "_", "#", "_").Replace(r.RunID)
-	if !dec.Load {
-		c.Archive(batch, r.files)
-		return fail("validating", fmt.Errorf("rejected by policy: %s", strings.Join(dec.Reasons, "; ")))
-	}
-	im.update(r, func(o *status.Observation) { o.Stage = "loading" })
-	ld := *im.loader // a copy per run: tenants load concurrently
-	ld.Progress = func(done int64) {
-		im.update(r, func(o *status.Observation) { o.RowsDone = done })
-	}
-	modes := map[string]load.Mode{}
-	for e, st := range rep.Files {
-		modes[e] = load.Mode(st.Mode)
-	}
-	// A load is idempotent for its run, so retrying it whole is safe.
-	if err := im.guarded(ctx, "mongo", func() error {
-		_, err := ld.Load(ctx, t.Name, r.RunID, files, modes)
-		return err
-	}); err != nil {
-		return fail("loading", err)
-	}
-	im.update(r, func(o *status.Observation) { o.Stage = "publishing" })
-	if err := c.Archive(batch, r.files); err != nil {
-		log.Warn("archiving failed", "error", err)
-	}
-	now := time.Now().UTC()
-	im.update(r, func(o *status.Observation) {
-		o.State, o.Stage, o.FinishedAt, o.RowsDone = status.StateSucceeded, "", &now, total
-	})
-	os.RemoveAll(dir)
-	log.Info("run succeeded", "rows", total, "errors", rep.Errors, "warnings", rep.Warnings)
-	return nil
-}
-
 // uploadFS is the upload as files: the zip bundle when there is one, the
 // downloaded directory otherwise.
 func uploadFS(dir string, names []string) (fs.FS, error) {
@@ -561,27 +303,6 @@ func uploadFS(dir string, names []string) (fs.FS, error) {
 		}
 	}
 	return os.DirFS(dir), nil
-}
-
-// Runs are every tenant's runs as observations, newest last.
-func (im *Importer) Runs() []RunView {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	now := time.Now().UTC()
-	var out []RunView
-	names := make([]string, 0, len(im.runs))
-	for n := range im.runs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		for _, r := range im.runs[n] {
-			o := r.Observation
-			o.At = now
-			out = append(out, RunView{Observation: o, UploadCompletedAt: r.completed})
-		}
-	}
-	return out
 }
 
 // Breakers are the state of every dependency's circuit breaker.
@@ -622,28 +343,19 @@ func (im *Importer) handler() http.Handler {
 			return
 		}
 		id := r.URL.Query().Get("run_id")
-		im.mu.Lock()
-		var found *run
-		for _, rs := range im.runs {
-			for _, x := range rs {
-				if x.RunID == id {
-					found = x
-				}
-			}
-		}
-		var body []byte
-		if found != nil && found.report != nil {
-			body, _ = json.Marshal(map[string]any{"run_id": id, "report": found.report, "decision": found.decision})
-		}
-		im.mu.Unlock()
+		body, err := im.rdb.Get(r.Context(), reportKey(id)).Bytes()
 		w.Header().Set("Content-Type", "application/json")
-		if body == nil {
+		switch {
+		case errors.Is(err, redis.Nil) || id == "":
 			w.WriteHeader(404)
 			w.Write([]byte(`{"error":{"code":"not_found","message":"no report for that run_id (yet)"}}`))
-			return
+		case err != nil:
+			unavailable(w, err)
+		default:
+			w.Write(body)
 		}
-		w.Write(body)
 	})
+	mux.Handle("GET /metrics", im.metrics.handler())
 	mux.HandleFunc("GET /api/v1/breakers", func(w http.ResponseWriter, r *http.Request) {
 		if !im.authorized(w, r) {
 			return
@@ -655,7 +367,11 @@ func (im *Importer) handler() http.Handler {
 		if !im.authorized(w, r) {
 			return
 		}
-		runs := im.Runs()
+		runs, err := im.Runs(r.Context())
+		if err != nil {
+			unavailable(w, err)
+			return
+		}
 		if t := r.URL.Query().Get("tenant"); t != "" {
 			kept := runs[:0]
 			for _, o := range runs {
@@ -669,4 +385,20 @@ func (im *Importer) handler() http.Handler {
 		json.NewEncoder(w).Encode(map[string]any{"runs": runs})
 	})
 	return mux
+}
+
+// unavailable answers 503 when the run store cannot be read: the importer
+// cannot vouch for its runs, and says why.
+func unavailable(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "redis_unavailable",
+		"message": "the run store (Redis) cannot be read: " + err.Error()}})
+}
+
+// redisLog puts the Redis client's own messages (reconnects) in the JSON log.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...), "dependency", "redis")
 }

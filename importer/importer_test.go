@@ -21,6 +21,7 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -235,36 +236,53 @@ func TestZipBundleAndRejection(t *testing.T) {
 }
 
 func TestScheduleOpensAWaitingRun(t *testing.T) {
+	rds := testsrv.StartRedis(t)
 	cfg := &Config{Tenants: []TenantConfig{{Name: "dade", Schedule: "15 3 * * *", Timezone: "America/New_York",
 		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: os.DevNull}}}}
-	cfg.Redis.Addr, cfg.Mongo.URI = "x", "y"
+	cfg.Redis.Addr, cfg.Mongo.URI = rds.Addr, "y"
 	var p config.Problems
 	cfg.Validate(&p)
 	if p.Len() != 0 {
 		t.Fatal(p)
 	}
-	im := &Importer{cfg: cfg, runs: map[string][]*run{}}
+	ctx := context.Background()
+	im := &Importer{cfg: cfg, rdb: redis.NewClient(&redis.Options{Addr: rds.Addr}), log: slog.New(slog.DiscardHandler)}
+	defer im.rdb.Close()
+	runs := func() []RunView {
+		t.Helper()
+		rs, err := im.Runs(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
 	tc := cfg.Tenants[0]
 	due := time.Date(2026, 9, 1, 7, 15, 0, 0, time.UTC) // 03:15 EDT
 	next := tc.sched.Next(due.Add(-time.Minute))
 	if !next.Equal(due) {
 		t.Fatalf("next start %v", next)
 	}
-	if n := im.open(tc, next, due.Add(-time.Second)); !n.Equal(due) || len(im.Runs()) != 0 {
+	if n, err := im.open(ctx, tc, next, due.Add(-time.Second)); err != nil || !n.Equal(due) || len(runs()) != 0 {
 		t.Fatal("opened before the schedule")
 	}
-	n := im.open(tc, next, due.Add(10*time.Second))
-	runs := im.Runs()
-	if len(runs) != 1 || runs[0].State != status.StateWaiting || runs[0].Stage != "awaiting_files" || !runs[0].StartedAt.Equal(due) {
-		t.Fatalf("runs = %+v", runs)
+	n, err := im.open(ctx, tc, next, due.Add(10*time.Second))
+	rs := runs()
+	if err != nil || len(rs) != 1 || rs[0].State != status.StateWaiting || rs[0].Stage != "awaiting_files" || !rs[0].StartedAt.Equal(due) ||
+		rs[0].RunID != "dade/roster-import/2026-09-01#1" {
+		t.Fatalf("runs = %+v (%v)", rs, err)
 	}
 	if !n.Equal(due.Add(24 * time.Hour)) {
 		t.Fatalf("next %v", n)
 	}
 	// An open run is not doubled the next day.
-	im.open(tc, n, n.Add(time.Second))
-	if len(im.Runs()) != 1 {
+	im.open(ctx, tc, n, n.Add(time.Second))
+	if len(runs()) != 1 {
 		t.Fatal("a second waiting run opened while one is open")
+	}
+	// Without Redis the importer cannot vouch for its runs, and says so.
+	rds.Stop()
+	if _, err := im.Runs(ctx); err == nil || !strings.Contains(err.Error(), "redis") {
+		t.Fatalf("runs with Redis down: %v", err)
 	}
 	bad := &Config{Tenants: []TenantConfig{{Name: "x", Schedule: "every night", SFTP: tc.SFTP}}}
 	var bp config.Problems

@@ -1,7 +1,7 @@
 // Package coord keeps importer workers apart through Redis: a lock per
 // tenant with an expiry, renewal and a fencing token (so two workers never
 // import one tenant at once, and a worker that lost its lock can be told
-// apart), and progress heartbeats the status API reads.
+// apart). Writes that only the holder may make check the lock's Owner.
 package coord
 
 import (
@@ -31,6 +31,12 @@ type Lock struct {
 	Fence  int64 // increases with every acquisition of this tenant's lock
 	Tenant string
 }
+
+// Owner identifies this holding of the lock (for fenced writes).
+func (l *Lock) Owner() string { return l.owner }
+
+// LockKey is the Redis key of tenant's lock.
+func LockKey(tenant string) string { return lockKey(tenant) }
 
 // keys live under one prefix so that several installations can share a server.
 func lockKey(tenant string) string  { return "etlhub:lock:" + tenant }
@@ -74,45 +80,4 @@ func (l *Lock) Renew(ctx context.Context) error {
 func (l *Lock) Release(ctx context.Context) error {
 	_, err := releaseScript.Run(ctx, l.rdb, []string{l.key}, l.owner).Int()
 	return err
-}
-
-// Progress is a run's heartbeat.
-type Progress struct {
-	Tenant    string    `json:"tenant"`
-	RunID     string    `json:"run_id"`
-	Stage     string    `json:"stage"`
-	RowsDone  int64     `json:"rows_done"`
-	RowsTotal int64     `json:"rows_total"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Fence     int64     `json:"fence"`
-}
-
-func progressKey(tenant string) string { return "etlhub:progress:" + tenant }
-
-// Beat records progress; it expires when heartbeats stop for ttl, so a dead
-// worker's run shows its last heartbeat and no more.
-func Beat(ctx context.Context, rdb *redis.Client, p Progress, ttl time.Duration) error {
-	k := progressKey(p.Tenant)
-	pipe := rdb.TxPipeline()
-	pipe.HSet(ctx, k, "run_id", p.RunID, "stage", p.Stage, "rows_done", p.RowsDone, "rows_total", p.RowsTotal,
-		"updated_at", p.UpdatedAt.UTC().Format(time.RFC3339Nano), "fence", p.Fence)
-	pipe.Expire(ctx, k, ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redis heartbeat %s: %w", p.Tenant, err)
-	}
-	return nil
-}
-
-// Read returns a tenant's last heartbeat; ok is false when there is none.
-func Read(ctx context.Context, rdb *redis.Client, tenant string) (p Progress, ok bool, err error) {
-	m, err := rdb.HGetAll(ctx, progressKey(tenant)).Result()
-	if err != nil || len(m) == 0 {
-		return p, false, err
-	}
-	p = Progress{Tenant: tenant, RunID: m["run_id"], Stage: m["stage"]}
-	p.RowsDone, _ = strconv.ParseInt(m["rows_done"], 10, 64)
-	p.RowsTotal, _ = strconv.ParseInt(m["rows_total"], 10, 64)
-	p.Fence, _ = strconv.ParseInt(m["fence"], 10, 64)
-	p.UpdatedAt, _ = time.Parse(time.RFC3339Nano, m["updated_at"])
-	return p, true, nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path"
@@ -235,14 +236,21 @@ func (c *Client) Put(name string, r io.Reader) error {
 }
 
 // Archive moves processed files into archive/<batch>/ so nothing is
-// imported twice.
+// imported twice. Archiving a batch again is not an error.
 func (c *Client) Archive(batch string, names []string) error {
 	dir := path.Join(c.cfg.Dir, "archive", batch)
 	if err := c.sftp.MkdirAll(dir); err != nil {
 		return fmt.Errorf("sftp mkdir %s: %w", dir, err)
 	}
 	for _, n := range names {
-		if err := c.sftp.Rename(path.Join(c.cfg.Dir, n), path.Join(dir, n)); err != nil {
+		src, dst := path.Join(c.cfg.Dir, n), path.Join(dir, n)
+		if err := c.sftp.Rename(src, dst); err != nil {
+			// Archived already, by an attempt that died before saying so.
+			if _, serr := c.sftp.Stat(src); errors.Is(serr, fs.ErrNotExist) {
+				if _, derr := c.sftp.Stat(dst); derr == nil {
+					continue
+				}
+			}
 			return fmt.Errorf("sftp archive %s: %w", n, err)
 		}
 	}

@@ -1,0 +1,314 @@
+package importer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/etlhub/etlhub/importer/coord"
+	"github.com/etlhub/etlhub/importer/load"
+	"github.com/etlhub/etlhub/importer/oneroster"
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/redis/go-redis/v9"
+)
+
+// Runs live in Redis, so that any worker of the group can resume one and any
+// process of the group can answer for it:
+//
+//	etlhub:run:<run_id>      the run's record (JSON), written by its lock holder
+//	etlhub:report:<run_id>   its data-quality report and decision (JSON)
+//	etlhub:runs:<tenant>     sorted set of the tenant's run ids by start time
+//	etlhub:open:<tenant>     the run waiting for files, if any
+//	etlhub:active:<tenant>   the run queued or in progress, if any
+//	etlhub:queue:<tenant>    stream of queued runs, consumer group "importers"
+//	etlhub:detect:<tenant>   lease of the process that watches the inbox
+func runKey(id string) string        { return "etlhub:run:" + id }
+func reportKey(id string) string     { return "etlhub:report:" + id }
+func indexKey(tenant string) string  { return "etlhub:runs:" + tenant }
+func openKey(tenant string) string   { return "etlhub:open:" + tenant }
+func activeKey(tenant string) string { return "etlhub:active:" + tenant }
+func queueKey(tenant string) string  { return "etlhub:queue:" + tenant }
+func detectKey(tenant string) string { return "etlhub:detect:" + tenant }
+func seqKey(tenant, day string) string {
+	return "etlhub:seq:" + tenant + ":" + day
+}
+
+const consumerGroup = "importers"
+
+// keepRuns is how many runs per tenant the store keeps.
+const keepRuns = 50
+
+// record is a run as stored: its observation and what a worker needs to
+// resume it.
+type record struct {
+	Obs               status.Observation `json:"obs"`
+	UploadCompletedAt *time.Time         `json:"upload_completed_at,omitempty"`
+	Files             []string           `json:"files,omitempty"`
+	Checkpoint        checkpoint         `json:"checkpoint"`
+	Retries           map[string]int     `json:"retries,omitempty"`
+	Outages           []Outage           `json:"outages,omitempty"`
+	RetryAt           *time.Time         `json:"retry_at,omitempty"`
+	Worker            string             `json:"worker,omitempty"`
+}
+
+// checkpoint is how far a run has got: each stage, once done, is not done
+// again by a later attempt; the load resumes from its marks.
+type checkpoint struct {
+	Downloaded bool                 `json:"downloaded,omitempty"`
+	Sizes      map[string]int64     `json:"sizes,omitempty"`
+	Validated  bool                 `json:"validated,omitempty"`
+	Decision   *oneroster.Decision  `json:"decision,omitempty"`
+	Modes      map[string]load.Mode `json:"modes,omitempty"`
+	Load       load.Checkpoint      `json:"load,omitempty"`
+	Published  bool                 `json:"published,omitempty"`
+	Archived   bool                 `json:"archived,omitempty"`
+}
+
+// Outage is a spell of failed calls to one dependency during a run.
+type Outage struct {
+	Dependency string     `json:"dependency"`
+	From       time.Time  `json:"from"`
+	To         *time.Time `json:"to,omitempty"`
+	Failures   int        `json:"failures"`
+	Error      string     `json:"error"`
+}
+
+// RunView is one run in GET /api/v1/runs: the observation schema plus when
+// the upload completed and what the run went through.
+type RunView struct {
+	status.Observation
+	UploadCompletedAt *time.Time `json:"upload_completed_at,omitempty"`
+	// Retries counts the failed calls, by dependency, that were retried.
+	Retries map[string]int `json:"retries,omitempty"`
+	Outages []Outage       `json:"outages,omitempty"`
+	RetryAt *time.Time     `json:"retry_at,omitempty"`
+	Worker  string         `json:"worker,omitempty"`
+	// Stale: running, but no heartbeat for longer than the lock's TTL.
+	Stale bool `json:"stale,omitempty"`
+}
+
+var saveScript = redis.NewScript(`
+if ARGV[2] ~= "" and redis.call("GET", KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+return 1`)
+
+// save writes a run's record; with a lock, only while the lock is held (a
+// worker that lost its lock cannot overwrite its successor's progress).
+func (im *Importer) save(ctx context.Context, rec *record, lock *coord.Lock) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	owner, lk := "", ""
+	if lock != nil {
+		owner, lk = lock.Owner(), coord.LockKey(lock.Tenant)
+	}
+	n, err := saveScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), lk}, b, owner).Int()
+	if err != nil {
+		return fmt.Errorf("redis save run %s: %w", rec.Obs.RunID, err)
+	}
+	if n == 0 {
+		return coord.ErrLost
+	}
+	return nil
+}
+
+func (im *Importer) loadRecord(ctx context.Context, id string) (*record, error) {
+	b, err := im.rdb.Get(ctx, runKey(id)).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("redis read run %s: %w", id, err)
+	}
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("redis run %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+// newRecord creates a tenant's next run (tenant/job/day#N), waiting for files.
+func (im *Importer) newRecord(ctx context.Context, t TenantConfig, started time.Time) (*record, error) {
+	day := started.UTC().Format("2006-01-02")
+	n, err := im.rdb.Incr(ctx, seqKey(t.Name, day)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis run number: %w", err)
+	}
+	im.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
+	started = started.UTC()
+	rec := &record{Obs: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
+		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: status.StateWaiting, Stage: "awaiting_files",
+		StartedAt: &started, UpdatedAt: &started}}
+	b, _ := json.Marshal(rec)
+	pipe := im.rdb.TxPipeline()
+	pipe.Set(ctx, runKey(rec.Obs.RunID), b, 0)
+	pipe.ZAdd(ctx, indexKey(t.Name), redis.Z{Score: float64(started.UnixMilli()), Member: rec.Obs.RunID})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis create run: %w", err)
+	}
+	im.trim(ctx, t.Name)
+	return rec, nil
+}
+
+// trim forgets a tenant's oldest runs beyond keepRuns.
+func (im *Importer) trim(ctx context.Context, tenant string) {
+	old, err := im.rdb.ZRange(ctx, indexKey(tenant), 0, int64(-keepRuns-1)).Result()
+	if err != nil || len(old) == 0 {
+		return
+	}
+	pipe := im.rdb.TxPipeline()
+	for _, id := range old {
+		pipe.Del(ctx, runKey(id), reportKey(id))
+	}
+	pipe.ZRem(ctx, indexKey(tenant), toAny(old)...)
+	pipe.Exec(ctx)
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, x := range s {
+		out[i] = x
+	}
+	return out
+}
+
+// enqueue marks a run queued and adds it to the tenant's stream, in one
+// transaction: the run is queued and the tenant active, or neither.
+func (im *Importer) enqueue(ctx context.Context, rec *record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	t := rec.Obs.Tenant
+	if err := im.ensureGroup(ctx, t); err != nil {
+		return err
+	}
+	pipe := im.rdb.TxPipeline()
+	pipe.Set(ctx, runKey(rec.Obs.RunID), b, 0)
+	pipe.Set(ctx, activeKey(t), rec.Obs.RunID, 0)
+	pipe.Del(ctx, openKey(t))
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: queueKey(t), Values: []any{"run_id", rec.Obs.RunID}})
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("redis enqueue %s: %w", rec.Obs.RunID, err)
+	}
+	return nil
+}
+
+func (im *Importer) ensureGroup(ctx context.Context, tenant string) error {
+	err := im.rdb.XGroupCreateMkStream(ctx, queueKey(tenant), consumerGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("redis queue %s: %w", tenant, err)
+	}
+	return nil
+}
+
+var finishScript = redis.NewScript(`
+if redis.call("GET", KEYS[4]) ~= ARGV[3] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1], "EX", 2592000)
+redis.call("XACK", KEYS[2], "importers", ARGV[2])
+redis.call("XDEL", KEYS[2], ARGV[2])
+if redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
+return 1`)
+
+// finish writes a run's terminal record, acknowledges its queue entry and
+// frees the tenant, atomically and only while holding the lock.
+func (im *Importer) finish(ctx context.Context, rec *record, msgID string, lock *coord.Lock) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	t := rec.Obs.Tenant
+	n, err := finishScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), queueKey(t), activeKey(t), coord.LockKey(t)},
+		b, msgID, lock.Owner(), rec.Obs.RunID).Int()
+	if err != nil {
+		return fmt.Errorf("redis finish %s: %w", rec.Obs.RunID, err)
+	}
+	if n == 0 {
+		return coord.ErrLost
+	}
+	return nil
+}
+
+// claim takes the tenant's next queue entry for this worker, which holds the
+// tenant's lock: first an entry a dead worker left pending (XAUTOCLAIM;
+// while the lock is held, no living worker has one), then a new one.
+func (im *Importer) claim(ctx context.Context, tenant string) (msgID, runID string, err error) {
+	msgs, _, err := im.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: queueKey(tenant), Group: consumerGroup,
+		Consumer: im.id, MinIdle: 0, Start: "0-0", Count: 1}).Result()
+	if err != nil && isNoGroup(err) {
+		if err := im.ensureGroup(ctx, tenant); err != nil {
+			return "", "", err
+		}
+		msgs, _, err = nil, "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("redis xautoclaim %s: %w", tenant, err)
+	}
+	if len(msgs) == 0 {
+		streams, err := im.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: consumerGroup, Consumer: im.id,
+			Streams: []string{queueKey(tenant), ">"}, Count: 1, Block: -1}).Result()
+		if errors.Is(err, redis.Nil) {
+			return "", "", nil
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("redis xreadgroup %s: %w", tenant, err)
+		}
+		if len(streams) > 0 {
+			msgs = streams[0].Messages
+		}
+	}
+	if len(msgs) == 0 {
+		return "", "", nil
+	}
+	id, _ := msgs[0].Values["run_id"].(string)
+	return msgs[0].ID, id, nil
+}
+
+func isNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
+
+// Runs are every tenant's runs in this process's group as observations,
+// oldest first per tenant. It fails when Redis cannot be read.
+func (im *Importer) Runs(ctx context.Context) ([]RunView, error) {
+	now := time.Now().UTC()
+	var out []RunView
+	for _, t := range im.cfg.Tenants {
+		ids, err := im.rdb.ZRange(ctx, indexKey(t.Name), 0, -1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis list runs: %w", err)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = runKey(id)
+		}
+		vals, err := im.rdb.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis read runs: %w", err)
+		}
+		for _, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				continue
+			}
+			var rec record
+			if json.Unmarshal([]byte(s), &rec) != nil {
+				continue
+			}
+			out = append(out, im.view(&rec, now))
+		}
+	}
+	return out, nil
+}
+
+func (im *Importer) view(rec *record, now time.Time) RunView {
+	o := rec.Obs
+	o.At = now
+	v := RunView{Observation: o, UploadCompletedAt: rec.UploadCompletedAt, Retries: rec.Retries,
+		Outages: rec.Outages, RetryAt: rec.RetryAt, Worker: rec.Worker}
+	v.Stale = o.State == status.StateRunning && rec.RetryAt == nil && o.UpdatedAt != nil &&
+		now.Sub(*o.UpdatedAt) > max(im.cfg.LockTTL, 3*im.cfg.Heartbeat)
+	return v
+}
