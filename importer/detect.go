@@ -181,4 +181,3 @@ func (im *Importer) inspect(c *inbox.Client, t TenantConfig, listing []upload.En
 	}
 	return in
 }
-

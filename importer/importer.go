@@ -53,10 +53,10 @@ type Config struct {
 		URI      config.Secret `yaml:"uri"`
 		Database string        `yaml:"database"`
 	} `yaml:"mongo"`
-	Poll    time.Duration  `yaml:"poll"`
-	Quiet   time.Duration  `yaml:"quiet"`
-	Marker  string         `yaml:"marker"`
-	LockTTL time.Duration  `yaml:"lock_ttl"`
+	Poll    time.Duration `yaml:"poll"`
+	Quiet   time.Duration `yaml:"quiet"`
+	Marker  string        `yaml:"marker"`
+	LockTTL time.Duration `yaml:"lock_ttl"`
 	// Heartbeat is how often a running run renews its lock and saves its
 	// progress (default 5s; under half of lock_ttl).
 	Heartbeat time.Duration `yaml:"heartbeat"`
@@ -290,6 +290,7 @@ func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
 // uploadFS is the upload as files: the zip bundle when there is one, the
 // downloaded directory otherwise.
 func uploadFS(dir string, names []string) (fs.FS, error) {

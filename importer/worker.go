@@ -523,4 +523,3 @@ func localComplete(dir string, sizes map[string]int64) bool {
 	}
 	return true
 }
-
