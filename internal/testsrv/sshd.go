@@ -101,10 +101,10 @@ func (s *SSHD) Start(t testing.TB) {
 	}
 }
 
-// Stop stops the server (connections drop).
+// Stop kills the server and its sessions: open connections drop.
 func (s *SSHD) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Kill()
+		killTree(s.cmd.Process.Pid)
 		s.cmd.Wait()
 		s.cmd = nil
 	}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,4 +96,39 @@ func waitTCP(addr string, d time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// killTree kills a process and every process descended from it (sshd's
+// sessions start sessions of their own, so a process group would miss them).
+func killTree(pid int) {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var p, pp int
+		if _, err := fmt.Sscan(e.Name(), &p); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces; read after its ')'.
+		rest := string(stat)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		var state string
+		if _, err := fmt.Sscan(rest, &state, &pp); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var kill func(int)
+	kill = func(p int) {
+		syscall.Kill(p, syscall.SIGSTOP) // no new children while we look
+		for _, c := range children[p] {
+			kill(c)
+		}
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	kill(pid)
 }
