@@ -231,7 +231,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) 
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("work_dir: %w", err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Value(),
+	// The client's own silent retries are off: our policy retries, and
+	// counts and logs every failure, so an outage is never invisible.
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, Password: cfg.Redis.Password.Value(), MaxRetries: -1,
 		DialTimeout: 3 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second})
 	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI.Value()).SetTimeout(60 * time.Second).
 		SetServerSelectionTimeout(5 * time.Second).SetConnectTimeout(5 * time.Second))

@@ -26,7 +26,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-func TestMain(m *testing.M) { testsrv.Main(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv("ETLHUB_TEST_WORKER"); path != "" {
+		os.Exit(workerProcess(path))
+	}
+	testsrv.Main(m)
+}
 
 type env struct {
 	im       *Importer

@@ -227,6 +227,11 @@ func (im *Importer) checkpoint(ctx context.Context, a *attempt) error {
 // the run's checkpoint and ends it, or schedules the next attempt.
 func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, msgID string, rec *record) {
 	a := &attempt{rec: rec, t: t, lock: lock, open: map[string]int{}}
+	for i, o := range rec.Outages { // outages an earlier attempt left open
+		if o.To == nil {
+			a.open[o.Dependency] = i
+		}
+	}
 	a.update(func(r *record) {
 		r.Obs.Attempt++
 		r.Obs.State, r.Obs.Error, r.RetryAt, r.Worker = status.StateRunning, "", nil, im.id
@@ -422,7 +427,10 @@ func (im *Importer) stages(ctx context.Context, a *attempt) error {
 	if !rec.Checkpoint.Published {
 		a.setStage("loading")
 		ld := *im.loader // a copy per run: tenants load concurrently
-		ld.Progress = func(done int64) { a.update(func(r *record) { r.Obs.RowsDone = done }) }
+		ld.Progress = func(done int64) {
+			a.update(func(r *record) { r.Obs.RowsDone = done })
+			a.recovered("mongo", time.Now().UTC()) // a batch went in
+		}
 		ld.Mark = func(e string, m load.Mark) {
 			a.update(func(r *record) {
 				if r.Checkpoint.Load == nil {
