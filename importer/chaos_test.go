@@ -189,6 +189,9 @@ func copyRoster(t *testing.T, src, dst string) {
 //	ETLHUB_CHAOS_STUDENTS=350000 go test -run TestChaos -timeout 120m -v ./importer/
 func TestChaos(t *testing.T) {
 	students := 30000
+	if raceEnabled {
+		students = 6000
+	}
 	if v, err := strconv.Atoi(os.Getenv("ETLHUB_CHAOS_STUDENTS")); err == nil && v > 0 {
 		students = v
 	}

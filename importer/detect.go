@@ -32,6 +32,8 @@ func (im *Importer) detect(ctx context.Context, t TenantConfig) {
 		next = t.sched.Next(time.Now())
 	}
 	var w upload.Watch
+	var lastErr string
+	var lastLogged time.Time
 	for {
 		held, err := leaseScript.Run(ctx, im.rdb, []string{detectKey(t.Name)}, im.id, (3*im.cfg.Poll + time.Second).Milliseconds()).Int()
 		if err != nil && ctx.Err() == nil {
@@ -42,8 +44,15 @@ func (im *Importer) detect(ctx context.Context, t TenantConfig) {
 			if next, err = im.open(ctx, t, next, time.Now().UTC()); err == nil {
 				err = im.poll(ctx, t, &w)
 			}
-			if err != nil && ctx.Err() == nil {
+			// A failing inbox is logged when the failure changes, and once
+			// a minute while it lasts (the breaker fails fast every poll).
+			if err != nil && ctx.Err() == nil && (err.Error() != lastErr || time.Since(lastLogged) > time.Minute) {
 				im.log.Warn("poll failed", "tenant", t.Name, "stage", "awaiting_files", "error", err)
+				lastLogged = time.Now()
+			}
+			lastErr = ""
+			if err != nil {
+				lastErr = err.Error()
 			}
 		} else {
 			w = upload.Watch{} // another process watches; start afresh if this one takes over
