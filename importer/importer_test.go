@@ -341,3 +341,66 @@ func TestIsolationGroups(t *testing.T) {
 		t.Fatalf("shared group = %+v", g)
 	}
 }
+
+// TestOneTenantCannotHoldEveryWorker: a large district's import is under
+// way when a small one uploads; the small one gets the other worker at once
+// and finishes first, rather than queueing behind the large one.
+func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
+	sshd := testsrv.StartSSHD(t)
+	rds := testsrv.StartRedis(t)
+	mongoURI := testsrv.FerretDB(t)
+	cfg := &Config{Listen: "127.0.0.1:0", WorkDir: t.TempDir(), Poll: 100 * time.Millisecond, Quiet: 300 * time.Millisecond, Workers: 2}
+	cfg.Redis.Addr = rds.Addr
+	cfg.Mongo.URI = config.Secret(mongoURI)
+	for _, name := range []string{"big", "small"} {
+		os.MkdirAll(filepath.Join(sshd.Root, name), 0o755)
+		cfg.Tenants = append(cfg.Tenants, TenantConfig{Name: name, SFTP: inbox.Config{Host: sshd.Host, Port: sshd.Port, User: sshd.User,
+			PrivateKey: config.Secret(sshd.KeyPEM), KnownHosts: sshd.KnownHosts, Dir: filepath.Join(sshd.Root, name)}})
+	}
+	var p config.Problems
+	cfg.Validate(&p)
+	if p.Len() != 0 {
+		t.Fatal(p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	im, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- im.Run(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	latest := func(tenant string) *RunView {
+		runs, _ := im.Runs(ctx)
+		var out *RunView
+		for i := range runs {
+			if runs[i].Tenant == tenant {
+				out = &runs[i]
+			}
+		}
+		return out
+	}
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 2 minutes; big %+v, small %+v", what, latest("big"), latest("small"))
+			}
+		}
+	}
+	big, small := t.TempDir(), t.TempDir()
+	oneroster.Generate(big, oneroster.GenOptions{Students: 8000, Seed: 1})
+	oneroster.Generate(small, oneroster.GenOptions{Students: 50, Seed: 2})
+	copyRoster(t, big, filepath.Join(sshd.Root, "big"))
+	wait("the big import loading", func() bool { r := latest("big"); return r != nil && r.RowsDone > 0 })
+	copyRoster(t, small, filepath.Join(sshd.Root, "small"))
+	wait("the small import finished", func() bool { r := latest("small"); return r != nil && r.State.Terminal() })
+	b, s := latest("big"), latest("small")
+	if s.State != status.StateSucceeded || b.State.Terminal() {
+		t.Fatalf("the small district (%s) finished while the big one was %s: it should have, but not by waiting", s.State, b.State)
+	}
+	wait("the big import finished", func() bool { r := latest("big"); return r != nil && r.State.Terminal() })
+	if b := latest("big"); b.State != status.StateSucceeded {
+		t.Fatalf("big: %+v", b.Observation)
+	}
+}

@@ -86,7 +86,8 @@ type RunView struct {
 	Outages []Outage       `json:"outages,omitempty"`
 	RetryAt *time.Time     `json:"retry_at,omitempty"`
 	Worker  string         `json:"worker,omitempty"`
-	// Stale: running, but no heartbeat for longer than the lock's TTL.
+	// Stale: running, but three heartbeats missed (its worker may be dead;
+	// another takes the run over once the lock expires).
 	Stale bool `json:"stale,omitempty"`
 }
 
@@ -309,6 +310,6 @@ func (im *Importer) view(rec *record, now time.Time) RunView {
 	v := RunView{Observation: o, UploadCompletedAt: rec.UploadCompletedAt, Retries: rec.Retries,
 		Outages: rec.Outages, RetryAt: rec.RetryAt, Worker: rec.Worker}
 	v.Stale = o.State == status.StateRunning && rec.RetryAt == nil && o.UpdatedAt != nil &&
-		now.Sub(*o.UpdatedAt) > max(im.cfg.LockTTL, 3*im.cfg.Heartbeat)
+		now.Sub(*o.UpdatedAt) > 3*im.cfg.Heartbeat
 	return v
 }

@@ -6,6 +6,10 @@ const $ = (s) => document.querySelector(s);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const token = () => localStorage.getItem("etlhub-token") || "";
 let timer = null;
+// The board's filter survives the refresh: text on tenant or job, and
+// "problems only" (breached, predicted to breach, at risk).
+const view = { filter: "", problems: false, jobs: [] };
+const PROBLEM = (r) => RISK[r || ""] <= RISK["at-risk"];
 
 async function api(path, opts = {}) {
   const res = await fetch(path, { ...opts, headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/json", ...(opts.headers || {}) } });
@@ -26,8 +30,21 @@ const dur = (s) => s == null ? "–" : (s >= 3600 ? Math.floor(s / 3600) + "h" :
 const ago = (t) => { if (!t) return "never"; const m = Math.round((Date.now() - new Date(t)) / 60000); return m < 90 ? m + " min ago" : Math.round(m / 60) + " h ago"; };
 
 async function board() {
-  const data = await api("/api/v1/status");
-  const jobs = data.jobs.sort((a, b) => (RISK[a.risk || ""] - RISK[b.risk || ""]) || (a.tenant + a.job).localeCompare(b.tenant + b.job));
+  view.jobs = (await api("/api/v1/status")).jobs;
+  drawBoard();
+}
+
+// drawBoard renders the last status read with the current filter.
+function drawBoard() {
+  const focused = document.activeElement && document.activeElement.id === "filter";
+  const caret = focused ? document.activeElement.selectionStart : null;
+  const all = view.jobs.slice().sort((a, b) => (RISK[a.risk || ""] - RISK[b.risk || ""]) || (a.tenant + a.job).localeCompare(b.tenant + b.job));
+  const counts = {};
+  all.forEach((j) => { counts[j.risk || ""] = (counts[j.risk || ""] || 0) + 1; });
+  const f = view.filter.toLowerCase();
+  const jobs = all.filter((j) => (!f || (j.tenant + "/" + j.job).toLowerCase().includes(f)) && (!view.problems || PROBLEM(j.risk)));
+  const summary = Object.keys(RISK).filter((r) => counts[r]).map((r) =>
+    `<span class="count" data-risk="${esc(r)}"><span class="badge risk-${esc(r)}">${esc(r || "unknown")}</span> <b>${counts[r]}</b></span>`).join(" ");
   const rows = jobs.map((j) => {
     const late = j.predicted_finish && j.deadline && new Date(j.predicted_finish) > new Date(j.deadline);
     const pct = j.progress_pct == null ? "" : `<span class="bar"><span style="width:${j.progress_pct}%"></span></span> ${j.progress_pct}%`;
@@ -39,8 +56,15 @@ async function board() {
       <td data-label="predicted" class="${late ? "late" : ""}">${hm(j.predicted_finish)}</td><td data-label="deadline">${hm(j.deadline)}</td>
       <td data-label="last success">${ago(j.last_success_at)}</td><td data-label="alerts">${j.active_alerts || 0}</td></tr>`;
   }).join("");
-  $("#view").innerHTML = `<table id="board"><thead><tr><th>Tenant</th><th>Job</th><th>Risk</th><th>State</th><th>Stage</th>
+  $("#view").innerHTML = `<div id="summary">${summary} <span class="muted">${all.length} jobs</span></div>
+    <div id="tools"><input id="filter" type="search" placeholder="Filter tenant or job" value="${esc(view.filter)}" aria-label="Filter tenant or job">
+    <label><input id="problems" type="checkbox" ${view.problems ? "checked" : ""}> problems only</label>
+    <span id="shown" class="muted">${jobs.length} shown</span></div>
+    <table id="board"><thead><tr><th>Tenant</th><th>Job</th><th>Risk</th><th>State</th><th>Stage</th>
     <th>Progress</th><th>Elapsed</th><th>Predicted</th><th>Deadline</th><th>Last success</th><th>Alerts</th></tr></thead><tbody>${rows}</tbody></table>`;
+  if (focused) { $("#filter").focus(); $("#filter").setSelectionRange(caret, caret); }
+  $("#filter").addEventListener("input", (e) => { view.filter = e.target.value; drawBoard(); });
+  $("#problems").addEventListener("change", (e) => { view.problems = e.target.checked; drawBoard(); });
   document.querySelectorAll("tr.row").forEach((tr) => tr.addEventListener("click", () => {
     if (tr.dataset.run) location.hash = "#/run/" + encodeURIComponent(tr.dataset.run) + "/" + encodeURIComponent(tr.dataset.tenant) + "/" + encodeURIComponent(tr.dataset.job);
   }));
