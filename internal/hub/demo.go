@@ -34,6 +34,9 @@ type DemoOptions struct {
 	Dir  string    // data directory ("" for a temporary one)
 	// Ready receives the dashboard URL and the token.
 	Ready func(url, token string)
+	// LiveStudents sizes the roster the real importer loads for polk
+	// (5000 when zero).
+	LiveStudents int
 }
 
 // demoTenant is one simulated district and what goes wrong for it tonight.
@@ -84,6 +87,14 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		rep.WriteCSV(f)
 		f.Close()
 	}
+	if o.LiveStudents <= 0 {
+		o.LiveStudents = 5000
+	}
+	live, err := startLive(ctx, filepath.Join(dir, "live"), "polk", o.LiveStudents)
+	if err != nil {
+		return fmt.Errorf("the demo's importer: %w", err)
+	}
+	defer live.stop()
 	tenants := []demoTenant{
 		{name: "miami-dade", story: "its load slows to a crawl: it will miss the deadline", rows: 3_000_000, rate: 30000, slowFrom: 0.25, slowRate: 9000},
 		{name: "broward", story: "its worker stalls", rows: 800_000, rate: 10000, stallAt: 0.4},
@@ -91,7 +102,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		{name: "orange", story: "its files have data errors", rows: 500_000, rate: 8000,
 			quality: &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}},
 		{name: "duval", story: "its SFTP connection drops; the run is retried", rows: 400_000, rate: 7000, failAt: 0.5},
-		{name: "polk", story: "an ordinary night", rows: 300_000, rate: 6000},
+		{name: "polk", story: "an ordinary night, imported for real (below)", rows: live.rows, rate: float64(live.rows) / 10},
 	}
 	// Tonight starts at 02:00 New York; deadlines are 06:00.
 	tz, _ := time.LoadLocation("America/New_York")
@@ -114,7 +125,9 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		}
 	}
 	for _, t := range tenants {
-		obs = append(obs, t.simulate(night, "")...)
+		if t.name != live.name { // the live tenant's night is the real importer's
+			obs = append(obs, t.simulate(night, "")...)
+		}
 	}
 	sort.SliceStable(obs, func(i, j int) bool { return obs[i].At.Before(obs[j].At) })
 
@@ -153,6 +166,13 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		fmt.Fprintf(o.Out, "  %-13s %s\n", t.name, t.story)
 	}
 	fmt.Fprintf(o.Out, "  orange's data-quality report: %s (%d errors, %d warnings)\n", reportCSV, rep.Errors, rep.Warnings)
+	redisKind := "redis-server"
+	if live.redis.DemoOnly {
+		redisKind = "an in-process Redis stand-in (demo only: redis-server is not installed)"
+	}
+	fmt.Fprintf(o.Out, "  polk's %d rows go through the real importer at 02:05: an embedded SFTP server, OneRoster validation,\n"+
+		"    an embedded MongoDB-wire server (FerretDB) and %s; its log: %s\n",
+		live.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
 	fmt.Fprintf(o.Out, "dashboard: %s  token: %s\n", url, token)
 	if o.Ready != nil {
 		o.Ready(url, token)
@@ -172,8 +192,6 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		rl.engine.Tick(t)
 	}
 	end := night.Add(6*time.Hour + 30*time.Minute)
-	tick := time.NewTicker(o.Step)
-	defer tick.Stop()
 	for sim := night.Add(-time.Hour); !sim.After(end); sim = sim.Add(time.Minute) {
 		mu.Lock()
 		clock = sim
@@ -188,6 +206,32 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 			}
 			i = j
 		}
+		pace := o.Step
+		if sim.Equal(night.Add(5*time.Minute)) {
+			if err := live.upload(sim); err != nil {
+				return fmt.Errorf("the demo's upload: %w", err)
+			}
+		}
+		if live.uploaded && live.done == nil {
+			// The real import runs in real time: the clock slows to the
+			// live pace until it ends, so its minutes are believable.
+			pace = max(o.Step, liveStep)
+			ob, err := live.observe(ctx, sim)
+			if err != nil {
+				fmt.Fprintf(o.Out, "%s  polk: the importer's runs cannot be read: %v\n", sim.In(tz).Format("15:04 MST"), err)
+			}
+			if ob != nil {
+				if _, err := ing.Ingest(ctx, "importer", []status.Observation{*ob}); err != nil {
+					return err
+				}
+				if ob.State.Terminal() {
+					live.done = ob
+					took := ob.FinishedAt.Sub(*ob.StartedAt)
+					fmt.Fprintf(o.Out, "%s  polk: run %s %s by the real importer: %d of %d rows published in %v (simulated), error %q\n",
+						sim.In(tz).Format("15:04 MST"), ob.RunID, ob.State, ob.RowsDone, ob.RowsTotal, took, ob.Error)
+				}
+			}
+		}
 		trans, changed := rl.engine.Tick(sim)
 		st.SaveAlerts(ctx, changed, trans, nil)
 		for _, tr := range trans {
@@ -196,7 +240,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(pace):
 		}
 	}
 	fmt.Fprintln(o.Out, "etlhub demo: the night is over; the dashboard stays up until you stop it (Ctrl-C)")
