@@ -207,7 +207,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 			i = j
 		}
 		pace := o.Step
-		if sim.Equal(night.Add(5*time.Minute)) {
+		if sim.Equal(night.Add(5 * time.Minute)) {
 			if err := live.upload(sim); err != nil {
 				return fmt.Errorf("the demo's upload: %w", err)
 			}
