@@ -57,6 +57,14 @@ func startImporter(t *testing.T) *env {
 	sftpCfg := inbox.Config{Host: sshd.Host, Port: sshd.Port, User: sshd.User, PrivateKey: config.Secret(sshd.KeyPEM),
 		KnownHosts: sshd.KnownHosts, Dir: inboxDir}
 	cfg.Tenants = []TenantConfig{{Name: "dade", SFTP: sftpCfg}}
+	im, addr := runImporter(t, cfg)
+	return &env{im: im, sshd: sshd, api: "http://" + addr, sftp: sftpCfg, inbox: inboxDir, mongoURI: mongoURI}
+}
+
+// runImporter validates cfg and runs an importer until the test ends; it
+// returns it and its API's address.
+func runImporter(t *testing.T, cfg *Config) (*Importer, string) {
+	t.Helper()
 	var p config.Problems
 	cfg.Validate(&p)
 	if p.Len() != 0 {
@@ -71,7 +79,7 @@ func startImporter(t *testing.T) *env {
 	done := make(chan error, 1)
 	go func() { done <- im.Run(ctx, func(a string) { addrc <- a }) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &env{im: im, sshd: sshd, api: "http://" + <-addrc, sftp: sftpCfg, inbox: inboxDir, mongoURI: mongoURI}
+	return im, <-addrc
 }
 
 // finishedRun polls /api/v1/runs until dade's latest run has ended and is
@@ -349,7 +357,8 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 	sshd := testsrv.StartSSHD(t)
 	rds := testsrv.StartRedis(t)
 	mongoURI := testsrv.FerretDB(t)
-	cfg := &Config{Listen: "127.0.0.1:0", WorkDir: t.TempDir(), Poll: 100 * time.Millisecond, Quiet: 300 * time.Millisecond, Workers: 2}
+	cfg := &Config{Listen: "127.0.0.1:0", WorkDir: t.TempDir(), Poll: 100 * time.Millisecond, Quiet: 300 * time.Millisecond, Workers: 2,
+		Heartbeat: 200 * time.Millisecond}
 	cfg.Redis.Addr = rds.Addr
 	cfg.Mongo.URI = config.Secret(mongoURI)
 	for _, name := range []string{"big", "small"} {
@@ -357,19 +366,8 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 		cfg.Tenants = append(cfg.Tenants, TenantConfig{Name: name, SFTP: inbox.Config{Host: sshd.Host, Port: sshd.Port, User: sshd.User,
 			PrivateKey: config.Secret(sshd.KeyPEM), KnownHosts: sshd.KnownHosts, Dir: filepath.Join(sshd.Root, name)}})
 	}
-	var p config.Problems
-	cfg.Validate(&p)
-	if p.Len() != 0 {
-		t.Fatal(p)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	im, err := New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- im.Run(ctx, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	im, _ := runImporter(t, cfg)
+	ctx := context.Background()
 	latest := func(tenant string) *RunView {
 		runs, _ := im.Runs(ctx)
 		var out *RunView
@@ -397,7 +395,7 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 	wait("the small import finished", func() bool { r := latest("small"); return r != nil && r.State.Terminal() })
 	b, s := latest("big"), latest("small")
 	if s.State != status.StateSucceeded || b.State.Terminal() {
-		t.Fatalf("the small district (%s) finished while the big one was %s: it should have, but not by waiting", s.State, b.State)
+		t.Fatalf("the small district (%s) finished while the big one was %s: it should have, but not by waiting\nsmall %+v\nbig %+v", s.State, b.State, s.Observation, b.Observation)
 	}
 	wait("the big import finished", func() bool { r := latest("big"); return r != nil && r.State.Terminal() })
 	if b := latest("big"); b.State != status.StateSucceeded {
