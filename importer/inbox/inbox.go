@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/etlhub/etlhub/importer/upload"
@@ -71,6 +72,35 @@ type Client struct {
 	cfg  Config
 	ssh  *ssh.Client
 	sftp *sftp.Client
+	conn *idleConn
+}
+
+// idleConn times out a server that stops answering while an operation is
+// in flight: each read must bring data within timeout. Between operations
+// (a run validating or loading for minutes) the connection may idle.
+type idleConn struct {
+	net.Conn
+	timeout time.Duration
+	busy    atomic.Int32
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	if c.busy.Load() > 0 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	return c.Conn.Read(b)
+}
+
+// begin arms the timeout for an operation; the returned func disarms it.
+func (c *idleConn) begin() func() {
+	if c.busy.Add(1) == 1 {
+		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	}
+	return func() {
+		if c.busy.Add(-1) == 0 {
+			c.Conn.SetReadDeadline(time.Time{})
+		}
+	}
 }
 
 // HostKeyError is a refused host key: unknown, or changed.
@@ -124,7 +154,10 @@ func Dial(ctx context.Context, c Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sftp %s: %w", addr, err)
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
+	ic := &idleConn{Conn: conn, timeout: c.Timeout}
+	handshake := ic.begin()
+	sc, chans, reqs, err := ssh.NewClientConn(ic, addr, cc)
+	handshake()
 	if err != nil {
 		conn.Close()
 		var hke *HostKeyError
@@ -134,12 +167,14 @@ func Dial(ctx context.Context, c Config) (*Client, error) {
 		return nil, fmt.Errorf("sftp %s: ssh: %w", addr, err)
 	}
 	client := ssh.NewClient(sc, chans, reqs)
+	start := ic.begin()
 	sf, err := sftp.NewClient(client, sftp.UseConcurrentReads(true))
+	start()
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("sftp %s: %w", addr, err)
 	}
-	return &Client{cfg: c, ssh: client, sftp: sf}, nil
+	return &Client{cfg: c, ssh: client, sftp: sf, conn: ic}, nil
 }
 
 // Close ends the session.
@@ -150,6 +185,7 @@ func (c *Client) Close() error {
 
 // List is the inbox's files (not directories), for upload detection.
 func (c *Client) List() ([]upload.Entry, error) {
+	defer c.conn.begin()()
 	infos, err := c.sftp.ReadDir(c.cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("sftp list %s: %w", c.cfg.Dir, err)
@@ -167,6 +203,7 @@ func (c *Client) List() ([]upload.Entry, error) {
 // earlier transfer stopped, and returns its SHA-256. The size must match the
 // remote's at the end.
 func (c *Client) Download(name, local string) (string, error) {
+	defer c.conn.begin()()
 	remote := path.Join(c.cfg.Dir, name)
 	rf, err := c.sftp.Open(remote)
 	if err != nil {
@@ -215,6 +252,7 @@ func (c *Client) Download(name, local string) (string, error) {
 // Put writes data to the inbox (reports/ for the district), atomically by
 // renaming a temporary name.
 func (c *Client) Put(name string, r io.Reader) error {
+	defer c.conn.begin()()
 	full := path.Join(c.cfg.Dir, name)
 	if err := c.sftp.MkdirAll(path.Dir(full)); err != nil {
 		return fmt.Errorf("sftp mkdir %s: %w", path.Dir(full), err)
@@ -238,6 +276,7 @@ func (c *Client) Put(name string, r io.Reader) error {
 // Archive moves processed files into archive/<batch>/ so nothing is
 // imported twice. Archiving a batch again is not an error.
 func (c *Client) Archive(batch string, names []string) error {
+	defer c.conn.begin()()
 	dir := path.Join(c.cfg.Dir, "archive", batch)
 	if err := c.sftp.MkdirAll(dir); err != nil {
 		return fmt.Errorf("sftp mkdir %s: %w", dir, err)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/testsrv"
@@ -94,5 +95,35 @@ func TestHostKeyIsPinned(t *testing.T) {
 	c.PrivateKey = "not a key"
 	if _, err := Dial(context.Background(), c); err == nil || !strings.Contains(err.Error(), "sftp private key") {
 		t.Fatalf("bad key: %v", err)
+	}
+}
+
+// TestHungServerTimesOut: a server that keeps the connection open but stops
+// answering fails the call after the timeout instead of hanging the run;
+// an idle connection between calls is not cut.
+func TestHungServerTimesOut(t *testing.T) {
+	s := testsrv.StartSSHD(t)
+	os.WriteFile(filepath.Join(s.Root, "users.csv"), []byte("sourcedId\nu1\n"), 0o644)
+	cfg := cfgFor(s)
+	cfg.Timeout = 700 * time.Millisecond
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(1500 * time.Millisecond) // idle for longer than the timeout
+	if _, err := c.List(); err != nil {
+		t.Fatalf("an idle connection was cut: %v", err)
+	}
+	s.Freeze()
+	defer s.Thaw()
+	start := time.Now()
+	_, err = c.Download("users.csv", filepath.Join(t.TempDir(), "users.csv"))
+	if took := time.Since(start); err == nil || took > 5*time.Second {
+		t.Fatalf("download from a hung server: %v after %v", err, took)
+	}
+	start = time.Now()
+	if _, err := Dial(context.Background(), cfg); err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("dial to a hung server: %v after %v", err, time.Since(start))
 	}
 }

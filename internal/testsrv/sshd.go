@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,5 +108,20 @@ func (s *SSHD) Stop() {
 		killTree(s.cmd.Process.Pid)
 		s.cmd.Wait()
 		s.cmd = nil
+	}
+}
+
+// Freeze stops the server and its sessions without closing anything: the
+// connections stay open and nothing answers, as with a hung server.
+func (s *SSHD) Freeze() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		signalTree(s.cmd.Process.Pid, syscall.SIGSTOP)
+	}
+}
+
+// Thaw lets a frozen server go on.
+func (s *SSHD) Thaw() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		signalTree(s.cmd.Process.Pid, syscall.SIGCONT)
 	}
 }

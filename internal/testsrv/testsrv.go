@@ -100,7 +100,10 @@ func waitTCP(addr string, d time.Duration) error {
 
 // killTree kills a process and every process descended from it (sshd's
 // sessions start sessions of their own, so a process group would miss them).
-func killTree(pid int) {
+func killTree(pid int) { signalTree(pid, syscall.SIGKILL) }
+
+// signalTree sends sig to a process and all its descendants.
+func signalTree(pid int, sig syscall.Signal) {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -122,13 +125,15 @@ func killTree(pid int) {
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var kill func(int)
-	kill = func(p int) {
-		syscall.Kill(p, syscall.SIGSTOP) // no new children while we look
-		for _, c := range children[p] {
-			kill(c)
+	var walk func(int)
+	walk = func(p int) {
+		if sig != syscall.SIGCONT {
+			syscall.Kill(p, syscall.SIGSTOP) // no new children while we look
 		}
-		syscall.Kill(p, syscall.SIGKILL)
+		for _, c := range children[p] {
+			walk(c)
+		}
+		syscall.Kill(p, sig)
 	}
-	kill(pid)
+	walk(pid)
 }
