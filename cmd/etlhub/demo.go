@@ -6,12 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/notifier/pagerduty"
+	"github.com/etlhub/etlhub/notifier/slack"
 )
 
-// demo runs `etlhub demo`: a simulated night on embedded defaults.
+// demo runs `etlhub demo`: a night on embedded defaults. Alerts print to
+// the console, and go to PagerDuty (PAGERDUTY_ROUTING_KEY) and Slack
+// (SLACK_TOKEN and SLACK_CHANNEL, or SLACK_WEBHOOK_URL) when those are set.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -21,7 +27,18 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := hub.Demo(ctx, hub.DemoOptions{Listen: *listen, Step: *step, Out: stdout}, log); err != nil {
+	o := hub.DemoOptions{Listen: *listen, Step: *step, Out: stdout}
+	// Real receivers when their keys are in the environment (never flags:
+	// they would sit in the shell's history).
+	if k := os.Getenv("PAGERDUTY_ROUTING_KEY"); k != "" {
+		o.PagerDuty = &pagerduty.Config{RoutingKey: config.Secret(k)}
+	}
+	if tok, ch := os.Getenv("SLACK_TOKEN"), os.Getenv("SLACK_CHANNEL"); tok != "" && ch != "" {
+		o.Slack = &slack.Config{Token: config.Secret(tok), Channel: ch}
+	} else if hook := os.Getenv("SLACK_WEBHOOK_URL"); hook != "" {
+		o.Slack = &slack.Config{WebhookURL: config.Secret(hook)}
+	}
+	if err := hub.Demo(ctx, o, log); err != nil {
 		fmt.Fprintln(stderr, "etlhub demo:", err)
 		return 1
 	}

@@ -34,6 +34,15 @@ func (p *Problems) Add(key, format string, args ...any) {
 // Len is the number of problems.
 func (p *Problems) Len() int { return len(p.list) }
 
+// Err is the problems as an error naming source (nil when there are none),
+// for settings that come from somewhere other than a file.
+func (p *Problems) Err(source string) error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return &Error{File: source, Problems: p.list}
+}
+
 // Error is all problems of file, one a line, in line order.
 type Error struct {
 	File     string

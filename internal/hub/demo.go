@@ -20,6 +20,9 @@ import (
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/notifier/pagerduty"
+	"github.com/etlhub/etlhub/notifier/slack"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,6 +40,10 @@ type DemoOptions struct {
 	// LiveStudents sizes the roster the real importer loads for polk
 	// (5000 when zero).
 	LiveStudents int
+	// PagerDuty and Slack, when set, receive the night's alerts besides the
+	// console: critical ones page, all go to Slack.
+	PagerDuty *pagerduty.Config
+	Slack     *slack.Config
 }
 
 // demoTenant is one simulated district and what goes wrong for it tonight.
@@ -136,8 +143,19 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	token := hex.EncodeToString(tok[:])
 	cfg := &Config{Listen: o.Listen, Store: store.Config{Driver: "sqlite", Path: filepath.Join(dir, "demo.db")}, Jobs: specs,
 		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "demo", Token: config.Secret(token), Role: "admin"}}}}
+	if o.PagerDuty != nil {
+		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "pagerduty", PagerDuty: o.PagerDuty})
+		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Match: map[string]string{"severity": "critical"}, Receiver: "pagerduty", Continue: true})
+	}
+	if o.Slack != nil {
+		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "slack", Slack: o.Slack})
+		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Receiver: "slack"})
+	}
 	var p config.Problems
 	cfg.Validate(&p)
+	if err := p.Err("the demo's receivers (PAGERDUTY_ROUTING_KEY, SLACK_*)"); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
 	if err != nil {
@@ -147,6 +165,12 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	ing := NewIngestor(st, reg)
 	rl := newRuleLoop(cfg, st, log, reg)
 	ing.after = rl.engine.Observe
+	if len(cfg.Notify.Receivers) > 0 {
+		delivered := make(chan struct{})
+		wctx, stopWorker := context.WithCancel(ctx)
+		go func() { defer close(delivered); newWorker(cfg, st, log, reg).Run(wctx) }()
+		defer func() { stopWorker(); <-delivered }()
+	}
 
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
@@ -173,6 +197,11 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	fmt.Fprintf(o.Out, "  polk's %d rows go through the real importer at 02:05: an embedded SFTP server, OneRoster validation,\n"+
 		"    an embedded MongoDB-wire server (FerretDB) and %s; its log: %s\n",
 		live.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
+	sent := "the console"
+	for _, r := range cfg.Notify.Receivers {
+		sent += ", " + r.Name
+	}
+	fmt.Fprintf(o.Out, "alerts go to %s\n", sent)
 	fmt.Fprintf(o.Out, "dashboard: %s  token: %s\n", url, token)
 	if o.Ready != nil {
 		o.Ready(url, token)
@@ -233,7 +262,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 			}
 		}
 		trans, changed := rl.engine.Tick(sim)
-		st.SaveAlerts(ctx, changed, trans, nil)
+		st.SaveAlerts(ctx, changed, trans, notifications(rl.router, trans, nil))
 		for _, tr := range trans {
 			fmt.Fprintf(o.Out, "%s  %-8s %-9s %s\n", sim.In(tz).Format("15:04 MST"), tr.Alert.Severity, tr.Status, tr.Alert.Summary)
 		}

@@ -3,12 +3,17 @@ package hub
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/etlhub/etlhub/notifier/pagerduty"
 )
 
 type syncBuf struct {
@@ -27,8 +32,27 @@ func TestDemoNight(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
+	// A PagerDuty Events API v2 stand-in: the page must reach it.
+	var mu sync.Mutex
+	var pages []string
+	pd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Action  string `json:"event_action"`
+			Payload struct {
+				Summary string `json:"summary"`
+			} `json:"payload"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		pages = append(pages, ev.Action+" "+ev.Payload.Summary)
+		mu.Unlock()
+		w.WriteHeader(202)
+		w.Write([]byte(`{"status":"success","message":"Event processed","dedup_key":"k"}`))
+	}))
+	defer pd.Close()
 	go func() {
-		done <- Demo(ctx, DemoOptions{Listen: "127.0.0.1:0", Step: time.Millisecond, Out: out, Dir: t.TempDir(), LiveStudents: 1000}, slog.New(slog.DiscardHandler))
+		done <- Demo(ctx, DemoOptions{Listen: "127.0.0.1:0", Step: time.Millisecond, Out: out, Dir: t.TempDir(), LiveStudents: 1000,
+			PagerDuty: &pagerduty.Config{RoutingKey: "0123456789abcdef0123456789abcdef", EventsURL: pd.URL}}, slog.New(slog.DiscardHandler))
 	}()
 	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(out.String(), "the night is over") {
@@ -41,6 +65,22 @@ func TestDemoNight(t *testing.T) {
 			t.Fatalf("the night did not end:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	paged := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pages {
+			if strings.HasPrefix(p, "trigger ") && strings.Contains(p, "miami-dade/roster-import: predicted to miss") {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(30 * time.Second); !paged(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			t.Fatalf("PagerDuty got no predicted-breach page for miami-dade; it got %q", pages)
+		}
 	}
 	cancel()
 	<-done
