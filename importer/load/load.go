@@ -48,7 +48,8 @@ type Loader struct {
 	DB      *mongo.Database
 	Workers int // parallel insert workers (default 4)
 	Batch   int // documents per InsertMany (default 1000)
-	// Progress, if set, is told the rows loaded so far (for heartbeats).
+	// Progress, if set, is told the rows loaded so far (for heartbeats), one
+	// call at a time.
 	Progress func(done int64)
 	// Resume is where an earlier, interrupted load of the same run stopped:
 	// its marked entities are not started over.
@@ -371,10 +372,10 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 				if advanced {
 					l.mark(entity, Mark{Rows: durable})
 				}
-				mu.Unlock()
 				if l.Progress != nil {
-					l.Progress(done)
+					l.Progress(done) // under the lock: in order, never backwards
 				}
+				mu.Unlock()
 			}
 		}()
 	}
