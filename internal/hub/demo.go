@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/api"
-	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/notifier"
@@ -59,12 +58,13 @@ type demoTenant struct {
 	quality     *status.Quality
 }
 
-// Demo runs the hub on SQLite with a simulated night of six districts on an
+// Demo runs the hub on SQLite with a night of six districts on an
 // accelerated clock: five ordinary nights of history, then tonight, in which
 // one load is too slow for its deadline, one worker stalls, one upload is
-// late, one file has data errors (validated for real), and one SFTP
-// connection drops and the run is retried. The dashboard and API show it on
-// the simulated clock; alert transitions print to Out.
+// late, and one SFTP connection drops and the run is retried (simulated
+// observations), while two districts, one of them with data errors, are
+// imported by the real importer on embedded servers. The dashboard and API
+// show it on the simulated clock; alert transitions print to Out.
 func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	if o.Step <= 0 {
 		o.Step = 250 * time.Millisecond
@@ -78,38 +78,27 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	// A real data-quality report: a generated roster with real-world mistakes.
-	rosterDir := filepath.Join(dir, "orange-upload")
-	if _, err := oneroster.Generate(rosterDir, oneroster.GenOptions{Students: 2000, Seed: 7, InjectErrors: true}); err != nil {
-		return err
-	}
-	rep := oneroster.NewReport(5)
-	res, err := oneroster.Validate(os.DirFS(rosterDir), rep.Add)
-	if err != nil {
-		return err
-	}
-	rep.Finish(res)
-	reportCSV := filepath.Join(dir, "orange-quality-report.csv")
-	if f, err := os.Create(reportCSV); err == nil {
-		rep.WriteCSV(f)
-		f.Close()
-	}
 	if o.LiveStudents <= 0 {
 		o.LiveStudents = 5000
 	}
-	live, err := startLive(ctx, filepath.Join(dir, "live"), "polk", o.LiveStudents)
+	// Two districts' nights are the real importer's: polk's ordinary one,
+	// and orange's, whose roster has real-world mistakes.
+	live, err := startLive(ctx, filepath.Join(dir, "live"), []liveSpec{
+		{name: "polk", students: o.LiveStudents, after: 5 * time.Minute},
+		{name: "orange", students: max(o.LiveStudents/2, 200), errors: true, after: 10 * time.Minute},
+	})
 	if err != nil {
 		return fmt.Errorf("the demo's importer: %w", err)
 	}
 	defer live.stop()
+	polk, orange := live.tenant("polk"), live.tenant("orange")
 	tenants := []demoTenant{
 		{name: "miami-dade", story: "its load slows to a crawl: it will miss the deadline", rows: 3_000_000, rate: 30000, slowFrom: 0.25, slowRate: 9000},
 		{name: "broward", story: "its worker stalls", rows: 800_000, rate: 10000, stallAt: 0.4},
 		{name: "hillsborough", story: "its district uploads 90 minutes late", rows: 600_000, rate: 9000, late: 90},
-		{name: "orange", story: "its files have data errors", rows: 500_000, rate: 8000,
-			quality: &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}},
+		{name: "orange", story: "its files have data errors (imported for real, below)", rows: orange.rows, rate: float64(orange.rows) / 10},
 		{name: "duval", story: "its SFTP connection drops; the run is retried", rows: 400_000, rate: 7000, failAt: 0.5},
-		{name: "polk", story: "an ordinary night, imported for real (below)", rows: live.rows, rate: float64(live.rows) / 10},
+		{name: "polk", story: "an ordinary night (imported for real, below)", rows: polk.rows, rate: float64(polk.rows) / 10},
 	}
 	// Tonight starts at 02:00 New York; deadlines are 06:00.
 	tz, _ := time.LoadLocation("America/New_York")
@@ -132,7 +121,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		}
 	}
 	for _, t := range tenants {
-		if t.name != live.name { // the live tenant's night is the real importer's
+		if live.tenant(t.name) == nil { // the live districts' nights are the real importer's
 			obs = append(obs, t.simulate(night, "")...)
 		}
 	}
@@ -189,14 +178,13 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	for _, t := range tenants {
 		fmt.Fprintf(o.Out, "  %-13s %s\n", t.name, t.story)
 	}
-	fmt.Fprintf(o.Out, "  orange's data-quality report: %s (%d errors, %d warnings)\n", reportCSV, rep.Errors, rep.Warnings)
 	redisKind := "redis-server"
 	if live.redis.DemoOnly {
 		redisKind = "an in-process Redis stand-in (demo only: redis-server is not installed)"
 	}
-	fmt.Fprintf(o.Out, "  polk's %d rows go through the real importer at 02:05: an embedded SFTP server, OneRoster validation,\n"+
-		"    an embedded MongoDB-wire server (FerretDB) and %s; its log: %s\n",
-		live.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
+	fmt.Fprintf(o.Out, "  polk (%d rows, files at 02:05) and orange (%d rows, 02:10) go through the real importer: an embedded\n"+
+		"    SFTP server, OneRoster validation, an embedded MongoDB-wire server (FerretDB) and %s;\n    its log: %s\n",
+		polk.rows, orange.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
 	sent := "the console"
 	for _, r := range cfg.Notify.Receivers {
 		sent += ", " + r.Name
@@ -236,28 +224,36 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 			i = j
 		}
 		pace := o.Step
-		if sim.Equal(night.Add(5 * time.Minute)) {
-			if err := live.upload(sim); err != nil {
-				return fmt.Errorf("the demo's upload: %w", err)
+		for _, t := range live.tenants {
+			if sim.Equal(night.Add(t.after)) {
+				if err := t.upload(sim); err != nil {
+					return fmt.Errorf("the demo's upload for %s: %w", t.name, err)
+				}
 			}
 		}
-		if live.uploaded && live.done == nil {
-			// The real import runs in real time: the clock slows to the
-			// live pace until it ends, so its minutes are believable.
+		if live.busy() {
+			// The real imports run in real time: the clock slows to the
+			// live pace until they end, so their minutes are believable.
 			pace = max(o.Step, liveStep)
-			ob, err := live.observe(ctx, sim)
+			lobs, err := live.observe(ctx, sim)
 			if err != nil {
-				fmt.Fprintf(o.Out, "%s  polk: the importer's runs cannot be read: %v\n", sim.In(tz).Format("15:04 MST"), err)
+				fmt.Fprintf(o.Out, "%s  the importer's runs cannot be read: %v\n", sim.In(tz).Format("15:04 MST"), err)
 			}
-			if ob != nil {
-				if _, err := ing.Ingest(ctx, "importer", []status.Observation{*ob}); err != nil {
+			if len(lobs) > 0 {
+				if _, err := ing.Ingest(ctx, "importer", lobs); err != nil {
 					return err
 				}
-				if ob.State.Terminal() {
-					live.done = ob
-					took := ob.FinishedAt.Sub(*ob.StartedAt)
-					fmt.Fprintf(o.Out, "%s  polk: run %s %s by the real importer: %d of %d rows published in %v (simulated), error %q\n",
-						sim.In(tz).Format("15:04 MST"), ob.RunID, ob.State, ob.RowsDone, ob.RowsTotal, took, ob.Error)
+			}
+			for _, ob := range lobs {
+				if !ob.State.Terminal() {
+					continue
+				}
+				live.tenant(ob.Tenant).done = &ob
+				fmt.Fprintf(o.Out, "%s  %s: run %s %s by the real importer: %d of %d rows published in %v (simulated), error %q\n",
+					sim.In(tz).Format("15:04 MST"), ob.Tenant, ob.RunID, ob.State, ob.RowsDone, ob.RowsTotal, ob.FinishedAt.Sub(*ob.StartedAt), ob.Error)
+				if ob.Quality != nil {
+					fmt.Fprintf(o.Out, "    %s's data-quality report, as the district gets it on its SFTP server: %s (%d errors, %d warnings)\n",
+						ob.Tenant, live.report(ob.Tenant, ob.RunID), ob.Quality.Errors, ob.Quality.Warnings)
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/importer"
@@ -21,15 +22,19 @@ import (
 // minute per 250 ms of real time, whatever the demo's step.
 const liveStep = 250 * time.Millisecond
 
-// liveTenant is the demo's district whose night is not simulated: the real
-// importer imports its roster from an embedded SFTP server into an embedded
-// MongoDB-wire server, with Redis for its queue, locks and run records.
+// liveSpec is a district whose night the real importer imports.
+type liveSpec struct {
+	name     string
+	students int
+	errors   bool          // the roster has real-world mistakes
+	after    time.Duration // when its files are uploaded, after 02:00
+}
+
+// liveTenant is one such district as the night goes.
 type liveTenant struct {
-	name, inbox, roster string
-	rows                int64
-	im                  *importer.Importer
-	redis               *embedded.Redis
-	stops               []func()
+	liveSpec
+	inbox, roster string
+	rows          int64
 	// The import runs in real time; its times are shown on the simulated
 	// clock from the upload on: sim = sim0 + (real - real0) * scale.
 	real0, sim0 time.Time
@@ -37,29 +42,50 @@ type liveTenant struct {
 	done        *status.Observation
 }
 
-// startLive starts the servers and the importer for tenant name, with a
-// generated roster of students waiting to be uploaded.
-func startLive(ctx context.Context, dir, name string, students int) (*liveTenant, error) {
-	l := &liveTenant{name: name}
-	fail := func(err error) (*liveTenant, error) { l.stop(); return nil, err }
-	for _, d := range []string{"sftp/" + name, "ferret", "redis", "work", "roster"} {
+// liveImporter is the real importer of the demo's live districts, on an
+// embedded SFTP server and an embedded MongoDB-wire server, with Redis for
+// its queue, locks and run records.
+type liveImporter struct {
+	im      *importer.Importer
+	redis   *embedded.Redis
+	dir     string
+	tenants []*liveTenant
+	stops   []func()
+}
+
+// startLive starts the servers and the importer, with each district's
+// generated roster waiting to be uploaded.
+func startLive(ctx context.Context, dir string, specs []liveSpec) (*liveImporter, error) {
+	l := &liveImporter{dir: dir}
+	fail := func(err error) (*liveImporter, error) { l.stop(); return nil, err }
+	for _, d := range []string{"ferret", "redis", "work"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	l.inbox, l.roster = filepath.Join(dir, "sftp", name), filepath.Join(dir, "roster")
-	counts, err := oneroster.Generate(l.roster, oneroster.GenOptions{Students: students, Seed: 3})
-	if err != nil {
-		return nil, err
-	}
-	for _, n := range counts {
-		l.rows += int64(n)
-	}
-	sftpSrv, err := embedded.StartSFTP(dir, name)
+	sftpSrv, err := embedded.StartSFTP(dir, "etlhub")
 	if err != nil {
 		return fail(fmt.Errorf("embedded SFTP: %w", err))
 	}
 	l.stops = append(l.stops, sftpSrv.Close)
+	cfg := &importer.Config{Listen: "127.0.0.1:0", WorkDir: filepath.Join(dir, "work"), Poll: 200 * time.Millisecond,
+		Quiet: 500 * time.Millisecond, LockTTL: 10 * time.Second, Heartbeat: time.Second, Workers: 2}
+	for i, sp := range specs {
+		t := &liveTenant{liveSpec: sp, inbox: filepath.Join(dir, "sftp", sp.name), roster: filepath.Join(dir, "roster", sp.name)}
+		if err := os.MkdirAll(t.inbox, 0o755); err != nil {
+			return fail(err)
+		}
+		counts, err := oneroster.Generate(t.roster, oneroster.GenOptions{Students: sp.students, Seed: uint64(i + 3), InjectErrors: sp.errors})
+		if err != nil {
+			return fail(err)
+		}
+		for _, n := range counts {
+			t.rows += int64(n)
+		}
+		l.tenants = append(l.tenants, t)
+		cfg.Tenants = append(cfg.Tenants, importer.TenantConfig{Name: sp.name, SFTP: inbox.Config{Host: sftpSrv.Host, Port: sftpSrv.Port,
+			User: sftpSrv.User, PrivateKey: config.Secret(sftpSrv.KeyPEM), KnownHosts: sftpSrv.KnownHosts, Dir: t.inbox}})
+	}
 	fdb, err := embedded.NewFerret("127.0.0.1:0", filepath.Join(dir, "ferret"))
 	if err == nil {
 		err = fdb.Start()
@@ -72,16 +98,12 @@ func startLive(ctx context.Context, dir, name string, students int) (*liveTenant
 		return fail(fmt.Errorf("redis: %w", err))
 	}
 	l.stops = append(l.stops, l.redis.Stop)
-	cfg := &importer.Config{Listen: "127.0.0.1:0", WorkDir: filepath.Join(dir, "work"), Poll: 200 * time.Millisecond,
-		Quiet: 500 * time.Millisecond, LockTTL: 10 * time.Second, Heartbeat: time.Second, Workers: 1}
 	cfg.Redis.Addr = l.redis.Addr
 	cfg.Mongo.URI = config.Secret(fdb.URI)
-	cfg.Tenants = []importer.TenantConfig{{Name: name, SFTP: inbox.Config{Host: sftpSrv.Host, Port: sftpSrv.Port, User: sftpSrv.User,
-		PrivateKey: config.Secret(sftpSrv.KeyPEM), KnownHosts: sftpSrv.KnownHosts, Dir: l.inbox}}}
 	var p config.Problems
 	cfg.Validate(&p)
-	if p.Len() != 0 {
-		return fail(fmt.Errorf("importer config: %v", p))
+	if err := p.Err("the demo's importer"); err != nil {
+		return fail(err)
 	}
 	logFile, err := os.Create(filepath.Join(dir, "importer.log"))
 	if err != nil {
@@ -99,16 +121,42 @@ func startLive(ctx context.Context, dir, name string, students int) (*liveTenant
 }
 
 // stop stops the importer and the servers, last started first.
-func (l *liveTenant) stop() {
+func (l *liveImporter) stop() {
 	for i := len(l.stops) - 1; i >= 0; i-- {
 		l.stops[i]()
 	}
 }
 
+// tenant is the live district called name, or nil.
+func (l *liveImporter) tenant(name string) *liveTenant {
+	for _, t := range l.tenants {
+		if t.name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// busy says a live import is under way: the clock keeps the live pace.
+func (l *liveImporter) busy() bool {
+	for _, t := range l.tenants {
+		if t.uploaded && t.done == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// report is where the district finds the data-quality report of a run.
+func (l *liveImporter) report(tenant, runID string) string {
+	safe := strings.NewReplacer("/", "_", "#", "_").Replace(runID)
+	return filepath.Join(l.dir, "sftp", tenant, "reports", safe+".csv")
+}
+
 // upload puts the roster in the tenant's inbox, the manifest last, as the
 // district's SFTP client would.
-func (l *liveTenant) upload(sim time.Time) error {
-	entries, err := os.ReadDir(l.roster)
+func (t *liveTenant) upload(sim time.Time) error {
+	entries, err := os.ReadDir(t.roster)
 	if err != nil {
 		return err
 	}
@@ -117,12 +165,12 @@ func (l *liveTenant) upload(sim time.Time) error {
 			if (e.Name() == "manifest.csv") != last {
 				continue
 			}
-			if err := copyFile(filepath.Join(l.roster, e.Name()), filepath.Join(l.inbox, e.Name())); err != nil {
+			if err := copyFile(filepath.Join(t.roster, e.Name()), filepath.Join(t.inbox, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	l.real0, l.sim0, l.uploaded = time.Now(), sim, true
+	t.real0, t.sim0, t.uploaded = time.Now(), sim, true
 	return nil
 }
 
@@ -143,29 +191,40 @@ func copyFile(from, to string) error {
 	return out.Close()
 }
 
-// observe reads the importer's latest run of the tenant as an observation on
-// the simulated clock (nil before there is one).
-func (l *liveTenant) observe(ctx context.Context, sim time.Time) (*status.Observation, error) {
+// observe reads the importer's runs of the uploaded districts still under
+// way, as observations on the simulated clock.
+func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Observation, error) {
 	runs, err := l.im.Runs(ctx)
-	if err != nil || len(runs) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	o := runs[len(runs)-1].Observation
+	latest := map[string]status.Observation{}
+	for _, r := range runs {
+		latest[r.Tenant] = r.Observation
+	}
 	scale := float64(time.Minute) / float64(liveStep)
-	toSim := func(t *time.Time) *time.Time {
-		if t == nil {
-			return nil
+	var out []status.Observation
+	for _, t := range l.tenants {
+		o, ok := latest[t.name]
+		if !ok || !t.uploaded || t.done != nil {
+			continue
 		}
-		s := l.sim0.Add(time.Duration(float64(t.Sub(l.real0)) * scale)).Truncate(time.Second)
-		if s.After(sim) {
-			s = sim
+		toSim := func(at *time.Time) *time.Time {
+			if at == nil {
+				return nil
+			}
+			s := t.sim0.Add(time.Duration(float64(at.Sub(t.real0)) * scale)).Truncate(time.Second)
+			if s.Before(t.sim0) { // mtimes have a resolution of a second
+				s = t.sim0
+			}
+			if s.After(sim) {
+				s = sim
+			}
+			return &s
 		}
-		return &s
+		o.At = sim
+		o.StartedAt, o.UpdatedAt, o.FinishedAt, o.FilesArrivedAt = toSim(o.StartedAt), toSim(o.UpdatedAt), toSim(o.FinishedAt), toSim(o.FilesArrivedAt)
+		out = append(out, o)
 	}
-	o.At = sim
-	o.StartedAt, o.UpdatedAt, o.FinishedAt, o.FilesArrivedAt = toSim(o.StartedAt), toSim(o.UpdatedAt), toSim(o.FinishedAt), toSim(o.FilesArrivedAt)
-	if o.FilesArrivedAt != nil && o.FilesArrivedAt.Before(l.sim0) {
-		o.FilesArrivedAt = &l.sim0 // mtimes have a resolution of a second
-	}
-	return &o, nil
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -105,9 +106,19 @@ func TestDemoNight(t *testing.T) {
 	}
 	// polk's night is the real importer's: its roster, uploaded over
 	// embedded SFTP, is loaded whole and shown on the simulated clock.
-	live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  polk: run polk/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
-	if live == nil || live[3] != live[4] || live[3] == "0" || live[1] >= "06" {
-		t.Errorf("the real importer's run of polk is not in the output (or not complete before 06:00):\n%s", log)
+	for _, tenant := range []string{"polk", "orange"} {
+		live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  `+tenant+`: run `+tenant+`/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
+		if live == nil || live[3] != live[4] || live[3] == "0" || live[1] >= "06" {
+			t.Errorf("the real importer's run of %s is not in the output (or not complete before 06:00):\n%s", tenant, log)
+		}
+	}
+	// orange's report is the one the importer put on the district's server.
+	rep := regexp.MustCompile(`orange's data-quality report, as the district gets it on its SFTP server: (\S+) \((\d+) errors`).FindStringSubmatch(log)
+	if rep == nil || rep[2] == "0" {
+		t.Fatalf("no data-quality report with errors for orange:\n%s", log)
+	}
+	if b, err := os.ReadFile(rep[1]); err != nil || !strings.Contains(string(b), "enrollments") {
+		t.Errorf("orange's report %s: %v\n%s", rep[1], err, b)
 	}
 	if strings.Contains(log, "critical firing    polk") {
 		t.Errorf("the ordinary night paged:\n%s", log)
