@@ -107,7 +107,7 @@ func TestDemoNight(t *testing.T) {
 	// polk's night is the real importer's: its roster, uploaded over
 	// embedded SFTP, is loaded whole and shown on the simulated clock.
 	for _, tenant := range []string{"polk", "orange"} {
-		live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  `+tenant+`: run `+tenant+`/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
+		live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  ` + tenant + `: run ` + tenant + `/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
 		if live == nil || live[3] != live[4] || live[3] == "0" || live[1] >= "06" {
 			t.Errorf("the real importer's run of %s is not in the output (or not complete before 06:00):\n%s", tenant, log)
 		}
