@@ -154,7 +154,11 @@ func Dial(ctx context.Context, c Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sftp %s: %w", addr, err)
 	}
-	ic := &idleConn{Conn: conn, timeout: c.Timeout}
+	timeout := c.Timeout
+	if timeout <= 0 { // a Config that skipped Validate
+		timeout = 30 * time.Second
+	}
+	ic := &idleConn{Conn: conn, timeout: timeout}
 	handshake := ic.begin()
 	sc, chans, reqs, err := ssh.NewClientConn(ic, addr, cc)
 	handshake()
