@@ -402,3 +402,28 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 		t.Fatalf("big: %+v", b.Observation)
 	}
 }
+
+// TestQueueEntryWithoutItsRun: a queued entry whose run Redis lost (a
+// restart without persistence, say) is dropped, and the tenant is free for
+// its next upload instead of stuck behind it.
+func TestQueueEntryWithoutItsRun(t *testing.T) {
+	rds := testsrv.StartRedis(t)
+	ctx := context.Background()
+	cfg := &Config{LockTTL: time.Minute, Tenants: []TenantConfig{{Name: "dade"}}}
+	im := &Importer{cfg: cfg, rdb: redis.NewClient(&redis.Options{Addr: rds.Addr}), log: slog.New(slog.DiscardHandler), id: "test"}
+	defer im.rdb.Close()
+	if err := im.ensureGroup(ctx, "dade"); err != nil {
+		t.Fatal(err)
+	}
+	im.rdb.Set(ctx, activeKey("dade"), "dade/roster-import/2026-09-01#1", 0)
+	im.rdb.XAdd(ctx, &redis.XAddArgs{Stream: queueKey("dade"), Values: []any{"run_id", "dade/roster-import/2026-09-01#1"}})
+	if im.tryTenant(ctx, cfg.Tenants[0]) {
+		t.Fatal("worked on a run that does not exist")
+	}
+	if n, _ := im.rdb.Exists(ctx, activeKey("dade")).Result(); n != 0 {
+		t.Fatal("the tenant is still marked active")
+	}
+	if n, _ := im.rdb.XLen(ctx, queueKey("dade")).Result(); n != 0 {
+		t.Fatalf("%d entries left on the queue", n)
+	}
+}

@@ -231,6 +231,17 @@ func (im *Importer) finish(ctx context.Context, rec *record, msgID string, lock 
 	return nil
 }
 
+var dropScript = redis.NewScript(`
+redis.call("XACK", KEYS[1], "importers", ARGV[1])
+redis.call("XDEL", KEYS[1], ARGV[1])
+if redis.call("GET", KEYS[2]) == ARGV[2] then redis.call("DEL", KEYS[2]) end
+return 1`)
+
+// drop removes a queue entry whose run is gone, and frees the tenant.
+func (im *Importer) drop(ctx context.Context, tenant, msgID, runID string) error {
+	return dropScript.Run(ctx, im.rdb, []string{queueKey(tenant), activeKey(tenant)}, msgID, runID).Err()
+}
+
 // claim takes the tenant's next queue entry for this worker, which holds the
 // tenant's lock: first an entry a dead worker left pending (XAUTOCLAIM;
 // while the lock is held, no living worker has one), then a new one.

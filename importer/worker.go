@@ -22,6 +22,7 @@ import (
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/redis/go-redis/v9"
 )
 
 // work is one worker: it goes round the group's tenants, each worker
@@ -71,6 +72,13 @@ func (im *Importer) tryTenant(ctx context.Context, t TenantConfig) bool {
 		return false
 	}
 	rec, err := im.loadRecord(ctx, runID)
+	if errors.Is(err, redis.Nil) {
+		// The entry names a run Redis no longer has (its data was lost):
+		// drop the entry rather than hold the tenant up for ever.
+		im.log.Error("queued run not found; its queue entry is dropped", "tenant", t.Name, "run_id", runID, "stage", "queued", "attempt", 0)
+		im.drop(ctx, t.Name, msgID, runID)
+		return false
+	}
 	if err != nil {
 		im.log.Warn("queued run unreadable", "tenant", t.Name, "run_id", runID, "error", err)
 		return false
