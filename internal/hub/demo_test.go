@@ -29,10 +29,6 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 // promised: a predicted-breach page before the deadline, a stall, a late
 // upload, a data-quality report, and a retried run.
 func TestDemoNight(t *testing.T) {
-	out := &syncBuf{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
 	// A PagerDuty Events API v2 stand-in: the page must reach it.
 	var mu sync.Mutex
 	var pages []string
@@ -51,22 +47,8 @@ func TestDemoNight(t *testing.T) {
 		w.Write([]byte(`{"status":"success","message":"Event processed","dedup_key":"k"}`))
 	}))
 	defer pd.Close()
-	go func() {
-		done <- Demo(ctx, DemoOptions{Listen: "127.0.0.1:0", Step: time.Millisecond, Out: out, Dir: t.TempDir(), LiveStudents: 1000,
-			PagerDuty: &pagerduty.Config{RoutingKey: "0123456789abcdef0123456789abcdef", EventsURL: pd.URL}}, slog.New(slog.DiscardHandler))
-	}()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !strings.Contains(out.String(), "the night is over") {
-		select {
-		case err := <-done:
-			t.Fatalf("demo ended: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the night did not end:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	out, stop := playNight(t, DemoOptions{PagerDuty: &pagerduty.Config{RoutingKey: "0123456789abcdef0123456789abcdef", EventsURL: pd.URL}})
+	defer stop()
 	paged := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -83,8 +65,7 @@ func TestDemoNight(t *testing.T) {
 			t.Fatalf("PagerDuty got no predicted-breach page for miami-dade; it got %q", pages)
 		}
 	}
-	cancel()
-	<-done
+	stop()
 	log := out.String()
 	page := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss the 10:00Z deadline|(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss`).FindStringSubmatch(log)
 	if page == nil {
@@ -106,12 +87,7 @@ func TestDemoNight(t *testing.T) {
 	}
 	// polk's night is the real importer's: its roster, uploaded over
 	// embedded SFTP, is loaded whole and shown on the simulated clock.
-	for _, tenant := range []string{"polk", "orange"} {
-		live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  ` + tenant + `: run ` + tenant + `/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
-		if live == nil || live[3] != live[4] || live[3] == "0" || live[1] >= "06" {
-			t.Errorf("the real importer's run of %s is not in the output (or not complete before 06:00):\n%s", tenant, log)
-		}
-	}
+	realRuns(t, log)
 	// orange's report is the one the importer put on the district's server.
 	rep := regexp.MustCompile(`orange's data-quality report, as the district gets it on its SFTP server: (\S+) \((\d+) errors`).FindStringSubmatch(log)
 	if rep == nil || rep[2] == "0" {
@@ -123,4 +99,54 @@ func TestDemoNight(t *testing.T) {
 	if strings.Contains(log, "critical firing    polk") {
 		t.Errorf("the ordinary night paged:\n%s", log)
 	}
+}
+
+// playNight runs the demo fast until its night is over; stop ends it.
+func playNight(t *testing.T, o DemoOptions) (out *syncBuf, stop func()) {
+	out = &syncBuf{}
+	o.Listen, o.Step, o.Out, o.Dir, o.LiveStudents = "127.0.0.1:0", time.Millisecond, out, t.TempDir(), 1000
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Demo(ctx, o, slog.New(slog.DiscardHandler)) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(out.String(), "the night is over") {
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the night did not end:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return out, stop
+}
+
+// realRuns checks that polk's and orange's nights went through the real
+// importer: uploaded over embedded SFTP, loaded whole, before the deadline.
+func realRuns(t *testing.T, log string) {
+	t.Helper()
+	for _, tenant := range []string{"polk", "orange"} {
+		live := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T  ` + tenant + `: run ` + tenant + `/roster-import/\S+ succeeded by the real importer: (\d+) of (\d+) rows`).FindStringSubmatch(log)
+		if live == nil || live[3] != live[4] || live[3] == "0" || live[1] >= "06" {
+			t.Errorf("the real importer's run of %s is not in the output (or not complete before 06:00):\n%s", tenant, log)
+		}
+	}
+}
+
+// TestDemoWithoutRedisServer: on a machine without redis-server the demo's
+// importer runs on the in-process stand-in, and says so.
+func TestDemoWithoutRedisServer(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // nothing to find
+	out, stop := playNight(t, DemoOptions{})
+	stop()
+	log := out.String()
+	if !strings.Contains(log, "in-process Redis stand-in (demo only") {
+		t.Fatalf("the stand-in is not labelled:\n%s", log)
+	}
+	realRuns(t, log)
 }
