@@ -15,27 +15,29 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 )
 
-// SFTP is an SFTP server on loopback that accepts one user with one key
+// SFTP is an SFTP server on loopback that accepts its users with one key
 // and serves the local file system.
 type SFTP struct {
-	Host, User string
+	Host       string
 	Port       int
-	KeyPEM     []byte // the user's private key
+	KeyPEM     []byte // the users' private key
 	KnownHosts string // a known_hosts file pinning the server's key
 	ln         net.Listener
 	mu         sync.Mutex
 	conns      map[net.Conn]bool
+	drops      map[string]int64 // user -> bytes sent after which to drop, once
 	wg         sync.WaitGroup
 }
 
-// StartSFTP starts the server; dir receives its known_hosts file.
-func StartSFTP(dir, user string) (*SFTP, error) {
+// StartSFTP starts the server for users; dir receives its known_hosts file.
+func StartSFTP(dir string, users ...string) (*SFTP, error) {
 	_, hostKey, _ := ed25519.GenerateKey(rand.Reader)
 	userPub, userKey, _ := ed25519.GenerateKey(rand.Reader)
 	hostSigner, err := ssh.NewSignerFromKey(hostKey)
@@ -51,8 +53,10 @@ func StartSFTP(dir, user string) (*SFTP, error) {
 		return nil, err
 	}
 	cfg := &ssh.ServerConfig{PublicKeyCallback: func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
-		if c.User() == user && string(k.Marshal()) == string(allowed.Marshal()) {
-			return nil, nil
+		for _, u := range users {
+			if c.User() == u && string(k.Marshal()) == string(allowed.Marshal()) {
+				return nil, nil
+			}
 		}
 		return nil, errors.New("unknown key")
 	}}
@@ -61,8 +65,8 @@ func StartSFTP(dir, user string) (*SFTP, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SFTP{Host: "127.0.0.1", User: user, Port: ln.Addr().(*net.TCPAddr).Port, KeyPEM: pem.EncodeToMemory(block),
-		KnownHosts: filepath.Join(dir, "known_hosts"), ln: ln, conns: map[net.Conn]bool{}}
+	s := &SFTP{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, KeyPEM: pem.EncodeToMemory(block),
+		KnownHosts: filepath.Join(dir, "known_hosts"), ln: ln, conns: map[net.Conn]bool{}, drops: map[string]int64{}}
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", s.Port, ssh.MarshalAuthorizedKey(hostSigner.PublicKey()))
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		ln.Close()
@@ -101,6 +105,9 @@ func (s *SFTP) serve(c net.Conn, cfg *ssh.ServerConfig) {
 	}
 	c.SetDeadline(time.Time{})
 	defer sc.Close()
+	s.mu.Lock()
+	after, drop := s.drops[sc.User()]
+	s.mu.Unlock()
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
@@ -117,7 +124,11 @@ func (s *SFTP) serve(c net.Conn, cfg *ssh.ServerConfig) {
 				req.Reply(ok, nil)
 				if ok {
 					go func() {
-						if srv, err := sftp.NewServer(ch); err == nil {
+						var rw io.ReadWriteCloser = ch
+						if drop {
+							rw = &dropper{ReadWriteCloser: ch, s: s, user: sc.User(), after: after, conn: c}
+						}
+						if srv, err := sftp.NewServer(rw); err == nil {
 							if err := srv.Serve(); err == io.EOF || err == nil {
 								srv.Close()
 							}
@@ -128,6 +139,38 @@ func (s *SFTP) serve(c net.Conn, cfg *ssh.ServerConfig) {
 			}
 		}()
 	}
+}
+
+// DropOnce makes the next session of user that sends more than after bytes
+// lose its connection there, as a network failure mid-transfer would.
+func (s *SFTP) DropOnce(user string, after int64) {
+	s.mu.Lock()
+	s.drops[user] = after
+	s.mu.Unlock()
+}
+
+// dropper cuts its connection once it has sent after bytes.
+type dropper struct {
+	io.ReadWriteCloser
+	s     *SFTP
+	user  string
+	after int64
+	sent  atomic.Int64
+	conn  net.Conn
+}
+
+func (d *dropper) Write(p []byte) (int, error) {
+	if d.sent.Add(int64(len(p))) > d.after {
+		d.s.mu.Lock()
+		_, armed := d.s.drops[d.user]
+		delete(d.s.drops, d.user)
+		d.s.mu.Unlock()
+		if armed {
+			d.conn.Close()
+			return 0, io.ErrClosedPipe
+		}
+	}
+	return d.ReadWriteCloser.Write(p)
 }
 
 // Drop closes every open connection, as a network failure would; the

@@ -60,10 +60,10 @@ type demoTenant struct {
 
 // Demo runs the hub on SQLite with a night of six districts on an
 // accelerated clock: five ordinary nights of history, then tonight, in which
-// one load is too slow for its deadline, one worker stalls, one upload is
-// late, and one SFTP connection drops and the run is retried (simulated
-// observations), while two districts, one of them with data errors, are
-// imported by the real importer on embedded servers. The dashboard and API
+// one load is too slow for its deadline, one worker stalls and one upload
+// is late (simulated observations), while three districts are imported by
+// the real importer on embedded servers: an ordinary one, one with data
+// errors, and one whose SFTP connection drops mid-download. The dashboard and API
 // show it on the simulated clock; alert transitions print to Out.
 func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	if o.Step <= 0 {
@@ -86,18 +86,20 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	live, err := startLive(ctx, filepath.Join(dir, "live"), []liveSpec{
 		{name: "polk", students: o.LiveStudents, after: 5 * time.Minute},
 		{name: "orange", students: max(o.LiveStudents/2, 200), errors: true, after: 10 * time.Minute},
+		{name: "duval", students: max(o.LiveStudents/2, 200), drop: true, after: 15 * time.Minute},
 	})
 	if err != nil {
 		return fmt.Errorf("the demo's importer: %w", err)
 	}
 	defer live.stop()
-	polk, orange := live.tenant("polk"), live.tenant("orange")
+	polk, orange, duval := live.tenant("polk"), live.tenant("orange"), live.tenant("duval")
 	tenants := []demoTenant{
 		{name: "miami-dade", story: "its load slows to a crawl: it will miss the deadline", rows: 3_000_000, rate: 30000, slowFrom: 0.25, slowRate: 9000},
 		{name: "broward", story: "its worker stalls", rows: 800_000, rate: 10000, stallAt: 0.4},
 		{name: "hillsborough", story: "its district uploads 90 minutes late", rows: 600_000, rate: 9000, late: 90},
 		{name: "orange", story: "its files have data errors (imported for real, below)", rows: orange.rows, rate: float64(orange.rows) / 10},
-		{name: "duval", story: "its SFTP connection drops; the run is retried", rows: 400_000, rate: 7000, failAt: 0.5},
+		{name: "duval", story: "its SFTP connection drops mid-download; the importer resumes (imported for real, below)",
+			rows: duval.rows, rate: float64(duval.rows) / 10},
 		{name: "polk", story: "an ordinary night (imported for real, below)", rows: polk.rows, rate: float64(polk.rows) / 10},
 	}
 	// Tonight starts at 02:00 New York; deadlines are 06:00.
@@ -182,9 +184,9 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	if live.redis.DemoOnly {
 		redisKind = "an in-process Redis stand-in (demo only: redis-server is not installed)"
 	}
-	fmt.Fprintf(o.Out, "  polk (%d rows, files at 02:05) and orange (%d rows, 02:10) go through the real importer: an embedded\n"+
-		"    SFTP server, OneRoster validation, an embedded MongoDB-wire server (FerretDB) and %s;\n    its log: %s\n",
-		polk.rows, orange.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
+	fmt.Fprintf(o.Out, "  polk (%d rows, files at 02:05), orange (%d rows, 02:10) and duval (%d rows, 02:15) go through the real\n"+
+		"    importer: an embedded SFTP server, OneRoster validation, an embedded MongoDB-wire server (FerretDB)\n    and %s; its log: %s\n",
+		polk.rows, orange.rows, duval.rows, redisKind, filepath.Join(dir, "live", "importer.log"))
 	sent := "the console"
 	for _, r := range cfg.Notify.Receivers {
 		sent += ", " + r.Name
@@ -251,6 +253,9 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 				live.tenant(ob.Tenant).done = &ob
 				fmt.Fprintf(o.Out, "%s  %s: run %s %s by the real importer: %d of %d rows published in %v (simulated), error %q\n",
 					sim.In(tz).Format("15:04 MST"), ob.Tenant, ob.RunID, ob.State, ob.RowsDone, ob.RowsTotal, ob.FinishedAt.Sub(*ob.StartedAt), ob.Error)
+				if n := live.tenant(ob.Tenant).retries; len(n) > 0 {
+					fmt.Fprintf(o.Out, "    %s: the importer retried failed calls and carried on: %v\n", ob.Tenant, n)
+				}
 				if ob.Quality != nil {
 					fmt.Fprintf(o.Out, "    %s's data-quality report, as the district gets it on its SFTP server: %s (%d errors, %d warnings)\n",
 						ob.Tenant, live.report(ob.Tenant, ob.RunID), ob.Quality.Errors, ob.Quality.Warnings)

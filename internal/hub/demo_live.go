@@ -27,6 +27,7 @@ type liveSpec struct {
 	name     string
 	students int
 	errors   bool          // the roster has real-world mistakes
+	drop     bool          // the SFTP connection drops during the download
 	after    time.Duration // when its files are uploaded, after 02:00
 }
 
@@ -40,6 +41,7 @@ type liveTenant struct {
 	real0, sim0 time.Time
 	uploaded    bool
 	done        *status.Observation
+	retries     map[string]int // failed calls by dependency, from the importer
 }
 
 // liveImporter is the real importer of the demo's live districts, on an
@@ -63,7 +65,11 @@ func startLive(ctx context.Context, dir string, specs []liveSpec) (*liveImporter
 			return nil, err
 		}
 	}
-	sftpSrv, err := embedded.StartSFTP(dir, "etlhub")
+	var users []string
+	for _, sp := range specs {
+		users = append(users, sp.name)
+	}
+	sftpSrv, err := embedded.StartSFTP(dir, users...)
 	if err != nil {
 		return fail(fmt.Errorf("embedded SFTP: %w", err))
 	}
@@ -83,8 +89,11 @@ func startLive(ctx context.Context, dir string, specs []liveSpec) (*liveImporter
 			t.rows += int64(n)
 		}
 		l.tenants = append(l.tenants, t)
+		if sp.drop {
+			sftpSrv.DropOnce(sp.name, 64<<10) // past the listing: in the download
+		}
 		cfg.Tenants = append(cfg.Tenants, importer.TenantConfig{Name: sp.name, SFTP: inbox.Config{Host: sftpSrv.Host, Port: sftpSrv.Port,
-			User: sftpSrv.User, PrivateKey: config.Secret(sftpSrv.KeyPEM), KnownHosts: sftpSrv.KnownHosts, Dir: t.inbox}})
+			User: sp.name, PrivateKey: config.Secret(sftpSrv.KeyPEM), KnownHosts: sftpSrv.KnownHosts, Dir: t.inbox}})
 	}
 	fdb, err := embedded.NewFerret("127.0.0.1:0", filepath.Join(dir, "ferret"))
 	if err == nil {
@@ -201,6 +210,9 @@ func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Obs
 	latest := map[string]status.Observation{}
 	for _, r := range runs {
 		latest[r.Tenant] = r.Observation
+		if t := l.tenant(r.Tenant); t != nil {
+			t.retries = r.Retries
+		}
 	}
 	scale := float64(time.Minute) / float64(liveStep)
 	var out []status.Observation
