@@ -54,8 +54,6 @@ type demoTenant struct {
 	slowFrom    float64 // fraction loaded when a slowdown starts
 	slowRate    float64
 	stallAt     float64
-	failAt      float64 // a dropped SFTP connection fails the attempt here
-	quality     *status.Quality
 }
 
 // Demo runs the hub on SQLite with a night of six districts on an
@@ -284,7 +282,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 	type snap struct {
 		at          time.Time
 		state       status.State
-		stage, err  string
+		stage       string
 		upd         time.Time
 		done, total int64
 		fin         *time.Time
@@ -305,53 +303,35 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 	}
 	files := now
 	var done float64
-	for attempt <= 2 {
-		for m := 0; m < 6; m++ {
-			add(status.StateRunning, "downloading", now, int64(done), 0)
-		}
-		for m := 0; m < 3; m++ {
-			add(status.StateRunning, "validating", now, int64(done), t.rows)
-		}
-		failed, stalled := false, false
-		for done < float64(t.rows) {
-			frac := done / float64(t.rows)
-			if t.failAt > 0 && attempt == 1 && frac >= t.failAt {
-				failed = true
-				break
-			}
-			if t.stallAt > 0 && !stalled && frac >= t.stallAt {
-				stalled = true
-				frozen := now.Add(-time.Minute)
-				for m := 0; m < 45; m++ {
-					add(status.StateRunning, "loading", frozen, int64(done), t.rows)
-				}
-			}
-			r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
-			if t.slowFrom > 0 && frac >= t.slowFrom {
-				r = t.slowRate
-			}
-			done = math.Min(float64(t.rows), done+r)
-			add(status.StateRunning, "loading", now, int64(done), t.rows)
-		}
-		if failed {
-			f := now
-			s := snap{at: now, state: status.StateFailed, stage: "loading", upd: now, done: int64(done), total: t.rows, fin: &f,
-				err: "sftp: connection reset by peer", attempt: attempt, runID: runID, started: started}
-			snaps = append(snaps, s)
-			now = now.Add(8 * time.Minute)
-			attempt++
-			started = now
-			runID = fmt.Sprintf("%s/roster-import/%s#2%s", t.name, start.Format("2006-01-02"), suffix)
-			continue
-		}
-		for m := 0; m < 2; m++ {
-			add(status.StateRunning, "publishing", now, t.rows, t.rows)
-		}
-		f := now
-		snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f,
-			attempt: attempt, runID: runID, started: started})
-		break
+	for m := 0; m < 6; m++ {
+		add(status.StateRunning, "downloading", now, int64(done), 0)
 	}
+	for m := 0; m < 3; m++ {
+		add(status.StateRunning, "validating", now, int64(done), t.rows)
+	}
+	stalled := false
+	for done < float64(t.rows) {
+		frac := done / float64(t.rows)
+		if t.stallAt > 0 && !stalled && frac >= t.stallAt {
+			stalled = true
+			frozen := now.Add(-time.Minute)
+			for m := 0; m < 45; m++ {
+				add(status.StateRunning, "loading", frozen, int64(done), t.rows)
+			}
+		}
+		r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
+		if t.slowFrom > 0 && frac >= t.slowFrom {
+			r = t.slowRate
+		}
+		done = math.Min(float64(t.rows), done+r)
+		add(status.StateRunning, "loading", now, int64(done), t.rows)
+	}
+	for m := 0; m < 2; m++ {
+		add(status.StateRunning, "publishing", now, t.rows, t.rows)
+	}
+	f := now
+	snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f,
+		attempt: attempt, runID: runID, started: started})
 	var out []status.Observation
 	last := snaps[len(snaps)-1].at
 	k := 0
@@ -363,7 +343,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 		upd, st := s.upd, s.started
 		o := status.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: s.runID,
 			State: s.state, Stage: s.stage, StartedAt: &st, UpdatedAt: &upd, FinishedAt: s.fin, RowsDone: s.done,
-			RowsTotal: s.total, Error: s.err, Attempt: s.attempt, Quality: t.quality}
+			RowsTotal: s.total, Attempt: s.attempt}
 		if s.state != status.StateWaiting {
 			fa := files
 			o.FilesArrivedAt = &fa
