@@ -395,7 +395,7 @@ func (im *Importer) stages(ctx context.Context, a *attempt) error {
 	rec := a.snapshot()
 	ck := rec.Checkpoint
 	id := rec.Obs.RunID
-	safe := strings.NewReplacer("/", "_", "#", "_").Replace(id)
+	safe := BatchName(id)
 	dir := filepath.Join(im.cfg.WorkDir, safe)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -525,6 +525,10 @@ func (im *Importer) validate(ctx context.Context, a *attempt, files fs.FS, safe 
 	}
 	return im.checkpoint(ctx, a)
 }
+
+// BatchName is a run's name in file paths: its work directory, the
+// district's reports/NAME.csv and .json, and archive/NAME/.
+func BatchName(runID string) string { return strings.NewReplacer("/", "_", "#", "_").Replace(runID) }
 
 // localComplete says the downloaded files are all here at their sizes.
 func localComplete(dir string, sizes map[string]int64) bool {

@@ -49,15 +49,9 @@ func (f *Ferret) Start() error {
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Run(ctx) }()
 	f.cancel, f.done = cancel, done
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if c, err := net.DialTimeout("tcp", f.addr, time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			f.Stop()
-			return fmt.Errorf("ferretdb did not listen on %s", f.addr)
-		}
+	if err := WaitTCP(f.addr, 10*time.Second); err != nil {
+		f.Stop()
+		return fmt.Errorf("ferretdb: %w", err)
 	}
 	f.URI = srv.MongoDBURI()
 	return nil

@@ -33,16 +33,11 @@ func StartRedis(dir string) (*Redis, error) {
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		stop := func() { cmd.Process.Kill(); cmd.Wait() }
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-				c.Close()
-				return &Redis{Addr: addr, stop: stop}, nil
-			}
-			if time.Now().After(deadline) {
-				stop()
-				return nil, fmt.Errorf("redis-server did not listen on %s", addr)
-			}
+		if err := WaitTCP(addr, 10*time.Second); err != nil {
+			stop()
+			return nil, fmt.Errorf("redis-server: %w", err)
 		}
+		return &Redis{Addr: addr, stop: stop}, nil
 	}
 	m, err := miniredis.Run()
 	if err != nil {

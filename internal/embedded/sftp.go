@@ -173,6 +173,22 @@ func (d *dropper) Write(p []byte) (int, error) {
 	return d.ReadWriteCloser.Write(p)
 }
 
+// WaitTCP waits until addr accepts connections, for at most d.
+func WaitTCP(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not accept connections within %v: %w", addr, d, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Drop closes every open connection, as a network failure would; the
 // server keeps accepting new ones.
 func (s *SFTP) Drop() {

@@ -286,15 +286,12 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 		upd         time.Time
 		done, total int64
 		fin         *time.Time
-		attempt     int
-		runID       string
-		started     time.Time
 	}
 	var snaps []snap
 	runID := fmt.Sprintf("%s/roster-import/%s#1%s", t.name, start.Format("2006-01-02"), suffix)
-	now, started, attempt := start, start, 1
+	now := start
 	add := func(state status.State, stage string, upd time.Time, done, total int64) {
-		s := snap{at: now, state: state, stage: stage, upd: upd, done: done, total: total, attempt: attempt, runID: runID, started: started}
+		s := snap{at: now, state: state, stage: stage, upd: upd, done: done, total: total}
 		snaps = append(snaps, s)
 		now = now.Add(time.Minute)
 	}
@@ -330,8 +327,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 		add(status.StateRunning, "publishing", now, t.rows, t.rows)
 	}
 	f := now
-	snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f,
-		attempt: attempt, runID: runID, started: started})
+	snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f})
 	var out []status.Observation
 	last := snaps[len(snaps)-1].at
 	k := 0
@@ -340,10 +336,10 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 			k++
 		}
 		s := snaps[k]
-		upd, st := s.upd, s.started
-		o := status.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: s.runID,
+		upd, st := s.upd, start
+		o := status.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: runID,
 			State: s.state, Stage: s.stage, StartedAt: &st, UpdatedAt: &upd, FinishedAt: s.fin, RowsDone: s.done,
-			RowsTotal: s.total, Attempt: s.attempt}
+			RowsTotal: s.total, Attempt: 1}
 		if s.state != status.StateWaiting {
 			fa := files
 			o.FilesArrivedAt = &fa

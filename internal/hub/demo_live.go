@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/importer"
@@ -158,8 +157,7 @@ func (l *liveImporter) busy() bool {
 
 // report is where the district finds the data-quality report of a run.
 func (l *liveImporter) report(tenant, runID string) string {
-	safe := strings.NewReplacer("/", "_", "#", "_").Replace(runID)
-	return filepath.Join(l.dir, "sftp", tenant, "reports", safe+".csv")
+	return filepath.Join(l.dir, "sftp", tenant, "reports", importer.BatchName(runID)+".csv")
 }
 
 // upload puts the roster in the tenant's inbox, the manifest last, as the

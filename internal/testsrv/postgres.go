@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/embedded"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
@@ -91,7 +92,7 @@ func startPostgres(port int) (string, error) {
 		os.RemoveAll(dir)
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	return addr, waitTCP(addr, 30*time.Second)
+	return addr, embedded.WaitTCP(addr, 30*time.Second)
 }
 
 // postgresCredential returns the postgres user when running as root (initdb

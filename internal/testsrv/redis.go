@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/etlhub/etlhub/internal/embedded"
 )
 
 // Redis is a redis-server started for one test.
@@ -46,7 +48,7 @@ func (r *Redis) Start(t testing.TB) {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
-	if err := waitTCP(r.Addr, 10*time.Second); err != nil {
+	if err := embedded.WaitTCP(r.Addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

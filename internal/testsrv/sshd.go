@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/embedded"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -97,7 +98,7 @@ func (s *SSHD) Start(t testing.TB) {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
-	if err := waitTCP(s.Addr, 10*time.Second); err != nil {
+	if err := embedded.WaitTCP(s.Addr, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }

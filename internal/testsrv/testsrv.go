@@ -13,7 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 var (
@@ -80,22 +79,6 @@ func findBinary(name string, dirs ...string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found on PATH or in %v", name, dirs)
-}
-
-// waitTCP waits until addr accepts connections or d passes.
-func waitTCP(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not accept connections within %v: %w", addr, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // killTree kills a process and every process descended from it (sshd's
