@@ -8,8 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -84,10 +82,8 @@ func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
 		if c.Path == "" {
 			return nil, errors.New("store: sqlite path is empty")
 		}
-		if dir := filepath.Dir(c.Path); dir != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("store: %w", err)
-			}
+		if err := prepareSQLiteFile(c.Path); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		bt := c.BusyTimeout
 		if bt == 0 {
