@@ -57,7 +57,7 @@ func BenchmarkTick100k(b *testing.B) {
 					RowsDone: int64(k * 1000), RowsTotal: 12000})
 			}
 		}
-		e.Observe(obs)
+		e.Observe(obs, obs[len(obs)-1].At)
 	}
 	now := night0.Add(3*24*time.Hour + 0)
 	now = specs[0].NextStart(night0.Add(3 * time.Hour)).Add(45 * time.Minute)

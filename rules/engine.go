@@ -80,14 +80,15 @@ func (e *Engine) SetSources(h []status.SourceHealth, downAfter map[string]time.D
 	}
 }
 
-// Observe feeds observations, in at order, to their jobs. Observations of
+// Observe feeds observations, in at order, to their jobs; now is the clock
+// when they arrive (the rules believe nothing from after it). Observations of
 // jobs without a spec are ignored by the rules (they still show in status).
-func (e *Engine) Observe(obs []status.Observation) {
+func (e *Engine) Observe(obs []status.Observation, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range obs {
 		if j := e.jobs[JobKey{obs[i].Tenant, obs[i].Job}]; j != nil {
-			j.Observe(&obs[i])
+			j.Observe(&obs[i], now)
 		}
 	}
 }

@@ -65,8 +65,9 @@ func (j *JobState) rollTo(night time.Time) {
 	j.succeeded = time.Time{}
 }
 
-// Observe folds one observation of this job in.
-func (j *JobState) Observe(o *status.Observation) {
+// Observe folds one observation of this job in; now is the clock when it
+// arrives.
+func (j *JobState) Observe(o *status.Observation, now time.Time) {
 	j.lastSource = o.Source
 	if j.since.IsZero() || o.At.Before(j.since) {
 		j.since = o.At

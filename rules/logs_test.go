@@ -22,7 +22,7 @@ func TestLogSignalsRaiseAndExplain(t *testing.T) {
 		for j < len(obs) && !obs[j].At.After(now) {
 			j++
 		}
-		e.Observe(obs[i:j])
+		e.Observe(obs[i:j], now)
 		i = j
 		if now.Minute()%5 == 0 {
 			e.ObserveLogs([]LogSignal{

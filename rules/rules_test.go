@@ -113,7 +113,7 @@ func drive(e *Engine, obs []status.Observation, from, to time.Time) []Transition
 		for j < len(obs) && !obs[j].At.After(now) {
 			j++
 		}
-		e.Observe(obs[i:j])
+		e.Observe(obs[i:j], now)
 		i = j
 		tr, _ := e.Tick(now)
 		out = append(out, tr...)

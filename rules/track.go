@@ -34,6 +34,7 @@ type runTrack struct {
 	rowsTotal int64
 	err       string
 	source    string
+	picture   string   // content hash of the last observation without updated_at
 	samples   []sample // loading progress, oldest first, at most maxSamples
 }
 
@@ -47,9 +48,14 @@ func (r *runTrack) apply(o *status.Observation) {
 	if o.StartedAt != nil {
 		r.started = *o.StartedAt
 	}
-	upd := o.At
+	// The job's own heartbeat; without one, when the run's picture last
+	// changed: a poller repeating the same picture is no sign of life (and the
+	// store keeps only the first sighting of a picture, so a restart agrees).
+	upd := r.updated
 	if o.UpdatedAt != nil {
 		upd = *o.UpdatedAt
+	} else if h := o.Hash(); h != r.picture || upd.IsZero() {
+		upd, r.picture = o.At, h
 	}
 	r.updated = upd
 	if o.FinishedAt != nil {

@@ -21,7 +21,7 @@ type alertRow struct {
 	Tenant      string    `gorm:"size:128;not null;index"`
 	Job         string    `gorm:"size:128;not null"`
 	State       string    `gorm:"size:16;not null;index"`
-	UpdatedAt   time.Time `gorm:"not null"`
+	UpdatedAt   time.Time `gorm:"not null;autoUpdateTime:false"`
 	Body        string    `gorm:"type:text;not null"` // the rules.Alert as JSON
 }
 

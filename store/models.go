@@ -21,7 +21,7 @@ type observationRow struct {
 	State           string     `gorm:"size:16;not null"`
 	Stage           string     `gorm:"size:64;not null"`
 	StartedAt       *time.Time ``
-	UpdatedAt       *time.Time ``
+	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
 	FinishedAt      *time.Time ``
 	RowsDone        int64      `gorm:"not null"`
 	RowsTotal       int64      `gorm:"not null"`
@@ -73,7 +73,7 @@ type runRow struct {
 	Stage           string     `gorm:"size:64;not null"`
 	Attempt         int        `gorm:"not null"`
 	StartedAt       *time.Time ``
-	UpdatedAt       *time.Time ``
+	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
 	FinishedAt      *time.Time ``
 	RowsDone        int64      `gorm:"not null"`
 	RowsTotal       int64      `gorm:"not null"`

@@ -164,6 +164,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ing.now = now
 	handler := api.New(api.Options{Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
 		Views: rl, Actions: rl, Log: log, Now: now})
 	ln, err := net.Listen("tcp", o.Listen)

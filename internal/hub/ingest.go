@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"time"
 
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/store"
@@ -13,8 +14,11 @@ import (
 type Ingestor struct {
 	store *store.Store
 	count *prometheus.CounterVec
-	// after is called with the observations once they are stored (the rules).
-	after func([]status.Observation)
+	// after is called with the observations once they are stored (the rules),
+	// and the clock they arrived by.
+	after func([]status.Observation, time.Time)
+	// now is the hub's clock (simulated in the demo).
+	now func() time.Time
 }
 
 // NewIngestor counts what it stores in reg.
@@ -22,7 +26,7 @@ func NewIngestor(s *store.Store, reg prometheus.Registerer) *Ingestor {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_ingest_observations_total",
 		Help: "Observations ingested, by path (push, collector) and result (stored, duplicate)."}, []string{"via", "result"})
 	reg.MustRegister(c)
-	return &Ingestor{store: s, count: c}
+	return &Ingestor{store: s, count: c, now: time.Now}
 }
 
 // Ingest stores observations that arrived via "push" or "collector".
@@ -34,7 +38,7 @@ func (i *Ingestor) Ingest(ctx context.Context, via string, obs []status.Observat
 	i.count.WithLabelValues(via, "stored").Add(float64(res.Inserted))
 	i.count.WithLabelValues(via, "duplicate").Add(float64(res.Duplicates))
 	if i.after != nil {
-		i.after(obs)
+		i.after(obs, i.now().UTC())
 	}
 	return res, nil
 }

@@ -167,7 +167,7 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 			}
 		}
 		if len(batch) > 0 {
-			engine.Observe(batch)
+			engine.Observe(batch, clock)
 			pending = append(pending, batch...)
 			if len(pending) >= 1000 {
 				if err := flush(); err != nil {

@@ -144,7 +144,7 @@ func (l *ruleLoop) warm(ctx context.Context, now time.Time) error {
 	n := 0
 	err = l.st.ObservationsSince(ctx, now.Add(-l.cfg.Rules.History), func(obs []status.Observation) error {
 		n += len(obs)
-		l.engine.Observe(obs)
+		l.engine.Observe(obs, now)
 		return nil
 	})
 	l.log.Info("rules warmed", "active_alerts", len(active), "observations", n)

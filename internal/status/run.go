@@ -1,6 +1,9 @@
 package status
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Run is the current picture of one run_id, derived from its observations.
 type Run struct {
@@ -137,10 +140,8 @@ func (h *SourceHealth) Record(start time.Time, d time.Duration, n int, err error
 	}
 	h.Healthy = false
 	h.LastErrorAt = &at
-	h.LastError = err.Error()
-	if len(h.LastError) > MaxErrorLen {
-		h.LastError = h.LastError[:MaxErrorLen]
-	}
+	// Cut on a character, not a byte: PostgreSQL refuses invalid UTF-8.
+	h.LastError = Clip(strings.ToValidUTF8(err.Error(), "\uFFFD"), MaxErrorLen)
 	if h.ConsecutiveFailures == 0 {
 		h.FailingSince = &at
 	}
