@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,13 @@ type JobView struct {
 	Why             string     `json:"why,omitempty"`
 	Logs            string     `json:"logs,omitempty"`
 	ActiveAlerts    int        `json:"active_alerts"`
+	// FinishLo and FinishHi bound the predicted finish (the band).
+	FinishLo *time.Time `json:"finish_lo,omitempty"`
+	FinishHi *time.Time `json:"finish_hi,omitempty"`
+	// Outcome is tonight's result against the deadline; LastNight the
+	// previous night's (late, missed, failed and retried nights keep theirs).
+	Outcome   *rules.Outcome `json:"outcome,omitempty"`
+	LastNight *rules.Outcome `json:"last_night,omitempty"`
 }
 
 // Views gives the rules' view of jobs; may be nil.

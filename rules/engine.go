@@ -16,6 +16,10 @@ type View struct {
 	Prediction Prediction `json:"prediction"`
 	Active     int        `json:"active_alerts"`
 	Logs       string     `json:"logs,omitempty"` // fresh error lines from log searches
+	// Outcome is tonight's result against the deadline so far; LastNight the
+	// previous night's, once tonight's window has opened.
+	Outcome   Outcome  `json:"outcome"`
+	LastNight *Outcome `json:"last_night,omitempty"`
 }
 
 // Risks, from worst: breached, predicted to breach, at risk, running, ok, idle.
@@ -104,7 +108,12 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)
 		signals = append(signals, sig...)
-		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now)}
+		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now), Outcome: j.outcome(now)}
+		if !j.lastNight.Night.IsZero() {
+			last := j.lastNight
+			v.LastNight = &last
+		}
+		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = v
 	}
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)
@@ -128,6 +137,8 @@ func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) s
 		}
 	}
 	switch {
+	case pr.Done && j.succeeded.After(j.deadline):
+		return RiskBreached // late stays late after the fact
 	case pr.Done:
 		return RiskOK
 	case pr.PBreach >= p.PageProbability:

@@ -25,6 +25,7 @@ type JobState struct {
 	since       time.Time // when the rules began to watch this job
 	sum         learned   // history summarised, refreshed each night
 	logs        map[string]*logTrack
+	lastNight   Outcome // the previous night's outcome, judged when it was left
 }
 
 // nightWindowLead is how long before its scheduled start a night's window
@@ -56,6 +57,7 @@ func (j *JobState) rollTo(night time.Time) {
 	}
 	if !j.night.IsZero() {
 		j.learn()
+		j.lastNight = j.outcome(night)
 	}
 	j.sum = j.hist.summary()
 	j.night = night

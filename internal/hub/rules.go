@@ -212,6 +212,15 @@ func (l *ruleLoop) JobViews() map[store.JobKey]api.JobView {
 			d := x.Prediction.Deadline
 			jv.Deadline = &d
 		}
+		if !x.Prediction.Lo.IsZero() && !x.Prediction.Hi.IsZero() {
+			lo, hi := x.Prediction.Lo, x.Prediction.Hi
+			jv.FinishLo, jv.FinishHi = &lo, &hi
+		}
+		if !x.Outcome.Night.IsZero() {
+			o := x.Outcome
+			jv.Outcome = &o
+		}
+		jv.LastNight = x.LastNight
 		out[store.JobKey{Tenant: k.Tenant, Job: k.Job}] = jv
 	}
 	return out
