@@ -447,12 +447,18 @@ func (im *Importer) stages(ctx context.Context, a *attempt) error {
 				r.Checkpoint.Load[e] = m
 			})
 		}
+		var ptr load.Pointer
 		if err := im.guarded(ctx, a, "mongo", func() error {
 			ld.Resume = a.snapshot().Checkpoint.Load // each try resumes from the marks so far
-			_, err := ld.Load(ctx, a.t.Name, id, files, rec.Checkpoint.Modes)
+			var err error
+			ptr, err = ld.Load(ctx, a.t.Name, id, files, rec.Checkpoint.Modes)
 			return err
 		}); err != nil {
 			return err
+		}
+		if len(ptr.Duplicates) > 0 {
+			im.runLog(a).Warn("rows not loaded: their sourcedId repeats an earlier row of the file (row.duplicate_sourcedid in the report)",
+				"rows_by_file", ptr.Duplicates)
 		}
 		a.update(func(r *record) { r.Checkpoint.Published, r.Obs.Stage = true, "publishing" })
 		if err := im.checkpoint(ctx, a); err != nil {

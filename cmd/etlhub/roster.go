@@ -15,7 +15,7 @@ import (
 	"github.com/etlhub/etlhub/importer/oneroster"
 )
 
-// genRoster writes a OneRoster 1.1 bulk set.
+// genRoster writes a OneRoster 1.1 or 1.2 bulk set.
 func genRoster(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("gen-roster", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -23,15 +23,20 @@ func genRoster(args []string, stdout, stderr io.Writer) int {
 	out := fset.String("out", "", "directory to write into")
 	seed := fset.Uint64("seed", 1, "random seed")
 	inject := fset.Bool("inject-errors", false, "add rows with real-world mistakes")
+	version := fset.String("version", "1.1", "OneRoster version to write: 1.1 or 1.2")
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
 	if *out == "" {
-		fmt.Fprintln(stderr, "usage: etlhub gen-roster --students N --out DIR [--inject-errors]")
+		fmt.Fprintln(stderr, "usage: etlhub gen-roster --students N --out DIR [--version 1.1|1.2] [--inject-errors]")
+		return 2
+	}
+	if *version != "1.1" && *version != "1.2" {
+		fmt.Fprintf(stderr, "etlhub gen-roster: --version %q: want 1.1 or 1.2\n", *version)
 		return 2
 	}
 	start := time.Now()
-	counts, err := oneroster.Generate(*out, oneroster.GenOptions{Students: *students, Seed: *seed, InjectErrors: *inject})
+	counts, err := oneroster.Generate(*out, oneroster.GenOptions{Students: *students, Seed: *seed, InjectErrors: *inject, Version: *version})
 	if err != nil {
 		fmt.Fprintln(stderr, "etlhub gen-roster:", err)
 		return 1
@@ -45,7 +50,7 @@ func genRoster(args []string, stdout, stderr io.Writer) int {
 	for _, n := range names {
 		parts = append(parts, fmt.Sprintf("%s %d", n, counts[n]))
 	}
-	fmt.Fprintf(stdout, "wrote %s in %.1fs: %s\n", *out, time.Since(start).Seconds(), strings.Join(parts, ", "))
+	fmt.Fprintf(stdout, "wrote OneRoster %s to %s in %.1fs: %s\n", *version, *out, time.Since(start).Seconds(), strings.Join(parts, ", "))
 	return 0
 }
 

@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,8 +28,16 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Entities are the roster files loaded, each into its own collection.
-var Entities = []string{"orgs", "academicSessions", "courses", "classes", "users", "enrollments", "demographics"}
+// Entities are the OneRoster files loaded, each into its own collection,
+// in the order they are loaded: those of 1.1 (orgs to demographics, and the
+// resources and gradebook files when a 1.1 upload carries them) and those
+// 1.2 added (roles, userProfiles, userResources, scoreScales and the line
+// item and result links). A file the validator passes in modes that is not
+// listed here is loaded too, after these.
+var Entities = []string{"orgs", "academicSessions", "courses", "classes", "users", "userProfiles", "roles", "enrollments",
+	"demographics", "resources", "courseResources", "classResources", "userResources", "categories", "scoreScales",
+	"lineItems", "results", "lineItemScoreScales", "resultScoreScales", "lineItemLearningObjectiveIds",
+	"resultLearningObjectiveIds"}
 
 // PointerCollection holds one document per tenant: the published generation.
 const PointerCollection = "roster_pointers"
@@ -40,7 +49,11 @@ type Pointer struct {
 	RunID       string            `bson:"run_id" json:"run_id"`
 	Collections map[string]string `bson:"collections" json:"collections"`
 	Counts      map[string]int    `bson:"counts" json:"counts"`
-	PublishedAt time.Time         `bson:"published_at" json:"published_at"`
+	// Duplicates are rows of a bulk file not loaded because their sourcedId
+	// repeats an earlier row's (the validator reports them as
+	// row.duplicate_sourcedid; which of the two is kept is not defined).
+	Duplicates  map[string]int `bson:"duplicates,omitempty" json:"duplicates,omitempty"`
+	PublishedAt time.Time      `bson:"published_at" json:"published_at"`
 }
 
 // Loader loads into one database.
@@ -61,7 +74,8 @@ type Loader struct {
 
 // Mark is how far one entity of a run's load has got: Rows, from the top of
 // the file, are in the collection for certain; Done means all of them are
-// (Count is then the collection's size).
+// (Count is then the collection's size, Rows minus the rows whose sourcedId
+// repeated an earlier one).
 type Mark struct {
 	Rows  int  `json:"rows"`
 	Done  bool `json:"done,omitempty"`
@@ -129,7 +143,7 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 		return p, err
 	}
 	var loaded int64
-	for _, e := range Entities {
+	for _, e := range entities(modes, prev.Collections) {
 		mode := modes[e]
 		if modes == nil {
 			mode = Bulk
@@ -145,7 +159,8 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 			created = append(created, name)
 			if mark.Done {
 				p.Collections[e], p.Counts[e] = name, mark.Count
-				loaded += int64(mark.Count)
+				p.duplicates(e, mark.Rows-mark.Count)
+				loaded += int64(mark.Rows)
 				continue
 			}
 			if !resumed {
@@ -154,14 +169,28 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 					return abort(fmt.Errorf("mongo drop %s: %w", name, err))
 				}
 			}
+			var dups int
 			n, err := l.loadFile(ctx, upload, e, func(r io.Reader) (int, error) {
-				return l.insertFile(ctx, c, e, tenant, r, mark.Rows, &loaded)
+				n, d, err := l.insertFile(ctx, c, e, tenant, r, mark.Rows, &loaded)
+				dups = d
+				return n, err
 			})
 			if err != nil {
 				return abort(fmt.Errorf("load %s.csv: %w", e, err))
 			}
-			p.Collections[e], p.Counts[e] = name, n
-			l.mark(e, Mark{Rows: n, Done: true, Count: n})
+			count := n - dups
+			if resumed {
+				// Duplicate keys after a resume are mostly the rows the
+				// interrupted attempt had inserted: count what is there.
+				m, err := c.CountDocuments(ctx, bson.D{})
+				if err != nil {
+					return abort(fmt.Errorf("mongo count %s: %w", name, err))
+				}
+				count = int(m)
+			}
+			p.Collections[e], p.Counts[e] = name, count
+			p.duplicates(e, n-count)
+			l.mark(e, Mark{Rows: n, Done: true, Count: count})
 		case Delta:
 			name := prev.Collections[e]
 			if !hadPrev || name == "" {
@@ -204,6 +233,35 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 		}
 	}
 	return p, nil
+}
+
+func (p *Pointer) duplicates(entity string, n int) {
+	if n <= 0 {
+		return
+	}
+	if p.Duplicates == nil {
+		p.Duplicates = map[string]int{}
+	}
+	p.Duplicates[entity] = n
+}
+
+// entities are the files a load goes through: every known entity in
+// loading order, then any other the modes or the published pointer name.
+func entities(modes map[string]Mode, prev map[string]string) []string {
+	out := append([]string(nil), Entities...)
+	var extra []string
+	for e := range modes {
+		if !slices.Contains(out, e) && !slices.Contains(extra, e) {
+			extra = append(extra, e)
+		}
+	}
+	for e := range prev {
+		if !slices.Contains(out, e) && !slices.Contains(extra, e) {
+			extra = append(extra, e)
+		}
+	}
+	sort.Strings(extra)
+	return append(out, extra...)
 }
 
 func (l *Loader) loadFile(ctx context.Context, upload fs.FS, entity string, f func(io.Reader) (int, error)) (int, error) {
@@ -298,18 +356,25 @@ func (l *Loader) mark(entity string, m Mark) {
 }
 
 // onlyDuplicates says err is nothing but duplicate-key errors: documents an
-// interrupted attempt had already inserted.
+// interrupted attempt had already inserted, or rows repeating a sourcedId.
 func onlyDuplicates(err error) bool {
+	_, ok := duplicateKeys(err)
+	return ok
+}
+
+// duplicateKeys is the number of documents err refused for a duplicate key,
+// and whether that is all err is.
+func duplicateKeys(err error) (int, bool) {
 	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
+	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return 0, false
 	}
 	for _, we := range bwe.WriteErrors {
 		if we.Code != 11000 {
-			return false
+			return 0, false
 		}
 	}
-	return true
+	return len(bwe.WriteErrors), true
 }
 
 // insertFile streams a CSV into c with unordered InsertMany batches from
@@ -317,7 +382,7 @@ func onlyDuplicates(err error) bool {
 // The first skip rows are already in c (a resumed load); rows after them may
 // be too, and their duplicate-key errors are expected. It marks the rows
 // loaded for certain: the longest run of finished batches from the top.
-func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, tenant string, r io.Reader, skip int, loaded *int64) (int, error) {
+func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, tenant string, r io.Reader, skip int, loaded *int64) (rows, dups int, err error) {
 	workers, batch := max(l.Workers, 1), l.Batch
 	if l.Workers == 0 {
 		workers = 4
@@ -327,7 +392,7 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 	}
 	cr, header, err := openCSV(r)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -348,10 +413,12 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 			defer wg.Done()
 			for j := range jobs {
 				_, err := c.InsertMany(ctx, j.docs, options.InsertMany().SetOrdered(false))
-				if err != nil && onlyDuplicates(err) {
-					err = nil
+				d := 0
+				if n, ok := duplicateKeys(err); ok {
+					d, err = n, nil
 				}
 				mu.Lock()
+				dups += d
 				if err != nil {
 					if firstErr == nil {
 						firstErr = err
@@ -398,7 +465,7 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 			cancel()
 			close(jobs)
 			wg.Wait()
-			return n, err
+			return n, dups, err
 		}
 		n++
 		if n <= skip {
@@ -418,9 +485,9 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 	close(jobs)
 	wg.Wait()
 	if firstErr != nil {
-		return n, firstErr
+		return n, dups, firstErr
 	}
-	return n, ctx.Err()
+	return n, dups, ctx.Err()
 }
 
 // Counts is the published roster's record count per entity (for the

@@ -3,6 +3,8 @@ package load
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,11 +28,20 @@ func connect(t *testing.T) *mongo.Database {
 	return cl.Database("etlhub")
 }
 
-func TestGenerationsPublishAtomically(t *testing.T) {
+// versions runs a test for each OneRoster version the importer loads.
+func versions(t *testing.T, f func(t *testing.T, version string)) {
+	for _, v := range []string{"1.1", "1.2"} {
+		t.Run("v"+v, func(t *testing.T) { f(t, v) })
+	}
+}
+
+func TestGenerationsPublishAtomically(t *testing.T) { versions(t, generationsPublishAtomically) }
+
+func generationsPublishAtomically(t *testing.T, version string) {
 	db := connect(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	counts, err := oneroster.Generate(dir, oneroster.GenOptions{Students: 400, Seed: 1})
+	counts, err := oneroster.Generate(dir, oneroster.GenOptions{Students: 400, Seed: 1, Version: version})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,21 +53,47 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := db.Collection(p1.Collections["enrollments"]).CountDocuments(ctx, bson.D{})
-	if err != nil || int(n) != counts["enrollments"] || p1.Counts["users"] != counts["users"] {
-		t.Fatalf("loaded %d enrollments (%v), want %d; counts %v", n, err, counts["enrollments"], p1.Counts)
+	// A collection per file, each with the file's rows.
+	if len(p1.Collections) != len(counts) {
+		t.Fatalf("collections %v for files %v", p1.Collections, counts)
+	}
+	for e, want := range counts {
+		n, err := db.Collection(p1.Collections[e]).CountDocuments(ctx, bson.D{})
+		if err != nil || int(n) != want || p1.Counts[e] != want {
+			t.Fatalf("%s: %d documents (%v), pointer says %d, file has %d", e, n, err, p1.Counts[e], want)
+		}
+	}
+	if len(p1.Duplicates) != 0 {
+		t.Fatalf("duplicates in a generated roster: %v", p1.Duplicates)
 	}
 	var u bson.M
 	if err := db.Collection(p1.Collections["users"]).FindOne(ctx, bson.D{{Key: "_id", Value: "student-7"}}).Decode(&u); err != nil ||
-		u["tenant"] != "dade" || u["role"] != "student" {
+		u["tenant"] != "dade" || u["givenName"] == nil {
 		t.Fatalf("student-7 = %v, %v", u, err)
+	}
+	if version == "1.2" {
+		// The entities 1.2 added, each as its rows say.
+		for _, c := range []struct{ entity, id, field, want string }{
+			{"roles", "role-s7", "userSourcedId", "student-7"},
+			{"userProfiles", "profile-t0", "userSourcedId", "teacher-0"},
+			{"resources", "resource-0", "importance", "primary"},
+			{"results", "result-7", "studentSourcedId", "student-7"},
+			{"lineItems", "line-item-0", "categorySourcedId", "category-0"},
+			{"scoreScales", "score-scale-0", "scoreScaleValue", "{A:90},{B:80},{C:70},{D:60},{F:0}"},
+		} {
+			var d bson.M
+			if err := db.Collection(p1.Collections[c.entity]).FindOne(ctx, bson.D{{Key: "_id", Value: c.id}}).Decode(&d); err != nil ||
+				d[c.field] != c.want || d["tenant"] != "dade" {
+				t.Fatalf("%s %s = %v (%v), want %s %q", c.entity, c.id, d, err, c.field, c.want)
+			}
+		}
 	}
 	// The same run again is idempotent: same generation, same counts.
 	again, err := l.Load(ctx, "dade", "dade/roster/2026-09-01#1", os.DirFS(dir), nil)
 	if err != nil || again.Generation != p1.Generation {
 		t.Fatalf("re-run: %v, %v", again.Generation, err)
 	}
-	if n2, _ := db.Collection(p1.Collections["enrollments"]).CountDocuments(ctx, bson.D{}); n2 != n {
+	if n2, _ := db.Collection(p1.Collections["enrollments"]).CountDocuments(ctx, bson.D{}); int(n2) != counts["enrollments"] {
 		t.Fatalf("re-run doubled rows: %d", n2)
 	}
 	// A failing load publishes nothing and leaves the current roster.
@@ -87,31 +124,51 @@ func TestGenerationsPublishAtomically(t *testing.T) {
 			t.Fatalf("the killed run's collection %s was not dropped", orphan)
 		}
 	}
-	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p2.Generation || len(names) != len(Entities) {
+	if cur, _, _ := l.Current(ctx, "dade"); cur.Generation != p2.Generation || len(names) != len(counts) {
 		t.Fatalf("pointer %s, collections %v", cur.Generation, names)
 	}
 }
 
+// deltas are, per version, a delta upload: student-1 removed, student-2
+// renamed, student-new added, in the version's layout (1.2: with its role).
+var deltas = map[string]map[string]string{
+	"1.1": {"users.csv": "sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n" +
+		"student-1,tobedeleted,2026-09-02T00:00:00.000Z,true,school-0,student,s1,,A,B,,,,,,,KG,\n" +
+		"student-2,active,2026-09-02T00:00:00.000Z,true,school-0,student,s2,,Renamed,B,,,,,,,KG,\n" +
+		"student-new,active,2026-09-02T00:00:00.000Z,true,school-0,student,sn,,New,C,,,,,,,01,\n"},
+	"1.2": {
+		"users.csv": "sourcedId,status,dateLastModified,enabledUser,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password,userMasterIdentifier,preferredGivenName,preferredMiddleName,preferredFamilyName,primaryOrgSourcedId,pronouns\n" +
+			"student-1,tobedeleted,2026-09-02T00:00:00.000Z,true,s1,,A,B,,,,,,,KG,,,,,,school-0,\n" +
+			"student-2,active,2026-09-02T00:00:00.000Z,true,s2,,Renamed,B,,,,,,,KG,,,,,,school-0,\n" +
+			"student-new,active,2026-09-02T00:00:00.000Z,true,sn,{SIS:9999999},New,C,,,,,,,01,,,,,,school-0,\n",
+		"roles.csv": "sourcedId,status,dateLastModified,userSourcedId,roleType,role,beginDate,endDate,orgSourcedId,userProfileSourcedId\n" +
+			"role-s1,tobedeleted,2026-09-02T00:00:00.000Z,student-1,primary,student,2026-08-10,,school-0,\n" +
+			"role-new,active,2026-09-02T00:00:00.000Z,student-new,primary,student,2026-09-02,,school-0,\n",
+	},
+}
+
 func TestDeltaAppliesToThePublishedRoster(t *testing.T) {
+	versions(t, deltaAppliesToThePublishedRoster)
+}
+
+func deltaAppliesToThePublishedRoster(t *testing.T, version string) {
 	db := connect(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	counts, _ := oneroster.Generate(dir, oneroster.GenOptions{Students: 100, Seed: 4})
+	counts, _ := oneroster.Generate(dir, oneroster.GenOptions{Students: 100, Seed: 4, Version: version})
 	l := &Loader{DB: db}
 	p1, err := l.Load(ctx, "dade", "bulk#1", os.DirFS(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	delta := t.TempDir()
-	os.WriteFile(delta+"/users.csv", []byte("sourcedId,status,dateLastModified,enabledUser,orgSourcedIds,role,username,userIds,givenName,familyName,middleName,identifier,email,sms,phone,agentSourcedIds,grades,password\n"+
-		"student-1,tobedeleted,2026-09-02T00:00:00.000Z,true,school-0,student,s1,,A,B,,,,,,,KG,\n"+
-		"student-2,active,2026-09-02T00:00:00.000Z,true,school-0,student,s2,,Renamed,B,,,,,,,KG,\n"+
-		"student-new,active,2026-09-02T00:00:00.000Z,true,school-0,student,sn,,New,C,,,,,,,01,\n"), 0o644)
-	modes := map[string]Mode{"users": Delta}
-	for _, e := range Entities {
-		if e != "users" {
-			modes[e] = Absent
-		}
+	modes := map[string]Mode{}
+	for e := range counts {
+		modes[e] = Absent
+	}
+	for name, body := range deltas[version] {
+		os.WriteFile(filepath.Join(delta, name), []byte(body), 0o644)
+		modes[strings.TrimSuffix(name, ".csv")] = Delta
 	}
 	p2, err := l.Load(ctx, "dade", "delta#1", os.DirFS(delta), modes)
 	if err != nil {
@@ -132,9 +189,25 @@ func TestDeltaAppliesToThePublishedRoster(t *testing.T) {
 	if n, _ := users.CountDocuments(ctx, bson.D{{Key: "_id", Value: "student-new"}}); n != 1 {
 		t.Fatal("the new user was not added")
 	}
+	if version == "1.2" {
+		roles := db.Collection(p2.Collections["roles"])
+		if p2.Counts["roles"] != counts["roles"] || p2.Collections["roles"] != p1.Collections["roles"] {
+			t.Fatalf("roles after the delta: %d in %s, before %d in %s", p2.Counts["roles"], p2.Collections["roles"], counts["roles"], p1.Collections["roles"])
+		}
+		var r bson.M
+		if n, _ := roles.CountDocuments(ctx, bson.D{{Key: "_id", Value: "role-s1"}}); n != 0 {
+			t.Fatal("tobedeleted did not remove role-s1")
+		}
+		if err := roles.FindOne(ctx, bson.D{{Key: "_id", Value: "role-new"}}).Decode(&r); err != nil || r["userSourcedId"] != "student-new" {
+			t.Fatalf("role-new = %v %v", r, err)
+		}
+		if p2.Collections["results"] != p1.Collections["results"] || p2.Counts["results"] != counts["results"] {
+			t.Fatal("the absent results did not carry over")
+		}
+	}
 	// Nothing the new pointer uses was dropped.
 	names, _ := l.Collections(ctx, "dade")
-	if len(names) != len(Entities) {
+	if len(names) != len(counts) {
 		t.Fatalf("collections after the delta: %v", names)
 	}
 }
@@ -142,11 +215,14 @@ func TestDeltaAppliesToThePublishedRoster(t *testing.T) {
 // TestResumeAfterInterruption: a load stopped midway (as by kill -9) and
 // resumed from its marks ends with exactly the source's documents: none
 // lost, none twice, the first collections not loaded again.
-func TestResumeAfterInterruption(t *testing.T) {
+func TestResumeAfterInterruption(t *testing.T) { versions(t, resumeAfterInterruption) }
+
+func resumeAfterInterruption(t *testing.T, version string) {
 	db := connect(t)
 	ctx := context.Background()
 	dir := t.TempDir()
-	if _, err := oneroster.Generate(dir, oneroster.GenOptions{Students: 1500, Seed: 3}); err != nil {
+	counts, err := oneroster.Generate(dir, oneroster.GenOptions{Students: 1500, Seed: 3, Version: version})
+	if err != nil {
 		t.Fatal(err)
 	}
 	const run = "dade/roster/2026-09-01#1"
@@ -171,7 +247,7 @@ func TestResumeAfterInterruption(t *testing.T) {
 	// tolerate them (duplicate keys) and add only what is missing. Make
 	// sure of one: the server's answer to a batch that is partly in.
 	users := db.Collection(collection("users", "dade", Generation(run)))
-	_, err := users.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: "student-1"}}, bson.D{{Key: "_id", Value: "zz-new"}}},
+	_, err = users.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: "student-1"}}, bson.D{{Key: "_id", Value: "zz-new"}}},
 		options.InsertMany().SetOrdered(false))
 	if !onlyDuplicates(err) {
 		t.Fatalf("a batch with one duplicate: %v", err)
@@ -188,7 +264,7 @@ func TestResumeAfterInterruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range []string{"orgs", "users", "enrollments", "classes"} {
+	for e := range counts {
 		want, err := FileDigest(os.DirFS(dir), e, "dade")
 		if err != nil {
 			t.Fatal(err)
@@ -204,5 +280,30 @@ func TestResumeAfterInterruption(t *testing.T) {
 	}
 	if inserts != int64(total) {
 		t.Fatalf("progress after resume reports %d rows of %d", inserts, total)
+	}
+}
+
+// TestRepeatedSourcedIDsAreCounted: a bulk file whose sourcedId repeats (an
+// upload the policy let through with a few errors) loads one document for
+// it, and the pointer says how many rows were not loaded, and of which file,
+// rather than dropping them silently.
+func TestRepeatedSourcedIDsAreCounted(t *testing.T) { versions(t, repeatedSourcedIDsAreCounted) }
+
+func repeatedSourcedIDsAreCounted(t *testing.T, version string) {
+	db := connect(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	counts, err := oneroster.Generate(dir, oneroster.GenOptions{Students: 200, Seed: 6, Version: version, InjectErrors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Loader{DB: db, Batch: 100}
+	p, err := l.Load(ctx, "dade", "dups#1", os.DirFS(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := db.Collection(p.Collections["enrollments"]).CountDocuments(ctx, bson.D{})
+	if p.Duplicates["enrollments"] != 1 || len(p.Duplicates) != 1 || int(n) != counts["enrollments"]-1 || p.Counts["enrollments"] != int(n) {
+		t.Fatalf("duplicates %v, %d enrollments loaded, pointer count %d, file rows %d", p.Duplicates, n, p.Counts["enrollments"], counts["enrollments"])
 	}
 }
