@@ -7,11 +7,13 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/status"
@@ -390,25 +392,64 @@ func (s *server) runs(c *gin.Context) {
 	c.JSON(200, gin.H{"runs": runs, "next": next})
 }
 
+// run answers one run and its observations. A run belongs to one tenant and
+// job: a run_id several jobs used needs ?tenant=&job= (409 without), and
+// every observation answered is the run's own, which the token may see.
 func (s *server) run(c *gin.Context) {
 	id := c.Param("run_id")
 	if len(id) > 0 && id[0] == '/' {
 		id = id[1:]
 	}
-	obs, err := s.o.Store.Observations(c.Request.Context(), id, 5000)
+	p := who(c)
+	tenant, job := c.Query("tenant"), c.Query("job")
+	f := store.Filter{Tenants: p.tenants}
+	if tenant != "" {
+		if !p.CanSee(tenant) {
+			abort(c, 404, "not_found", "no run "+strconv.Quote(id))
+			return
+		}
+		f = store.Filter{Tenants: []string{tenant}}
+	}
+	all, err := s.o.Store.RunsByID(c.Request.Context(), id, f)
 	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if len(obs) == 0 || !who(c).CanSee(obs[0].Tenant) {
+	runs := all[:0]
+	for _, r := range all {
+		if p.CanSee(r.Tenant) && (job == "" || r.Job == job) {
+			runs = append(runs, r)
+		}
+	}
+	switch {
+	case len(runs) == 0:
 		abort(c, 404, "not_found", "no run "+strconv.Quote(id))
 		return
+	case len(runs) > 1:
+		owners := make([]string, len(runs))
+		for i, r := range runs {
+			owners[i] = r.Tenant + "/" + r.Job
+		}
+		abort(c, 409, "ambiguous_run_id", fmt.Sprintf("run_id %q belongs to %d jobs (%s); add ?tenant=&job=",
+			id, len(runs), strings.Join(owners, ", ")))
+		return
 	}
-	var r status.Run
-	for i := range obs {
-		r.Apply(&obs[i])
+	r := runs[0]
+	obs, err := s.o.Store.Observations(c.Request.Context(), store.RunKey{Tenant: r.Tenant, Job: r.Job, RunID: r.RunID}, 5000)
+	if err != nil {
+		s.storeError(c, err)
+		return
 	}
-	c.JSON(200, gin.H{"run": r, "observations": obs})
+	own := obs[:0]
+	for _, o := range obs {
+		if o.Tenant == r.Tenant && o.Job == r.Job && o.RunID == r.RunID && p.CanSee(o.Tenant) {
+			own = append(own, o)
+		}
+	}
+	if own == nil {
+		own = []status.Observation{}
+	}
+	c.JSON(200, gin.H{"run": r, "observations": own})
 }
 
 func (s *server) sources(c *gin.Context) {

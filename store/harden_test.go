@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ func TestHardeningContract(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				got, err := s.Observations(ctx, "dade/r/1", 10)
+				got, err := s.Observations(ctx, RunKey{"dade", "roster-import", "dade/r/1"}, 10)
 				if err != nil || len(got) != 2 {
 					t.Fatalf("observations %v, %v", got, err)
 				}
@@ -42,6 +43,84 @@ func TestHardeningContract(t *testing.T) {
 				r := mustLatest(t, s)[JobKey{"dade", "roster-import"}]
 				if r.UpdatedAt != nil || r.RowsDone != 20 {
 					t.Fatalf("run has updated_at %v (none was sent), rows %d", r.UpdatedAt, r.RowsDone)
+				}
+			})
+
+			t.Run("a run_id of another tenant makes a run of its own", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				b := obs("2026-09-01T04:05:00Z", "broward", "shared/1", status.StateRunning, 10, 100)
+				b.Error = "broward's secret error text"
+				if _, err := s.Ingest(ctx, []status.Observation{b}); err != nil {
+					t.Fatal(err)
+				}
+				// Tenant dade pushes broward's run_id, newer, with another job too.
+				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", status.StateSucceeded, 1, 1)
+				a2 := a
+				a2.Job, a2.At = "other-job", ts("2026-09-01T04:31:00Z")
+				if _, err := s.Ingest(ctx, []status.Observation{a, a2}); err != nil {
+					t.Fatal(err)
+				}
+				latest := mustLatest(t, s)
+				br := latest[JobKey{"broward", "roster-import"}]
+				if br.RunID != "shared/1" || br.State != status.StateRunning || br.RowsDone != 10 || br.Error != b.Error {
+					t.Fatalf("broward's run after dade pushed its run_id: %+v", br)
+				}
+				if d := latest[JobKey{"dade", "roster-import"}]; d.RunID != "shared/1" || d.State != status.StateSucceeded || d.Error != "" {
+					t.Fatalf("dade's run: %+v", d)
+				}
+				if d := latest[JobKey{"dade", "other-job"}]; d.RunID != "shared/1" || d.Tenant != "dade" {
+					t.Fatalf("dade's other job's run: %+v", d)
+				}
+				owners, err := s.RunsByID(ctx, "shared/1", Filter{Tenants: []string{"dade"}})
+				if err != nil || len(owners) != 2 {
+					t.Fatalf("dade's runs with id shared/1: %+v, %v", owners, err)
+				}
+				got, err := s.Observations(ctx, RunKey{Tenant: "broward", Job: "roster-import", RunID: "shared/1"}, 10)
+				if err != nil || len(got) != 1 || got[0].Tenant != "broward" {
+					t.Fatalf("broward's observations: %+v, %v", got, err)
+				}
+			})
+
+			t.Run("a database of the old schema is migrated", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				old := obs("2026-09-01T04:05:00Z", "broward", "shared/1", status.StateRunning, 10, 100)
+				if _, err := s.Ingest(ctx, []status.Observation{old}); err != nil {
+					t.Fatal(err)
+				}
+				// Put the runs table back as it was before runs had owners.
+				db := s.db
+				var rows []runRow
+				if err := db.Find(&rows).Error; err != nil || len(rows) != 1 {
+					t.Fatalf("runs: %v %v", rows, err)
+				}
+				if err := db.Migrator().DropTable(&runRow{}, &schemaRow{}); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.AutoMigrate(&runRowV1{}); err != nil {
+					t.Fatal(err)
+				}
+				v1 := runRowV1(rows[0])
+				if err := db.Create(&v1).Error; err != nil {
+					t.Fatal(err)
+				}
+				if err := s.migrate(); err != nil {
+					t.Fatalf("migrating the old schema: %v", err)
+				}
+				if err := s.migrate(); err != nil {
+					t.Fatalf("migrating twice: %v", err)
+				}
+				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", status.StateSucceeded, 1, 1)
+				if _, err := s.Ingest(ctx, []status.Observation{a}); err != nil {
+					t.Fatal(err)
+				}
+				latest := mustLatest(t, s)
+				if br := latest[JobKey{"broward", "roster-import"}]; br.RunID != "shared/1" || br.RowsDone != 10 {
+					t.Fatalf("broward's migrated run: %+v", br)
+				}
+				if d := latest[JobKey{"dade", "roster-import"}]; d.State != status.StateSucceeded {
+					t.Fatalf("dade's run: %+v", d)
 				}
 			})
 
@@ -73,15 +152,17 @@ func TestHardeningContract(t *testing.T) {
 func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hub.db")
 	ctx := context.Background()
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 * * * *", Deadline: "23:59",
-		StaleAfter: status.Duration(20 * time.Minute)}
-	if err := spec.Compile(); err != nil {
-		t.Fatal(err)
-	}
 	// Times are close to the wall clock: the bug filled updated_at with it.
 	now := time.Now().UTC().Truncate(time.Minute)
 	t0 := now.Add(-45 * time.Minute)
 	started := t0.Add(-5 * time.Minute)
+	sched := started.Add(-10 * time.Minute)
+	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
+		Schedule: fmt.Sprintf("%d %d * * *", sched.Minute(), sched.Hour()), Deadline: sched.Add(6 * time.Hour).Format("15:04"),
+		StaleAfter: status.Duration(20 * time.Minute)}
+	if err := spec.Compile(); err != nil {
+		t.Fatal(err)
+	}
 	var polls []status.Observation
 	for at := t0; !at.After(now); at = at.Add(5 * time.Minute) {
 		polls = append(polls, status.Observation{At: at, Source: "importer", Tenant: "dade", Job: "roster-import",
@@ -119,3 +200,29 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 		t.Fatal("after a restart the stalled run looks fresh")
 	}
 }
+
+// runRowV1 is the runs table before runs had owners (one row per run_id).
+type runRowV1 struct {
+	Tenant          string     `gorm:"size:128;not null;index:ix_run_job,priority:1"`
+	Job             string     `gorm:"size:128;not null;index:ix_run_job,priority:2"`
+	RunID           string     `gorm:"primaryKey;size:256"`
+	Source          string     `gorm:"size:128;not null"`
+	SortAt          time.Time  `gorm:"not null;index:ix_run_job,priority:3"`
+	State           string     `gorm:"size:16;not null;index"`
+	Stage           string     `gorm:"size:64;not null"`
+	Attempt         int        `gorm:"not null"`
+	StartedAt       *time.Time ``
+	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"`
+	FinishedAt      *time.Time ``
+	RowsDone        int64      `gorm:"not null"`
+	RowsTotal       int64      `gorm:"not null"`
+	Error           string     `gorm:"size:4096;not null"`
+	FilesArrivedAt  *time.Time ``
+	QualityErrors   int64      `gorm:"not null"`
+	QualityWarnings int64      `gorm:"not null"`
+	URL             string     `gorm:"size:2048;not null"`
+	FirstSeenAt     time.Time  `gorm:"not null"`
+	LastSeenAt      time.Time  `gorm:"not null;index"`
+}
+
+func (runRowV1) TableName() string { return "runs" }

@@ -31,13 +31,22 @@ func (s *Store) Ingest(ctx context.Context, obs []status.Observation) (IngestRes
 		return res, nil
 	}
 	rows := make([]observationRow, len(obs))
+	// A run is its tenant's and job's: the same run_id under another tenant
+	// or job is another run, whatever a collector sends.
+	keys := make([]RunKey, 0, 16)
 	ids := make([]string, 0, 16)
-	seen := map[string]bool{}
+	seen := map[RunKey]bool{}
+	seenID := map[string]bool{}
 	for i := range obs {
 		rows[i] = toObservationRow(&obs[i])
-		if !seen[obs[i].RunID] {
-			seen[obs[i].RunID] = true
-			ids = append(ids, obs[i].RunID)
+		k := keyOf(&obs[i])
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		if !seenID[k.RunID] {
+			seenID[k.RunID] = true
+			ids = append(ids, k.RunID)
 		}
 	}
 	err := s.write(ctx, "ingest", func(tx *gorm.DB) error {
@@ -59,27 +68,29 @@ func (s *Store) Ingest(ctx context.Context, obs []status.Observation) (IngestRes
 			order[i] = i
 		}
 		sort.SliceStable(order, func(a, b int) bool { return obs[order[a]].At.Before(obs[order[b]].At) })
-		changed := map[string]bool{}
+		changed := map[RunKey]bool{}
 		for _, i := range order {
-			r := runs[obs[i].RunID]
+			k := keyOf(&obs[i])
+			r := runs[k]
 			if r == nil {
 				r = &status.Run{}
-				runs[obs[i].RunID] = r
+				runs[k] = r
 			}
 			if r.Apply(&obs[i]) {
-				changed[obs[i].RunID] = true
+				changed[k] = true
 			}
 		}
 		upd := make([]runRow, 0, len(changed))
-		for _, id := range ids {
-			if changed[id] {
-				upd = append(upd, toRunRow(runs[id]))
+		for _, k := range keys {
+			if changed[k] {
+				upd = append(upd, toRunRow(runs[k]))
 			}
-			res.Runs = append(res.Runs, *runs[id])
+			res.Runs = append(res.Runs, *runs[k])
 		}
 		for start := 0; start < len(upd); start += maxBatch {
 			end := min(start+maxBatch, len(upd))
-			r := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "run_id"}}, UpdateAll: true}).Create(upd[start:end])
+			r := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "tenant"}, {Name: "job"}, {Name: "run_id"}},
+				UpdateAll: true}).Create(upd[start:end])
 			if r.Error != nil {
 				return fmt.Errorf("upsert runs: %w", r.Error)
 			}
@@ -93,8 +104,18 @@ func (s *Store) Ingest(ctx context.Context, obs []status.Observation) (IngestRes
 	return res, nil
 }
 
-func loadRuns(tx *gorm.DB, ids []string) (map[string]*status.Run, error) {
-	out := make(map[string]*status.Run, len(ids))
+// RunKey names one run: its tenant, job and run_id.
+type RunKey struct {
+	Tenant string
+	Job    string
+	RunID  string
+}
+
+func keyOf(o *status.Observation) RunKey { return RunKey{o.Tenant, o.Job, o.RunID} }
+
+// loadRuns reads the runs with these ids, of every tenant and job.
+func loadRuns(tx *gorm.DB, ids []string) (map[RunKey]*status.Run, error) {
+	out := make(map[RunKey]*status.Run, len(ids))
 	for start := 0; start < len(ids); start += maxBatch {
 		end := min(start+maxBatch, len(ids))
 		var rows []runRow
@@ -103,7 +124,7 @@ func loadRuns(tx *gorm.DB, ids []string) (map[string]*status.Run, error) {
 		}
 		for i := range rows {
 			r := rows[i].run()
-			out[r.RunID] = &r
+			out[RunKey{r.Tenant, r.Job, r.RunID}] = &r
 		}
 	}
 	return out, nil

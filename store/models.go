@@ -6,7 +6,7 @@ import (
 	"github.com/etlhub/etlhub/internal/status"
 )
 
-var allModels = []any{&observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}}
+var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}}
 
 // observationRow is one stored observation. (run_id, hash) is unique, so an
 // unchanged repeat is not stored twice.
@@ -62,12 +62,14 @@ func (r *observationRow) observation() status.Observation {
 	return o
 }
 
-// runRow is the derived state of one run_id.
+// runRow is the derived state of one run. A run belongs to one tenant and
+// job for ever: (tenant, job, run_id) is its key, so a run_id another tenant
+// (or job) also uses names a different run.
 type runRow struct {
-	RunID           string     `gorm:"primaryKey;size:256"`
+	Tenant          string     `gorm:"primaryKey;size:128;index:ix_run_job,priority:1"`
+	Job             string     `gorm:"primaryKey;size:128;index:ix_run_job,priority:2"`
+	RunID           string     `gorm:"primaryKey;size:256;index:ix_run_id"`
 	Source          string     `gorm:"size:128;not null"`
-	Tenant          string     `gorm:"size:128;not null;index:ix_run_job,priority:1"`
-	Job             string     `gorm:"size:128;not null;index:ix_run_job,priority:2"`
 	SortAt          time.Time  `gorm:"not null;index:ix_run_job,priority:3"`
 	State           string     `gorm:"size:16;not null;index"`
 	Stage           string     `gorm:"size:64;not null"`

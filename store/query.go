@@ -107,12 +107,29 @@ func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []status.Run, 
 	return runs, next, err
 }
 
+// RunsByID returns the runs with this run_id that f lets through: one per
+// tenant and job that used it, ordered by tenant and job.
+func (s *Store) RunsByID(ctx context.Context, runID string, f Filter) ([]status.Run, error) {
+	var out []status.Run
+	err := s.read(ctx, "runs_by_id", func(db *gorm.DB) error {
+		var rows []runRow
+		if err := f.apply(db.Where("run_id = ?", runID)).Order("tenant, job").Limit(100).Find(&rows).Error; err != nil {
+			return err
+		}
+		for i := range rows {
+			out = append(out, rows[i].run())
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Observations returns a run's observations in at order.
-func (s *Store) Observations(ctx context.Context, runID string, limit int) ([]status.Observation, error) {
+func (s *Store) Observations(ctx context.Context, k RunKey, limit int) ([]status.Observation, error) {
 	var out []status.Observation
 	err := s.read(ctx, "observations", func(db *gorm.DB) error {
 		var rows []observationRow
-		if err := db.Where("run_id = ?", runID).Order("at, id").Limit(limit).Find(&rows).Error; err != nil {
+		if err := db.Where("run_id = ? AND tenant = ? AND job = ?", k.RunID, k.Tenant, k.Job).Order("at, id").Limit(limit).Find(&rows).Error; err != nil {
 			return err
 		}
 		for i := range rows {

@@ -138,11 +138,93 @@ func redact(msg, dsn string) string {
 	return strings.ReplaceAll(msg, dsn, "<dsn>")
 }
 
+// schemaRow records which migrations a database has had, beyond what
+// AutoMigrate does by itself (it adds tables, columns and indexes, but never
+// changes a primary key).
+type schemaRow struct {
+	ID      int `gorm:"primaryKey;autoIncrement:false"`
+	Version int `gorm:"not null"`
+}
+
+func (schemaRow) TableName() string { return "etlhub_schema" }
+
+// schemaVersion 2: runs are keyed by (tenant, job, run_id), no longer by
+// run_id alone.
+const schemaVersion = 2
+
 func (s *Store) migrate() error {
-	if err := s.db.AutoMigrate(allModels...); err != nil {
+	err := s.db.Transaction(func(tx *gorm.DB) error {
+		if s.dialect == "postgres" {
+			// Replicas starting together migrate one after the other.
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(7305001)").Error; err != nil {
+				return err
+			}
+		}
+		m := tx.Migrator()
+		version := 0
+		if m.HasTable(&schemaRow{}) {
+			var rows []schemaRow
+			if err := tx.Find(&rows).Error; err != nil {
+				return err
+			}
+			for _, r := range rows {
+				version = max(version, r.Version)
+			}
+		}
+		ownRuns := version < 2 && m.HasTable("runs")
+		if ownRuns {
+			if err := s.ownRunsBefore(tx); err != nil {
+				return fmt.Errorf("runs by tenant and job: %w", err)
+			}
+		}
+		if err := tx.AutoMigrate(allModels...); err != nil {
+			return err
+		}
+		if ownRuns && s.dialect != "postgres" {
+			if err := copyRunsV1(tx); err != nil {
+				return fmt.Errorf("runs by tenant and job: %w", err)
+			}
+		}
+		return tx.Save(&schemaRow{ID: 1, Version: schemaVersion}).Error
+	})
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
+}
+
+// ownRunsBefore prepares a runs table keyed by run_id alone for the key
+// (tenant, job, run_id). Every existing run keeps its row: each run_id had
+// one, so no two rows meet under the new key. PostgreSQL changes the key in
+// place; SQLite cannot, so the old table steps aside (its indexes dropped,
+// their names are per database) and copyRunsV1 fills the new one.
+func (s *Store) ownRunsBefore(tx *gorm.DB) error {
+	if s.dialect == "postgres" {
+		return tx.Exec("ALTER TABLE runs DROP CONSTRAINT IF EXISTS runs_pkey, ADD PRIMARY KEY (tenant, job, run_id)").Error
+	}
+	for _, q := range []string{
+		"ALTER TABLE runs RENAME TO runs_v1",
+		"DROP INDEX IF EXISTS ix_run_job",
+		"DROP INDEX IF EXISTS idx_runs_state",
+		"DROP INDEX IF EXISTS idx_runs_last_seen_at",
+	} {
+		if err := tx.Exec(q).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyRunsV1(tx *gorm.DB) error {
+	stmt := &gorm.Statement{DB: tx}
+	if err := stmt.Parse(&runRow{}); err != nil {
+		return err
+	}
+	cols := strings.Join(stmt.Schema.DBNames, ", ")
+	if err := tx.Exec("INSERT INTO runs (" + cols + ") SELECT " + cols + " FROM runs_v1").Error; err != nil {
+		return err
+	}
+	return tx.Exec("DROP TABLE runs_v1").Error
 }
 
 // Close releases the database.

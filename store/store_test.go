@@ -91,7 +91,7 @@ func TestContract(t *testing.T) {
 				if !r.FirstSeenAt.Equal(ts("2026-09-01T04:05:00Z")) || !r.LastSeenAt.Equal(ts("2026-09-01T04:15:00Z")) {
 					t.Fatalf("seen %v..%v", r.FirstSeenAt, r.LastSeenAt)
 				}
-				got, err := s.Observations(ctx, "dade/r/1", 10)
+				got, err := s.Observations(ctx, RunKey{"dade", "roster-import", "dade/r/1"}, 10)
 				if err != nil || len(got) != 2 || got[1].Quality == nil || got[1].Quality.Warnings != 5 {
 					t.Fatalf("observations read back = %+v, %v", got, err)
 				}

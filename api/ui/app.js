@@ -103,7 +103,7 @@ async function sources() {
 // run draws a run's progress over time, its projected finish with the
 // uncertainty, the deadline and the stage changes.
 async function run(id, tenant, job) {
-  const [r, j] = await Promise.all([api("/api/v1/runs/" + encodeURIComponent(id)), api("/api/v1/jobs/" + encodeURIComponent(tenant) + "/" + encodeURIComponent(job))]);
+  const [r, j] = await Promise.all([api("/api/v1/runs/" + encodeURIComponent(id) + "?tenant=" + encodeURIComponent(tenant) + "&job=" + encodeURIComponent(job)), api("/api/v1/jobs/" + encodeURIComponent(tenant) + "/" + encodeURIComponent(job))]);
   const v = j.view || {};
   const pts = r.observations.filter((o) => o.updated_at).map((o) => ({ t: new Date(o.updated_at).getTime(), y: o.rows_done, total: o.rows_total, stage: o.stage }));
   const total = Math.max(1, ...pts.map((p) => p.total || 0), ...pts.map((p) => p.y));
