@@ -101,7 +101,7 @@ func TestEngineViewKeepsALateNightLate(t *testing.T) {
 	e.Observe([]status.Observation{
 		{At: night.Add(time.Minute), Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: status.StateRunning, StartedAt: &st, UpdatedAt: &st},
 		{At: fin, Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: status.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin},
-	})
+	}, fin)
 	e.Tick(fin.Add(2 * time.Hour))
 	v := e.Views()[JobKey{"dade", "roster-import"}]
 	if v.Risk != RiskBreached || v.Outcome.Kind != OutcomeLate || v.Outcome.Summary != "late by 44 min" {
