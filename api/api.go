@@ -68,6 +68,10 @@ type Options struct {
 	Log          *slog.Logger
 	MaxBodyBytes int64
 	Now          func() time.Time
+	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
+	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
+	// logged client is the peer that connected.
+	TrustedProxies []string
 }
 
 type server struct {
@@ -95,6 +99,10 @@ func New(o Options) http.Handler {
 		s.metrics = newHTTPMetrics(o.Registerer)
 	}
 	r := gin.New()
+	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
+		// The config check refuses bad entries; trust nobody rather than everybody.
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.HandleMethodNotAllowed = true
 	r.Use(s.recoverer(), s.logRequests())
 	r.NoRoute(func(c *gin.Context) { abort(c, 404, "not_found", "no such endpoint") })

@@ -19,6 +19,9 @@ import (
 type Config struct {
 	// Listen is the API's address.
 	Listen string `yaml:"listen"`
+	// TrustedProxies are the reverse proxies (addresses or CIDRs) whose
+	// X-Forwarded-For names the client in request logs; none by default.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Log sets the level (debug, info, warn, error) and format (json, text).
 	Log LogConfig `yaml:"log"`
 	// PublicURL is where people reach the dashboard (links in pages and messages).
@@ -68,6 +71,11 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		p.Add("listen", "%q is not host:port", c.Listen)
+	}
+	for i, tp := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(tp); err != nil && net.ParseIP(tp) == nil {
+			p.Add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR", tp)
+		}
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
