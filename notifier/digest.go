@@ -182,8 +182,10 @@ func top(m map[string]int, n int) []Count {
 	return out
 }
 
-// Text renders the digest as short lines, readable at a glance (Slack mrkdwn).
+// Text renders the digest as short lines, readable at a glance (Slack
+// mrkdwn, every outside string escaped).
 func (d *Digest) Text() []string {
+	esc := Mrkdwn
 	pct := func(x float64) string {
 		if x < 0 {
 			return "n/a"
@@ -196,24 +198,24 @@ func (d *Digest) Text() []string {
 		trend = fmt.Sprintf(" (%+.0f pts vs last week's %s)", delta, pct(d.PrevOnTime))
 	}
 	lines := []string{
-		fmt.Sprintf("*%s* — %s to %s", d.Title, d.From.Format("Jan 2 15:04"), d.To.Format("Jan 2 15:04 MST")),
+		fmt.Sprintf("*%s* — %s to %s", esc(d.Title), d.From.Format("Jan 2 15:04"), d.To.Format("Jan 2 15:04 MST")),
 		fmt.Sprintf("*%d nights*, %d on time: *%s*%s", d.Nights, d.OnTime, pct(d.OnTimeRate()), trend),
-		fmt.Sprintf("Duration: median %.0f min, worst %.0f min (%s), against a %.0f min window", d.MedianMin, d.WorstMin, d.WorstJob, d.WindowMin),
+		fmt.Sprintf("Duration: median %.0f min, worst %.0f min (%s), against a %.0f min window", d.MedianMin, d.WorstMin, esc(d.WorstJob), d.WindowMin),
 	}
 	if len(d.Late)+len(d.Missed) > 0 {
 		var parts []string
 		for _, l := range d.Missed {
-			parts = append(parts, fmt.Sprintf("%s/%s never succeeded", l.Tenant, l.Job))
+			parts = append(parts, fmt.Sprintf("%s/%s never succeeded", esc(l.Tenant), esc(l.Job)))
 		}
 		for _, l := range d.Late {
-			parts = append(parts, fmt.Sprintf("%s/%s %.0f min late", l.Tenant, l.Job, l.Minutes))
+			parts = append(parts, fmt.Sprintf("%s/%s %.0f min late", esc(l.Tenant), esc(l.Job), l.Minutes))
 		}
 		lines = append(lines, "Late: "+strings.Join(parts, "; "))
 	}
 	if len(d.LateUploads) > 0 {
 		var parts []string
 		for _, l := range d.LateUploads {
-			parts = append(parts, fmt.Sprintf("%s/%s files %.0f min late", l.Tenant, l.Job, l.Minutes))
+			parts = append(parts, fmt.Sprintf("%s/%s files %.0f min late", esc(l.Tenant), esc(l.Job), l.Minutes))
 		}
 		lines = append(lines, "Late uploads: "+strings.Join(parts, "; "))
 	}
@@ -221,19 +223,19 @@ func (d *Digest) Text() []string {
 	if len(d.TopErrors) > 0 {
 		var parts []string
 		for _, c := range d.TopErrors {
-			parts = append(parts, fmt.Sprintf("%d× %s", c.N, c.Name))
+			parts = append(parts, fmt.Sprintf("%d× %s", c.N, esc(c.Name)))
 		}
 		lines = append(lines, "Top errors: "+strings.Join(parts, "; "))
 	}
 	if len(d.Alerts) > 0 {
 		var parts []string
 		for _, c := range d.Alerts {
-			parts = append(parts, fmt.Sprintf("%s %d", c.Name, c.N))
+			parts = append(parts, fmt.Sprintf("%s %d", esc(c.Name), c.N))
 		}
 		lines = append(lines, "Alerts raised: "+strings.Join(parts, ", "))
 	}
-	if d.DashboardURL != "" {
-		lines = append(lines, "<"+d.DashboardURL+"|Open the dashboard>")
+	if _, ok := WebURL(d.DashboardURL); ok {
+		lines = append(lines, MrkdwnLink(d.DashboardURL, "Open the dashboard"))
 	}
 	return lines
 }

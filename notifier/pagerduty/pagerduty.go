@@ -116,7 +116,10 @@ func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
 		dedup = "group|" + m.GroupKey
 	}
 	ev := &pagerduty.V2Event{RoutingKey: n.cfg.RoutingKey.Value(), Action: action, DedupKey: DedupKey(dedup),
-		Client: "etlhub", ClientURL: m.DashboardURL}
+		Client: "etlhub"}
+	if _, ok := notifier.WebURL(m.DashboardURL); ok {
+		ev.ClientURL = m.DashboardURL // PagerDuty links it: http(s) only
+	}
 	if action == "trigger" {
 		ev.Payload = &pagerduty.V2Payload{
 			Summary: notifier.Clip(m.GroupSummary(), 1024), Source: "etlhub", Severity: Severity(a.Severity),

@@ -102,7 +102,7 @@ func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, erro
 		}
 		note := fmt.Sprintf("Resolved at %s", m.Alert.ResolvedAt.UTC().Format("15:04 MST"))
 		if m.Event == "acknowledged" {
-			note = fmt.Sprintf("Acknowledged by %s at %s", m.Alert.AckedBy, m.Alert.AckedAt.UTC().Format("15:04 MST"))
+			note = fmt.Sprintf("Acknowledged by %s at %s", notifier.Mrkdwn(m.Alert.AckedBy), m.Alert.AckedAt.UTC().Format("15:04 MST"))
 		}
 		_, _, err := n.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(ts), slack.MsgOptionText(note, false))
 		return m.Ref, n.verdict(err)
@@ -138,18 +138,23 @@ func (n *Notifier) verdict(err error) error {
 	return notifier.Scrub(out, n.cfg.Token.Value(), n.cfg.WebhookURL.Value())
 }
 
+// fallback is the notification text (mrkdwn): outside strings escaped.
 func fallback(m notifier.Message) string {
-	return notifier.Clip(fmt.Sprintf("[%s] %s", strings.ToUpper(status(m)), m.GroupSummary()), 3000)
+	return notifier.ClipMrkdwn(fmt.Sprintf("[%s] %s", status(m), notifier.Mrkdwn(m.GroupSummary())), 3000)
 }
 
+// status is the event in capitals, with who acknowledged it (escaped mrkdwn).
 func status(m notifier.Message) string {
 	switch m.Event {
 	case "resolved":
-		return "resolved"
+		return "RESOLVED"
 	case "acknowledged":
-		return "acknowledged by " + m.Alert.AckedBy
+		if m.Alert.AckedBy == "" {
+			return "ACKNOWLEDGED"
+		}
+		return "ACKNOWLEDGED by " + notifier.Mrkdwn(m.Alert.AckedBy)
 	}
-	return m.Alert.Severity
+	return strings.ToUpper(notifier.Mrkdwn(m.Alert.Severity))
 }
 
 // Blocks is the alert as Block Kit, within Slack's limits.
@@ -162,12 +167,13 @@ func Blocks(m notifier.Message) []slack.Block {
 	case "acknowledged":
 		icon = ":eyes:"
 	}
-	title := fmt.Sprintf("%s *%s* %s — %s/%s", icon, strings.ToUpper(status(m)), a.Rule, a.Tenant, a.Job)
+	esc := notifier.Mrkdwn
+	title := fmt.Sprintf("%s *%s* %s — %s/%s", icon, status(m), esc(a.Rule), esc(a.Tenant), esc(a.Job))
 	if len(m.Group) > 1 {
-		title = fmt.Sprintf("%s *%s* %d alerts — %s", icon, strings.ToUpper(status(m)), len(m.Group), m.GroupKey)
+		title = fmt.Sprintf("%s *%s* %d alerts — %s", icon, status(m), len(m.Group), esc(m.GroupKey))
 	}
 	blocks := []slack.Block{
-		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, notifier.Clip(title, MaxSectionText), false, false), nil, nil),
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, notifier.ClipMrkdwn(title, MaxSectionText), false, false), nil, nil),
 	}
 	members := m.Group
 	if len(members) <= 1 {
@@ -180,17 +186,18 @@ func Blocks(m notifier.Message) []slack.Block {
 				fmt.Sprintf("and %d more", len(members)-i), false, false), nil, nil))
 			break
 		}
+		// plain_text: Slack reads no markup in it (no mentions, no links).
 		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.PlainTextType, notifier.Clip(g.Summary, MaxSectionText), false, false), nil, nil))
 	}
 	var ctx []slack.MixedElement
 	if a.RunID != "" {
-		ctx = append(ctx, slack.NewTextBlockObject(slack.MarkdownType, "run `"+notifier.Clip(a.RunID, 200)+"`", false, false))
+		ctx = append(ctx, slack.NewTextBlockObject(slack.MarkdownType, "run `"+notifier.MrkdwnCode(notifier.Clip(a.RunID, 200))+"`", false, false))
 	}
 	if !a.FiredAt.IsZero() {
 		ctx = append(ctx, slack.NewTextBlockObject(slack.MarkdownType, "fired "+a.FiredAt.UTC().Format("2006-01-02 15:04 MST"), false, false))
 	}
-	if m.DashboardURL != "" {
-		ctx = append(ctx, slack.NewTextBlockObject(slack.MarkdownType, "<"+m.DashboardURL+"|dashboard>", false, false))
+	if _, ok := notifier.WebURL(m.DashboardURL); ok {
+		ctx = append(ctx, slack.NewTextBlockObject(slack.MarkdownType, notifier.MrkdwnLink(m.DashboardURL, "dashboard"), false, false))
 	}
 	if len(ctx) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("", ctx...))
@@ -211,9 +218,9 @@ func (n *Notifier) PostDigest(ctx context.Context, d *notifier.Digest) error {
 			break
 		}
 		blocks = append(blocks, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType,
-			notifier.Clip(line, MaxSectionText), false, false), nil, nil))
+			notifier.ClipMrkdwn(line, MaxSectionText), false, false), nil, nil))
 	}
-	text := notifier.Clip(d.Title, 3000)
+	text := notifier.ClipMrkdwn(notifier.Mrkdwn(d.Title), 3000)
 	if n.api == nil {
 		return n.verdict(slack.PostWebhookCustomHTTPContext(ctx, n.cfg.WebhookURL.Value(), n.client,
 			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}}))
