@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/status"
 )
 
@@ -145,6 +146,16 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 			p.Add(key+".httpjson", "is only for kind httpjson")
 		}
 	}
+}
+
+// scrubber scrubs the source's secrets: every header value (and the
+// credentials in it), the URL's password and credential-like query values.
+func (c *SourceConfig) scrubber() *redact.Scrubber {
+	var secrets []string
+	for _, v := range c.Headers {
+		secrets = append(secrets, redact.HeaderSecrets(v.Value())...)
+	}
+	return redact.New(append(secrets, redact.URLSecrets(c.URL)...)...)
 }
 
 // redactURL hides a password in a URL's user info.

@@ -10,13 +10,19 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/etlhub/etlhub/internal/redact"
 )
 
 // fetcher makes one bounded HTTP request to a source.
 type fetcher struct {
 	cfg    SourceConfig
 	client *http.Client
+	red    *redact.Scrubber // the source's secrets, scrubbed from every error
 }
+
+// maxRedirects bounds the redirects a source may send a collector through.
+const maxRedirects = 5
 
 func newFetcher(c SourceConfig) *fetcher {
 	tr := &http.Transport{
@@ -27,7 +33,22 @@ func newFetcher(c SourceConfig) *fetcher {
 		MaxIdleConnsPerHost:   2,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	return &fetcher{cfg: c, client: &http.Client{Transport: tr, Timeout: c.Timeout}}
+	f := &fetcher{cfg: c, red: c.scrubber()}
+	f.client = &http.Client{Transport: tr, Timeout: c.Timeout, CheckRedirect: f.checkRedirect}
+	return f
+}
+
+// checkRedirect follows a few redirects on the source's own host only: the
+// configured headers (credentials) must not travel to another host.
+func (f *fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if first := via[0].URL; req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
+		return fmt.Errorf("refused a redirect to another host (%s://%s): credentials stay with the source",
+			req.URL.Scheme, req.URL.Host)
+	}
+	return nil
 }
 
 // HTTPError is a source's non-2xx answer.
@@ -58,19 +79,16 @@ func (f *fetcher) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return nil, f.scrub(describeNetErr(err, f.cfg.Timeout))
+		return nil, f.red.Error(describeNetErr(err, f.cfg.Timeout))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return nil, f.scrub(fmt.Errorf("read response: %w", describeNetErr(err, f.cfg.Timeout)))
+		return nil, f.red.Error(fmt.Errorf("read response: %w", describeNetErr(err, f.cfg.Timeout)))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		snippet := strings.TrimSpace(string(body))
-		if len(snippet) > 200 {
-			snippet = snippet[:200] + "..."
-		}
-		return nil, f.scrub(&HTTPError{Status: resp.StatusCode, Body: snippet})
+		// Scrubbed before the cut, so no part of an echoed secret survives it.
+		return nil, &HTTPError{Status: resp.StatusCode, Body: f.red.Cut(strings.TrimSpace(string(body[:min(len(body), 64<<10)])), 200)}
 	}
 	if int64(len(body)) > f.cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("response body exceeds the %d-byte limit (max_body_bytes)", f.cfg.MaxBodyBytes)
@@ -91,23 +109,4 @@ func describeNetErr(err error, timeout time.Duration) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// scrub removes header secrets from an error text, should a server echo them.
-func (f *fetcher) scrub(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	changed := false
-	for _, v := range f.cfg.Headers {
-		if s := v.Value(); len(s) >= 4 && strings.Contains(msg, s) {
-			msg = strings.ReplaceAll(msg, s, "<secret>")
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return errors.New(msg)
 }

@@ -96,7 +96,7 @@ func (c *httpJSONCollector) Collect(ctx context.Context, now time.Time) (Result,
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return Result{}, fmt.Errorf("response is not JSON: %s", firstBytes(body))
+		return Result{}, fmt.Errorf("response is not JSON: %s", firstBytes(body, c.f.red))
 	}
 	arr, ok := lookup(doc, c.m.RunsPath)
 	if !ok {

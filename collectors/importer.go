@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/status"
 )
 
@@ -32,7 +33,7 @@ func (c *importerCollector) Collect(ctx context.Context, now time.Time) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	items, err := runsArray(body)
+	items, err := runsArray(body, c.f.red)
 	if err != nil {
 		return Result{}, err
 	}
@@ -50,7 +51,7 @@ func (c *importerCollector) Collect(ctx context.Context, now time.Time) (Result,
 }
 
 // runsArray finds the array of runs in {"runs": [...]} or [...].
-func runsArray(body []byte) ([]json.RawMessage, error) {
+func runsArray(body []byte, red *redact.Scrubber) ([]json.RawMessage, error) {
 	body = bytes.TrimSpace(body)
 	var items []json.RawMessage
 	if len(body) > 0 && body[0] == '[' {
@@ -63,18 +64,16 @@ func runsArray(body []byte) ([]json.RawMessage, error) {
 		Runs *[]json.RawMessage `json:"runs"`
 	}
 	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, fmt.Errorf("response is not JSON: %s", firstBytes(body))
+		return nil, fmt.Errorf("response is not JSON: %s", firstBytes(body, red))
 	}
 	if env.Runs == nil {
-		return nil, fmt.Errorf(`response has no "runs" array: %s`, firstBytes(body))
+		return nil, fmt.Errorf(`response has no "runs" array: %s`, firstBytes(body, red))
 	}
 	return *env.Runs, nil
 }
 
-func firstBytes(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "?")
-	if len(s) > 80 {
-		s = s[:80] + "..."
-	}
-	return fmt.Sprintf("%q", s)
+// firstBytes quotes the start of a body for an error: secrets scrubbed
+// first, then cut on a character.
+func firstBytes(b []byte, red *redact.Scrubber) string {
+	return fmt.Sprintf("%q", red.Cut(string(b[:min(len(b), 4096)]), 80))
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Runner struct {
 
 type source struct {
 	cfg    SourceConfig
+	red    *redact.Scrubber // the source's secrets, out of health, logs and observations
 	c      Collector
 	policy retry.Policy
 	mu     sync.Mutex // guards health; also one collection at a time
@@ -63,7 +65,7 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 			return nil, err
 		}
 		r.sources = append(r.sources, &source{
-			cfg: c, c: col,
+			cfg: c, c: col, red: c.scrubber(),
 			policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
 			health: status.SourceHealth{Name: c.Name, Kind: c.Kind},
 		})
@@ -134,6 +136,7 @@ func (r *Runner) RunOnce(ctx context.Context, name string) bool {
 		return false
 	}
 	n, err := r.collect(ctx, s, start)
+	err = s.red.Error(err)
 	d := r.now().Sub(start)
 	s.health.Record(start, d, n, err)
 	s.health.NextAttemptAt = nil
@@ -168,6 +171,13 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 	res, err := s.c.Collect(cctx, now)
 	if err != nil {
 		return 0, err
+	}
+	for i := range res.Rejected {
+		res.Rejected[i] = s.red.Error(res.Rejected[i])
+	}
+	for i := range res.Observations {
+		o := &res.Observations[i]
+		o.Error, o.Stage, o.URL = s.red.String(o.Error), s.red.String(o.Stage), s.red.String(o.URL)
 	}
 	if len(res.Rejected) > 0 {
 		r.metrics.rejected(s.cfg.Name, len(res.Rejected))

@@ -1,0 +1,77 @@
+package redact
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+const tok = "tok_9f8e7d6c5b4a39281706"
+
+func TestScrubsSecretsTheirFormsAndParts(t *testing.T) {
+	s := New(tok, "short", "abc")
+	for name, in := range map[string]string{
+		"whole":          "invalid token " + tok + " for you",
+		"query escaped":  "next=" + url.QueryEscape(tok+"&x"),
+		"base64":         "echo " + base64.StdEncoding.EncodeToString([]byte(tok)),
+		"the first half": "invalid token " + tok[:11] + "...",
+		"the last part":  "..." + tok[len(tok)-9:] + " was refused",
+		"upper case":     "INVALID TOKEN " + strings.ToUpper(tok),
+		"a short secret": "password short refused",
+	} {
+		out := s.String(in)
+		for _, part := range []string{tok[:8], tok[len(tok)-8:], strings.ToUpper(tok[:8]), "short", base64.StdEncoding.EncodeToString([]byte(tok))[:8]} {
+			if strings.Contains(out, part) {
+				t.Errorf("%s: %q still shows %q", name, out, part)
+			}
+		}
+		if !strings.Contains(out, Mark) {
+			t.Errorf("%s: nothing marked in %q", name, out)
+		}
+	}
+	// Text without secrets, and secrets too short to scrub safely, are kept.
+	if out := s.String("abc: nothing to hide here"); out != "abc: nothing to hide here" {
+		t.Errorf("changed clean text: %q", out)
+	}
+}
+
+func TestBasicAuthAndBearerHeaderParts(t *testing.T) {
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("sumo-id:sumo-secret-key-123"))
+	s := New(HeaderSecrets(basic)...)
+	for _, in := range []string{"bad key sumo-secret-key-123", "user sumo-id:sumo-secret-key-123", "header " + basic} {
+		if out := s.String(in); strings.Contains(out, "secret-key") || strings.Contains(out, basic[6:]) {
+			t.Errorf("%q -> %q", in, out)
+		}
+	}
+	s = New(HeaderSecrets("Bearer " + tok)...)
+	if out := s.String("token " + tok); strings.Contains(out, tok[:8]) {
+		t.Errorf("bearer credential kept: %q", out)
+	}
+}
+
+func TestURLSecrets(t *testing.T) {
+	u := "https://bob:hunter2hunter2@etl.example/runs?tenant=dade&api_key=KEY0123456789&sig=abcdef123456"
+	s := New(URLSecrets(u)...)
+	out := s.String(`Get "` + u + `": dial tcp: refused`)
+	for _, v := range []string{"hunter2hunter2", "KEY0123456789", "abcdef123456"} {
+		if strings.Contains(out, v) {
+			t.Errorf("%s kept in %q", v, out)
+		}
+	}
+	if !strings.Contains(out, "tenant=dade") {
+		t.Errorf("a plain query value was scrubbed: %q", out)
+	}
+}
+
+func TestCutAfterScrubOnACharacter(t *testing.T) {
+	s := New(tok)
+	in := strings.Repeat("é", 95) + " " + tok + " tail"
+	out := s.Cut(in, 200)
+	if len(out) > 203 || strings.Contains(out, tok[:8]) || !strings.HasSuffix(out, "...") {
+		t.Fatalf("cut %q", out)
+	}
+	if strings.ToValidUTF8(out, "") != out {
+		t.Fatalf("cut inside a character: %q", out)
+	}
+}
