@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/rules"
 )
@@ -131,26 +132,25 @@ func Details(a rules.Alert) map[string]any {
 	return d
 }
 
-// Scrub removes secrets from an error text.
+// Scrub removes secrets from an error text: each secret, its encoded forms
+// and any 8-character part of it (internal/redact), keeping the verdict.
 func Scrub(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
-	msg := err.Error()
-	changed := false
+	var all []string
 	for _, s := range secrets {
-		if len(s) >= 4 {
-			if r := strings.ReplaceAll(msg, s, "<secret>"); r != msg {
-				msg, changed = r, true
-			}
-		}
+		all = append(all, redact.SecretURL(s)...) // a webhook URL: its path, not its host
 	}
-	if !changed {
+	red := redact.New(all...)
+	msg := err.Error()
+	out := red.String(msg)
+	if out == msg {
 		return err
 	}
 	var ne *Error
 	if errors.As(err, &ne) {
-		return &Error{Retry: ne.Retry, RetryAfter: ne.RetryAfter, Err: errors.New(msg)}
+		return &Error{Retry: ne.Retry, RetryAfter: ne.RetryAfter, Err: errors.New(out)}
 	}
-	return errors.New(msg)
+	return errors.New(out)
 }

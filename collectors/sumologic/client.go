@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/retry"
 	"golang.org/x/time/rate"
 )
@@ -75,6 +76,7 @@ type Client struct {
 	limiter *rate.Limiter
 	jobs    chan struct{}
 	backoff retry.Policy
+	red     *redact.Scrubber // the access id and key, out of every error
 }
 
 // New builds a client from a validated config.
@@ -83,7 +85,8 @@ func New(c Config) *Client {
 	return &Client{cfg: c, http: &http.Client{Jar: jar, Timeout: 60 * time.Second},
 		limiter: rate.NewLimiter(rate.Limit(c.RequestsPerSecond), 1),
 		jobs:    make(chan struct{}, c.MaxJobs),
-		backoff: retry.Policy{Base: time.Second, Max: 30 * time.Second, Factor: 2, Jitter: 0.5}}
+		backoff: retry.Policy{Base: time.Second, Max: 30 * time.Second, Factor: 2, Jitter: 0.5},
+		red:     redact.New(redact.BasicSecrets(c.AccessID.Value(), c.AccessKey.Value())...)}
 }
 
 // Query is one search.
@@ -120,8 +123,14 @@ var ErrCancelled = errors.New("sumo logic: the search job was cancelled")
 
 const pageLimit = 10000
 
-// Search runs q to completion and returns every message and record.
+// Search runs q to completion and returns every message and record. Its
+// errors hold no part of the access id or key, whatever Sumo answered.
 func (c *Client) Search(ctx context.Context, q Query) (Result, error) {
+	res, err := c.search(ctx, q)
+	return res, c.red.Error(err)
+}
+
+func (c *Client) search(ctx context.Context, q Query) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	select {
@@ -240,7 +249,7 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 				return nil
 			}
 			if err := json.Unmarshal(data, out); err != nil {
-				return fmt.Errorf("sumo logic: %s %s answered something that is not JSON: %.80q", method, path, data)
+				return fmt.Errorf("sumo logic: %s %s answered something that is not JSON: %q", method, path, c.red.Cut(string(data[:min(len(data), 4096)]), 80))
 			}
 			return nil
 		}
@@ -250,9 +259,9 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 			Message string `json:"message"`
 		}
 		if json.Unmarshal(data, &e) == nil {
-			apiErr.Code, apiErr.Message = e.Code, e.Message
+			apiErr.Code, apiErr.Message = c.red.Cut(e.Code, 80), c.red.Cut(e.Message, 1024)
 		} else {
-			apiErr.Message = fmt.Sprintf("%.80q", data)
+			apiErr.Message = fmt.Sprintf("%q", c.red.Cut(string(data[:min(len(data), 4096)]), 80))
 		}
 		if (resp.StatusCode == 429 || resp.StatusCode >= 500) && attempt < 6 {
 			wait := c.backoff.Delay(attempt, rand.Float64())

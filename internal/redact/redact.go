@@ -208,3 +208,22 @@ func URLSecrets(raw string) []string {
 	}
 	return out
 }
+
+// SecretURL are the secrets of a URL that is itself a credential (a Slack
+// webhook, a Sumo Logic HTTP source): its path, query and password, not its
+// scheme and host (which would scrub every mention of the service). A value
+// that is not such a URL is returned as it is.
+func SecretURL(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return []string{raw}
+	}
+	out := URLSecrets(raw)
+	if p := strings.Trim(u.EscapedPath(), "/"); p != "" {
+		out = append(out, p)
+	}
+	if u.RawQuery != "" {
+		out = append(out, u.RawQuery)
+	}
+	return out
+}

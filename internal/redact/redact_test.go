@@ -75,3 +75,11 @@ func TestCutAfterScrubOnACharacter(t *testing.T) {
 		t.Fatalf("cut inside a character: %q", out)
 	}
 }
+
+func TestSecretURLKeepsTheHost(t *testing.T) {
+	s := New(SecretURL("https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX")...)
+	out := s.String(`Post "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX": 404; see https://api.slack.com/`)
+	if strings.Contains(out, "SECRET") || strings.Contains(out, "T000/B000") || !strings.Contains(out, "https://api.slack.com/") {
+		t.Fatalf("%q", out)
+	}
+}
