@@ -218,6 +218,7 @@ func TestChaos(t *testing.T) {
 	c := &chaos{t: t, dir: dir, workers: map[string]*exec.Cmd{},
 		rdb: redis.NewClient(&redis.Options{Addr: rds.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond}),
 		cfg: fmt.Sprintf(`listen: 127.0.0.1:0
+status_token: chaos-status-token-0123456789
 work_dir: WORKDIR
 redis: {addr: %s}
 mongo: {uri: %q}

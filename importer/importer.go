@@ -43,9 +43,13 @@ import (
 type Config struct {
 	Listen  string `yaml:"listen"`
 	WorkDir string `yaml:"work_dir"`
-	// StatusToken, when set, is the bearer token GET /api/v1/runs requires.
+	// StatusToken is the bearer token every endpoint but /healthz requires
+	// (runs, reports, breakers, /metrics); at least 16 characters.
 	StatusToken config.Secret `yaml:"status_token"`
-	Redis       struct {
+	// InsecureNoAuth serves the API without a token; it must be said
+	// explicitly (a loopback-only test setup), never by leaving the token out.
+	InsecureNoAuth bool `yaml:"insecure_no_auth"`
+	Redis          struct {
 		Addr     string        `yaml:"addr"`
 		Password config.Secret `yaml:"password"`
 	} `yaml:"redis"`
@@ -160,6 +164,15 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Breaker.Threshold < 1 || c.Breaker.Cooldown < 0 {
 		p.Add("breaker", "threshold must be at least 1 and cooldown positive")
 	}
+	switch {
+	case c.InsecureNoAuth && c.StatusToken != "":
+		p.Add("insecure_no_auth", "is true but status_token is set: choose one")
+	case c.InsecureNoAuth:
+	case c.StatusToken == "":
+		p.Add("status_token", "is required: the API serves runs and reports with roster values (or set insecure_no_auth: true to serve it without a token)")
+	case len(c.StatusToken.Value()) < 16:
+		p.Add("status_token", "must be at least 16 characters (or set insecure_no_auth: true to serve the API without a token)")
+	}
 	if c.Redis.Addr == "" {
 		p.Add("redis.addr", "is required")
 	}
@@ -228,7 +241,7 @@ type Importer struct {
 
 // New connects to Redis and MongoDB.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) {
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	if _, err := privateDir(cfg.WorkDir); err != nil {
 		return nil, fmt.Errorf("work_dir: %w", err)
 	}
 	// The client's own silent retries are off: our policy retries, and
@@ -322,20 +335,33 @@ func (im *Importer) Breakers() []breaker.Snapshot {
 	return out
 }
 
-// authorized checks the status token, when one is configured.
+// authorized checks the bearer token (unless insecure_no_auth): only
+// "Authorization: Bearer TOKEN", compared in constant time; anything else is
+// 401 with a Bearer challenge.
 func (im *Importer) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if im.cfg.InsecureNoAuth {
+		return true
+	}
 	tok := im.cfg.StatusToken.Value()
-	if tok == "" {
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if tok != "" && ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
 		return true
 	}
-	got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
-		return true
-	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="etlhub-importer"`)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
-	w.Write([]byte(`{"error":{"code":"unauthorized","message":"a bearer token is required"}}`))
+	w.Write([]byte(`{"error":{"code":"unauthorized","message":"Authorization: Bearer TOKEN (the importer's status_token) is required"}}`))
 	return false
+}
+
+// authed wraps a handler with the token check.
+func (im *Importer) authed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if im.authorized(w, r) {
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (im *Importer) handler() http.Handler {
@@ -358,7 +384,7 @@ func (im *Importer) handler() http.Handler {
 			w.Write(body)
 		}
 	})
-	mux.Handle("GET /metrics", im.metrics.handler())
+	mux.Handle("GET /metrics", im.authed(im.metrics.handler()))
 	mux.HandleFunc("GET /api/v1/breakers", func(w http.ResponseWriter, r *http.Request) {
 		if !im.authorized(w, r) {
 			return
@@ -404,4 +430,13 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.Warn(fmt.Sprintf(format, v...), "dependency", "redis")
+}
+
+// privateDir creates dir (and missing parents) 0700 whatever the umask:
+// downloads are student data. A folder that exists is tightened.
+func privateDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return dir, err
+	}
+	return dir, os.Chmod(dir, 0o700)
 }

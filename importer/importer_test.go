@@ -250,7 +250,7 @@ func TestZipBundleAndRejection(t *testing.T) {
 
 func TestScheduleOpensAWaitingRun(t *testing.T) {
 	rds := testsrv.StartRedis(t)
-	cfg := &Config{Tenants: []TenantConfig{{Name: "dade", Schedule: "15 3 * * *", Timezone: "America/New_York",
+	cfg := &Config{InsecureNoAuth: true, Tenants: []TenantConfig{{Name: "dade", Schedule: "15 3 * * *", Timezone: "America/New_York",
 		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: os.DevNull}}}}
 	cfg.Redis.Addr, cfg.Mongo.URI = rds.Addr, "y"
 	var p config.Problems
@@ -358,7 +358,7 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 	rds := testsrv.StartRedis(t)
 	mongoURI := testsrv.FerretDB(t)
 	cfg := &Config{Listen: "127.0.0.1:0", WorkDir: t.TempDir(), Poll: 100 * time.Millisecond, Quiet: 300 * time.Millisecond, Workers: 2,
-		Heartbeat: 200 * time.Millisecond}
+		Heartbeat: 200 * time.Millisecond, StatusToken: "status-token-123456"}
 	cfg.Redis.Addr = rds.Addr
 	cfg.Mongo.URI = config.Secret(mongoURI)
 	for _, name := range []string{"big", "small"} {

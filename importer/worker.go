@@ -397,7 +397,7 @@ func (im *Importer) stages(ctx context.Context, a *attempt) error {
 	id := rec.Obs.RunID
 	safe := BatchName(id)
 	dir := filepath.Join(im.cfg.WorkDir, safe)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := privateDir(dir); err != nil {
 		return err
 	}
 	if !ck.Downloaded || !localComplete(dir, ck.Sizes) {

@@ -606,7 +606,8 @@ func TestReplayWritesTransitions(t *testing.T) {
 func TestExamplesStayValid(t *testing.T) {
 	for k, v := range map[string]string{"ETLHUB_TOKEN_IC": "ic-token-0123456789", "ETLHUB_TOKEN_PUSH": "push-token-0123456789",
 		"ETLHUB_TOKEN_DADE": "dade-token-0123456789", "LEGACY_SYNC_TOKEN": "x", "PD_WEBHOOK_SECRET": "s",
-		"PD_ROUTING_KEY": "0123456789abcdef0123456789abcdef", "SLACK_BOT_TOKEN": "xoxb-1-2-3", "SUMO_ACCESS_ID": "id", "SUMO_ACCESS_KEY": "key", "ETLHUB_TOKEN": "local-admin-token-change-me"} {
+		"PD_ROUTING_KEY": "0123456789abcdef0123456789abcdef", "SLACK_BOT_TOKEN": "xoxb-1-2-3", "SUMO_ACCESS_ID": "id", "SUMO_ACCESS_KEY": "key", "ETLHUB_TOKEN": "local-admin-token-change-me",
+		"IMPORTER_STATUS_TOKEN": "importer-token-0123456789"} {
 		t.Setenv(k, v)
 	}
 	for _, f := range []string{"../../examples/etlhub.yaml", "../../examples/quickstart.yaml"} {

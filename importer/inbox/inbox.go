@@ -218,11 +218,16 @@ func (c *Client) Download(name, local string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	lf, err := os.OpenFile(local, os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := os.OpenFile(local, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", err
 	}
 	defer lf.Close()
+	// Rosters are student data: the importer's alone, whatever the umask
+	// or an earlier version left.
+	if err := lf.Chmod(0o600); err != nil {
+		return "", err
+	}
 	have, err := lf.Seek(0, io.SeekEnd)
 	if err != nil {
 		return "", err

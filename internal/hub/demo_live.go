@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,8 +75,12 @@ func startLive(ctx context.Context, dir string, specs []liveSpec) (*liveImporter
 		return fail(fmt.Errorf("embedded SFTP: %w", err))
 	}
 	l.stops = append(l.stops, sftpSrv.Close)
+	// The demo reads the importer in-process; its API still wants a token.
+	tok := make([]byte, 16)
+	crand.Read(tok)
 	cfg := &importer.Config{Listen: "127.0.0.1:0", WorkDir: filepath.Join(dir, "work"), Poll: 200 * time.Millisecond,
-		Quiet: 500 * time.Millisecond, LockTTL: 10 * time.Second, Heartbeat: time.Second, Workers: 2}
+		Quiet: 500 * time.Millisecond, LockTTL: 10 * time.Second, Heartbeat: time.Second, Workers: 2,
+		StatusToken: config.Secret(hex.EncodeToString(tok))}
 	for i, sp := range specs {
 		t := &liveTenant{liveSpec: sp, inbox: filepath.Join(dir, "sftp", sp.name), roster: filepath.Join(dir, "roster", sp.name)}
 		if err := os.MkdirAll(t.inbox, 0o755); err != nil {
