@@ -86,17 +86,78 @@ func Generate(dir string, o GenOptions) (GenCounts, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	var manifest strings.Builder
-	fmt.Fprintf(&manifest, "propertyName,value\nmanifest.version,1.0\noneroster.version,%s\n", version)
-	for _, name := range genManifestFiles(version) {
-		mode := "absent"
-		if _, ok := g.files[name]; ok {
-			mode = "bulk"
-		}
-		fmt.Fprintf(&manifest, "file.%s,%s\n", name, mode)
+	return g.counts, g.manifest(version, "bulk")
+}
+
+// GenerateDelta writes a small delta set for a roster Generate wrote with
+// the same version: student-1 removed (tobedeleted), student-2 renamed
+// "Renamed", student-new added and enrolled in class-0 (and, in 1.2, the
+// roles that go with them). The manifest lists users, enrollments (and
+// roles) as delta and every other file as absent.
+func GenerateDelta(dir string, o GenOptions) (GenCounts, error) {
+	version := o.Version
+	if version == "" {
+		version = "1.1"
 	}
-	manifest.WriteString("source.systemName,etlhub gen-roster\nsource.systemCode,gen\n")
-	return g.counts, os.WriteFile(filepath.Join(dir, "manifest.csv"), []byte(manifest.String()), 0o644)
+	if genTables(version) == nil {
+		return nil, fmt.Errorf("OneRoster version %q: gen-roster writes 1.1 or 1.2", o.Version)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	g := &generator{dir: dir, files: map[string]*genFile{}, counts: GenCounts{}}
+	for _, t := range genTables(version) {
+		if t.name == "users" || t.name == "enrollments" || (t.name == "roles" && version == "1.2") {
+			if err := g.open(t.name, t.header); err != nil {
+				g.close()
+				return nil, err
+			}
+		}
+	}
+	const at = "2026-09-02T04:00:00.000Z"
+	user := func(id, status, given string) {
+		kv := []string{"sourcedId", id, "status", status, "dateLastModified", at, "enabledUser", "true", "username", id,
+			"givenName", given, "familyName", "Delta", "grades", "01"}
+		if version == "1.2" {
+			kv = append(kv, "primaryOrgSourcedId", "school-0")
+		} else {
+			kv = append(kv, "orgSourcedIds", "school-0", "role", "student")
+		}
+		g.put("users", kv...)
+	}
+	user("student-1", "tobedeleted", "Gone")
+	user("student-2", "active", "Renamed")
+	user("student-new", "active", "New")
+	if version == "1.2" {
+		g.put("roles", "sourcedId", "role-s1", "status", "tobedeleted", "dateLastModified", at, "userSourcedId", "student-1",
+			"roleType", "primary", "role", "student", "orgSourcedId", "school-0")
+		g.put("roles", "sourcedId", "role-new", "status", "active", "dateLastModified", at, "userSourcedId", "student-new",
+			"roleType", "primary", "role", "student", "beginDate", "2026-09-02", "orgSourcedId", "school-0")
+	}
+	g.put("enrollments", "sourcedId", "enr-new", "status", "active", "dateLastModified", at, "classSourcedId", "class-0",
+		"schoolSourcedId", "school-0", "userSourcedId", "student-new", "role", "student", "primary", "false", "beginDate", "2026-09-02")
+	if err := g.close(); err != nil {
+		return nil, err
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	return g.counts, g.manifest(version, "delta")
+}
+
+// manifest writes manifest.csv: the files written in mode, the others absent.
+func (g *generator) manifest(version, mode string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "propertyName,value\nmanifest.version,1.0\noneroster.version,%s\n", version)
+	for _, name := range genManifestFiles(version) {
+		m := "absent"
+		if _, ok := g.files[name]; ok {
+			m = mode
+		}
+		fmt.Fprintf(&b, "file.%s,%s\n", name, m)
+	}
+	b.WriteString("source.systemName,etlhub gen-roster\nsource.systemCode,gen\n")
+	return os.WriteFile(filepath.Join(g.dir, "manifest.csv"), []byte(b.String()), 0o644)
 }
 
 type generator struct {
