@@ -147,7 +147,9 @@ func TestDatesAsDistrictsGetThemWrong(t *testing.T) {
 			t.Errorf("%q accepted as a date", d)
 		}
 	}
-	if !validDate("2023-01-05") || !validDateTime("2026-09-01T04:15:00.000Z") || validDateTime("2026-09-01 04:15") {
+	ok, utc := validDateTime("2026-09-01T04:15:00.000Z")
+	bad, _ := validDateTime("2026-09-01 04:15")
+	if !validDate("2023-01-05") || !ok || !utc || bad {
 		t.Fatal("good dates refused or a bad datetime accepted")
 	}
 }

@@ -166,7 +166,7 @@ func (p Policy) Decide(r *Report, current map[string]int) Decision {
 // ListedFiles reads a manifest and returns the files it lists as bulk or
 // delta (e.g. "users.csv"), for upload detection.
 func ListedFiles(r io.Reader) ([]string, error) {
-	cr := newReader(r)
+	cr := newCSVReader(r, 0)
 	var out []string
 	for line := 1; ; line++ {
 		rec, err := cr.Read()
@@ -174,7 +174,7 @@ func ListedFiles(r io.Reader) ([]string, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("manifest.csv:%d: %w", line, err)
+			return nil, fmt.Errorf("manifest.csv: %w", err)
 		}
 		if line == 1 || len(rec) != 2 || !strings.HasPrefix(rec[0], "file.") {
 			continue
