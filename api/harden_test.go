@@ -143,3 +143,17 @@ func TestRunIDCollisionCannotCrossTenants(t *testing.T) {
 		t.Fatalf("dade asking for broward's run by name: %d, want 404", code)
 	}
 }
+
+// TestPushedTimesAreBounded: one far-future time must not be accepted (it
+// would move the job's night); the error names the field (issue 13, item 4).
+func TestPushedTimesAreBounded(t *testing.T) {
+	h := newHardened(t, nil)
+	for _, field := range []string{"started_at", "updated_at", "finished_at", "files_arrived_at"} {
+		body := `{"at":"2026-09-01T05:00:00Z","tenant":"dade","job":"roster-import","run_id":"r","state":"failed","` + field + `":"2199-09-01T05:00:00Z"}`
+		code, res, raw := h.call(t, dadeTok, "POST", "/api/v1/observations", body)
+		errs, _ := res["errors"].([]any)
+		if code != 422 || len(errs) != 1 || !strings.Contains(errs[0].(map[string]any)["error"].(string), `"`+field+`"`) {
+			t.Errorf("%s in 2199: %d %s", field, code, raw)
+		}
+	}
+}

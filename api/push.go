@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/gin-gonic/gin"
@@ -75,8 +74,8 @@ func (s *server) push(c *gin.Context) {
 			reject(it, fmt.Sprintf("tenant %q is outside this token's scope", o.Tenant))
 			continue
 		}
-		if o.At.After(now.Add(10 * time.Minute)) {
-			reject(it, fmt.Sprintf(`field "at": %s is more than 10 minutes in the future`, o.At.Format(time.RFC3339)))
+		if err := o.CheckClock(now); err != nil {
+			reject(it, err.Error())
 			continue
 		}
 		good = append(good, o)

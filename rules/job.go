@@ -70,6 +70,18 @@ func (j *JobState) rollTo(night time.Time) {
 // Observe folds one observation of this job in; now is the clock when it
 // arrives.
 func (j *JobState) Observe(o *status.Observation, now time.Time) {
+	// Nothing from the future is evidence: an observation stored before its
+	// times were checked, or by a path that does not check them, must not
+	// move the job's night (every real observation after it would be a
+	// straggler) nor stand for a heartbeat, a start or a success.
+	if !now.IsZero() && o.At.After(now.Add(status.MaxSkew)) {
+		return
+	}
+	if !status.TimesPlausible(o) {
+		c := *o
+		status.DropImplausibleTimes(&c)
+		o = &c
+	}
 	j.lastSource = o.Source
 	if j.since.IsZero() || o.At.Before(j.since) {
 		j.since = o.At

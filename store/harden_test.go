@@ -226,3 +226,44 @@ type runRowV1 struct {
 }
 
 func (runRowV1) TableName() string { return "runs" }
+
+// TestAnOutlierStoredAnywayDoesNotSurviveARestart: an observation with a
+// far-future start stored before times were checked must not move the job's
+// night when the hub restarts and replays its store: tonight's failure fires.
+func TestAnOutlierStoredAnywayDoesNotSurviveARestart(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hub.db")})
+	now := time.Now().UTC().Truncate(time.Minute)
+	sched := now.Add(-time.Hour)
+	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
+		Schedule: fmt.Sprintf("%d %d * * *", sched.Minute(), sched.Hour()), Deadline: sched.Add(6 * time.Hour).Format("15:04"),
+		StaleAfter: status.Duration(20 * time.Minute)}
+	if err := spec.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC)
+	started := sched.Add(5 * time.Minute)
+	failed := now.Add(-10 * time.Minute)
+	bogus := status.Observation{At: sched.Add(time.Minute), Source: "importer", Tenant: "dade", Job: "roster-import",
+		RunID: "bogus", State: status.StateRunning, StartedAt: &far, UpdatedAt: &far}
+	real := status.Observation{At: failed, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: "real",
+		State: status.StateFailed, Stage: "loading", StartedAt: &started, UpdatedAt: &failed, FinishedAt: &failed,
+		Error: "mongo: connection reset"}
+	if _, err := s.Ingest(ctx, []status.Observation{bogus, real}); err != nil {
+		t.Fatal(err)
+	}
+	e := rules.NewEngine([]status.JobSpec{spec}, rules.DefaultParams(), nil)
+	if err := s.ObservationsSince(ctx, now.Add(-24*time.Hour), func(o []status.Observation) error {
+		e.Observe(o, now)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := e.Tick(now)
+	for _, x := range tr {
+		if x.Alert.Rule == rules.RuleFailed && x.Alert.RunID == "real" {
+			return
+		}
+	}
+	t.Fatalf("after a restart with a 2199 start stored, tonight's failure raised %+v", tr)
+}

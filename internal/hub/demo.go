@@ -195,11 +195,15 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	if o.Ready != nil {
 		o.Ready(url, token)
 	}
-	// History goes in at once; tonight plays on the simulated clock.
+	// History goes in at once, on a clock after it (the rules believe no
+	// observation from their future); tonight plays on the simulated clock.
 	i := 0
 	for i < len(obs) && obs[i].At.Before(night.Add(-time.Hour)) {
 		i++
 	}
+	mu.Lock()
+	clock = night.Add(-time.Hour)
+	mu.Unlock()
 	for start := 0; start < i; start += 1000 {
 		if _, err := ing.Ingest(ctx, "demo", obs[start:min(start+1000, i)]); err != nil {
 			return err

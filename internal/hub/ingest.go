@@ -24,7 +24,7 @@ type Ingestor struct {
 // NewIngestor counts what it stores in reg.
 func NewIngestor(s *store.Store, reg prometheus.Registerer) *Ingestor {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_ingest_observations_total",
-		Help: "Observations ingested, by path (push, collector) and result (stored, duplicate)."}, []string{"via", "result"})
+		Help: "Observations ingested, by path (push, collector) and result (stored, duplicate, future: refused, from after the clock)."}, []string{"via", "result"})
 	reg.MustRegister(c)
 	return &Ingestor{store: s, count: c, now: time.Now}
 }
@@ -49,7 +49,23 @@ type collectorSink struct {
 }
 
 func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) error {
-	_, err := c.Ingestor.Ingest(ctx, "collector", obs)
+	// A source's "at" is checked against the clock as a push's is: an
+	// observation from the future is not stored (its other times are
+	// bounded by "at" when it is decoded).
+	now := c.now().UTC()
+	keep := obs[:0:0]
+	for i := range obs {
+		if obs[i].CheckClock(now) == nil {
+			keep = append(keep, obs[i])
+		}
+	}
+	if n := len(obs) - len(keep); n > 0 {
+		c.count.WithLabelValues("collector", "future").Add(float64(n))
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	_, err := c.Ingestor.Ingest(ctx, "collector", keep)
 	return err
 }
 

@@ -50,6 +50,17 @@ const (
 	MaxURLLen   = 2048
 )
 
+// Bounds on an observation's times. A job's times (started_at, updated_at,
+// finished_at, files_arrived_at) may be at most MaxSkew after its "at" (the
+// clocks of two machines differ a little) and at most MaxAge before it
+// (MaxFilesAge for files_arrived_at: an upload's files may keep old
+// modification times); "at" may be at most MaxSkew after the hub's clock.
+const (
+	MaxSkew     = 10 * time.Minute
+	MaxAge      = 30 * 24 * time.Hour
+	MaxFilesAge = 366 * 24 * time.Hour
+)
+
 // Quality is a run's data-quality summary.
 type Quality struct {
 	Errors   int64 `json:"errors"`
@@ -241,10 +252,65 @@ func (o *Observation) Validate() error {
 	if q := o.Quality; q != nil && (q.Errors < 0 || q.Warnings < 0) {
 		return &FieldError{"quality", "counts must not be negative"}
 	}
+	for _, f := range o.times() {
+		if *f.t == nil {
+			continue
+		}
+		t := **f.t
+		if d := t.Sub(o.At); d > MaxSkew {
+			return &FieldError{f.name, fmt.Sprintf("%s is %v after \"at\" (%s); at most %v is allowed",
+				t.Format(time.RFC3339), d.Round(time.Second), o.At.Format(time.RFC3339), MaxSkew)}
+		}
+		if d := o.At.Sub(t); d > f.maxAge {
+			return &FieldError{f.name, fmt.Sprintf("%s is %v before \"at\" (%s); at most %v is allowed",
+				t.Format(time.RFC3339), d.Round(time.Second), o.At.Format(time.RFC3339), f.maxAge)}
+		}
+	}
 	if o.StartedAt != nil && o.FinishedAt != nil && o.FinishedAt.Before(*o.StartedAt) {
 		return &FieldError{"finished_at", "is before started_at"}
 	}
 	o.At = o.At.UTC()
+	return nil
+}
+
+type timeField struct {
+	name   string
+	t      **time.Time
+	maxAge time.Duration
+}
+
+func (o *Observation) times() [4]timeField {
+	return [4]timeField{{"started_at", &o.StartedAt, MaxAge}, {"updated_at", &o.UpdatedAt, MaxAge},
+		{"finished_at", &o.FinishedAt, MaxAge}, {"files_arrived_at", &o.FilesArrivedAt, MaxFilesAge}}
+}
+
+func plausible(t *time.Time, at time.Time, maxAge time.Duration) bool {
+	return t == nil || (!t.After(at.Add(MaxSkew)) && !t.Before(at.Add(-maxAge)))
+}
+
+// TimesPlausible reports whether every time of o lies within the bounds
+// around its "at" that Validate checks.
+func TimesPlausible(o *Observation) bool {
+	return plausible(o.StartedAt, o.At, MaxAge) && plausible(o.UpdatedAt, o.At, MaxAge) &&
+		plausible(o.FinishedAt, o.At, MaxAge) && plausible(o.FilesArrivedAt, o.At, MaxFilesAge)
+}
+
+// DropImplausibleTimes clears the times of o that lie outside the bounds
+// (the rules' defence against an observation stored before they were checked).
+func DropImplausibleTimes(o *Observation) {
+	for _, f := range o.times() {
+		if !plausible(*f.t, o.At, f.maxAge) {
+			*f.t = nil
+		}
+	}
+}
+
+// CheckClock refuses an observation from the future: "at" more than
+// MaxSkew after now.
+func (o *Observation) CheckClock(now time.Time) error {
+	if o.At.After(now.Add(MaxSkew)) {
+		return &FieldError{"at", fmt.Sprintf("%s is more than %v in the future", o.At.Format(time.RFC3339), MaxSkew)}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,36 @@ func TestDeadlineInTheSkippedHour(t *testing.T) {
 	}
 	if dl := s.DeadlineFor(start); !dl.Equal(utc("2026-03-08T07:50:00Z")) {
 		t.Fatalf("deadline %v, want 2026-03-08T07:50Z", dl)
+	}
+}
+
+// TestEveryTimeIsBoundedByAt: a job's times may not lie far after the
+// observation's own "at" (nor absurdly before it); the error names the field.
+func TestEveryTimeIsBoundedByAt(t *testing.T) {
+	base := `{"at":"2026-09-01T05:00:00Z","tenant":"a","job":"b","run_id":"c","state":"running"`
+	for _, field := range []string{"started_at", "updated_at", "finished_at", "files_arrived_at"} {
+		bad := []string{"2199-09-01T05:00:00Z", "2062-09-01T05:00:00Z", "2026-09-01T05:11:00Z", "2026-07-01T05:00:00Z"}
+		if field == "files_arrived_at" {
+			bad[3] = "2025-08-01T05:00:00Z" // files may keep old modification times, not that old
+		}
+		for _, v := range bad {
+			body := base + `,"` + field + `":"` + v + `"}`
+			if field == "finished_at" {
+				body = strings.Replace(body, `"running"`, `"failed"`, 1)
+			}
+			_, err := Decode([]byte(body), DecodeOptions{Strict: true, DefaultSource: "push"})
+			var fe *FieldError
+			if err == nil || !errors.As(err, &fe) || fe.Field != field {
+				t.Errorf("%s %s: error %v, want one naming %s", field, v, err, field)
+			}
+		}
+		// A little skew between machines is fine.
+		if _, err := Decode([]byte(base+`,"`+field+`":"2026-09-01T05:04:00Z"}`), DecodeOptions{Strict: true, DefaultSource: "push"}); err != nil {
+			t.Errorf("%s 4 minutes after at: %v", field, err)
+		}
+	}
+	o := Observation{At: time.Date(2026, 9, 1, 5, 20, 0, 0, time.UTC)}
+	if err := o.CheckClock(time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)); err == nil || !strings.Contains(err.Error(), `"at"`) {
+		t.Errorf("at 20 minutes ahead of the clock: %v", err)
 	}
 }
