@@ -159,6 +159,10 @@ type AlertActions interface {
 var (
 	ErrBadSignature = errors.New("the signature does not verify")
 	ErrBadPayload   = errors.New("the payload is not a webhook event")
+	// ErrStaleEvent: signed, but from outside the accepted time window (a replay).
+	ErrStaleEvent = errors.New("the event is too old or too far ahead")
+	// ErrDuplicateEvent: an event id already taken; answered 200, not acted on.
+	ErrDuplicateEvent = errors.New("the event was already taken")
 )
 
 func (s *server) ack(c *gin.Context) {
@@ -196,6 +200,10 @@ func (s *server) pagerdutyWebhook(c *gin.Context) {
 		abort(c, 401, "bad_signature", "X-PagerDuty-Signature does not verify")
 	case errors.Is(err, ErrBadPayload):
 		abort(c, 400, "invalid_json", err.Error())
+	case errors.Is(err, ErrStaleEvent):
+		abort(c, 400, "stale_event", err.Error())
+	case errors.Is(err, ErrDuplicateEvent):
+		c.JSON(200, gin.H{"status": "duplicate"})
 	case err != nil:
 		s.storeError(c, err)
 	default:

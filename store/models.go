@@ -6,7 +6,7 @@ import (
 	"github.com/etlhub/etlhub/internal/status"
 )
 
-var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}}
+var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}, &webhookEventRow{}}
 
 // observationRow is one stored observation. (run_id, hash) is unique, so an
 // unchanged repeat is not stored twice.

@@ -167,7 +167,8 @@ func TestPagesAcksAndResolves(t *testing.T) {
 	id := alert["id"].(string)
 
 	// A PagerDuty webhook with a bad signature is refused; a signed one acks.
-	hook := []byte(fmt.Sprintf(`{"event":{"id":"01","event_type":"incident.acknowledged","occurred_at":"2026-09-01T09:00:00Z","agent":{"summary":"Jane Doe"},"data":{"type":"incident","incident_key":%q}}}`, key))
+	hook := []byte(fmt.Sprintf(`{"event":{"id":"01","event_type":"incident.acknowledged","occurred_at":%q,"agent":{"id":"PJANE","type":"user_reference","summary":"Jane Doe"},"data":{"type":"incident","incident_key":%q}}}`,
+		time.Now().UTC().Format(time.RFC3339Nano), key))
 	req, _ := http.NewRequest("POST", h.url+"/api/v1/webhooks/pagerduty", strings.NewReader(string(hook)))
 	req.Header.Set("X-PagerDuty-Signature", "v1=00"+strings.Repeat("ab", 31))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
@@ -177,6 +178,20 @@ func TestPagesAcksAndResolves(t *testing.T) {
 	req.Header.Set("X-PagerDuty-Signature", "v1=deadbeef, "+signPD(hook))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
 		t.Fatalf("signed webhook: %v %v", resp.StatusCode, err)
+	}
+	// The same signed body again (a replay, or PagerDuty redelivering) is
+	// answered but not acted on; a signed body from 2019 is refused.
+	req, _ = http.NewRequest("POST", h.url+"/api/v1/webhooks/pagerduty", strings.NewReader(string(hook)))
+	req.Header.Set("X-PagerDuty-Signature", signPD(hook))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("replayed webhook: %v %v", resp.StatusCode, err)
+	}
+	stale := []byte(strings.Replace(string(hook), time.Now().UTC().Format("2006-01-02T"), "2019-03-01T", 1))
+	stale = []byte(strings.Replace(string(stale), `"id":"01"`, `"id":"02"`, 1))
+	req, _ = http.NewRequest("POST", h.url+"/api/v1/webhooks/pagerduty", strings.NewReader(string(stale)))
+	req.Header.Set("X-PagerDuty-Signature", signPD(stale))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("a signed webhook from 2019: %v %v", resp.StatusCode, err)
 	}
 	h.eventually("Slack shows the acknowledgement", 10*time.Second, func() bool {
 		for _, c := range sl.snapshot() {

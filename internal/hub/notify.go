@@ -25,6 +25,9 @@ type NotifyConfig struct {
 	// PagerDutyWebhookSecret verifies PagerDuty Webhooks v3 calls to
 	// POST /api/v1/webhooks/pagerduty; without it the endpoint refuses all.
 	PagerDutyWebhookSecret config.Secret `yaml:"pagerduty_webhook_secret"`
+	// PagerDutyWebhookWindow is how far a webhook's occurred_at may be from
+	// the hub's clock (default 5m): an older signed body is a replay.
+	PagerDutyWebhookWindow time.Duration `yaml:"pagerduty_webhook_window"`
 	// Digests are product owners' summaries, posted to Slack on a schedule.
 	Digests []DigestConfig `yaml:"digests"`
 }
@@ -54,6 +57,12 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 	}
 	if n.Retry.MaxAge == 0 {
 		n.Retry.MaxAge = 24 * time.Hour
+	}
+	if n.PagerDutyWebhookWindow == 0 {
+		n.PagerDutyWebhookWindow = pagerduty.DefaultWebhookWindow
+	}
+	if n.PagerDutyWebhookWindow < 10*time.Second || n.PagerDutyWebhookWindow > 24*time.Hour {
+		p.Add(key+".pagerduty_webhook_window", "%v is outside 10s..24h", n.PagerDutyWebhookWindow)
 	}
 	names := map[string]bool{}
 	for i := range n.Receivers {

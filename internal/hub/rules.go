@@ -2,7 +2,7 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -249,15 +249,35 @@ func (l *ruleLoop) record(ctx context.Context, tr rules.Transition, skip func(st
 }
 
 // PagerDutyWebhook takes a Webhooks v3 call: the signature must verify with
-// the configured secret; an incident acknowledged or resolved by a human is
-// recorded on its alert and shown in Slack (not sent back to PagerDuty).
+// the configured secret, the event's occurred_at must be within
+// notify.pagerduty_webhook_window of now, and its id must be new (ids are
+// stored, so a replay is refused across restarts too). An incident
+// acknowledged or resolved by a human is recorded on its alert and shown in
+// Slack (not sent back to PagerDuty), named by PagerDuty's agent.
 func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature string) error {
 	if !pagerduty.VerifySignature([]byte(l.cfg.Notify.PagerDutyWebhookSecret.Value()), body, signature) {
 		return api.ErrBadSignature
 	}
-	var ev pagerduty.WebhookEvent
-	if err := json.Unmarshal(body, &ev); err != nil {
+	now := time.Now().UTC()
+	window := l.cfg.Notify.PagerDutyWebhookWindow
+	if window <= 0 {
+		window = pagerduty.DefaultWebhookWindow
+	}
+	ev, _, err := pagerduty.ParseWebhook(body, now, window)
+	switch {
+	case errors.Is(err, pagerduty.ErrStaleEvent):
+		l.log.Warn("pagerduty webhook refused: stale (a replay?)", "error", err)
+		return fmt.Errorf("%w: %v", api.ErrStaleEvent, err)
+	case err != nil:
 		return fmt.Errorf("%w: %v", api.ErrBadPayload, err)
+	}
+	first, err := l.st.FirstWebhookEvent(ctx, "pagerduty", ev.Event.ID, now, now.Add(-2*window))
+	if err != nil {
+		return err
+	}
+	if !first {
+		l.log.Info("pagerduty webhook already taken (a redelivery or a replay)", "event_id", ev.Event.ID)
+		return api.ErrDuplicateEvent
 	}
 	resolved := false
 	switch ev.Event.EventType {
@@ -267,11 +287,7 @@ func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature 
 	default:
 		return nil // other events are not ours to act on
 	}
-	who := "PagerDuty"
-	if ev.Event.Agent != nil && ev.Event.Agent.Summary != "" {
-		who = ev.Event.Agent.Summary
-	}
-	now := time.Now().UTC()
+	who := pagerduty.Actor(ev)
 	a, ok := l.engine.Human(ev.Event.Data.IncidentKey, pagerduty.DedupKey, resolved, who, now)
 	if !ok {
 		l.log.Info("pagerduty webhook for no firing alert", "event_type", ev.Event.EventType)

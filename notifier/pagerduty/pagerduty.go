@@ -191,7 +191,11 @@ type WebhookEvent struct {
 		ID         string `json:"id"`
 		EventType  string `json:"event_type"`
 		OccurredAt string `json:"occurred_at"`
-		Agent      *struct {
+		// Agent is who or what initiated the event: a user_reference for a
+		// person (summary is their name), or a service or integration.
+		Agent *struct {
+			ID      string `json:"id"`
+			Type    string `json:"type"`
 			Summary string `json:"summary"`
 		} `json:"agent"`
 		Data struct {
