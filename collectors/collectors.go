@@ -158,14 +158,8 @@ func (c *SourceConfig) scrubber() *redact.Scrubber {
 	return redact.New(append(secrets, redact.URLSecrets(c.URL)...)...)
 }
 
-// redactURL hides a password in a URL's user info.
+// redactURL hides a URL's secrets (user-info password, credential-like
+// query values) for a config problem.
 func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
+	return redact.New(redact.URLSecrets(s)...).String(s)
 }

@@ -100,3 +100,14 @@ func TestEchoedCredentialsAreScrubbed(t *testing.T) {
 		})
 	}
 }
+
+// check-config names a bad URL without its secrets.
+func TestConfigErrorHidesURLSecrets(t *testing.T) {
+	c := SourceConfig{Name: "x", Kind: "importer", URL: "ftp://bob:hunter2hunter2@etl.example/runs?api_key=" + leakKey + "&tenant=dade"}
+	var p config.Problems
+	c.Validate(&p, "sources[0]")
+	got := p.Err("etlhub.yaml").Error()
+	if strings.Contains(got, "hunter2") || strings.Contains(got, leakKey[:8]) || !strings.Contains(got, "sources[0].url") {
+		t.Fatalf("problem: %s", got)
+	}
+}
