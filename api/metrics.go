@@ -17,7 +17,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_http_requests_total",
 			Help: "API requests by method, route and status code."}, []string{"method", "route", "code"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_http_request_seconds",
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_http_request_duration_seconds",
 			Help: "API request latency.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 		pushRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "etlhub_push_rejected_total",
 			Help: "Pushed items rejected as invalid or out of scope."}),

@@ -233,7 +233,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_notifications_total",
 			Help: "Delivery attempts by receiver and result (delivered, retry, failed)."}, []string{"receiver", "result"}),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_notification_seconds",
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_notification_duration_seconds",
 			Help: "Delivery latency by receiver.", Buckets: prometheus.DefBuckets}, []string{"receiver"}),
 	}
 	reg.MustRegister(m.results, m.seconds)

@@ -20,6 +20,8 @@ type View struct {
 	// previous night's, once tonight's window has opened.
 	Outcome   Outcome  `json:"outcome"`
 	LastNight *Outcome `json:"last_night,omitempty"`
+	// LastSuccess is when the job last succeeded, any night (zero: never seen).
+	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
 // Risks, from worst: breached, predicted to breach, at risk, running, ok, idle.
@@ -108,7 +110,8 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)
 		signals = append(signals, sig...)
-		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now), Outcome: j.outcome(now)}
+		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now), Outcome: j.outcome(now),
+			LastSuccess: j.lastSuccess}
 		if !j.lastNight.Night.IsZero() {
 			last := j.lastNight
 			v.LastNight = &last

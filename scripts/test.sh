@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need and is missing (Debian packages), then runs
+# Installs what the tests need and is missing (Debian packages: PostgreSQL,
+# OpenSSH, Redis, Chromium, gcc, Prometheus and Alertmanager), then runs
 # go vet and every test with the race detector. Used by .ci/run and by people:
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./store/   # some packages
@@ -13,6 +14,8 @@ have_pg || need+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -25,6 +28,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
   $SUDO service ssh stop >/dev/null 2>&1 || true
   $SUDO service redis-server stop >/dev/null 2>&1 || true
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
+  $SUDO service prometheus-alertmanager stop >/dev/null 2>&1 || true
+  $SUDO service prometheus-node-exporter stop >/dev/null 2>&1 || true
 fi
 
 pkgs=("$@")

@@ -16,7 +16,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "etlhub_store_operation_seconds",
+			Name:    "etlhub_store_operation_duration_seconds",
 			Help:    "Latency of store operations.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"op"}),

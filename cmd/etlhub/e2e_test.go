@@ -46,7 +46,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "etlhub")
-	args := []string{"build", "-o", binary}
+	// The version reaches etlhub_build_info the way a release build sets it.
+	args := []string{"build", "-ldflags=-X main.version=" + e2eVersion, "-o", binary}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -533,7 +534,7 @@ func TestAlertsSilencesAndRestart(t *testing.T) {
 	h.done <- nil
 	h2 := startHubIn(t, dir, "  []", jobs, "rules: {tick: 1s}")
 	h2.eventually("the restarted hub has evaluated its rules three times", 20*time.Second, func() bool {
-		return h2.metric("etlhub_rules_tick_seconds_count") >= 3
+		return h2.metric("etlhub_rules_tick_duration_seconds_count") >= 3
 	})
 	_, body = h2.call("GET", "/api/v1/alerts?state=firing", viewTok, nil)
 	n := 0

@@ -99,6 +99,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	cfg.Version = buildVersion()
 	log := hub.NewLogger(cfg.Log, stderr)
 	log.Info("etlhub starting", "version", buildVersion(), "config", *path)
 	if err := hub.Serve(ctx, cfg, log, nil); err != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	Logs      LogsConfig                `yaml:"logs"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
 	Jobs      []status.JobSpec          `yaml:"jobs"`
+	// Version is the binary's version (not read from the file): shown in
+	// etlhub_build_info.
+	Version string `yaml:"-"`
 }
 
 // LogConfig selects log level and format.

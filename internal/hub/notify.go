@@ -126,10 +126,15 @@ func (n *NotifyConfig) receivers() []notifier.Receiver {
 }
 
 func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *notifier.Worker {
-	return notifier.NewWorker(st, cfg.Notify.receivers(), notifier.WorkerOptions{
+	m := notifier.NewMetrics(reg)
+	recv := cfg.Notify.receivers()
+	for _, r := range recv {
+		m.Known(r.Name)
+	}
+	return notifier.NewWorker(st, recv, notifier.WorkerOptions{
 		Policy: retry.Policy{Base: cfg.Notify.Retry.Base, Max: cfg.Notify.Retry.Max, Factor: 2, Jitter: 0.5},
 		MaxAge: cfg.Notify.Retry.MaxAge, DashboardURL: cfg.PublicURL, Log: log.With("part", "notifier"),
-		Metrics: notifier.NewMetrics(reg),
+		Metrics: m,
 	})
 }
 

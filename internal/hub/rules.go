@@ -108,6 +108,7 @@ type ruleLoop struct {
 	worker    *notifier.Worker
 	firing    *prometheus.CounterVec
 	ticks     prometheus.Histogram
+	lastTick  prometheus.Gauge
 	// unsaved holds what a failed SaveAlerts did not store; it is stored
 	// first on the next tick, so no transition or notification is lost.
 	unsaved struct {
@@ -128,9 +129,19 @@ func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.
 	}
 	l.firing = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_alert_transitions_total",
 		Help: "Alert transitions by rule, severity and status."}, []string{"rule", "severity", "status"})
-	l.ticks = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "etlhub_rules_tick_seconds",
+	l.ticks = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "etlhub_rules_tick_duration_seconds",
 		Help: "Time to evaluate every rule once.", Buckets: prometheus.DefBuckets})
-	reg.MustRegister(l.firing, l.ticks)
+	l.lastTick = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_rules_last_tick_timestamp_seconds",
+		Help: "When the rules were last evaluated (Unix time); stale when the rule loop is stuck."})
+	reg.MustRegister(l.firing, l.ticks, l.lastTick, newStateCollector(cfg, l.engine, st, time.Now, log))
+	// Every series exists from the start, so increase() sees the first one.
+	for _, r := range alertRules() {
+		for _, sev := range severities {
+			for _, s := range []string{"firing", "resolved", rules.TransitionAcknowledged} {
+				l.firing.WithLabelValues(r, sev, s)
+			}
+		}
+	}
 	return l
 }
 
@@ -195,6 +206,7 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 			"fingerprint", a.Fingerprint, "silenced", a.Silenced, "summary", a.Summary)
 	}
 	l.ticks.Observe(time.Since(start).Seconds())
+	l.lastTick.Set(float64(time.Now().UnixMilli()) / 1000)
 }
 
 // JobViews adapts the engine's views for the API.

@@ -15,7 +15,6 @@ import (
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/collectors/version"
 )
 
 // NewLogger builds the process logger from the log section.
@@ -33,7 +32,7 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 // not nil, receives the API's address once it listens.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), version.NewCollector("etlhub"))
+	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), buildInfo(cfg.Version))
 
 	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
 	if err != nil {
@@ -49,7 +48,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	}
 	ing.after = rl.engine.Observe
 	rl.worker = newWorker(cfg, st, log, reg)
-	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, collectors.NewMetrics(reg), time.Now)
+	cm := collectors.NewMetrics(reg)
+	for _, s := range cfg.Sources {
+		cm.Known(s.Name)
+	}
+	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, cm, time.Now)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,177 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"time"
+
+	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// alertRules are the rules the engine can raise, for series that exist from
+// the start (a rule that never fired reads 0, not absent).
+func alertRules() []string {
+	out := []string{rules.RuleLogErrorSpike, rules.RuleLogSilence}
+	for r := range ruleNames {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+var (
+	severities   = []string{rules.SevCritical, rules.SevWarning, rules.SevInfo}
+	activeStates = []rules.AlertState{rules.StatePending, rules.StateFiring}
+	risks        = []string{rules.RiskBreached, rules.RiskPredicted, rules.RiskAtRisk, rules.RiskRunning, rules.RiskOK, rules.RiskIdle}
+)
+
+// stateSource is what the hub knows at this moment: the engine's alerts and
+// job views.
+type stateSource interface {
+	Active() []rules.Alert
+	Views() map[rules.JobKey]rules.View
+}
+
+// backlogSource reads the outbox's pending notifications.
+type backlogSource interface {
+	OutboxBacklog(ctx context.Context) ([]store.Backlog, error)
+}
+
+// stateCollector exposes what etlhub knows (alerts by state, each job's
+// risk, breach probability and last success, the outbox backlog) as gauges
+// read at scrape time, so they are never stale.
+type stateCollector struct {
+	state     stateSource
+	backlog   backlogSource
+	jobs      []rules.JobKey
+	receivers []string
+	now       func() time.Time
+	log       *slog.Logger
+
+	alerts, pBreach, risk, lastSuccess, activeAlerts *prometheus.Desc
+	outboxPending, outboxOldest, scrapeErr           *prometheus.Desc
+}
+
+func newStateCollector(cfg *Config, state stateSource, backlog backlogSource, now func() time.Time, log *slog.Logger) *stateCollector {
+	c := &stateCollector{state: state, backlog: backlog, now: now, log: log,
+		alerts: prometheus.NewDesc("etlhub_alerts", "Active alerts by rule (alertname for alerts posted by Prometheus), severity and state (pending, firing).",
+			[]string{"rule", "severity", "state"}, nil),
+		pBreach: prometheus.NewDesc("etlhub_job_breach_probability", "Predicted probability that tonight's run of the job misses its deadline (0..1).",
+			[]string{"tenant", "job"}, nil),
+		risk: prometheus.NewDesc("etlhub_job_risk", "1 for the job's current risk (breached, predicted-breach, at-risk, running, ok, idle), 0 for the others.",
+			[]string{"tenant", "job", "risk"}, nil),
+		lastSuccess: prometheus.NewDesc("etlhub_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time); absent until a success is seen.",
+			[]string{"tenant", "job"}, nil),
+		activeAlerts: prometheus.NewDesc("etlhub_job_firing_alerts", "Firing alerts of the job.",
+			[]string{"tenant", "job"}, nil),
+		outboxPending: prometheus.NewDesc("etlhub_outbox_pending", "Notifications waiting for delivery (or a retry), by receiver.",
+			[]string{"receiver"}, nil),
+		outboxOldest: prometheus.NewDesc("etlhub_outbox_oldest_pending_seconds", "Age of the oldest notification waiting for delivery, by receiver (0 when none waits).",
+			[]string{"receiver"}, nil),
+		scrapeErr: prometheus.NewDesc("etlhub_state_scrape_error", "1 when the outbox backlog could not be read for this scrape.", nil, nil),
+	}
+	for _, j := range cfg.Jobs {
+		c.jobs = append(c.jobs, rules.JobKey{Tenant: j.Tenant, Job: j.Job})
+	}
+	for _, r := range cfg.Notify.Receivers {
+		c.receivers = append(c.receivers, r.Name)
+	}
+	return c
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.alerts, c.pBreach, c.risk, c.lastSuccess, c.activeAlerts, c.outboxPending, c.outboxOldest, c.scrapeErr} {
+		ch <- d
+	}
+}
+
+type alertKey struct{ rule, severity, state string }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[alertKey]int{}
+	for _, r := range alertRules() {
+		for _, sev := range severities {
+			for _, st := range activeStates {
+				counts[alertKey{r, sev, string(st)}] = 0
+			}
+		}
+	}
+	for _, a := range c.state.Active() {
+		counts[alertKey{a.Rule, a.Severity, string(a.State)}]++
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.GaugeValue, float64(n), k.rule, k.severity, k.state)
+	}
+
+	views := c.state.Views()
+	for _, k := range c.jobs {
+		v, seen := views[k]
+		ch <- prometheus.MustNewConstMetric(c.pBreach, prometheus.GaugeValue, v.Prediction.PBreach, k.Tenant, k.Job)
+		ch <- prometheus.MustNewConstMetric(c.activeAlerts, prometheus.GaugeValue, float64(v.Active), k.Tenant, k.Job)
+		cur := v.Risk
+		if !seen || cur == "" {
+			cur = rules.RiskIdle
+		}
+		for _, r := range risks {
+			x := 0.0
+			if r == cur {
+				x = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue, x, k.Tenant, k.Job, r)
+		}
+		if !v.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, float64(v.LastSuccess.UnixMilli())/1000, k.Tenant, k.Job)
+		}
+	}
+
+	pending := map[string]store.Backlog{}
+	for _, r := range c.receivers {
+		pending[r] = store.Backlog{Receiver: r}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bl, err := c.backlog.OutboxBacklog(ctx)
+	failed := 0.0
+	if err != nil {
+		failed = 1
+		c.log.Warn("reading the outbox backlog for /metrics failed", "error", err)
+	}
+	for _, b := range bl {
+		pending[b.Receiver] = b
+	}
+	now := c.now()
+	for r, b := range pending {
+		age := 0.0
+		if b.Pending > 0 && !b.Oldest.IsZero() {
+			age = max(0, now.Sub(b.Oldest).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(c.outboxPending, prometheus.GaugeValue, float64(b.Pending), r)
+		ch <- prometheus.MustNewConstMetric(c.outboxOldest, prometheus.GaugeValue, age, r)
+	}
+	ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, failed)
+}
+
+// buildInfo is etlhub_build_info{version, revision, goversion} 1: the version
+// is the one the binary was built with (-ldflags "-X main.version=...").
+func buildInfo(version string) prometheus.Collector {
+	if version == "" {
+		version = "dev"
+	}
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_build_info",
+		Help:        "1, labelled with the version, VCS revision and Go version etlhub was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}},
+		func() float64 { return 1 })
+}
