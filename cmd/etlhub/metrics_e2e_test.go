@@ -99,19 +99,19 @@ func TestMetricsCarryTheHubsState(t *testing.T) {
 	promtoolCheck(t, text)
 
 	want := map[string]float64{
-		`etlhub_alerts{rule="failed",severity="warning",state="firing"}`:                          1,
-		`etlhub_alerts{rule="stalled",severity="warning",state="firing"}`:                         0,
-		`etlhub_alerts{rule="predicted-breach",severity="critical",state="pending"}`:              0,
-		`etlhub_outbox_pending{receiver="team"}`:                                                  1,
-		`etlhub_job_risk{job="roster-import",risk="at-risk",tenant="dade"}`:                      1,
-		`etlhub_job_risk{job="roster-import",risk="ok",tenant="dade"}`:                           0,
-		`etlhub_job_firing_alerts{job="roster-import",tenant="dade"}`:                            1,
-		`etlhub_job_firing_alerts{job="roster-import",tenant="polk"}`:                            0,
-		`etlhub_alert_transitions_total{rule="failed",severity="warning",status="firing"}`:        1,
+		`etlhub_alerts{rule="failed",severity="warning",state="firing"}`:                           1,
+		`etlhub_alerts{rule="stalled",severity="warning",state="firing"}`:                          0,
+		`etlhub_alerts{rule="predicted-breach",severity="critical",state="pending"}`:               0,
+		`etlhub_outbox_pending{receiver="team"}`:                                                   1,
+		`etlhub_job_risk{job="roster-import",risk="at-risk",tenant="dade"}`:                        1,
+		`etlhub_job_risk{job="roster-import",risk="ok",tenant="dade"}`:                             0,
+		`etlhub_job_firing_alerts{job="roster-import",tenant="dade"}`:                              1,
+		`etlhub_job_firing_alerts{job="roster-import",tenant="polk"}`:                              0,
+		`etlhub_alert_transitions_total{rule="failed",severity="warning",status="firing"}`:         1,
 		`etlhub_alert_transitions_total{rule="source-down",severity="critical",status="resolved"}`: 0,
-		`etlhub_notifications_total{receiver="team",result="failed"}`:                             0,
-		`etlhub_ingest_observations_total{result="stored",via="push"}`:                            1,
-		`etlhub_ingest_observations_total{result="stored",via="collector"}`:                       0,
+		`etlhub_notifications_total{receiver="team",result="failed"}`:                              0,
+		`etlhub_ingest_observations_total{result="stored",via="push"}`:                             1,
+		`etlhub_ingest_observations_total{result="stored",via="collector"}`:                        0,
 	}
 	for series, v := range want {
 		if got := sample(text, series); got != v {
