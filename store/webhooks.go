@@ -35,3 +35,11 @@ func (s *Store) FirstWebhookEvent(ctx context.Context, source, id string, at, fo
 	})
 	return first, err
 }
+
+// ForgetWebhookEvent removes an event id whose action failed, so that the
+// sender's retry is taken.
+func (s *Store) ForgetWebhookEvent(ctx context.Context, source, id string) error {
+	return s.write(ctx, "webhook_event_forget", func(tx *gorm.DB) error {
+		return tx.Where("source = ? AND event_id = ?", source, id).Delete(&webhookEventRow{}).Error
+	})
+}

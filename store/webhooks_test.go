@@ -22,6 +22,13 @@ func TestWebhookEventsAreActedOnOnce(t *testing.T) {
 			if first, _ := s.FirstWebhookEvent(ctx, "pagerduty", "evt-2", at, at.Add(-10*time.Minute)); !first {
 				t.Fatal("another event was taken for a replay")
 			}
+			// An event whose action failed is forgotten, so the retry counts.
+			if err := s.ForgetWebhookEvent(ctx, "pagerduty", "evt-2"); err != nil {
+				t.Fatal(err)
+			}
+			if first, _ := s.FirstWebhookEvent(ctx, "pagerduty", "evt-2", at, at.Add(-10*time.Minute)); !first {
+				t.Fatal("a forgotten event is still taken for a replay")
+			}
 			// Past the window the id is forgotten (its timestamp refuses it).
 			if first, _ := s.FirstWebhookEvent(ctx, "pagerduty", "evt-3", at.Add(time.Hour), at.Add(30*time.Minute)); !first {
 				t.Fatal("evt-3")

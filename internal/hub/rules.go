@@ -313,7 +313,15 @@ func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature 
 	tr := rules.Transition{At: now, Status: status, Alert: a}
 	if resolved {
 		// Recorded on the alert; the rules resolve it when its cause clears.
-		return l.st.SaveAlerts(ctx, []rules.Alert{a}, []rules.Transition{tr}, nil)
+		err = l.st.SaveAlerts(ctx, []rules.Alert{a}, []rules.Transition{tr}, nil)
+	} else {
+		err = l.record(ctx, tr, l.cfg.Notify.isPagerDuty)
 	}
-	return l.record(ctx, tr, l.cfg.Notify.isPagerDuty)
+	if err != nil {
+		// Not taken after all: PagerDuty retries a 5xx, and that retry must count.
+		if ferr := l.st.ForgetWebhookEvent(context.WithoutCancel(ctx), "pagerduty", ev.Event.ID); ferr != nil {
+			l.log.Error("forgetting a webhook event that was not taken failed", "event_id", ev.Event.ID, "error", ferr)
+		}
+	}
+	return err
 }
