@@ -157,17 +157,22 @@ func lowerASCII(s string) string {
 	return string(b)
 }
 
-// HeaderSecrets are the secrets in a header value: the value, and for
-// "Scheme credentials" the credentials, and for Basic the decoded
-// "user:password" and the password.
+// authSchemes are the schemes of "Scheme credentials" header values: the
+// scheme word is not secret (scrubbing "Bearer t..." would mangle ordinary
+// text such as "Bearer token required").
+var authSchemes = map[string]bool{"bearer": true, "basic": true, "token": true, "bot": true, "apikey": true,
+	"api-key": true, "key": true, "digest": true, "ssws": true, "splunk": true, "negotiate": true}
+
+// HeaderSecrets are the secrets in a header value: for "Scheme credentials"
+// the credentials (and for Basic the decoded "user:password" and the
+// password), otherwise the whole value.
 func HeaderSecrets(v string) []string {
-	out := []string{v}
 	scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
-	if !ok {
-		return out
+	if !ok || !authSchemes[strings.ToLower(scheme)] {
+		return []string{v}
 	}
 	cred = strings.TrimSpace(cred)
-	out = append(out, cred)
+	out := []string{cred}
 	if strings.EqualFold(scheme, "Basic") {
 		if raw, err := base64.StdEncoding.DecodeString(cred); err == nil {
 			out = append(out, string(raw))

@@ -48,6 +48,10 @@ func TestBasicAuthAndBearerHeaderParts(t *testing.T) {
 	if out := s.String("token " + tok); strings.Contains(out, tok[:8]) {
 		t.Errorf("bearer credential kept: %q", out)
 	}
+	// The scheme is not a secret: ordinary text about it stays readable.
+	if out := s.String("Bearer token required"); out != "Bearer token required" {
+		t.Errorf("scrubbed the scheme: %q", out)
+	}
 }
 
 func TestURLSecrets(t *testing.T) {
