@@ -88,7 +88,7 @@ func (f *fetcher) get(ctx context.Context, url string) ([]byte, error) {
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Scrubbed before the cut, so no part of an echoed secret survives it.
-		return nil, &HTTPError{Status: resp.StatusCode, Body: f.red.Cut(strings.TrimSpace(string(body[:min(len(body), 64<<10)])), 200)}
+		return nil, &HTTPError{Status: resp.StatusCode, Body: f.red.Cut(redact.Printable(strings.TrimSpace(string(body[:min(len(body), 64<<10)]))), 200)}
 	}
 	if int64(len(body)) > f.cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("response body exceeds the %d-byte limit (max_body_bytes)", f.cfg.MaxBodyBytes)

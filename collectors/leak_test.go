@@ -111,3 +111,22 @@ func TestConfigErrorHidesURLSecrets(t *testing.T) {
 		t.Fatalf("problem: %s", got)
 	}
 }
+
+// An upstream's error page is outside text: its control characters (terminal
+// escapes, newlines that forge log lines) do not reach the source's health.
+func TestUpstreamErrorTextIsPrintable(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "\x1b]0;pwned\x07boom\r\nlevel=error msg=forged\x9b2J", 502)
+	}))
+	defer srv.Close()
+	sink := &memSink{}
+	cfg := legacyConfig(srv.URL)
+	var p config.Problems
+	cfg.Validate(&p, "s")
+	r, _ := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
+	r.RunOnce(context.Background(), "legacy")
+	e := sink.health["legacy"].LastError
+	if !strings.Contains(e, "boom") || strings.ContainsAny(e, "\x1b\x07\r\n\u009b") {
+		t.Fatalf("last error %q", e)
+	}
+}

@@ -259,7 +259,7 @@ func (c *Client) call(ctx context.Context, method, path string, body []byte, out
 			Message string `json:"message"`
 		}
 		if json.Unmarshal(data, &e) == nil {
-			apiErr.Code, apiErr.Message = c.red.Cut(e.Code, 80), c.red.Cut(e.Message, 1024)
+			apiErr.Code, apiErr.Message = c.red.Cut(redact.Printable(e.Code), 80), c.red.Cut(redact.Printable(e.Message), 1024)
 		} else {
 			apiErr.Message = fmt.Sprintf("%q", c.red.Cut(string(data[:min(len(data), 4096)]), 80))
 		}

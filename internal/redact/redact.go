@@ -232,3 +232,18 @@ func SecretURL(raw string) []string {
 	}
 	return out
 }
+
+// Printable makes outside text safe to store and show as one line: control
+// characters (terminal escapes, C1 codes) are dropped and line breaks and
+// tabs become spaces.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return -1
+		}
+		return r
+	}, s)
+}
