@@ -208,6 +208,9 @@ func (c *Config) Validate(p *config.Problems) {
 		if t.Policy == (oneroster.Policy{}) {
 			t.Policy = oneroster.DefaultPolicy
 		}
+		if err := t.Policy.Check(); err != nil {
+			p.Add(k+".policy", "%v", err)
+		}
 	}
 	if len(c.Tenants) == 0 {
 		p.Add("tenants", "at least one tenant is required")

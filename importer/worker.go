@@ -481,7 +481,7 @@ func (im *Importer) stages(ctx context.Context, a *attempt) error {
 func (im *Importer) validate(ctx context.Context, a *attempt, files fs.FS, safe string) error {
 	a.setStage("validating")
 	rep := oneroster.NewReport(5)
-	res, err := oneroster.Validate(files, rep.Add)
+	res, err := oneroster.ValidateWith(files, a.t.Policy.Options(), rep.Add)
 	if err != nil {
 		return permanent{err}
 	}

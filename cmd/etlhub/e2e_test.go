@@ -639,7 +639,7 @@ func TestGenAndValidateRoster(t *testing.T) {
 	if code != 1 || !strings.Contains(out.String(), "file.header_mismatch") || !strings.Contains(out.String(), "decision: reject") {
 		t.Fatalf("misspelled header: exit %d\n%s", code, out.String())
 	}
-	if rep, _ := os.ReadFile(csvPath); !strings.Contains(string(rep), "file.header_mismatch,users.csv") {
+	if rep, _ := os.ReadFile(csvPath); !strings.Contains(string(rep), `"file.header_mismatch","users.csv"`) {
 		t.Fatalf("report CSV:\n%s", rep)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/etlhub/etlhub/importer/oneroster"
 )
@@ -60,11 +61,19 @@ func validateRoster(args []string, stdout, stderr io.Writer) int {
 	fset.SetOutput(stderr)
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	csvOut := fset.String("csv", "", "also write the report as CSV to this file")
+	bulkLifecycle := fset.String("bulk-lifecycle", "error", "severity of bulk rows that fill status/dateLastModified: error (the specification) or warning (the importer's default policy)")
+	maxField := fset.Int("max-field-bytes", 0, "largest field kept; larger is row.field_too_large (0: 64 KiB)")
 	if err := fset.Parse(args); err != nil {
 		return 2
 	}
 	if fset.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: etlhub validate-roster [--json] [--csv FILE] DIR|ZIP")
+		fmt.Fprintln(stderr, "usage: etlhub validate-roster [--json] [--csv FILE] [--bulk-lifecycle error|warning] [--max-field-bytes N] DIR|ZIP")
+		return 2
+	}
+	policy := oneroster.DefaultPolicy
+	policy.BulkLifecycle, policy.MaxFieldBytes = oneroster.Severity(*bulkLifecycle), *maxField
+	if err := policy.Check(); err != nil {
+		fmt.Fprintln(stderr, "etlhub validate-roster:", err)
 		return 2
 	}
 	path := fset.Arg(0)
@@ -82,13 +91,13 @@ func validateRoster(args []string, stdout, stderr io.Writer) int {
 	}
 	start := time.Now()
 	rep := oneroster.NewReport(5)
-	res, err := oneroster.Validate(fsys, rep.Add)
+	res, err := oneroster.ValidateWith(fsys, policy.Options(), rep.Add)
 	if err != nil {
 		fmt.Fprintln(stderr, "etlhub validate-roster:", err)
 		return 1
 	}
 	rep.Finish(res)
-	dec := oneroster.DefaultPolicy.Decide(rep, nil)
+	dec := policy.Decide(rep, nil)
 	if *csvOut != "" {
 		f, err := os.Create(*csvOut)
 		if err == nil {
@@ -111,16 +120,29 @@ func validateRoster(args []string, stdout, stderr io.Writer) int {
 			path, rep.Version, rows, len(rep.Files), rep.Errors, rep.Warnings, time.Since(start).Seconds())
 		for _, g := range rep.Groups {
 			e := g.Examples[0]
-			fmt.Fprintf(stdout, "  %-7s %-36s %-18s %6d×  first at line %d %s: %s\n", g.Severity, g.Code, g.File, g.Count, e.Line, e.Column, e.Message)
+			fmt.Fprintf(stdout, "  %-7s %-36s %-18s %6d×  first at line %d %s: %s\n", g.Severity, g.Code, printable(g.File), g.Count, e.Line,
+				printable(e.Column), printable(e.Message))
+			fmt.Fprintf(stdout, "          fix: %s\n", g.Fix)
 		}
 		if dec.Load {
 			fmt.Fprintln(stdout, "decision: load")
 		} else {
-			fmt.Fprintln(stdout, "decision: reject:", strings.Join(dec.Reasons, "; "))
+			fmt.Fprintln(stdout, "decision: reject:", printable(strings.Join(dec.Reasons, "; ")))
 		}
 	}
 	if !dec.Load {
 		return 1
 	}
 	return 0
+}
+
+// printable replaces control characters (terminal escapes included) in text
+// that came from an upload.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }

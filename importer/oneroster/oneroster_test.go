@@ -3,6 +3,7 @@ package oneroster
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/csv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -91,7 +92,7 @@ func TestEachFindingCode(t *testing.T) {
 		{"manifest header", fstest.MapFS{"manifest.csv": {Data: []byte("property,value\n")}}, "manifest.invalid_header", 1, ""},
 		{"bad version", fstest.MapFS{"manifest.csv": {Data: []byte("propertyName,value\noneroster.version,2.0\n")}}, "manifest.invalid_version", 2, "value"},
 		{"bad file mode", fstest.MapFS{"manifest.csv": {Data: []byte("propertyName,value\noneroster.version,1.1\nfile.orgs,full\n")}}, "manifest.invalid_value", 3, "value"},
-		{"listed, missing", fstest.MapFS{"manifest.csv": {Data: []byte(manifest11)}}, "manifest.missing_file", 4, ""},
+		{"listed, missing", fstest.MapFS{"manifest.csv": {Data: []byte(manifest11)}}, "manifest.missing_file", 4, "value"},
 		{"present, unlisted", fstest.MapFS{"manifest.csv": {Data: []byte(manifest11)}, "orgs.csv": {Data: []byte(orgsHeader + school)},
 			"courses.csv": {Data: []byte("x\n")}}, "manifest.unlisted_file", 0, ""},
 		{"misspelled header", withOrgs(""), "", 0, ""}, // placeholder replaced below
@@ -201,9 +202,18 @@ func TestPolicyAndReport(t *testing.T) {
 	if err := r.WriteCSV(&csvOut); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(csvOut.String(), "severity,code,file,count,line,column,value,message\n") ||
-		!strings.Contains(csvOut.String(), "row.invalid_enum,classes.csv,1,") {
-		t.Fatalf("report CSV:\n%s", csvOut.String())
+	recs, err := csv.NewReader(&csvOut).ReadAll()
+	if err != nil || strings.Join(recs[0], ",") != "severity,code,file,count,line,column,value,message,meaning,fix" {
+		t.Fatalf("report CSV header %v: %v", recs[0], err)
+	}
+	found := false
+	for _, r := range recs[1:] {
+		if r[1] == "row.invalid_enum" && r[2] == "classes.csv" && r[3] == "1" && r[5] == "classType" && r[8] != "" && r[9] != "" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no explained row.invalid_enum line for classes.csv in %v", recs)
 	}
 }
 

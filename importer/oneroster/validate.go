@@ -309,7 +309,7 @@ func (v *validator) manifest(fsys fs.FS) (bool, error) {
 		v.modes[t.Name] = m
 		if m != Absent {
 			if st, err := fs.Stat(fsys, t.FileName()); err != nil || st.IsDir() {
-				v.find(Finding{Code: "manifest.missing_file", Severity: SevError, File: t.FileName(), Line: row.line,
+				v.find(Finding{Code: "manifest.missing_file", Severity: SevError, File: name, Line: row.line, Column: "value", Value: t.FileName(),
 					Message: fmt.Sprintf("the manifest lists %s as %s but the upload does not have it", t.FileName(), m)})
 				delete(v.modes, t.Name)
 				v.broken[t.Name] = true
