@@ -67,7 +67,9 @@ type Options struct {
 	Registerer   prometheus.Registerer
 	Log          *slog.Logger
 	MaxBodyBytes int64
-	Now          func() time.Time
+	// MaxItems caps the observations of one push (default 10000).
+	MaxItems int
+	Now      func() time.Time
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
 	// logged client is the peer that connected.
@@ -89,6 +91,9 @@ func New(o Options) http.Handler {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 10 << 20
+	}
+	if o.MaxItems <= 0 {
+		o.MaxItems = DefaultMaxItems
 	}
 	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}}
 	for i := range o.Jobs {

@@ -71,7 +71,8 @@ func TestHostileRequestsGetOneErrorShape(t *testing.T) {
 	}{
 		{"GET", "/api/v1/nope", "", 404, "not_found"},
 		{"DELETE", "/api/v1/status", "", 405, "method_not_allowed"},
-		{"POST", "/api/v1/observations", strings.Repeat("x", 5000), 413, "body_too_large"},
+		{"POST", "/api/v1/observations", "[" + strings.Repeat("{}, ", 1250), 413, "body_too_large"},
+		{"POST", "/api/v1/observations", strings.Repeat("x", 5000), 400, "invalid_json"},
 		{"POST", "/api/v1/observations", "[1, 2", 400, "invalid_json"},
 		{"POST", "/api/v1/observations", "   ", 400, "empty"},
 		{"GET", "/api/v1/jobs/a/b/runs?limit=100000", "", 400, "bad_request"},

@@ -1,16 +1,22 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/store"
@@ -155,5 +161,162 @@ func TestPushedTimesAreBounded(t *testing.T) {
 		if code != 422 || len(errs) != 1 || !strings.Contains(errs[0].(map[string]any)["error"].(string), `"`+field+`"`) {
 			t.Errorf("%s in 2199: %d %s", field, code, raw)
 		}
+	}
+}
+
+// heapPeak runs fn while sampling the heap in use, and returns the peak
+// above what was in use before.
+func heapPeak(fn func()) uint64 {
+	// A low GC target makes the heap follow what is kept, not garbage.
+	defer debug.SetGCPercent(debug.SetGCPercent(20))
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base := m.HeapInuse
+	peak := base
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			peak = max(peak, m.HeapInuse)
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	fn()
+	close(stop)
+	<-done
+	return peak - base
+}
+
+func emptyObjects(size int, array bool) []byte {
+	var b bytes.Buffer
+	if array {
+		b.WriteByte('[')
+	}
+	for b.Len() < size-4 {
+		if array {
+			if b.Len() > 1 {
+				b.WriteByte(',')
+			}
+			b.WriteString("{}")
+		} else {
+			b.WriteString("{}\n")
+		}
+	}
+	if array {
+		b.WriteByte(']')
+	}
+	return b.Bytes()
+}
+
+// TestPushMemoryIsBounded: a 10 MiB body of "{}" items costs the hub a
+// small multiple of the body, not twenty times it, alone and three at once;
+// past the item cap it is refused with 413 (issue 13, item 7).
+func TestPushMemoryIsBounded(t *testing.T) {
+	h := newHardened(t, func(o *Options) { o.MaxBodyBytes = 11 << 20 })
+	for _, array := range []bool{true, false} {
+		body := emptyObjects(10<<20, array)
+		measurePush(t, h, body, 413, true, fmt.Sprintf("10 MiB of {} (array %v)", array))
+	}
+}
+
+// TestPushDecodesAsAStream: with the item cap lifted, every item of a body
+// is judged, and memory still does not grow with the items rejected.
+func TestPushDecodesAsAStream(t *testing.T) {
+	h := newHardened(t, func(o *Options) { o.MaxBodyBytes, o.MaxItems = 11<<20, 10_000_000 })
+	for _, array := range []bool{true, false} {
+		// Larger than smallBody, so JSON lines are streamed too.
+		body := emptyObjects(2<<20, array)
+		measurePush(t, h, body, 422, false, fmt.Sprintf("2 MiB of {} (array %v, no item cap)", array))
+	}
+}
+
+// measurePush sends body alone and three times at once, checks the answer
+// and that the heap grew by less than five times the bodies in flight.
+func measurePush(t *testing.T, h *hardened, body []byte, want int, three bool, what string) {
+	t.Helper()
+	send := func() {
+		req, _ := http.NewRequest("POST", h.srv.URL+"/api/v1/observations", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+dadeTok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer resp.Body.Close()
+		var res struct {
+			PushResult
+			Error apiError `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&res)
+		switch {
+		case resp.StatusCode != want:
+			t.Errorf("%s: answered %d, want %d", what, resp.StatusCode, want)
+		case want == 413 && (res.Error.Code != "too_many_items" || !strings.Contains(res.Error.Message, "ingest.max_items")):
+			t.Errorf("%s: 413 without the reason: %+v", what, res.Error)
+		case want == 422 && (res.Received < len(body)/4 || res.Accepted != 0 || len(res.Errors) != maxItemErrors):
+			t.Errorf("%s: received %d, accepted %d, %d errors listed", what, res.Received, res.Accepted, len(res.Errors))
+		}
+	}
+	one := heapPeak(send)
+	t.Logf("%s: heap peak +%.1f MiB alone", what, float64(one)/(1<<20))
+	if one > 5*uint64(len(body)) {
+		t.Errorf("%s: one push took %d MiB of heap, more than 5x the body", what, one>>20)
+	}
+	if !three {
+		return
+	}
+	all := heapPeak(func() {
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() { defer wg.Done(); send() }()
+		}
+		wg.Wait()
+	})
+	t.Logf("%s: heap peak +%.1f MiB three at once", what, float64(all)/(1<<20))
+	if all > 5*3*uint64(len(body)) {
+		t.Errorf("%s: three pushes at once took %d MiB of heap, more than 5x the bodies", what, all>>20)
+	}
+}
+
+// TestPushItemCap: past the cap on items a push is refused whole with 413
+// and the reason; nothing of it is stored.
+func TestPushItemCap(t *testing.T) {
+	h := newHardened(t, func(o *Options) { o.MaxItems = 3 })
+	item := `{"at":"2026-09-01T05:00:00Z","tenant":"dade","job":"roster-import","run_id":"r%d","state":"running"}`
+	var lines, arr []string
+	for i := range 4 {
+		lines = append(lines, fmt.Sprintf(item, i))
+		arr = append(arr, fmt.Sprintf(item, i))
+	}
+	for _, body := range []string{strings.Join(lines, "\n"), "[" + strings.Join(arr, ",") + "]"} {
+		code, res, raw := h.call(t, dadeTok, "POST", "/api/v1/observations", body)
+		if code != 413 || errCode(res) != "too_many_items" || !strings.Contains(raw, "3") {
+			t.Fatalf("4 items past a cap of 3: %d %s", code, raw)
+		}
+	}
+	if n, _ := h.st.CountObservations(context.Background()); n != 0 {
+		t.Fatalf("%d observations of refused pushes were stored", n)
+	}
+	code, res, raw := h.call(t, dadeTok, "POST", "/api/v1/observations", strings.Join(lines[:3], "\n"))
+	if code != 200 || res["accepted"] != 3.0 {
+		t.Fatalf("3 items at a cap of 3: %d %s", code, raw)
+	}
+	// A JSON-lines body keeps judging line by line: a broken line is one
+	// rejected item with its line number.
+	code, res, raw = h.call(t, dadeTok, "POST", "/api/v1/observations", "\n"+lines[0]+"\n{broken\n"+strings.Replace(lines[1], "r1", "r9", 1))
+	errs, _ := res["errors"].([]any)
+	if code != 200 || res["accepted"] != 1.0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 3.0 {
+		t.Fatalf("a broken line among good ones: %d %s", code, raw)
 	}
 }

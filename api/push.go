@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -32,53 +33,65 @@ type PushResult struct {
 // maxItemErrors bounds the errors listed in one answer.
 const maxItemErrors = 100
 
+// DefaultMaxItems caps the observations of one push.
+const DefaultMaxItems = 10000
+
 // push takes one observation, a JSON array, or JSON lines; validates each;
 // stores the good ones in one transaction and answers with per-item errors.
+// The body is decoded as a stream, one item at a time: memory grows with the
+// items accepted (at most MaxItems), not with the body.
 func (s *server) push(c *gin.Context) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.o.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			abort(c, 413, "body_too_large", fmt.Sprintf("the body exceeds %d bytes; send smaller batches", s.o.MaxBodyBytes))
-			return
-		}
-		abort(c, 400, "bad_request", "could not read the body")
-		return
-	}
-	items, err := splitItems(body)
-	if err != nil {
-		abort(c, 400, "invalid_json", err.Error())
-		return
-	}
-	if len(items) == 0 {
-		abort(c, 400, "empty", "the body holds no observations")
-		return
-	}
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, s.o.MaxBodyBytes)
 	p := who(c)
 	now := s.o.Now().UTC()
-	res := PushResult{Received: len(items), Errors: []ItemError{}}
-	good := make([]status.Observation, 0, len(items))
+	res := PushResult{Errors: []ItemError{}}
+	var good []status.Observation
 	reject := func(it item, msg string) {
 		res.Rejected++
 		if len(res.Errors) < maxItemErrors {
 			res.Errors = append(res.Errors, ItemError{Index: it.index, Line: it.line, Error: msg})
 		}
 	}
-	for _, it := range items {
+	err := eachItem(body, s.o.MaxItems, func(it item) {
+		res.Received++
+		if it.fail != "" {
+			reject(it, it.fail)
+			return
+		}
 		o, err := status.Decode(it.raw, status.DecodeOptions{Strict: true, DefaultSource: "push:" + p.name})
 		if err != nil {
 			reject(it, err.Error())
-			continue
+			return
 		}
 		if !p.CanSee(o.Tenant) {
 			reject(it, fmt.Sprintf("tenant %q is outside this token's scope", o.Tenant))
-			continue
+			return
 		}
 		if err := o.CheckClock(now); err != nil {
 			reject(it, err.Error())
-			continue
+			return
 		}
 		good = append(good, o)
+	})
+	var mbe *http.MaxBytesError
+	var bad *bodyError
+	switch {
+	case errors.As(err, &mbe):
+		abort(c, 413, "body_too_large", fmt.Sprintf("the body exceeds %d bytes; send smaller batches", s.o.MaxBodyBytes))
+		return
+	case errors.Is(err, errTooManyItems):
+		abort(c, 413, "too_many_items", fmt.Sprintf("the body holds more than %d observations (ingest.max_items); send smaller batches", s.o.MaxItems))
+		return
+	case errors.As(err, &bad):
+		abort(c, 400, "invalid_json", bad.msg)
+		return
+	case err != nil:
+		abort(c, 400, "bad_request", "could not read the body")
+		return
+	}
+	if res.Received == 0 {
+		abort(c, 400, "empty", "the body holds no observations")
+		return
 	}
 	if s.metrics != nil {
 		s.metrics.pushRejected.Add(float64(res.Rejected))
@@ -98,42 +111,209 @@ func (s *server) push(c *gin.Context) {
 	c.JSON(code, res)
 }
 
+// item is one item of a body; raw is valid only during the call it is
+// passed to; fail says why it cannot be decoded at all.
 type item struct {
 	index int
 	line  int
 	raw   []byte
+	fail  string
 }
 
-// splitItems recognises the three body shapes.
-func splitItems(body []byte) ([]item, error) {
-	trim := bytes.TrimSpace(body)
-	if len(trim) == 0 {
-		return nil, nil
+var errTooManyItems = errors.New("too many items")
+
+// bodyError is a body that is none of the three shapes.
+type bodyError struct{ msg string }
+
+func (e *bodyError) Error() string { return e.msg }
+
+const (
+	// smallBody: a '{' body up to this size is read whole, so that one
+	// pretty-printed object is told from JSON lines; larger ones are JSON
+	// lines (one observation, pretty-printed, is far smaller).
+	smallBody = 64 << 10
+	// maxLine bounds one line of a JSON-lines body.
+	maxLine = 1 << 20
+)
+
+// eachItem calls fn with every item of a body, as it is read: one JSON
+// object, a JSON array of objects, or JSON lines. It stops with
+// errTooManyItems past max items, a *bodyError for a body of no shape, or
+// the reader's error (*http.MaxBytesError past the size limit).
+func eachItem(r io.Reader, max int, fn func(item)) error {
+	if max <= 0 {
+		max = DefaultMaxItems
 	}
-	switch trim[0] {
+	br := bufio.NewReaderSize(r, 64<<10)
+	// Skip leading white space, counting its lines.
+	line := 1
+	var first byte
+	for {
+		b, err := br.ReadByte()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if b == '\n' {
+			line++
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			first = b
+			br.UnreadByte()
+			break
+		}
+	}
+	switch first {
 	case '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trim, &raws); err != nil {
-			return nil, fmt.Errorf("the body is not a valid JSON array: %v", err)
-		}
-		out := make([]item, len(raws))
-		for i, r := range raws {
-			out[i] = item{index: i, raw: r}
-		}
-		return out, nil
+		return eachInArray(br, max, fn)
 	case '{':
-		if json.Valid(trim) {
-			return []item{{index: 0, raw: trim}}, nil
+		head, err := io.ReadAll(io.LimitReader(br, smallBody+1))
+		if err != nil {
+			return err
 		}
-		var out []item
-		for i, line := range bytes.Split(body, []byte("\n")) {
-			line = bytes.TrimSpace(line)
-			if len(line) == 0 {
-				continue
+		if len(head) <= smallBody {
+			if trim := bytes.TrimSpace(head); json.Valid(trim) {
+				fn(item{index: 0, raw: trim})
+				return nil
 			}
-			out = append(out, item{index: len(out), line: i + 1, raw: line})
+			return eachLine(bytes.NewReader(head), line, max, fn)
 		}
-		return out, nil
+		return eachLine(io.MultiReader(bytes.NewReader(head), br), line, max, fn)
 	}
-	return nil, errors.New("the body must be a JSON object, a JSON array of objects, or JSON lines")
+	return &bodyError{"the body must be a JSON object, a JSON array of objects, or JSON lines"}
+}
+
+// eachInArray splits a JSON array into its elements with a small scanner
+// (strings and nesting tracked, nothing decoded), so that each element is
+// judged on its own and costs only its own bytes; r starts at the '['.
+func eachInArray(r *bufio.Reader, max int, fn func(item)) error {
+	if b, _ := r.ReadByte(); b != '[' {
+		return &bodyError{"the body is not a valid JSON array"}
+	}
+	n, depth := 0, 0
+	inStr, esc, long := false, false, false
+	var buf []byte
+	emit := func() error {
+		trim := bytes.TrimSpace(buf)
+		if len(trim) == 0 && !long {
+			return &bodyError{fmt.Sprintf("the body is not a valid JSON array: item %d is empty", n)}
+		}
+		if n == max {
+			return errTooManyItems
+		}
+		it := item{index: n, raw: trim}
+		if long {
+			it = item{index: n, fail: fmt.Sprintf("the item is longer than %d bytes", maxLine)}
+		}
+		fn(it)
+		n++
+		buf, long = buf[:0], false
+		return nil
+	}
+	for {
+		b, err := r.ReadByte()
+		if err == io.EOF {
+			return &bodyError{"the body is not a valid JSON array: it ends before the array does"}
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case inStr:
+			if esc {
+				esc = false
+			} else if b == '\\' {
+				esc = true
+			} else if b == '"' {
+				inStr = false
+			}
+		case b == '"':
+			inStr = true
+		case b == '{' || b == '[':
+			depth++
+		case (b == '}' || b == ']') && depth > 0:
+			depth--
+		case b == ']':
+			if n > 0 || len(bytes.TrimSpace(buf)) > 0 || long {
+				if err := emit(); err != nil {
+					return err
+				}
+			}
+			return onlySpaceLeft(r)
+		case b == '}':
+			return &bodyError{fmt.Sprintf("the body is not a valid JSON array: unbalanced '}' in item %d", n)}
+		case b == ',' && depth == 0:
+			if err := emit(); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(buf) >= maxLine {
+			long, buf = true, buf[:0]
+		}
+		if !long {
+			buf = append(buf, b)
+		}
+	}
+}
+
+func onlySpaceLeft(r *bufio.Reader) error {
+	for {
+		b, err := r.ReadByte()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			return &bodyError{"the body is not a valid JSON array: data after the array"}
+		}
+	}
+}
+
+// eachLine calls fn with every non-empty line; line is the number of the
+// first line r holds.
+func eachLine(r io.Reader, line, max int, fn func(item)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	n := 0
+	var buf []byte
+	for ; ; line++ {
+		buf = buf[:0]
+		long := false
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			if !long {
+				if len(buf)+len(chunk) > maxLine {
+					long, buf = true, buf[:0]
+				} else {
+					buf = append(buf, chunk...)
+				}
+			}
+			if err != bufio.ErrBufferFull {
+				break
+			}
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if trim := bytes.TrimSpace(buf); len(trim) > 0 || long {
+			if n == max {
+				return errTooManyItems
+			}
+			if long {
+				fn(item{index: n, line: line, fail: fmt.Sprintf("the line is longer than %d bytes", maxLine)})
+			} else {
+				fn(item{index: n, line: line, raw: trim})
+			}
+			n++
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
 }

@@ -56,6 +56,8 @@ type RetentionConfig struct {
 // IngestConfig bounds push ingest.
 type IngestConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxItems caps the observations of one push (413 beyond).
+	MaxItems int `yaml:"max_items"`
 }
 
 // Load reads and validates a config file.
@@ -115,6 +117,12 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.Ingest.MaxBodyBytes < 1024 || c.Ingest.MaxBodyBytes > 1<<30 {
 		p.Add("ingest.max_body_bytes", "%d is outside 1 KiB..1 GiB", c.Ingest.MaxBodyBytes)
+	}
+	if c.Ingest.MaxItems == 0 {
+		c.Ingest.MaxItems = api.DefaultMaxItems
+	}
+	if c.Ingest.MaxItems < 1 || c.Ingest.MaxItems > 1_000_000 {
+		p.Add("ingest.max_items", "%d is outside 1..1000000", c.Ingest.MaxItems)
 	}
 	c.Rules.Validate(p, "rules")
 	c.Notify.Validate(p, "notify")

@@ -59,7 +59,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 
 	handler := api.New(api.Options{
 		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: rl, Actions: rl,
-		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, TrustedProxies: cfg.TrustedProxies,
+		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, TrustedProxies: cfg.TrustedProxies,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
