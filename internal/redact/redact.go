@@ -7,6 +7,7 @@ package redact
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"net/url"
 	"regexp"
@@ -27,12 +28,12 @@ const (
 // Scrubber scrubs one set of secrets. The zero value and nil scrub nothing.
 type Scrubber struct {
 	exact []string            // lower-cased forms shorter than gram
-	grams map[string]struct{} // every gram-long part of every form, lower-cased
+	grams map[uint64]struct{} // every gram-long part of every form, lower-cased, as 8 bytes
 }
 
 // New builds a scrubber for secrets (empty and very short values are ignored).
 func New(secrets ...string) *Scrubber {
-	s := &Scrubber{grams: map[string]struct{}{}}
+	s := &Scrubber{grams: map[uint64]struct{}{}}
 	seen := map[string]bool{}
 	for _, v := range secrets {
 		if len(v) < minExact {
@@ -49,7 +50,7 @@ func New(secrets ...string) *Scrubber {
 				continue
 			}
 			for i := 0; i+gram <= len(f); i++ {
-				s.grams[f[i:i+gram]] = struct{}{}
+				s.grams[binary.LittleEndian.Uint64([]byte(f[i:i+gram]))] = struct{}{}
 			}
 		}
 	}
@@ -73,7 +74,8 @@ func (s *Scrubber) String(text string) string {
 	if s.Empty() || text == "" {
 		return text
 	}
-	low := lowerASCII(text)
+	lb := []byte(lowerASCII(text))
+	low := string(lb)
 	hit := make([]bool, len(text))
 	found := false
 	mark := func(i, j int) {
@@ -93,8 +95,8 @@ func (s *Scrubber) String(text string) string {
 		}
 	}
 	if len(s.grams) > 0 {
-		for i := 0; i+gram <= len(low); i++ {
-			if _, ok := s.grams[low[i:i+gram]]; ok {
+		for i := 0; i+gram <= len(lb); i++ {
+			if _, ok := s.grams[binary.LittleEndian.Uint64(lb[i:])]; ok {
 				mark(i, i+gram)
 			}
 		}
@@ -136,8 +138,20 @@ func (s *Scrubber) Error(err error) error {
 // Cut scrubs text, then shortens it to at most n bytes on a character
 // boundary, marking a cut with "...".
 func (s *Scrubber) Cut(text string, n int) string {
+	// What lies beyond n plus two parts' length cannot change what is kept:
+	// a secret across the cut still has 8 bytes or more inside it.
+	cut := false
+	if m := n + 2*gram; len(text) > m {
+		for m > 0 && !utf8.RuneStart(text[m]) {
+			m--
+		}
+		text, cut = text[:m], true
+	}
 	text = s.String(strings.ToValidUTF8(text, "\uFFFD"))
 	if len(text) <= n {
+		if cut {
+			return text + "..."
+		}
 		return text
 	}
 	for n > 0 && !utf8.RuneStart(text[n]) {

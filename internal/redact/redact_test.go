@@ -2,6 +2,7 @@ package redact
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -85,5 +86,34 @@ func TestSecretURLKeepsTheHost(t *testing.T) {
 	out := s.String(`Post "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX": 404; see https://api.slack.com/`)
 	if strings.Contains(out, "SECRET") || strings.Contains(out, "T000/B000") || !strings.Contains(out, "https://api.slack.com/") {
 		t.Fatalf("%q", out)
+	}
+}
+
+// BenchmarkScrub is the cost of scrubbing a collector's error snippet and a
+// 64 KiB error page with three configured secrets.
+func BenchmarkScrub(b *testing.B) {
+	s := New(append(HeaderSecrets("Bearer "+tok), URLSecrets("https://u:p4ssw0rd-long@x.example/?api_key=KEY0123456789")...)...)
+	for _, n := range []int{200, 64 << 10} {
+		text := strings.Repeat("upstream said no; ", n/18+1)[:n]
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			for i := 0; i < b.N; i++ {
+				s.Cut(text, 200)
+			}
+		})
+	}
+}
+
+// A secret that starts just before the cut is scrubbed from what is kept.
+func TestCutNearTheBoundary(t *testing.T) {
+	s := New(tok)
+	for start := 180; start <= 205; start++ {
+		in := strings.Repeat("x", start) + tok + strings.Repeat("y", 5000)
+		out := s.Cut(in, 200)
+		for i := 0; i+8 <= len(tok); i++ {
+			if strings.Contains(out, tok[i:i+8]) {
+				t.Fatalf("start %d: %q kept in %q", start, tok[i:i+8], out)
+			}
+		}
 	}
 }
