@@ -41,6 +41,9 @@ import (
 
 // Config is importer.yaml.
 type Config struct {
+	// Version is the binary's version (not read from the file), shown in
+	// etlhub_importer_build_info.
+	Version string `yaml:"-"`
 	Listen  string `yaml:"listen"`
 	WorkDir string `yaml:"work_dir"`
 	// StatusToken is the bearer token every endpoint but /healthz requires

@@ -1,10 +1,17 @@
 package importer
 
 import (
+	"context"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -13,7 +20,12 @@ type metrics struct {
 	reg      *prometheus.Registry
 	failures *prometheus.CounterVec // failed calls by dependency
 	attempts *prometheus.CounterVec // run attempts by tenant and outcome
+	// durations are how long run attempts took, by tenant and outcome.
+	durations *prometheus.HistogramVec
 }
+
+// outcomes are the ends of a run attempt.
+var outcomes = []string{"succeeded", "failed", "retrying", "lost", "stopped"}
 
 func newMetrics(im *Importer) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(),
@@ -23,7 +35,26 @@ func newMetrics(im *Importer) *metrics {
 			Help: "Run attempts by outcome: succeeded, failed, retrying (transient failure), lost (lock taken over), stopped."},
 			[]string{"tenant", "outcome"}),
 	}
-	m.reg.MustRegister(m.failures, m.attempts)
+	m.durations = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "etlhub_importer_run_duration_seconds",
+		Help:    "How long run attempts took (download, validation, load and publish), by tenant and outcome.",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}}, []string{"tenant", "outcome"})
+	m.reg.MustRegister(m.failures, m.attempts, m.durations,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(im.cfg.Version), &queueCollector{im: im, depth: prometheus.NewDesc("etlhub_importer_queue_depth",
+			"Runs queued or in progress on the tenant's Redis stream.", []string{"tenant"}, nil),
+			up: prometheus.NewDesc("etlhub_importer_queue_scrape_ok", "1 when the queue depths could be read from Redis for this scrape.", nil, nil)})
+	// Every series exists from the start, so increase() sees the first one.
+	for _, t := range im.cfg.Tenants {
+		for _, o := range outcomes {
+			m.attempts.WithLabelValues(t.Name, o)
+		}
+	}
+	for _, d := range []string{"redis", "mongo"} {
+		m.failures.WithLabelValues(d)
+	}
+	for _, t := range im.cfg.Tenants {
+		m.failures.WithLabelValues("sftp:" + t.Name)
+	}
 	for name, b := range im.breakers {
 		for _, st := range []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open} {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_importer_breaker_state",
@@ -44,3 +75,54 @@ func newMetrics(im *Importer) *metrics {
 }
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// queueCollector reads each tenant's queue length from Redis at scrape time.
+type queueCollector struct {
+	im        *Importer
+	depth, up *prometheus.Desc
+}
+
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.depth; ch <- q.up }
+
+func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pipe := q.im.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, len(q.im.cfg.Tenants))
+	for i, t := range q.im.cfg.Tenants {
+		lens[i] = pipe.XLen(ctx, queueKey(t.Name))
+	}
+	ok := 1.0
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		ok = 0
+	}
+	for i, t := range q.im.cfg.Tenants {
+		n, err := lens[i].Result()
+		if err == redis.Nil {
+			n, err = 0, nil
+		}
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(q.depth, prometheus.GaugeValue, float64(n), t.Name)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(q.up, prometheus.GaugeValue, ok)
+}
+
+// buildInfo is etlhub_importer_build_info{version, revision, goversion} 1.
+func buildInfo(version string) prometheus.Collector {
+	if version == "" {
+		version = "dev"
+	}
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_importer_build_info",
+		Help:        "1, labelled with the version, VCS revision and Go version the importer was built with.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}},
+		func() float64 { return 1 })
+}

@@ -235,6 +235,7 @@ func (im *Importer) checkpoint(ctx context.Context, a *attempt) error {
 // the run's checkpoint and ends it, or schedules the next attempt.
 func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, msgID string, rec *record) {
 	a := &attempt{rec: rec, t: t, lock: lock, open: map[string]int{}}
+	began := time.Now()
 	for i, o := range rec.Outages { // outages an earlier attempt left open
 		if o.To == nil {
 			a.open[o.Dependency] = i
@@ -290,6 +291,7 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 			log.Error("run ended but could not be recorded; the next worker will record it", "state", state, "error", err)
 		}
 		im.metrics.attempts.WithLabelValues(t.Name, outcome).Inc()
+		im.metrics.durations.WithLabelValues(t.Name, outcome).Observe(time.Since(began).Seconds())
 	}
 	switch {
 	case err == nil:
@@ -300,9 +302,11 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 		log.Info("run succeeded", "rows", rows, "quality", q)
 	case errors.Is(err, coord.ErrLost) || errors.Is(err, errLockUnknown):
 		im.metrics.attempts.WithLabelValues(t.Name, "lost").Inc()
+		im.metrics.durations.WithLabelValues(t.Name, "lost").Observe(time.Since(began).Seconds())
 		log.Warn("run abandoned: the tenant lock was lost; the worker that holds it continues the run", "error", err)
 	case ctx.Err() != nil:
 		im.metrics.attempts.WithLabelValues(t.Name, "stopped").Inc()
+		im.metrics.durations.WithLabelValues(t.Name, "stopped").Observe(time.Since(began).Seconds())
 		im.save(context.WithoutCancel(ctx), a.snapshot(), lock)
 		log.Info("run paused: the importer is stopping; another worker resumes it")
 	case errors.As(err, new(permanent)) || attemptNo >= im.cfg.MaxAttempts:
@@ -317,6 +321,7 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 				at.Format(time.RFC3339), err), status.MaxErrorLen)
 		})
 		im.metrics.attempts.WithLabelValues(t.Name, "retrying").Inc()
+		im.metrics.durations.WithLabelValues(t.Name, "retrying").Observe(time.Since(began).Seconds())
 		if serr := im.checkpoint(context.WithoutCancel(ctx), a); serr != nil {
 			log.Error("could not record the failed attempt", "error", serr)
 		}

@@ -33,6 +33,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO service prometheus-node-exporter stop >/dev/null 2>&1 || true
 fi
 
+# mailpit (a real SMTP server for the email receiver's tests), from the Go
+# module proxy; keep the version in step with internal/testsrv/mailpit.go.
+if ! command -v mailpit >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/mailpit" ]; then
+  echo "installing mailpit"
+  CGO_ENABLED=0 go install github.com/axllent/mailpit@v1.27.11
+fi
+
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 

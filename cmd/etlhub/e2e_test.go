@@ -77,6 +77,8 @@ type hubProc struct {
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan error
+	// polkDone is when polk's night succeeded (the metrics tests).
+	polkDone time.Time
 }
 
 // startHub writes a config with the given sources and jobs and runs the binary.

@@ -32,6 +32,7 @@ func runImporter(ctx context.Context, args []string, stderr io.Writer) int {
 		return 0
 	}
 	cfg.Tenants = cfg.InGroup(*group)
+	cfg.Version = buildVersion()
 	if len(cfg.Tenants) == 0 {
 		fmt.Fprintf(stderr, "%s: no tenant is in group %q\n", *path, *group)
 		return 1

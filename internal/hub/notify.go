@@ -8,8 +8,10 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/notifier/email"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
+	"github.com/etlhub/etlhub/notifier/webhook"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,12 +41,26 @@ type NotifyRetry struct {
 	MaxAge time.Duration `yaml:"max_age"` // give up on a notification this old
 }
 
-// ReceiverConfig is one receiver: exactly one of pagerduty or slack.
+// ReceiverConfig is one receiver: exactly one of pagerduty, slack, webhook
+// or email.
 type ReceiverConfig struct {
 	Name          string            `yaml:"name"`
 	PagerDuty     *pagerduty.Config `yaml:"pagerduty"`
 	Slack         *slack.Config     `yaml:"slack"`
+	Webhook       *webhook.Config   `yaml:"webhook"`
+	Email         *email.Config     `yaml:"email"`
 	RatePerMinute float64           `yaml:"rate_per_minute"`
+}
+
+// kinds counts the receiver kinds configured on r (one is right).
+func (r *ReceiverConfig) kinds() int {
+	n := 0
+	for _, set := range []bool{r.PagerDuty != nil, r.Slack != nil, r.Webhook != nil, r.Email != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // Validate sets defaults and checks the section.
@@ -75,8 +91,8 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 		}
 		names[r.Name] = true
 		switch {
-		case (r.PagerDuty == nil) == (r.Slack == nil):
-			p.Add(k, "needs exactly one of pagerduty or slack")
+		case r.kinds() != 1:
+			p.Add(k, "needs exactly one of pagerduty, slack, webhook or email")
 		case r.PagerDuty != nil:
 			r.PagerDuty.Validate(p, k+".pagerduty")
 			if r.RatePerMinute == 0 {
@@ -86,6 +102,16 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 			r.Slack.Validate(p, k+".slack")
 			if r.RatePerMinute == 0 {
 				r.RatePerMinute = 60 // about one message a second per channel
+			}
+		case r.Webhook != nil:
+			r.Webhook.Validate(p, k+".webhook")
+			if r.RatePerMinute == 0 {
+				r.RatePerMinute = 600
+			}
+		case r.Email != nil:
+			r.Email.Validate(p, k+".email")
+			if r.RatePerMinute == 0 {
+				r.RatePerMinute = 30 // mail servers throttle bursts
 			}
 		}
 		if r.RatePerMinute < 0 {
@@ -114,10 +140,15 @@ func (n *NotifyConfig) receivers() []notifier.Receiver {
 	var out []notifier.Receiver
 	for _, r := range n.Receivers {
 		rc := notifier.Receiver{Name: r.Name, Limit: rate.Limit(r.RatePerMinute / 60), Burst: max(1, int(r.RatePerMinute/60))}
-		if r.PagerDuty != nil {
+		switch {
+		case r.PagerDuty != nil:
 			rc.Notifier = pagerduty.New(*r.PagerDuty)
 			rc.Burst = 10
-		} else {
+		case r.Webhook != nil:
+			rc.Notifier = webhook.New(r.Name, *r.Webhook)
+		case r.Email != nil:
+			rc.Notifier = email.New(*r.Email)
+		default:
 			rc.Notifier = slack.New(*r.Slack)
 		}
 		out = append(out, rc)

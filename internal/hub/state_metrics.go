@@ -42,6 +42,10 @@ type backlogSource interface {
 	OutboxBacklog(ctx context.Context) ([]store.Backlog, error)
 }
 
+// jobLabel names a job in the per-job gauges: "job" is Prometheus's own
+// target label, which would rename ours to exported_job on every scrape.
+const jobLabel = "etl_job"
+
 // stateCollector exposes what etlhub knows (alerts by state, each job's
 // risk, breach probability and last success, the outbox backlog) as gauges
 // read at scrape time, so they are never stale.
@@ -62,13 +66,13 @@ func newStateCollector(cfg *Config, state stateSource, backlog backlogSource, no
 		alerts: prometheus.NewDesc("etlhub_alerts", "Active alerts by rule (alertname for alerts posted by Prometheus), severity and state (pending, firing).",
 			[]string{"rule", "severity", "state"}, nil),
 		pBreach: prometheus.NewDesc("etlhub_job_breach_probability", "Predicted probability that tonight's run of the job misses its deadline (0..1).",
-			[]string{"tenant", "job"}, nil),
+			[]string{"tenant", jobLabel}, nil),
 		risk: prometheus.NewDesc("etlhub_job_risk", "1 for the job's current risk (breached, predicted-breach, at-risk, running, ok, idle), 0 for the others.",
-			[]string{"tenant", "job", "risk"}, nil),
+			[]string{"tenant", jobLabel, "risk"}, nil),
 		lastSuccess: prometheus.NewDesc("etlhub_job_last_success_timestamp_seconds", "When the job last succeeded (Unix time); absent until a success is seen.",
-			[]string{"tenant", "job"}, nil),
+			[]string{"tenant", jobLabel}, nil),
 		activeAlerts: prometheus.NewDesc("etlhub_job_firing_alerts", "Firing alerts of the job.",
-			[]string{"tenant", "job"}, nil),
+			[]string{"tenant", jobLabel}, nil),
 		outboxPending: prometheus.NewDesc("etlhub_outbox_pending", "Notifications waiting for delivery (or a retry), by receiver.",
 			[]string{"receiver"}, nil),
 		outboxOldest: prometheus.NewDesc("etlhub_outbox_oldest_pending_seconds", "Age of the oldest notification waiting for delivery, by receiver (0 when none waits).",
