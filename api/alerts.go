@@ -58,10 +58,15 @@ func (s *server) listSilences(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	if list == nil {
-		list = []rules.Silence{}
+	// A tenant-scoped token sees the silences pinned to its tenants only.
+	p := who(c)
+	out := make([]rules.Silence, 0, len(list))
+	for i := range list {
+		if silenceInScope(p, &list[i]) {
+			out = append(out, list[i])
+		}
 	}
-	c.JSON(200, gin.H{"silences": list})
+	c.JSON(200, gin.H{"silences": out})
 }
 
 // silenceRequest is the body of POST /api/v1/silences.

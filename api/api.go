@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func New(o Options) http.Handler {
 	if o.Auth.MetricsPublic {
 		r.GET("/metrics", gin.WrapH(metrics))
 	} else {
-		r.GET("/metrics", s.auth.require(RoleViewer), gin.WrapH(metrics))
+		r.GET("/metrics", s.auth.require(RoleViewer), unscoped("/metrics"), gin.WrapH(metrics))
 	}
 
 	v1 := r.Group("/api/v1")
@@ -465,16 +466,60 @@ func (s *server) run(c *gin.Context) {
 	c.JSON(200, gin.H{"run": r, "observations": own})
 }
 
+// SourceView is one source's health and the tenants it feeds that the
+// token may see.
+type SourceView struct {
+	status.SourceHealth
+	Tenants []string `json:"tenants"`
+}
+
+// sources answers every source's health; a tenant-scoped token sees only
+// the sources that feed its tenants (named by a configured job's source, or
+// having delivered observations of them).
 func (s *server) sources(c *gin.Context) {
-	all, err := s.o.Store.Sources(c.Request.Context())
+	ctx := c.Request.Context()
+	all, err := s.o.Store.Sources(ctx)
 	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if all == nil {
-		all = []status.SourceHealth{}
+	fed, err := s.o.Store.SourceTenants(ctx)
+	if err != nil {
+		s.storeError(c, err)
+		return
 	}
-	c.JSON(200, gin.H{"sources": all})
+	for _, j := range s.o.Jobs {
+		if j.Source != "" && !slices.Contains(fed[j.Source], j.Tenant) {
+			fed[j.Source] = append(fed[j.Source], j.Tenant)
+		}
+	}
+	p := who(c)
+	out := make([]SourceView, 0, len(all))
+	for _, h := range all {
+		v := SourceView{SourceHealth: h, Tenants: []string{}}
+		for _, t := range fed[h.Name] {
+			if p.CanSee(t) {
+				v.Tenants = append(v.Tenants, t)
+			}
+		}
+		sort.Strings(v.Tenants)
+		if p.tenants != nil && len(v.Tenants) == 0 {
+			continue
+		}
+		out = append(out, v)
+	}
+	c.JSON(200, gin.H{"sources": out})
+}
+
+// unscoped refuses tenant-scoped tokens where scoping cannot apply.
+func unscoped(what string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if p := who(c); p.tenants != nil {
+			abort(c, 403, "forbidden", fmt.Sprintf("%s covers every tenant; token %q is scoped to tenants %v: use a token without tenants", what, p.name, p.tenants))
+			return
+		}
+		c.Next()
+	}
 }
 
 func (s *server) storeError(c *gin.Context, err error) {

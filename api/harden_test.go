@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -318,5 +319,80 @@ func TestPushItemCap(t *testing.T) {
 	errs, _ := res["errors"].([]any)
 	if code != 200 || res["accepted"] != 1.0 || len(errs) != 1 || errs[0].(map[string]any)["line"] != 3.0 {
 		t.Fatalf("a broken line among good ones: %d %s", code, raw)
+	}
+}
+
+// TestScopedTokensSeeOnlyTheirTenants: silences, sources (their last errors
+// included) and metrics do not leak across tenants (issue 13, item 2).
+func TestScopedTokensSeeOnlyTheirTenants(t *testing.T) {
+	h := newHardened(t, func(o *Options) {
+		o.Jobs = []status.JobSpec{{Tenant: "dade", Job: "roster-import", Source: "dade-api"}}
+	})
+	ctx := context.Background()
+	for _, src := range []string{"dade-api", "broward-api", "shared-importer"} {
+		hl := status.SourceHealth{Name: src, Kind: "httpjson"}
+		hl.Record(time.Now(), time.Second, 0, fmt.Errorf("%s: upstream said 503 for its secret detail", src))
+		if err := h.st.SaveSource(ctx, hl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// broward-api fed broward; the shared importer fed both.
+	if err := h.st.NoteSourceTenants(ctx, map[string][]string{"broward-api": {"broward"}, "shared-importer": {"broward", "dade"}}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(token string) (string, []string) {
+		code, res, raw := h.call(t, token, "GET", "/api/v1/sources", "")
+		if code != 200 {
+			t.Fatalf("sources: %d %s", code, raw)
+		}
+		var out []string
+		for _, s := range res["sources"].([]any) {
+			out = append(out, s.(map[string]any)["name"].(string))
+		}
+		return raw, out
+	}
+	raw, got := names(dadeView)
+	if fmt.Sprint(got) != "[dade-api shared-importer]" || strings.Contains(raw, "broward") {
+		t.Fatalf("dade's viewer sees sources %v: %s", got, raw)
+	}
+	if _, got := names(viewerTok); fmt.Sprint(got) != "[broward-api dade-api shared-importer]" {
+		t.Fatalf("an unscoped viewer sees sources %v", got)
+	}
+
+	ends := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, tc := range []struct{ token, tenant string }{{adminTok, "broward"}, {dadeTok, "dade"}} {
+		code, _, raw := h.call(t, tc.token, "POST", "/api/v1/silences",
+			`{"matchers":[{"name":"tenant","value":"`+tc.tenant+`"}],"ends_at":"`+ends+`","comment":"`+tc.tenant+` maintenance"}`)
+		if code != 201 {
+			t.Fatalf("silence for %s: %d %s", tc.tenant, code, raw)
+		}
+	}
+	code, _, raw := h.call(t, adminTok, "POST", "/api/v1/silences",
+		`{"matchers":[{"name":"rule","value":"source-down"}],"ends_at":"`+ends+`","comment":"every tenant"}`)
+	if code != 201 {
+		t.Fatalf("unscoped silence: %d %s", code, raw)
+	}
+	code, res, raw := h.call(t, dadeView, "GET", "/api/v1/silences", "")
+	if code != 200 || len(res["silences"].([]any)) != 1 || strings.Contains(raw, "broward") || strings.Contains(raw, "every tenant") {
+		t.Fatalf("dade's viewer lists silences: %d %s", code, raw)
+	}
+	if _, res, _ := h.call(t, viewerTok, "GET", "/api/v1/silences", ""); len(res["silences"].([]any)) != 3 {
+		t.Fatalf("an unscoped viewer lists %v", res)
+	}
+	// A scoped token may not silence beyond its tenant.
+	for _, m := range []string{`{"name":"rule","value":"stalled"}`, `{"name":"tenant","value":"dade|broward","is_regex":true}`,
+		`{"name":"tenant","value":"broward"}`} {
+		code, res, _ := h.call(t, dadeTok, "POST", "/api/v1/silences", `{"matchers":[`+m+`],"ends_at":"`+ends+`"}`)
+		if code != 403 || errCode(res) != "forbidden" {
+			t.Fatalf("dade silencing %s: %d %v", m, code, res)
+		}
+	}
+
+	code, res, _ = h.call(t, dadeView, "GET", "/metrics", "")
+	if code != 403 || !strings.Contains(fmt.Sprint(res), "every tenant") {
+		t.Fatalf("/metrics for a scoped token: %d %v", code, res)
+	}
+	if code, _, _ := h.call(t, viewerTok, "GET", "/metrics", ""); code != 200 {
+		t.Fatalf("/metrics for an unscoped viewer: %d", code)
 	}
 }

@@ -124,6 +124,20 @@ func TestHardeningContract(t *testing.T) {
 				}
 			})
 
+			t.Run("sources remember the tenants they fed", func(t *testing.T) {
+				s := open(t)
+				ctx := context.Background()
+				for range 2 {
+					if err := s.NoteSourceTenants(ctx, map[string][]string{"api": {"dade", "broward"}, "logs": {"dade"}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := s.SourceTenants(ctx)
+				if err != nil || fmt.Sprint(got) != "map[api:[broward dade] logs:[dade]]" {
+					t.Fatalf("source tenants %v, %v", got, err)
+				}
+			})
+
 			t.Run("a source's error cut at the limit stays valid UTF-8", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()

@@ -70,8 +70,21 @@ func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) err
 	if len(keep) == 0 {
 		return nil
 	}
-	_, err := c.Ingestor.Ingest(ctx, "collector", keep)
-	return err
+	if _, err := c.Ingestor.Ingest(ctx, "collector", keep); err != nil {
+		return err
+	}
+	// Which tenants each source feeds: a tenant-scoped token sees the
+	// health of these sources only.
+	fed := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for i := range keep {
+		k := [2]string{keep[i].Source, keep[i].Tenant}
+		if !seen[k] {
+			seen[k] = true
+			fed[k[0]] = append(fed[k[0]], k[1])
+		}
+	}
+	return c.store.NoteSourceTenants(ctx, fed)
 }
 
 func (c collectorSink) SaveSource(ctx context.Context, h status.SourceHealth) error {
