@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -101,6 +102,23 @@ func (s *server) createSilence(c *gin.Context) {
 	}
 	if !silenceInScope(who(c), &sl) {
 		abort(c, 403, "forbidden", "a tenant-scoped token must silence one of its tenants (an exact tenant matcher)")
+		return
+	}
+	// A cap on active and future silences, counted within the token's
+	// tenants for a scoped token, so that one tenant cannot fill the list.
+	active, err := s.o.Store.Silences(c.Request.Context(), now)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	n := 0
+	for i := range active {
+		if silenceInScope(who(c), &active[i]) {
+			n++
+		}
+	}
+	if n >= s.o.MaxSilences {
+		abort(c, 409, "too_many_silences", fmt.Sprintf("%d silences are active or planned (silences.max_active: %d); expire some first", n, s.o.MaxSilences))
 		return
 	}
 	var b [8]byte

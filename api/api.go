@@ -70,7 +70,13 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxItems caps the observations of one push (default 10000).
 	MaxItems int
-	Now      func() time.Time
+	// MaxUnconfiguredJobs caps the tenant/job pairs outside Jobs that pushes
+	// may create (default 1000).
+	MaxUnconfiguredJobs int
+	// MaxSilences caps active and future silences: all of them for an
+	// unscoped token, those pinned to its tenants for a scoped one (default 1000).
+	MaxSilences int
+	Now         func() time.Time
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
 	// logged client is the peer that connected.
@@ -82,6 +88,7 @@ type server struct {
 	auth    *authenticator
 	specs   map[store.JobKey]*status.JobSpec
 	metrics *httpMetrics
+	jobs    *jobGuard
 }
 
 // New builds the HTTP handler.
@@ -96,11 +103,22 @@ func New(o Options) http.Handler {
 	if o.MaxItems <= 0 {
 		o.MaxItems = DefaultMaxItems
 	}
+	if o.MaxUnconfiguredJobs <= 0 {
+		o.MaxUnconfiguredJobs = DefaultMaxUnconfiguredJobs
+	}
+	if o.MaxSilences <= 0 {
+		o.MaxSilences = DefaultMaxSilences
+	}
 	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}}
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
 		s.specs[store.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
 	}
+	configured := map[store.JobKey]bool{}
+	for k := range s.specs {
+		configured[k] = true
+	}
+	s.jobs = &jobGuard{max: o.MaxUnconfiguredJobs, configured: configured}
 	if o.Registerer != nil {
 		s.metrics = newHTTPMetrics(o.Registerer)
 	}

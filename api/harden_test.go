@@ -396,3 +396,52 @@ func TestScopedTokensSeeOnlyTheirTenants(t *testing.T) {
 		t.Fatalf("/metrics for an unscoped viewer: %d", code)
 	}
 }
+
+// TestCardinalityGuards: pushes cannot create tenant/job rows without end
+// outside the configured jobs, nor can silences pile up (issue 13, item 9).
+func TestCardinalityGuards(t *testing.T) {
+	mod := func(o *Options) {
+		o.Jobs = []status.JobSpec{{Tenant: "dade", Job: "roster-import"}}
+		o.MaxUnconfiguredJobs, o.MaxSilences = 2, 2
+	}
+	h := newHardened(t, mod)
+	obs := func(tenant, job string) string {
+		return `{"at":"2026-09-01T05:00:00Z","tenant":"` + tenant + `","job":"` + job + `","run_id":"r","state":"running"}`
+	}
+	h.push(t, adminTok, obs("dade", "roster-import"))
+	h.push(t, adminTok, obs("x", "a"))
+	h.push(t, adminTok, obs("x", "b"))
+	code, res, raw := h.call(t, adminTok, "POST", "/api/v1/observations", obs("x", "c")+"\n"+strings.Replace(obs("x", "a"), `"r"`, `"r2"`, 1))
+	errs, _ := res["errors"].([]any)
+	if code != 200 || res["accepted"] != 1.0 || len(errs) != 1 ||
+		!strings.Contains(errs[0].(map[string]any)["error"].(string), "ingest.max_unconfigured_jobs") {
+		t.Fatalf("a third job outside the configured ones: %d %s", code, raw)
+	}
+	// The configured job and the known ones still take observations; a
+	// restart (a new API over the same store) knows the jobs already made.
+	h2 := &hardened{st: h.st}
+	h2.srv = httptest.NewServer(New(func() Options {
+		o := Options{Store: h.st, Ingest: storeIngest{h.st}, Auth: AuthConfig{Tokens: []TokenConfig{{Name: "admin", Token: config.Secret(adminTok), Role: "admin"}}},
+			Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.DiscardHandler)}
+		mod(&o)
+		return o
+	}()))
+	defer h2.srv.Close()
+	if code, _, raw := h2.call(t, adminTok, "POST", "/api/v1/observations", obs("y", "d")); code != 422 || !strings.Contains(raw, "max_unconfigured_jobs") {
+		t.Fatalf("after a restart, a new unconfigured job: %d %s", code, raw)
+	}
+	h2.push(t, adminTok, strings.Replace(obs("x", "b"), `"r"`, `"r2"`, 1))
+	h2.push(t, adminTok, strings.Replace(obs("dade", "roster-import"), `"r"`, `"r2"`, 1))
+
+	ends := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	silence := `{"matchers":[{"name":"tenant","value":"dade"}],"ends_at":"` + ends + `"}`
+	for i := range 3 {
+		code, res, raw := h.call(t, dadeTok, "POST", "/api/v1/silences", silence)
+		if i < 2 && code != 201 {
+			t.Fatalf("silence %d: %d %s", i, code, raw)
+		}
+		if i == 2 && (code != 409 || errCode(res) != "too_many_silences" || !strings.Contains(raw, "silences.max_active")) {
+			t.Fatalf("a third active silence past a cap of 2: %d %s", code, raw)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -45,6 +46,10 @@ func (s *server) push(c *gin.Context) {
 	p := who(c)
 	now := s.o.Now().UTC()
 	res := PushResult{Errors: []ItemError{}}
+	if err := s.jobs.refresh(c.Request.Context(), s.o.Store, now); err != nil {
+		s.storeError(c, err)
+		return
+	}
 	var good []status.Observation
 	reject := func(it item, msg string) {
 		res.Rejected++
@@ -69,6 +74,10 @@ func (s *server) push(c *gin.Context) {
 		}
 		if err := o.CheckClock(now); err != nil {
 			reject(it, err.Error())
+			return
+		}
+		if why := s.jobs.admit(store.JobKey{Tenant: o.Tenant, Job: o.Job}); why != "" {
+			reject(it, why)
 			return
 		}
 		good = append(good, o)

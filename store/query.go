@@ -229,3 +229,12 @@ func (s *Store) RunsBetween(ctx context.Context, since, until time.Time, f Filte
 	})
 	return out, err
 }
+
+// JobKeys lists every tenant/job that has a run.
+func (s *Store) JobKeys(ctx context.Context) ([]JobKey, error) {
+	var out []JobKey
+	err := s.read(ctx, "job_keys", func(db *gorm.DB) error {
+		return db.Model(&runRow{}).Distinct("tenant", "job").Find(&out).Error
+	})
+	return out, err
+}

@@ -29,6 +29,7 @@ type Config struct {
 	Store     store.Config              `yaml:"store"`
 	Retention RetentionConfig           `yaml:"retention"`
 	Ingest    IngestConfig              `yaml:"ingest"`
+	Silences  SilencesConfig            `yaml:"silences"`
 	Auth      api.AuthConfig            `yaml:"auth"`
 	Rules     RulesConfig               `yaml:"rules"`
 	Notify    NotifyConfig              `yaml:"notify"`
@@ -58,6 +59,15 @@ type IngestConfig struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxItems caps the observations of one push (413 beyond).
 	MaxItems int `yaml:"max_items"`
+	// MaxUnconfiguredJobs caps the tenant/job pairs outside jobs[] that
+	// pushes may create.
+	MaxUnconfiguredJobs int `yaml:"max_unconfigured_jobs"`
+}
+
+// SilencesConfig bounds silences.
+type SilencesConfig struct {
+	// MaxActive caps active and planned silences (per tenant for a scoped token).
+	MaxActive int `yaml:"max_active"`
 }
 
 // Load reads and validates a config file.
@@ -123,6 +133,18 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 	if c.Ingest.MaxItems < 1 || c.Ingest.MaxItems > 1_000_000 {
 		p.Add("ingest.max_items", "%d is outside 1..1000000", c.Ingest.MaxItems)
+	}
+	if c.Ingest.MaxUnconfiguredJobs == 0 {
+		c.Ingest.MaxUnconfiguredJobs = api.DefaultMaxUnconfiguredJobs
+	}
+	if c.Ingest.MaxUnconfiguredJobs < 1 {
+		p.Add("ingest.max_unconfigured_jobs", "%d must be at least 1", c.Ingest.MaxUnconfiguredJobs)
+	}
+	if c.Silences.MaxActive == 0 {
+		c.Silences.MaxActive = api.DefaultMaxSilences
+	}
+	if c.Silences.MaxActive < 1 {
+		p.Add("silences.max_active", "%d must be at least 1", c.Silences.MaxActive)
 	}
 	c.Rules.Validate(p, "rules")
 	c.Notify.Validate(p, "notify")

@@ -59,7 +59,8 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 
 	handler := api.New(api.Options{
 		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: rl, Actions: rl,
-		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, TrustedProxies: cfg.TrustedProxies,
+		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems,
+		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
