@@ -154,16 +154,15 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	ing := NewIngestor(st, reg)
 	rl := newRuleLoop(cfg, st, log, reg)
 	ing.after = rl.engine.Observe
-	if len(cfg.Notify.Receivers) > 0 {
-		delivered := make(chan struct{})
-		wctx, stopWorker := context.WithCancel(ctx)
-		go func() { defer close(delivered); newWorker(cfg, st, log, reg).Run(wctx) }()
-		defer func() { stopWorker(); <-delivered }()
-	}
-
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	if len(cfg.Notify.Receivers) > 0 {
+		delivered := make(chan struct{})
+		wctx, stopWorker := context.WithCancel(ctx)
+		go func() { defer close(delivered); newWorker(cfg, st, log, reg, now).Run(wctx) }()
+		defer func() { stopWorker(); <-delivered }()
+	}
 	ing.now = now
 	handler := api.New(api.Options{Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
 		Views: rl, Actions: rl, Log: log, Now: now})

@@ -156,7 +156,10 @@ func (n *NotifyConfig) receivers() []notifier.Receiver {
 	return out
 }
 
-func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *notifier.Worker {
+// newWorker delivers the outbox on the clock now (nil: the real one); the
+// demo passes its simulated clock, so a notification is due when its night
+// says, not when the wall clock does.
+func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) *notifier.Worker {
 	m := notifier.NewMetrics(reg)
 	recv := cfg.Notify.receivers()
 	for _, r := range recv {
@@ -165,7 +168,7 @@ func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Re
 	return notifier.NewWorker(st, recv, notifier.WorkerOptions{
 		Policy: retry.Policy{Base: cfg.Notify.Retry.Base, Max: cfg.Notify.Retry.Max, Factor: 2, Jitter: 0.5},
 		MaxAge: cfg.Notify.Retry.MaxAge, DashboardURL: cfg.PublicURL, Log: log.With("part", "notifier"),
-		Metrics: m,
+		Metrics: m, Now: now,
 	})
 }
 

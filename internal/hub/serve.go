@@ -47,7 +47,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return fmt.Errorf("rules: %w", err)
 	}
 	ing.after = rl.engine.Observe
-	rl.worker = newWorker(cfg, st, log, reg)
+	rl.worker = newWorker(cfg, st, log, reg, nil)
 	cm := collectors.NewMetrics(reg)
 	for _, s := range cfg.Sources {
 		cm.Known(s.Name)
