@@ -179,42 +179,46 @@ func copyRoster(t *testing.T, src, dst string) {
 	os.WriteFile(filepath.Join(dst, "manifest.csv"), data, 0o644)
 }
 
-// TestChaos imports a roster while sshd, redis-server and the MongoDB-wire
-// server restart three times each and the worker doing the import is
-// killed -9 twice (each time with sshd down, so its successor must wait out
-// the outage to fetch the files again). The run completes; the published
-// roster is the source exactly; every outage shows in the run and the logs.
-// A first import of the same roster, without faults, is the baseline.
-//
-//	ETLHUB_CHAOS_STUDENTS=350000 go test -run TestChaos -timeout 120m -v ./importer/
-func TestChaos(t *testing.T) {
-	students := 30000
-	if raceEnabled {
-		students = 6000
+// verifyPublished asserts that the tenant's published roster is the run's
+// and equals the source exactly: per file, the count and the digest of its
+// documents, and no collection of the tenant left beyond the published.
+func verifyPublished(t *testing.T, uri, tenant, src string, counts oneroster.GenCounts, runID string) {
+	t.Helper()
+	ctx := context.Background()
+	mc, err := mongo.Connect(options.Client().ApplyURI(uri).SetTimeout(5 * time.Minute))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v, err := strconv.Atoi(os.Getenv("ETLHUB_CHAOS_STUDENTS")); err == nil && v > 0 {
-		students = v
+	defer mc.Disconnect(ctx)
+	l := &load.Loader{DB: mc.Database("etlhub")}
+	ptr, ok, err := l.Current(ctx, tenant)
+	if err != nil || !ok || ptr.RunID != runID {
+		t.Fatalf("published %+v (%v), want run %s", ptr, err, runID)
 	}
+	for e, n := range counts {
+		want, err := load.FileDigest(os.DirFS(src), e, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.CollectionDigest(ctx, ptr.Collections[e])
+		if err != nil || got.Count != want.Count || got.Sum != want.Sum || got.Count != n || ptr.Counts[e] != n {
+			t.Fatalf("%s: published %+v (%v), pointer says %d, the source has %d %+v", e, got, err, ptr.Counts[e], n, want)
+		}
+	}
+	if names, _ := l.Collections(ctx, tenant); len(names) != len(ptr.Collections) || len(names) != len(counts) {
+		t.Fatalf("collections %v, published %v, files %v", names, ptr.Collections, counts)
+	}
+}
+
+// startChaos starts sshd, a durable redis-server and FerretDB, and two
+// importer processes (workers: 1 each, lock_ttl 2s) serving the tenants.
+func startChaos(t *testing.T, tenants ...string) (*chaos, *testsrv.SSHD, *testsrv.Redis, *testsrv.Ferret) {
 	sshd := testsrv.StartSSHD(t)
 	rds := testsrv.StartDurableRedis(t)
 	fdb := testsrv.StartFerretDB(t)
 	dir := t.TempDir()
-	src := filepath.Join(dir, "roster")
-	counts, err := oneroster.Generate(src, oneroster.GenOptions{Students: students, Seed: 11})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows := 0
-	for _, n := range counts {
-		rows += n
-	}
 	keyFile := filepath.Join(dir, "id")
 	os.WriteFile(keyFile, sshd.KeyPEM, 0o600)
-	tenant := func(name string) string {
-		return fmt.Sprintf(`  - name: %s
-    sftp: {host: %s, port: %d, user: %s, private_key_file: %s, known_hosts: %s, dir: %s, timeout: 5s}
-`, name, sshd.Host, sshd.Port, sshd.User, keyFile, sshd.KnownHosts, filepath.Join(sshd.Root, name))
-	}
 	c := &chaos{t: t, dir: dir, workers: map[string]*exec.Cmd{},
 		rdb: redis.NewClient(&redis.Options{Addr: rds.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond}),
 		cfg: fmt.Sprintf(`listen: 127.0.0.1:0
@@ -230,11 +234,44 @@ workers: 1
 max_attempts: 30
 breaker: {threshold: 3, cooldown: 500ms}
 tenants:
-`, rds.Addr, fdb.URI) + tenant("baseline") + tenant("dade")}
-	defer c.rdb.Close()
+`, rds.Addr, fdb.URI)}
+	for _, name := range tenants {
+		c.cfg += fmt.Sprintf(`  - name: %s
+    sftp: {host: %s, port: %d, user: %s, private_key_file: %s, known_hosts: %s, dir: %s, timeout: 5s}
+`, name, sshd.Host, sshd.Port, sshd.User, keyFile, sshd.KnownHosts, filepath.Join(sshd.Root, name))
+	}
+	t.Cleanup(func() { c.rdb.Close() })
 	c.start()
 	c.start()
 	t.Cleanup(c.stopAll)
+	return c, sshd, rds, fdb
+}
+
+// TestChaos imports a roster while sshd, redis-server and the MongoDB-wire
+// server restart three times each and the worker doing the import is
+// killed -9 twice (each time with sshd down, so its successor must wait out
+// the outage to fetch the files again). The run completes; the published
+// roster is the source exactly; every outage shows in the run and the logs.
+// A first import of the same roster, without faults, is the baseline.
+//
+//	ETLHUB_CHAOS_STUDENTS=350000 go test -run TestChaos -timeout 120m -v ./importer/
+//
+// ETLHUB_CHAOS_VERSION=1.2 imports a OneRoster 1.2 roster instead of 1.1.
+func TestChaos(t *testing.T) {
+	students := 30000
+	if raceEnabled {
+		students = 6000
+	}
+	if v, err := strconv.Atoi(os.Getenv("ETLHUB_CHAOS_STUDENTS")); err == nil && v > 0 {
+		students = v
+	}
+	c, sshd, rds, fdb := startChaos(t, "baseline", "dade")
+	src := filepath.Join(c.dir, "roster")
+	counts, err := oneroster.Generate(src, oneroster.GenOptions{Students: students, Seed: 11, Version: os.Getenv("ETLHUB_CHAOS_VERSION")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := counts.Total()
 
 	// The baseline: the same roster, no faults.
 	copyRoster(t, src, filepath.Join(sshd.Root, "baseline"))
@@ -301,30 +338,7 @@ tenants:
 	t.Logf("faults: %s", strings.Join(faultLog, "; "))
 
 	// The published roster is the source exactly, collection by collection.
-	ctx := context.Background()
-	mc, err := mongo.Connect(options.Client().ApplyURI(fdb.URI).SetTimeout(5 * time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(ctx)
-	l := &load.Loader{DB: mc.Database("etlhub")}
-	ptr, ok, err := l.Current(ctx, "dade")
-	if err != nil || !ok || ptr.RunID != end.Obs.RunID {
-		t.Fatalf("published %+v (%v), want run %s", ptr, err, end.Obs.RunID)
-	}
-	for e, n := range counts {
-		want, err := load.FileDigest(os.DirFS(src), e, "dade")
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := l.CollectionDigest(ctx, ptr.Collections[e])
-		if err != nil || got.Count != want.Count || got.Sum != want.Sum || got.Count != n || ptr.Counts[e] != n {
-			t.Fatalf("%s: published %+v (%v), pointer says %d, the source has %d %+v", e, got, err, ptr.Counts[e], n, want)
-		}
-	}
-	if names, _ := l.Collections(ctx, "dade"); len(names) != len(ptr.Collections) {
-		t.Fatalf("collections left behind: %v, published %v", names, ptr.Collections)
-	}
+	verifyPublished(t, fdb.URI, "dade", src, counts, end.Obs.RunID)
 
 	// Every outage is on the run: each dependency failed and recovered.
 	for _, dep := range []string{"redis", "mongo", "sftp:dade"} {

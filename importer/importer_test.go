@@ -22,6 +22,7 @@ import (
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
@@ -118,14 +119,24 @@ func (e *env) finishedRun(t *testing.T, skip string) status.Observation {
 // TestUploadToPublish: a district uploads its roster over SFTP in pieces; the
 // importer waits until it is complete, validates, loads, publishes, reports,
 // archives, and shows the run with its times in /api/v1/runs.
-func TestUploadToPublish(t *testing.T) {
+// It runs for each OneRoster version.
+func TestUploadToPublish(t *testing.T) { versions(t, uploadToPublish) }
+
+// versions runs a test for each OneRoster version the importer takes.
+func versions(t *testing.T, f func(t *testing.T, version string)) {
+	for _, v := range []string{"1.1", "1.2"} {
+		t.Run("v"+v, func(t *testing.T) { f(t, v) })
+	}
+}
+
+func uploadToPublish(t *testing.T, version string) {
 	e := startImporter(t)
 	ctx := context.Background()
 	sftpCfg, inboxDir, mongoURI := e.sftp, e.inbox, e.mongoURI
 	// The district's upload, written over SFTP: a temporary name first, one
 	// file in two pieces, the manifest last.
 	src := t.TempDir()
-	counts, _ := oneroster.Generate(src, oneroster.GenOptions{Students: 300, Seed: 5})
+	counts, _ := oneroster.Generate(src, oneroster.GenOptions{Students: 300, Seed: 5, Version: version})
 	up, err := inbox.Dial(ctx, sftpCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -136,9 +147,11 @@ func TestUploadToPublish(t *testing.T) {
 	if err := up.Put("users.csv", strings.NewReader(string(users[:len(users)/2]))); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"orgs", "academicSessions", "courses", "classes", "enrollments", "demographics"} {
-		data, _ := os.ReadFile(filepath.Join(src, f+".csv"))
-		up.Put(f+".csv", strings.NewReader(string(data)))
+	for f := range counts {
+		if f != "users" {
+			data, _ := os.ReadFile(filepath.Join(src, f+".csv"))
+			up.Put(f+".csv", strings.NewReader(string(data)))
+		}
 	}
 	up.Put("users.csv", strings.NewReader(string(users))) // the rest of the file
 	manifest, _ := os.ReadFile(filepath.Join(src, "manifest.csv"))
@@ -153,25 +166,22 @@ func TestUploadToPublish(t *testing.T) {
 	if got.FilesArrivedAt == nil || got.FilesArrivedAt.Before(firstUpload.Truncate(time.Second)) || got.FilesArrivedAt.After(uploaded) {
 		t.Fatalf("files arrived at %v; the upload began at %v", got.FilesArrivedAt, firstUpload)
 	}
-	total := 0
-	for _, n := range counts {
-		total += n
-	}
-	if got.RowsDone != int64(total) || got.FinishedAt == nil {
-		t.Fatalf("rows %d of %d", got.RowsDone, total)
+	if got.RowsDone != int64(counts.Total()) || got.FinishedAt == nil {
+		t.Fatalf("rows %d of %d", got.RowsDone, counts.Total())
 	}
 	// Published in MongoDB, reported and archived on the server.
 	mc, _ := mongo.Connect(options.Client().ApplyURI(mongoURI))
 	defer mc.Disconnect(ctx)
 	l := &load.Loader{DB: mc.Database("etlhub")}
 	ptr, ok, err := l.Current(ctx, "dade")
-	if err != nil || !ok || ptr.Counts["enrollments"] != counts["enrollments"] || ptr.RunID != got.RunID {
+	if err != nil || !ok || ptr.RunID != got.RunID {
 		t.Fatalf("pointer = %+v %v %v", ptr, ok, err)
 	}
+	checkPublished(t, l, ptr, counts, version)
 	reports, _ := filepath.Glob(filepath.Join(inboxDir, "reports", "*.csv"))
-	archived, _ := filepath.Glob(filepath.Join(inboxDir, "archive", "*", "users.csv"))
+	archived, _ := filepath.Glob(filepath.Join(inboxDir, "archive", "*", "*.csv"))
 	left, _ := filepath.Glob(filepath.Join(inboxDir, "*.csv"))
-	if len(reports) != 1 || len(archived) != 1 || len(left) != 0 {
+	if len(reports) != 1 || len(archived) != len(counts)+1 || len(left) != 0 {
 		t.Fatalf("reports %v, archived %v, left in the inbox %v", reports, archived, left)
 	}
 	// The report is in the status API as JSON too.
@@ -187,12 +197,56 @@ func TestUploadToPublish(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	if !rep.Decision.Load || rep.Report.Files["users"] == nil || rep.Report.Files["users"].Rows != counts["users"] {
+	if !rep.Decision.Load || rep.Report.Version != version || len(rep.Report.Files) != len(counts) ||
+		rep.Report.Files["users"] == nil || rep.Report.Files["users"].Rows != counts["users"] {
 		t.Fatalf("report = %+v", rep)
 	}
 	// Without the token the run list is refused.
 	if resp, err := http.Get(e.api + "/api/v1/runs"); err != nil || resp.StatusCode != 401 {
 		t.Fatalf("no token: %v %v", resp.StatusCode, err)
+	}
+}
+
+// checkPublished asserts that the published roster has a collection per
+// file of the upload, each with the file's rows, and (1.2) that a document
+// of each entity 1.2 added reads as its row.
+func checkPublished(t *testing.T, l *load.Loader, ptr load.Pointer, counts oneroster.GenCounts, version string) {
+	t.Helper()
+	ctx := context.Background()
+	if len(ptr.Collections) != len(counts) {
+		t.Fatalf("published collections %v for the files %v", ptr.Collections, counts)
+	}
+	for e, want := range counts {
+		n, err := l.DB.Collection(ptr.Collections[e]).CountDocuments(ctx, bson.D{})
+		if err != nil || int(n) != want || ptr.Counts[e] != want {
+			t.Fatalf("%s: %d documents in %s (%v), the pointer says %d, the file has %d", e, n, ptr.Collections[e], err, ptr.Counts[e], want)
+		}
+	}
+	if version != "1.2" {
+		return
+	}
+	for _, c := range []struct{ entity, id, field, want string }{
+		{"users", "student-3", "primaryOrgSourcedId", "school-0"},
+		{"roles", "role-s3", "orgSourcedId", "school-0"},
+		{"userProfiles", "profile-t1", "credentialType", "username"},
+		{"resources", "resource-1", "vendorResourceId", "VR00001"},
+		{"courseResources", "course-resource-1", "resourceSourcedId", "resource-1"},
+		{"classResources", "class-resource-10", "classSourcedId", "class-10"},
+		{"userResources", "user-resource-1", "userSourcedId", "teacher-1"},
+		{"categories", "category-2", "title", "Exam"},
+		{"scoreScales", "score-scale-0", "type", "letter"},
+		{"lineItems", "line-item-5", "classSourcedId", "class-5"},
+		{"results", "result-3", "lineItemSourcedId", "line-item-21"},
+		{"lineItemScoreScales", "line-item-score-scale-0", "scoreScaleSourcedId", "score-scale-0"},
+		{"resultScoreScales", "result-score-scale-0", "resultSourcedId", "result-0"},
+		{"lineItemLearningObjectiveIds", "line-item-lo-10", "source", "case"},
+		{"resultLearningObjectiveIds", "result-lo-10", "textScore", "mastered"},
+	} {
+		var d bson.M
+		if err := l.DB.Collection(ptr.Collections[c.entity]).FindOne(ctx, bson.D{{Key: "_id", Value: c.id}}).Decode(&d); err != nil ||
+			d[c.field] != c.want || d["tenant"] != "dade" {
+			t.Errorf("%s %s = %v (%v), want %s %q", c.entity, c.id, d, err, c.field, c.want)
+		}
 	}
 }
 

@@ -463,12 +463,12 @@ func (g *generator) gradebook(s shape) {
 	}
 	for c := 0; c < s.classes; c += 10 {
 		g.put("lineItemLearningObjectiveIds", "sourcedId", fmt.Sprintf("line-item-lo-%d", c), "lineItemSourcedId", fmt.Sprintf("line-item-%d", c),
-			"source", "case", "learningObjectiveId", fmt.Sprintf("FL.MA.%d", c%50))
+			"source", "case", "learningObjectiveId", caseObjective(c))
 	}
 	for st := 0; st < s.students; st += 10 {
 		c := firstClass(s, st)
 		g.put("resultLearningObjectiveIds", "sourcedId", fmt.Sprintf("result-lo-%d", st), "resultSourcedId", fmt.Sprintf("result-%d", st),
-			"source", "case", "learningObjectiveId", fmt.Sprintf("FL.MA.%d", c%50), "score", "1", "textScore", "mastered")
+			"source", "case", "learningObjectiveId", caseObjective(c), "score", "1", "textScore", "mastered")
 	}
 }
 
@@ -478,3 +478,7 @@ func boolStr(b bool) string {
 	}
 	return "false"
 }
+
+// caseObjective is one of 50 learning objectives, as a CASE item's
+// identifier (a UUID URN).
+func caseObjective(c int) string { return fmt.Sprintf("urn:uuid:6f1c2e4a-0000-4000-8000-%012d", c%50) }
