@@ -6,69 +6,42 @@ type genTable struct {
 	header []string
 }
 
-// genTables are the data files Generate writes for a version, in reading
-// order; nil for a version it does not write.
-func genTables(version string) []genTable {
-	switch version {
-	case "1.1":
-		var out []genTable
-		for _, s := range rosterFiles {
-			h := make([]string, len(s.fields))
-			for i, f := range s.fields {
-				h[i] = f.name
-			}
-			out = append(out, genTable{s.name, h})
-		}
-		return out
-	case "1.2":
-		return tables12
-	}
-	return nil
-}
+// gen11 are the 1.1 files Generate writes (the rostering files; 1.1's
+// resources and gradebook files are listed absent).
+var gen11 = map[string]bool{"orgs": true, "academicSessions": true, "courses": true, "classes": true, "users": true,
+	"enrollments": true, "demographics": true}
 
-// genManifestFiles are the file.* rows of a version's manifest.
-func genManifestFiles(version string) []string {
-	var out []string
-	for _, t := range genTables(version) {
-		out = append(out, t.name)
+// genTables are the data files Generate writes for a version, with the
+// validator's headers (a column 1.2.1 lets a file leave out is left out);
+// nil for a version the validator does not know.
+func genTables(version string) []genTable {
+	spec, ok := SpecFor(Version(version))
+	if !ok {
+		return nil
 	}
-	if version == "1.1" {
-		out = append(out, otherFiles...)
+	var out []genTable
+	for _, t := range spec.Tables {
+		if spec.Version == V1p1 && !gen11[t.Name] {
+			continue
+		}
+		var h []string
+		for _, c := range t.Columns {
+			if !c.Omittable {
+				h = append(h, c.Name)
+			}
+		}
+		out = append(out, genTable{t.Name, h})
 	}
 	return out
 }
 
-var common3 = []string{"sourcedId", "status", "dateLastModified"}
-
-func hdr(cols ...string) []string { return append(append([]string(nil), common3...), cols...) }
-
-// tables12 is OneRoster 1.2's CSV files (CSV Binding 1.2), targets first.
-var tables12 = []genTable{
-	{"orgs", hdr("name", "type", "identifier", "parentSourcedId")},
-	{"academicSessions", hdr("title", "type", "startDate", "endDate", "parentSourcedId", "schoolYear")},
-	{"courses", hdr("schoolYearSourcedId", "title", "courseCode", "grades", "orgSourcedId", "subjects", "subjectCodes")},
-	{"classes", hdr("title", "grades", "courseSourcedId", "classCode", "classType", "location", "schoolSourcedId", "termSourcedIds", "subjects", "subjectCodes", "periods")},
-	{"users", hdr("enabledUser", "username", "userIds", "givenName", "familyName", "middleName", "identifier", "email", "sms", "phone",
-		"agentSourcedIds", "grades", "password", "userMasterIdentifier", "preferredGivenName", "preferredMiddleName", "preferredFamilyName",
-		"primaryOrgSourcedId", "pronouns")},
-	{"userProfiles", hdr("userSourcedId", "profileType", "vendorId", "applicationId", "description", "credentialType", "username", "password")},
-	{"roles", hdr("userSourcedId", "roleType", "role", "beginDate", "endDate", "orgSourcedId", "userProfileSourcedId")},
-	{"enrollments", hdr("classSourcedId", "schoolSourcedId", "userSourcedId", "role", "primary", "beginDate", "endDate")},
-	{"demographics", hdr("birthDate", "sex", "americanIndianOrAlaskaNative", "asian", "blackOrAfricanAmerican",
-		"nativeHawaiianOrOtherPacificIslander", "white", "demographicRaceTwoOrMoreRaces", "hispanicOrLatinoEthnicity",
-		"countryOfBirthCode", "stateOfBirthAbbreviation", "cityOfBirth", "publicSchoolResidenceStatus")},
-	{"resources", hdr("vendorResourceId", "title", "roles", "importance", "vendorId", "applicationId")},
-	{"courseResources", hdr("title", "courseSourcedId", "resourceSourcedId")},
-	{"classResources", hdr("title", "classSourcedId", "resourceSourcedId")},
-	{"userResources", hdr("userSourcedId", "orgSourcedId", "classSourcedId", "resourceSourcedId")},
-	{"categories", hdr("title", "weight")},
-	{"scoreScales", hdr("title", "type", "orgSourcedId", "courseSourcedId", "classSourcedId", "scoreScaleValue")},
-	{"lineItems", hdr("title", "description", "assignDate", "dueDate", "classSourcedId", "categorySourcedId", "academicSessionSourcedId",
-		"resultValueMin", "resultValueMax", "schoolSourcedId")},
-	{"results", hdr("lineItemSourcedId", "studentSourcedId", "scoreStatus", "score", "scoreDate", "comment", "textScore", "classSourcedId",
-		"inProgress", "incomplete", "late", "missing")},
-	{"lineItemScoreScales", hdr("title", "lineItemSourcedId", "scoreScaleSourcedId")},
-	{"resultScoreScales", hdr("title", "resultSourcedId", "scoreScaleSourcedId")},
-	{"lineItemLearningObjectiveIds", hdr("lineItemSourcedId", "source", "learningObjectiveId")},
-	{"resultLearningObjectiveIds", hdr("resultSourcedId", "source", "learningObjectiveId", "score", "textScore")},
+// genManifestFiles are the file.* rows of a version's manifest: every
+// table of the version.
+func genManifestFiles(version string) []string {
+	spec, _ := SpecFor(Version(version))
+	var out []string
+	for _, t := range spec.Tables {
+		out = append(out, t.Name)
+	}
+	return out
 }

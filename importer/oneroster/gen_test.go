@@ -139,3 +139,51 @@ func headerOf(t *testing.T, version, name string) []string {
 	t.Fatalf("no %s in %s", name, version)
 	return nil
 }
+
+// TestGeneratedSetsValidate: what gen-roster writes, bulk and delta, is a
+// valid upload of its version to the validator, and --inject-errors gives
+// exactly its five mistakes, each with its code, in either version.
+func TestGeneratedSetsValidate(t *testing.T) {
+	for _, version := range []string{"1.1", "1.2"} {
+		t.Run("v"+version, func(t *testing.T) {
+			dir := t.TempDir()
+			counts, err := Generate(dir, GenOptions{Students: 1500, Seed: 4, Version: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := validate(t, os.DirFS(dir))
+			if r.Errors+r.Warnings != 0 || r.Version != version || len(r.Files) != len(counts) {
+				t.Fatalf("version %s, %d files, %d errors, %d warnings: %+v", r.Version, len(r.Files), r.Errors, r.Warnings, r.Groups)
+			}
+			for name, n := range counts {
+				if st := r.Files[name]; st == nil || st.Rows != n || st.Mode != Bulk {
+					t.Fatalf("%s: validated %+v, wrote %d rows", name, st, n)
+				}
+			}
+			delta := t.TempDir()
+			dcounts, err := GenerateDelta(delta, GenOptions{Version: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = validate(t, os.DirFS(delta))
+			if r.Errors != 0 || len(r.Files) != len(dcounts) || r.Files["users"].Mode != Delta || r.Files["users"].ToDelete != 1 {
+				t.Fatalf("the delta: %d errors, files %+v: %+v", r.Errors, r.Files, r.Groups)
+			}
+			bad := t.TempDir()
+			if _, err := Generate(bad, GenOptions{Students: 300, Seed: 2, Version: version, InjectErrors: true}); err != nil {
+				t.Fatal(err)
+			}
+			r = validate(t, os.DirFS(bad))
+			want := map[string]int{"row.invalid_enum": 1, "row.invalid_boolean": 1, "row.invalid_date": 1,
+				"row.duplicate_sourcedid": 1, "reference.missing_target_record": 1}
+			for code, n := range want {
+				if got := r.Count(code); got != n {
+					t.Errorf("%s: %d findings, want %d", code, got, n)
+				}
+			}
+			if r.Errors != len(want) {
+				t.Errorf("%d errors, want %d: %+v", r.Errors, len(want), r.Groups)
+			}
+		})
+	}
+}
