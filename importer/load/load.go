@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"regexp"
@@ -50,8 +51,8 @@ type Pointer struct {
 	Collections map[string]string `bson:"collections" json:"collections"`
 	Counts      map[string]int    `bson:"counts" json:"counts"`
 	// Duplicates are rows of a bulk file not loaded because their sourcedId
-	// repeats an earlier row's (the validator reports them as
-	// row.duplicate_sourcedid; which of the two is kept is not defined).
+	// repeats an earlier row's: the first row is kept (the validator reports
+	// the others as row.duplicate_sourcedid).
 	Duplicates  map[string]int `bson:"duplicates,omitempty" json:"duplicates,omitempty"`
 	PublishedAt time.Time      `bson:"published_at" json:"published_at"`
 }
@@ -179,15 +180,6 @@ func (l *Loader) Load(ctx context.Context, tenant, runID string, upload fs.FS, m
 				return abort(fmt.Errorf("load %s.csv: %w", e, err))
 			}
 			count := n - dups
-			if resumed {
-				// Duplicate keys after a resume are mostly the rows the
-				// interrupted attempt had inserted: count what is there.
-				m, err := c.CountDocuments(ctx, bson.D{})
-				if err != nil {
-					return abort(fmt.Errorf("mongo count %s: %w", name, err))
-				}
-				count = int(m)
-			}
 			p.Collections[e], p.Counts[e] = name, count
 			p.duplicates(e, n-count)
 			l.mark(e, Mark{Rows: n, Done: true, Count: count})
@@ -356,32 +348,28 @@ func (l *Loader) mark(entity string, m Mark) {
 }
 
 // onlyDuplicates says err is nothing but duplicate-key errors: documents an
-// interrupted attempt had already inserted, or rows repeating a sourcedId.
+// interrupted attempt had already inserted.
 func onlyDuplicates(err error) bool {
-	_, ok := duplicateKeys(err)
-	return ok
-}
-
-// duplicateKeys is the number of documents err refused for a duplicate key,
-// and whether that is all err is.
-func duplicateKeys(err error) (int, bool) {
 	var bwe mongo.BulkWriteException
 	if err == nil || !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return 0, false
+		return false
 	}
 	for _, we := range bwe.WriteErrors {
 		if we.Code != 11000 {
-			return 0, false
+			return false
 		}
 	}
-	return len(bwe.WriteErrors), true
+	return true
 }
 
 // insertFile streams a CSV into c with unordered InsertMany batches from
 // parallel workers; documents are keyed by sourcedId and carry the tenant.
 // The first skip rows are already in c (a resumed load); rows after them may
-// be too, and their duplicate-key errors are expected. It marks the rows
-// loaded for certain: the longest run of finished batches from the top.
+// be too, and their duplicate-key errors are expected. A row whose sourcedId
+// an earlier row of the file had is not sent; it returns the rows read and
+// how many of them those were (the ids are held as 64-bit hashes while the
+// file loads). It marks the rows loaded for certain: the longest run of
+// finished batches from the top.
 func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, tenant string, r io.Reader, skip int, loaded *int64) (rows, dups int, err error) {
 	workers, batch := max(l.Workers, 1), l.Batch
 	if l.Workers == 0 {
@@ -413,12 +401,10 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 			defer wg.Done()
 			for j := range jobs {
 				_, err := c.InsertMany(ctx, j.docs, options.InsertMany().SetOrdered(false))
-				d := 0
-				if n, ok := duplicateKeys(err); ok {
-					d, err = n, nil
+				if onlyDuplicates(err) {
+					err = nil // documents an interrupted attempt had inserted
 				}
 				mu.Lock()
-				dups += d
 				if err != nil {
 					if firstErr == nil {
 						firstErr = err
@@ -448,6 +434,8 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 	}
 	n, seq := 0, 0
 	docs := make([]any, 0, batch)
+	seed := maphash.MakeSeed()
+	seen := map[uint64]struct{}{} // the file's sourcedIds, as 64-bit hashes
 	send := func() {
 		select {
 		case jobs <- job{seq: seq, end: n, docs: docs}:
@@ -468,6 +456,13 @@ func (l *Loader) insertFile(ctx context.Context, c *mongo.Collection, entity, te
 			return n, dups, err
 		}
 		n++
+		// A sourcedId seen earlier in the file: its first row is kept (in
+		// every attempt alike) and this one counted, not sent.
+		if _, again := seen[maphash.String(seed, rec[0])]; again {
+			dups++
+			continue
+		}
+		seen[maphash.String(seed, rec[0])] = struct{}{}
 		if n <= skip {
 			continue
 		}

@@ -268,7 +268,7 @@ func resumeAfterInterruption(t *testing.T, version string) {
 }
 
 // TestRepeatedSourcedIDsAreCounted: a bulk file whose sourcedId repeats (an
-// upload the policy let through with a few errors) loads one document for
+// upload the policy let through with a few errors) loads the first row for
 // it, and the pointer says how many rows were not loaded, and of which file,
 // rather than dropping them silently.
 func TestRepeatedSourcedIDsAreCounted(t *testing.T) { versions(t, repeatedSourcedIDsAreCounted) }
@@ -289,5 +289,11 @@ func repeatedSourcedIDsAreCounted(t *testing.T, version string) {
 	n, _ := db.Collection(p.Collections["enrollments"]).CountDocuments(ctx, bson.D{})
 	if p.Duplicates["enrollments"] != 1 || len(p.Duplicates) != 1 || int(n) != counts["enrollments"]-1 || p.Counts["enrollments"] != int(n) {
 		t.Fatalf("duplicates %v, %d enrollments loaded, pointer count %d, file rows %d", p.Duplicates, n, p.Counts["enrollments"], counts["enrollments"])
+	}
+	// The first row of a repeated sourcedId is the one kept.
+	var first bson.M
+	if err := db.Collection(p.Collections["enrollments"]).FindOne(ctx, bson.D{{Key: "_id", Value: "enr-0"}}).Decode(&first); err != nil ||
+		first["beginDate"] != "2026-08-10" {
+		t.Fatalf("enr-0 = %v (%v), want its first row (beginDate 2026-08-10)", first, err)
 	}
 }
