@@ -89,6 +89,7 @@ type server struct {
 	specs   map[store.JobKey]*status.JobSpec
 	metrics *httpMetrics
 	jobs    *jobGuard
+	started time.Time // when the handler was built (uptime in /api/v2/status)
 }
 
 // New builds the HTTP handler.
@@ -109,7 +110,7 @@ func New(o Options) http.Handler {
 	if o.MaxSilences <= 0 {
 		o.MaxSilences = DefaultMaxSilences
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC()}
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
 		s.specs[store.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
@@ -171,6 +172,7 @@ func New(o Options) http.Handler {
 		v1.POST("/webhooks/pagerduty", s.pagerdutyWebhook)
 	}
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
+	s.alertmanagerRoutes(r)
 	return r
 }
 

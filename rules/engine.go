@@ -46,6 +46,8 @@ type Engine struct {
 	downAfter map[string]time.Duration
 	views     map[JobKey]View
 	silencer  Silencer
+	// external are alerts posted by other systems, by fingerprint.
+	external map[string]External
 }
 
 // NewEngine tracks specs (compiled) with params and per-rule timings (nil:
@@ -67,6 +69,16 @@ func (e *Engine) Restore(alerts []Alert) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.life.Restore(alerts)
+	for i := range alerts {
+		if a := &alerts[i]; IsExternal(a) {
+			if x, ok := externalFromAlert(a); ok {
+				if e.external == nil {
+					e.external = map[string]External{}
+				}
+				e.external[a.Fingerprint] = x
+			}
+		}
+	}
 }
 
 // SetSilencer sets how silences are checked.
@@ -119,6 +131,7 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = v
 	}
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
+	signals = append(signals, e.externalSignals(now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)
 	for _, a := range e.life.active {
 		if a.State == StateFiring {

@@ -138,6 +138,15 @@ func NewLifecycle(timings map[string]Timing) *Lifecycle {
 	return &Lifecycle{timings: timings, active: map[string]*Alert{}}
 }
 
+// timingOf is an alert's timing: a posted alert fires and resolves as its
+// poster says (Prometheus has its own for and keep_firing_for).
+func (l *Lifecycle) timingOf(a *Alert) Timing {
+	if IsExternal(a) {
+		return Timing{}
+	}
+	return l.timing(a.Rule)
+}
+
 func (l *Lifecycle) timing(rule string) Timing {
 	if t, ok := l.timings[rule]; ok {
 		return t
@@ -195,7 +204,7 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 		a.Summary, a.Details, a.LastSeen, a.Inhibited = s.Summary, s.Details, now, inh
 		switch a.State {
 		case StatePending:
-			if lvl == Trigger && now.Sub(a.PendingSince) >= l.timing(a.Rule).For {
+			if lvl == Trigger && now.Sub(a.PendingSince) >= l.timingOf(a).For {
 				a.State, a.FiredAt = StateFiring, now
 				a.Silenced = silenced != nil && silenced(a, now)
 				trans = append(trans, Transition{At: now, Status: "firing", Alert: *a})
@@ -218,7 +227,7 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 			a.ResolvedAt = now
 			changed = append(changed, *a)
 		case StateFiring:
-			if now.Sub(a.LastSeen) >= l.timing(a.Rule).KeepFiringFor {
+			if now.Sub(a.LastSeen) >= l.timingOf(a).KeepFiringFor {
 				delete(l.active, fp)
 				a.State, a.ResolvedAt = StateResolved, now
 				trans = append(trans, Transition{At: now, Status: "resolved", Alert: *a})

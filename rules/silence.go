@@ -45,7 +45,7 @@ func Label(a *Alert, name string) string {
 	case "source":
 		return a.Source
 	}
-	return ""
+	return ExternalLabels(a)[name]
 }
 
 // Validate checks a silence before it is stored.
