@@ -209,6 +209,9 @@ func TestBadSourcesLeaveTheRunnerHealthy(t *testing.T) {
 				// A limit well under the body, so hitting it cannot lose a
 				// race with the timeout on a busy machine.
 				cfg.MaxBodyBytes = 1 << 20
+				// And a timeout far beyond the time to send 1 MiB on
+				// loopback, even at a load average of 40.
+				cfg.Timeout = 10 * time.Second
 			}
 			r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), m, func() time.Time { return clock })
 			if err != nil {
