@@ -50,7 +50,7 @@ func newCSVReader(r io.Reader, maxField int) *csvReader {
 	if maxField <= 0 {
 		maxField = defaultMaxField
 	}
-	return &csvReader{r: bufio.NewReaderSize(r, 1<<20), maxField: maxField, maxRecord: max(16*maxField, 1<<20),
+	return &csvReader{r: bufio.NewReaderSize(r, 64<<10), maxField: maxField, maxRecord: max(16*maxField, 1<<20),
 		maxFields: maxFieldsKept, line: 1}
 }
 

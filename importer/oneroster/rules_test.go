@@ -20,7 +20,7 @@ type upload struct {
 
 // row builds one CSV line of a table from column=value pairs (the others
 // empty), so fixtures follow the header whatever its length.
-func row(t *testing.T, ver Version, table string, kv ...string) string {
+func row(t testing.TB, ver Version, table string, kv ...string) string {
 	t.Helper()
 	s, _ := SpecFor(ver)
 	tb, ok := s.Table(table)
@@ -60,7 +60,7 @@ func header(ver Version, table string) string {
 	return strings.Join(h, ",") + "\n"
 }
 
-func base(t *testing.T, ver Version) *upload {
+func base(t testing.TB, ver Version) *upload {
 	u := &upload{ver: ver, modes: map[string]Mode{}, files: map[string]string{}}
 	add := func(table string, rows ...string) {
 		u.modes[table] = Bulk
@@ -101,7 +101,7 @@ func (u *upload) mode(table string, m Mode) *upload {
 }
 
 // gradebook adds a category and a line item in bulk.
-func (u *upload) gradebook(t *testing.T, lineItem ...string) *upload {
+func (u *upload) gradebook(t testing.TB, lineItem ...string) *upload {
 	u.mode("categories", Bulk).set("categories.csv", header(u.ver, "categories")+row(t, u.ver, "categories", "sourcedId", "g1", "title", "Homework"))
 	period := "gradingPeriodSourcedId"
 	kv := []string{"sourcedId", "l1", "title", "Quiz", "assignDate", "2026-09-01", "dueDate", "2026-09-08", "classSourcedId", "k1",
