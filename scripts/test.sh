@@ -48,3 +48,11 @@ echo "go vet ${pkgs[*]}"
 go vet "${pkgs[@]}"
 echo "go test -race ${pkgs[*]}"
 go test -race -timeout 20m "${pkgs[@]}"
+
+# Fuzz targets, each for a short budget (ETLHUB_FUZZTIME), when the whole suite runs.
+if [ $# -eq 0 ]; then
+  for target in FuzzValidate FuzzCSVReader; do
+    echo "go test -fuzz $target ./importer/oneroster/"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "${ETLHUB_FUZZTIME:-20s}" ./importer/oneroster/
+  done
+fi

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 )
 
 // csvReader reads RFC 4180 records as OneRoster writes them, streaming and
@@ -50,7 +51,13 @@ func newCSVReader(r io.Reader, maxField int) *csvReader {
 	if maxField <= 0 {
 		maxField = defaultMaxField
 	}
-	return &csvReader{r: bufio.NewReaderSize(r, 64<<10), maxField: maxField, maxRecord: max(16*maxField, 1<<20),
+	size := 64 << 10
+	if st, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil && fi.Size() < int64(size) {
+			size = max(int(fi.Size())+16, 512) // a small file gets a small buffer
+		}
+	}
+	return &csvReader{r: bufio.NewReaderSize(r, size), maxField: maxField, maxRecord: max(16*maxField, 1<<20),
 		maxFields: maxFieldsKept, line: 1}
 }
 
