@@ -39,6 +39,11 @@ type DemoOptions struct {
 	// LiveStudents sizes the roster the real importer loads for polk
 	// (5000 when zero).
 	LiveStudents int
+	// LiveStep is the real time of one simulated minute while the real
+	// imports run (250ms when zero); a slower machine (or a race-detector
+	// build of the embedded servers) needs more for an ordinary night to
+	// take its ordinary minutes.
+	LiveStep time.Duration
 	// PagerDuty and Slack, when set, receive the night's alerts besides the
 	// console: critical ones page, all go to Slack.
 	PagerDuty *pagerduty.Config
@@ -76,12 +81,15 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		defer os.RemoveAll(d)
 		dir = d
 	}
+	if o.LiveStep <= 0 {
+		o.LiveStep = liveStep
+	}
 	if o.LiveStudents <= 0 {
 		o.LiveStudents = 5000
 	}
 	// Two districts' nights are the real importer's: polk's ordinary one,
 	// and orange's, whose roster has real-world mistakes.
-	live, err := startLive(ctx, filepath.Join(dir, "live"), []liveSpec{
+	live, err := startLive(ctx, filepath.Join(dir, "live"), o.LiveStep, []liveSpec{
 		{name: "polk", students: o.LiveStudents, after: 5 * time.Minute},
 		{name: "orange", students: max(o.LiveStudents/2, 200), errors: true, after: 10 * time.Minute},
 		{name: "duval", students: max(o.LiveStudents/2, 200), drop: true, after: 15 * time.Minute},
@@ -238,7 +246,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		if live.busy() {
 			// The real imports run in real time: the clock slows to the
 			// live pace until they end, so their minutes are believable.
-			pace = max(o.Step, liveStep)
+			pace = max(o.Step, o.LiveStep)
 			lobs, err := live.observe(ctx, sim)
 			if err != nil {
 				fmt.Fprintf(o.Out, "%s  the importer's runs cannot be read: %v\n", sim.In(tz).Format("15:04 MST"), err)

@@ -19,7 +19,7 @@ import (
 	"github.com/etlhub/etlhub/internal/status"
 )
 
-// liveStep is the simulated pace while the real import runs: one simulated
+// liveStep is the default simulated pace while the real import runs: one simulated
 // minute per 250 ms of real time, whatever the demo's step.
 const liveStep = 250 * time.Millisecond
 
@@ -54,12 +54,13 @@ type liveImporter struct {
 	dir     string
 	tenants []*liveTenant
 	stops   []func()
+	step    time.Duration // real time per simulated minute while imports run
 }
 
 // startLive starts the servers and the importer, with each district's
 // generated roster waiting to be uploaded.
-func startLive(ctx context.Context, dir string, specs []liveSpec) (*liveImporter, error) {
-	l := &liveImporter{dir: dir}
+func startLive(ctx context.Context, dir string, step time.Duration, specs []liveSpec) (*liveImporter, error) {
+	l := &liveImporter{dir: dir, step: step}
 	fail := func(err error) (*liveImporter, error) { l.stop(); return nil, err }
 	for _, d := range []string{"ferret", "redis", "work"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -218,7 +219,7 @@ func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Obs
 			t.retries = r.Retries
 		}
 	}
-	scale := float64(time.Minute) / float64(liveStep)
+	scale := float64(time.Minute) / float64(l.step)
 	var out []status.Observation
 	for _, t := range l.tenants {
 		o, ok := latest[t.name]
