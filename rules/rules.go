@@ -6,6 +6,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,11 +28,22 @@ const (
 	RuleSourceDown      = "source-down"
 )
 
-// Severities: critical pages; warning goes to Slack only.
+// Names is every rule, the one list the config checks (timings, severity
+// overrides) and the engine share.
+var Names = []string{RuleMissedStart, RuleFilesLate, RuleStalled, RuleRunningTooLong, RuleTooFast,
+	RulePredictedBreach, RuleDeadlineMissed, RuleFailed, RuleRetriesExhaust, RuleFreshness,
+	RuleLogErrorSpike, RuleLogSilence, RuleSourceDown}
+
+// IsRule reports whether name is one of Names.
+func IsRule(name string) bool { return slices.Contains(Names, name) }
+
+// Severities: critical pages; warning goes to Slack only. SevOff, as a job's
+// override, silences the rule for that job.
 const (
 	SevCritical = "critical"
 	SevWarning  = "warning"
 	SevInfo     = "info"
+	SevOff      = "off"
 )
 
 // Level says how strongly a signal holds.
@@ -75,9 +87,6 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	night := nightKey(j.night)
 	mk := func(rule, def, runID string, lvl Level, summary string, details map[string]any) {
 		sev := spec.SeverityFor(rule, def)
-		if sev == "off" {
-			return
-		}
 		parts := []string{rule, spec.Tenant, spec.Job, night}
 		if runID != "" {
 			parts = append(parts, runID)
@@ -195,9 +204,6 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	evaluateLogs(j, now, func(rule, def, key, summary string, details map[string]any) {
 		sev := spec.SeverityFor(rule, def)
-		if sev == "off" {
-			return
-		}
 		out = append(out, Signal{Rule: rule, Severity: sev, Fingerprint: fingerprint(rule, spec.Tenant, spec.Job, key),
 			Tenant: spec.Tenant, Job: spec.Job, Source: "logs:" + key, Night: j.night, Level: Trigger,
 			Summary: spec.Tenant + "/" + spec.Job + ": " + summary, Details: details})
@@ -223,7 +229,8 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			Summary: fmt.Sprintf("%s/%s: last success %s, older than %v", spec.Tenant, spec.Job,
 				j.lastSuccess.UTC().Format(time.RFC3339), spec.SuccessMaxAge)})
 	}
-	return out
+	// A rule a job's severity turns off raises nothing for it, whichever rule.
+	return slices.DeleteFunc(out, func(s Signal) bool { return s.Severity == SevOff })
 }
 
 func stateOf(r *runTrack) string {

@@ -4,7 +4,10 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -79,6 +82,17 @@ func (p *Problems) resolve(file string, root *yaml.Node) error {
 		}
 	}
 	sort.SliceStable(p.list, func(i, j int) bool { return p.list[i].Line < p.list[j].Line })
+	// The same problem found twice (two sections sharing a file, say) is
+	// listed once.
+	seen := map[Problem]bool{}
+	out := p.list[:0]
+	for _, q := range p.list {
+		if !seen[q] {
+			seen[q] = true
+			out = append(out, q)
+		}
+	}
+	p.list = out
 	return &Error{File: file, Problems: p.list}
 }
 
@@ -119,45 +133,6 @@ func lineOf(n *yaml.Node, path string) int {
 	return line
 }
 
-var yamlLineErr = regexp.MustCompile(`^line (\d+): (.*)$`)
-var unknownField = regexp.MustCompile(`field (\S+) not found in type \S+`)
-
-// decodeStrict decodes data into out, rejecting unknown keys; errors carry lines.
-func decodeStrict(file string, data []byte, out any) (*yaml.Node, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{File: file, Problems: yamlProblems(err)}
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil && err.Error() != "EOF" {
-		return &root, &Error{File: file, Problems: yamlProblems(err)}
-	}
-	return &root, nil
-}
-
-func yamlProblems(err error) []Problem {
-	var out []Problem
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		p := Problem{Msg: l}
-		if m := yamlLineErr.FindStringSubmatch(l); m != nil {
-			p.Line, _ = strconv.Atoi(m[1])
-			p.Msg = m[2]
-		}
-		if m := unknownField.FindStringSubmatch(p.Msg); m != nil {
-			p.Msg = fmt.Sprintf("unknown key %q", m[1])
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // Secret is a string that may come from the environment (written "${NAME}")
 // and never prints itself.
 type Secret string
@@ -175,17 +150,20 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // missingEnv finds every ${NAME} in the document whose variable is unset.
-func missingEnv(n *yaml.Node, p *Problems) {
-	if n.Kind == yaml.ScalarNode {
-		for _, m := range envRef.FindAllStringSubmatch(n.Value, -1) {
-			if _, ok := os.LookupEnv(m[1]); !ok {
-				p.list = append(p.list, Problem{Line: n.Line, Msg: fmt.Sprintf("environment variable %s is not set", m[1])})
+func missingEnv(root *yaml.Node, p *Problems) {
+	for line, refs := range indexNodes(root) {
+		for _, r := range refs {
+			if r.node.Kind != yaml.ScalarNode || r.node.Line != line {
+				continue
+			}
+			for _, m := range envRef.FindAllStringSubmatch(r.node.Value, -1) {
+				if _, ok := os.LookupEnv(m[1]); !ok {
+					p.list = append(p.list, Problem{Line: line, Key: r.path, Msg: fmt.Sprintf("environment variable %s is not set", m[1])})
+				}
 			}
 		}
 	}
-	for _, c := range n.Content {
-		missingEnv(c, p)
-	}
+	sort.SliceStable(p.list, func(i, j int) bool { return p.list[i].Line < p.list[j].Line })
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
@@ -225,24 +203,110 @@ type Section interface {
 	Validate(p *Problems)
 }
 
+// Options change how a file is checked.
+type Options struct {
+	// AllowMissingEnv accepts ${NAME} references whose variable is unset,
+	// and the problems that follow from their empty values (check-config in
+	// CI, without the real secrets). They are returned as notes instead.
+	AllowMissingEnv bool
+}
+
 // Load reads file into out strictly and validates it. The error, when not
 // nil, is an *Error listing every problem with its line.
 func Load(file string, out Section) error {
+	_, err := LoadWith(file, out, Options{})
+	return err
+}
+
+// LoadWith is Load with options; notes are what the options let through.
+func LoadWith(file string, out Section, o Options) (notes []Problem, err error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(file, data, out)
+	return ParseWith(file, data, out, o)
 }
 
 // Parse is Load on bytes already read; file names them in errors.
 func Parse(file string, data []byte, out Section) error {
-	root, err := decodeStrict(file, data, out)
-	if err != nil {
-		return err
+	_, err := ParseWith(file, data, out, Options{})
+	return err
+}
+
+// ParseWith is Parse with options. Every problem is listed: a value of the
+// wrong type is reported and the rest of the file is still checked.
+func ParseWith(file string, data []byte, out Section, o Options) (notes []Problem, err error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: file, Problems: syntaxProblems(err)}
 	}
+	idx := indexNodes(&root)
 	var p Problems
-	missingEnv(root, &p)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			// A value the decoder could not take at all (it stops there).
+			return nil, &Error{File: file, Problems: []Problem{{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}}
+		}
+		for _, msg := range te.Errors {
+			p.list = append(p.list, idx.typeProblem(msg))
+		}
+	}
+	typed := len(p.list)
+	var env Problems
+	missingEnv(&root, &env)
 	out.Validate(&p)
-	return p.resolve(file, root)
+	// A value of the wrong type was left empty: what validation says about
+	// that key (and what is under it) follows from the type error.
+	kept := p.list[:typed]
+	for _, q := range p.list[typed:] {
+		if !underAny(q.Key, p.list[:typed]) {
+			kept = append(kept, q)
+		}
+	}
+	p.list = kept
+	// What validation says about a value left empty by a missing variable
+	// follows from it.
+	kept = p.list[:0]
+	for _, q := range p.list {
+		if !underAny(q.Key, env.list) && !parentOfAny(q.Key, env.list) {
+			kept = append(kept, q)
+		}
+	}
+	p.list = kept
+	if o.AllowMissingEnv {
+		notes = env.list
+	} else {
+		p.list = append(p.list, env.list...)
+	}
+	return notes, p.resolve(file, &root)
+}
+
+// parentOfAny reports whether key is the section right above one of the
+// problems' keys (a check across its fields, like "token and channel").
+func parentOfAny(key string, probs []Problem) bool {
+	if key == "" {
+		return false
+	}
+	for _, q := range probs {
+		if rest, ok := strings.CutPrefix(q.Key, key+"."); ok && !strings.ContainsAny(rest, ".[") {
+			return true
+		}
+	}
+	return false
+}
+
+// underAny reports whether key is one of the type errors' keys or below one.
+func underAny(key string, typeErrs []Problem) bool {
+	for _, t := range typeErrs {
+		if t.Key == "" {
+			continue
+		}
+		if key == t.Key || strings.HasPrefix(key, t.Key+".") || strings.HasPrefix(key, t.Key+"[") {
+			return true
+		}
+	}
+	return false
 }

@@ -6,12 +6,14 @@ package hub
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 )
 
@@ -22,6 +24,9 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (addresses or CIDRs) whose
 	// X-Forwarded-For names the client in request logs; none by default.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownGrace is how long requests in flight may finish after SIGTERM
+	// (a second signal exits at once).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// Log sets the level (debug, info, warn, error) and format (json, text).
 	Log LogConfig `yaml:"log"`
 	// PublicURL is where people reach the dashboard (links in pages and messages).
@@ -70,6 +75,19 @@ type SilencesConfig struct {
 	MaxActive int `yaml:"max_active"`
 }
 
+// scopeList checks a list of tenants that scopes something: present but
+// empty would read as "no tenant" and mean "every tenant".
+func scopeList(p *config.Problems, key string, tenants []string, hint string) {
+	if tenants != nil && len(tenants) == 0 {
+		p.Add(key, "an empty list would mean every tenant; name the tenants, or %s", hint)
+	}
+	for i, t := range tenants {
+		if strings.TrimSpace(t) == "" {
+			p.Add(fmt.Sprintf("%s[%d]", key, i), "is empty")
+		}
+	}
+}
+
 // Load reads and validates a config file.
 func Load(file string) (*Config, error) {
 	var c Config
@@ -91,6 +109,12 @@ func (c *Config) Validate(p *config.Problems) {
 		if _, _, err := net.ParseCIDR(tp); err != nil && net.ParseIP(tp) == nil {
 			p.Add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR", tp)
 		}
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 15 * time.Second
+	}
+	if c.ShutdownGrace < 0 || c.ShutdownGrace > 10*time.Minute {
+		p.Add("shutdown_grace", "%v is outside 0s..10m", c.ShutdownGrace)
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -153,6 +177,12 @@ func (c *Config) Validate(p *config.Problems) {
 	if len(c.Auth.Tokens) == 0 {
 		p.Add("auth.tokens", "at least one token is required: the API has no anonymous access")
 	}
+	for i, t := range c.Auth.Tokens {
+		scopeList(p, fmt.Sprintf("auth.tokens[%d].tenants", i), t.Tenants, "leave the key out for a token of every tenant")
+	}
+	for i, d := range c.Notify.Digests {
+		scopeList(p, fmt.Sprintf("notify.digests[%d].tenants", i), d.Tenants, "leave the key out for a digest of every tenant")
+	}
 	names := map[string]bool{}
 	for i := range c.Sources {
 		k := fmt.Sprintf("sources[%d]", i)
@@ -166,6 +196,11 @@ func (c *Config) Validate(p *config.Problems) {
 	for i := range c.Jobs {
 		k := fmt.Sprintf("jobs[%d]", i)
 		j := &c.Jobs[i]
+		for rule := range j.Severity {
+			if !rules.IsRule(rule) {
+				p.Add(k+".severity."+rule, "is not a rule (%s)", strings.Join(rules.Names, ", "))
+			}
+		}
 		if err := j.Compile(); err != nil {
 			if se, ok := err.(*status.SpecError); ok {
 				p.Add(k+"."+se.Field, "%s", se.Msg)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/api"
@@ -39,10 +40,6 @@ type TimingConfig struct {
 	For           time.Duration `yaml:"for"`
 	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
 }
-
-var ruleNames = map[string]bool{rules.RuleMissedStart: true, rules.RuleFilesLate: true, rules.RuleStalled: true,
-	rules.RuleRunningTooLong: true, rules.RuleTooFast: true, rules.RulePredictedBreach: true, rules.RuleDeadlineMissed: true,
-	rules.RuleFailed: true, rules.RuleRetriesExhaust: true, rules.RuleFreshness: true, rules.RuleSourceDown: true}
 
 func (r *RulesConfig) timings() map[string]rules.Timing {
 	t := rules.DefaultTimings()
@@ -80,8 +77,8 @@ func (r *RulesConfig) Validate(p *config.Problems, key string) {
 		p.Add(key+".min_history", "must be at least 1")
 	}
 	for name, t := range r.Timings {
-		if !ruleNames[name] {
-			p.Add(key+".timings."+name, "is not a rule")
+		if !rules.IsRule(name) {
+			p.Add(key+".timings."+name, "is not a rule (%s)", strings.Join(rules.Names, ", "))
 		}
 		if t.For < 0 || t.KeepFiringFor < 0 {
 			p.Add(key+".timings."+name, "durations must not be negative")

@@ -7,7 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
 )
 
 // Duration is a time.Duration written as a Go duration string ("20m", "1h30m").
@@ -28,6 +30,23 @@ func ParseDuration(s string) (Duration, error) {
 		return 0, fmt.Errorf("%q is negative", s)
 	}
 	return Duration(v), nil
+}
+
+// UnmarshalYAML reads a duration; a bad one is reported with its line and
+// the rest of the config is still checked.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return config.ValueError(n, "is not a duration %s", config.DurationHint)
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if err != nil {
+		return config.ValueError(n, "%q is not a duration %s", n.Value, config.DurationHint)
+	}
+	if v < 0 {
+		return config.ValueError(n, "%q is negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // UnmarshalText implements encoding.TextUnmarshaler (YAML and JSON strings).
