@@ -18,13 +18,12 @@ import (
 // demo runs `etlhub demo`: a night on embedded defaults. Alerts print to
 // the console, and go to PagerDuty (PAGERDUTY_ROUTING_KEY) and Slack
 // (SLACK_TOKEN and SLACK_CHANNEL, or SLACK_WEBHOOK_URL) when those are set.
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func demo(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "where the dashboard and API listen")
 	step := fs.Duration("step", 250*time.Millisecond, "real time per simulated minute")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, code, done := c.parse(fs, args, stdout, stderr); done {
+		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	o := hub.DemoOptions{Listen: *listen, Step: *step, Out: stdout}

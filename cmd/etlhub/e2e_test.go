@@ -442,7 +442,7 @@ func TestCheckConfig(t *testing.T) {
 	}{
 		{"testdata/good.yaml", 0, []string{"OK (1 sources, 1 jobs, 1 tokens)"}},
 		{"testdata/bad.yaml", 1, []string{
-			"testdata/bad.yaml:3: unknown key \"colour\"",
+			"testdata/bad.yaml:3: store.colour: unknown key",
 		}},
 		{"testdata/bad-values.yaml", 1, []string{
 			"testdata/bad-values.yaml:2: listen:",
@@ -451,7 +451,7 @@ func TestCheckConfig(t *testing.T) {
 			"testdata/bad-values.yaml:10: sources[0].url:",
 			"testdata/bad-values.yaml:14: jobs[0].timezone: \"Mars/Olympus\" is not an IANA time zone",
 			"testdata/bad-values.yaml:19: jobs[1].deadline: \"25:00\" is not a local time HH:MM",
-			"testdata/bad-values.yaml:20: environment variable NOT_SET_ANYWHERE is not set",
+			"testdata/bad-values.yaml:20: jobs[2].tenant: environment variable NOT_SET_ANYWHERE is not set",
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,23 +13,34 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 )
 
-// runImporter runs `etlhub importer --config importer.yaml`.
-func runImporter(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("importer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "importer.yaml", "config file")
-	check := fs.Bool("check", false, "validate the config and exit")
-	group := fs.String("group", importer.SharedGroup, "the isolation group this process serves")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// runImporter runs `etlhub importer --config importer.yaml [--check]`.
+func runImporter(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	path := fs.String("config", "importer.yaml", "the importer's config `file`")
+	check := fs.Bool("check", false, "check the config (and that key files exist and are private) and exit")
+	allowEnv := fs.Bool("allow-missing-env", false, "with --check: accept unset ${NAME} variables (CI without the secrets)")
+	group := fs.String("group", importer.SharedGroup, "the isolation `group` this process serves")
+	if _, code, done := c.parse(fs, args, stdout, stderr); done {
+		return code
 	}
 	var cfg importer.Config
-	if err := config.Load(*path, &cfg); err != nil {
+	notes, err := config.LoadWith(*path, &cfg, config.Options{AllowMissingEnv: *check && *allowEnv})
+	if err != nil {
+		if wrongConfig(stderr, *path, "importer") {
+			return 1
+		}
 		fmt.Fprintln(stderr, err)
+		var ce *config.Error
+		if *check && errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", *path, len(ce.Problems))
+		}
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stderr, "%s: OK (%d tenants)\n", *path, len(cfg.Tenants))
+		for _, n := range notes {
+			fmt.Fprintf(stdout, "%s:%d: %s: %s (allowed by --allow-missing-env)\n", *path, n.Line, n.Key, n.Msg)
+		}
+		fmt.Fprintf(stdout, "%s: OK (%d tenants)\n", *path, len(cfg.Tenants))
 		return 0
 	}
 	cfg.Tenants = cfg.InGroup(*group)

@@ -1,80 +1,115 @@
-// Command etlhub is the hub and (later) the importer in one binary.
+// Command etlhub is the hub and the importer in one binary.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
-	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/hub"
+	promversion "github.com/prometheus/common/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time:
+//
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=abc123" ./cmd/etlhub
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-const usage = `etlhub: nightly import monitoring for school districts
+// commands is every subcommand in the order the usage lists them.
+var commands = []struct {
+	command
+	run func(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int
+}{
+	{command{"demo", "[--listen ADDR] [--step 250ms]", "A simulated night of six districts on an accelerated clock, with the dashboard.", 0, 0}, demo},
+	{command{"serve", "[--config etlhub.yaml]", "Run the hub: collectors, rules, notifications and the API.", 0, 0}, serve},
+	{command{"check-config", "[--allow-missing-env] FILE", "Validate a hub config: every problem with its line and key; exit 1 on any.", 1, 1}, checkConfig},
+	{command{"replay", "--scenario S --observations O --out A", "Replay observations through the rules on a simulated clock and write the alert transitions.", 0, 0}, replay},
+	{command{"status", "[--tenant T] [--url URL] [--json] [--color auto|always|never]", "The board as a table, worst first (ETLHUB_URL, ETLHUB_TOKEN; NO_COLOR and TERM=dumb turn colour off).", 0, 0}, status},
+	{command{"importer", "[--config importer.yaml] [--group NAME] [--check]", "Run the importer (SFTP -> OneRoster -> MongoDB), or check its config.", 0, 0}, runImporter},
+	{command{"gen-roster", "--students N --out DIR [--version 1.1|1.2] [--inject-errors]", "Write a OneRoster 1.1 or 1.2 bulk set.", 0, 0}, genRoster},
+	{command{"validate-roster", "[--json] [--csv FILE] [--bulk-lifecycle error|warning] [--max-field-bytes N] DIR|ZIP", "Validate an upload; exit 1 when the policy rejects it.", 1, 1}, validateRoster},
+	{command{"version", "", "Print the version.", 0, 0}, printVersion},
+}
 
-Usage:
-  etlhub demo [--listen ADDR] [--step 250ms]
-                                        a simulated night of six districts, with the dashboard
-  etlhub serve --config etlhub.yaml     run the hub (collectors, rules, API)
-  etlhub check-config etlhub.yaml       validate a config; non-zero exit on problems
-  etlhub replay --scenario S --observations O --out A
-                                        replay observations through the rules on a
-                                        simulated clock; write alert transitions
-  etlhub status [--tenant T] [--url URL]
-                                        the board as a table (ETLHUB_URL, ETLHUB_TOKEN)
-  etlhub importer --config importer.yaml [--check]
-                                        run the importer (SFTP -> OneRoster -> MongoDB)
-  etlhub gen-roster --students N --out DIR [--inject-errors]
-                                        write a OneRoster 1.1 bulk set
-  etlhub validate-roster [--json] [--csv FILE] DIR|ZIP
-                                        validate an upload; non-zero exit when rejected
-  etlhub version                        print the version
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("etlhub: nightly import monitoring for school districts\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  etlhub %s %s\n        %s\n", c.name, c.synopsis, c.about)
+	}
+	b.WriteString("\nRun 'etlhub COMMAND --help' for a command's flags.\n")
+	return b.String()
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	promversion.Version = buildVersion()
+	promversion.Revision = commit
 	switch args[0] {
-	case "demo":
-		return demo(ctx, args[1:], stdout, stderr)
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "check-config":
-		return checkConfig(args[1:], stdout, stderr)
-	case "replay":
-		return replay(ctx, args[1:], stdout, stderr)
-	case "status":
-		return status(ctx, args[1:], stdout, stderr)
-	case "importer":
-		return runImporter(ctx, args[1:], stderr)
-	case "gen-roster":
-		return genRoster(args[1:], stdout, stderr)
-	case "validate-roster":
-		return validateRoster(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "etlhub", buildVersion())
-		return 0
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(args) > 1 {
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage())
 		return 0
+	case "--version", "-v":
+		args = []string{"version"}
 	}
-	fmt.Fprintf(stderr, "etlhub: unknown command %q\n\n%s", args[0], usage)
+	for _, c := range commands {
+		if c.name == args[0] {
+			ctx, stop := signalContext(stderr)
+			defer stop()
+			return c.run(ctx, c.command, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "etlhub: unknown command %q\n\n%s", args[0], usage())
 	return 2
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, so the command
+// shuts down gracefully; a second one exits at once.
+func signalContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			fmt.Fprintf(stderr, "etlhub: second %v: exiting now\n", s)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); close(done); cancel() }
+}
+
+func printVersion(_ context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	if _, code, done := c.parse(fs, args, stdout, stderr); done {
+		return code
+	}
+	fmt.Fprintln(stdout, "etlhub", buildVersion())
+	return 0
 }
 
 func buildVersion() string {
@@ -85,44 +120,4 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return version
-}
-
-func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "etlhub.yaml", "config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := hub.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	cfg.Version = buildVersion()
-	log := hub.NewLogger(cfg.Log, stderr)
-	log.Info("etlhub starting", "version", buildVersion(), "config", *path)
-	if err := hub.Serve(ctx, cfg, log, nil); err != nil {
-		log.Error("etlhub stopped with an error", "error", err)
-		return 1
-	}
-	return 0
-}
-
-func checkConfig(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: etlhub check-config FILE")
-		return 2
-	}
-	cfg, err := hub.Load(args[0])
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "%s: %d problem(s)\n", args[0], len(ce.Problems))
-		}
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: OK (%d sources, %d jobs, %d tokens)\n", args[0], len(cfg.Sources), len(cfg.Jobs), len(cfg.Auth.Tokens))
-	return 0
 }

@@ -14,9 +14,8 @@ import (
 // replay feeds a scenario's observations through the ingest path and the
 // rules on a simulated clock that ticks every minute, and writes the alert
 // transitions as JSON lines (DESIGN.md, "Replay").
-func replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func replay(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	scen := fs.String("scenario", "", "scenario.json (jobs)")
 	obsPath := fs.String("observations", "", "observations.jsonl, sorted by at")
 	out := fs.String("out", "", "where to write alert transitions (JSON lines)")
@@ -25,12 +24,11 @@ func replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	params := rules.DefaultParams()
 	fs.Float64Var(&params.PageProbability, "page-probability", params.PageProbability, "breach probability at which predicted-breach pages")
 	fs.DurationVar(&params.SlowdownPersistence, "slowdown-persistence", params.SlowdownPersistence, "mean remaining length of a slowdown")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if _, code, done := c.parse(fs, args, stdout, stderr); done {
+		return code
 	}
 	if *scen == "" || *obsPath == "" || *out == "" {
-		fmt.Fprintln(stderr, "usage: etlhub replay --scenario S --observations O --out A")
-		return 2
+		return c.fail(stderr, "--scenario, --observations and --out are required")
 	}
 	start := time.Now()
 	res, err := hub.Replay(ctx, hub.ReplayOptions{

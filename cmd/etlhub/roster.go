@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/zip"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -17,24 +18,21 @@ import (
 )
 
 // genRoster writes a OneRoster 1.1 or 1.2 bulk set.
-func genRoster(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("gen-roster", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+func genRoster(_ context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	students := fset.Int("students", 1000, "number of students (350000 is Miami-Dade-sized)")
 	out := fset.String("out", "", "directory to write into")
 	seed := fset.Uint64("seed", 1, "random seed")
 	inject := fset.Bool("inject-errors", false, "add rows with real-world mistakes")
 	version := fset.String("version", "1.1", "OneRoster version to write: 1.1 or 1.2")
-	if err := fset.Parse(args); err != nil {
-		return 2
+	if _, code, done := c.parse(fset, args, stdout, stderr); done {
+		return code
 	}
 	if *out == "" {
-		fmt.Fprintln(stderr, "usage: etlhub gen-roster --students N --out DIR [--version 1.1|1.2] [--inject-errors]")
-		return 2
+		return c.fail(stderr, "--out is required")
 	}
 	if *version != "1.1" && *version != "1.2" {
-		fmt.Fprintf(stderr, "etlhub gen-roster: --version %q: want 1.1 or 1.2\n", *version)
-		return 2
+		return c.fail(stderr, "--version %q: want 1.1 or 1.2", *version)
 	}
 	start := time.Now()
 	counts, err := oneroster.Generate(*out, oneroster.GenOptions{Students: *students, Seed: *seed, InjectErrors: *inject, Version: *version})
@@ -56,27 +54,22 @@ func genRoster(args []string, stdout, stderr io.Writer) int {
 }
 
 // validateRoster validates an upload directory or zip and prints the report.
-func validateRoster(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("validate-roster", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+func validateRoster(_ context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	csvOut := fset.String("csv", "", "also write the report as CSV to this file")
 	bulkLifecycle := fset.String("bulk-lifecycle", "error", "severity of bulk rows that fill status/dateLastModified: error (the specification) or warning (the importer's default policy)")
 	maxField := fset.Int("max-field-bytes", 0, "largest field kept; larger is row.field_too_large (0: 64 KiB)")
-	if err := fset.Parse(args); err != nil {
-		return 2
-	}
-	if fset.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: etlhub validate-roster [--json] [--csv FILE] [--bulk-lifecycle error|warning] [--max-field-bytes N] DIR|ZIP")
-		return 2
+	pos, code, done := c.parse(fset, args, stdout, stderr)
+	if done {
+		return code
 	}
 	policy := oneroster.DefaultPolicy
 	policy.BulkLifecycle, policy.MaxFieldBytes = oneroster.Severity(*bulkLifecycle), *maxField
 	if err := policy.Check(); err != nil {
-		fmt.Fprintln(stderr, "etlhub validate-roster:", err)
-		return 2
+		return c.fail(stderr, "%v", err)
 	}
-	path := fset.Arg(0)
+	path := pos[0]
 	var fsys fs.FS
 	if strings.HasSuffix(strings.ToLower(path), ".zip") {
 		zr, err := zip.OpenReader(path)

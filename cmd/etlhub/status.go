@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,8 +12,8 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // riskOrder sorts the board: the worst first.
@@ -29,15 +30,19 @@ type statusRow struct {
 	ActiveAlerts                           int        `json:"active_alerts"`
 }
 
-// status prints the hub's board as a table: `etlhub status [--tenant T]`.
-func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	hub := fs.String("url", envOr("ETLHUB_URL", "http://127.0.0.1:8080"), "the hub's URL (ETLHUB_URL)")
-	tenant := fs.String("tenant", "", "only this tenant")
-	color := fs.String("color", "auto", "auto, always or never")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// status prints the hub's board: `etlhub status [--tenant T] [--json]`.
+func status(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	hub := fs.String("url", envOr("ETLHUB_URL", "http://127.0.0.1:8080"), "the hub's `URL` (ETLHUB_URL)")
+	tenant := fs.String("tenant", "", "only this `tenant`")
+	asJSON := fs.Bool("json", false, "print the rows as JSON (all fields the API gives), worst first")
+	color := fs.String("color", "auto", "colour the risk: `auto`, always or never (auto: on a terminal, unless NO_COLOR or TERM=dumb)")
+	if _, code, done := c.parse(fs, args, stdout, stderr); done {
+		return code
+	}
+	paint, err := colourMode(*color, stdout)
+	if err != nil {
+		return c.fail(stderr, "%v", err)
 	}
 	u := strings.TrimRight(*hub, "/") + "/api/v1/status"
 	if *tenant != "" {
@@ -47,8 +52,7 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "etlhub status:", err)
-		return 2
+		return c.fail(stderr, "--url: %v", err)
 	}
 	if tok := os.Getenv("ETLHUB_TOKEN"); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -60,13 +64,13 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Jobs  []statusRow `json:"jobs"`
+		Jobs  []json.RawMessage `json:"jobs"`
 		Error *struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&body); err != nil {
-		fmt.Fprintf(stderr, "etlhub status: %s answered something that is not the status API (HTTP %d)\n", *hub, resp.StatusCode)
+		fmt.Fprintf(stderr, "etlhub status: %s answered something that is not the status API (HTTP %d)\n", clean(*hub), resp.StatusCode)
 		return 1
 	}
 	if resp.StatusCode != 200 {
@@ -74,32 +78,147 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if body.Error != nil {
 			msg = body.Error.Message
 		}
-		fmt.Fprintf(stderr, "etlhub status: %s (set ETLHUB_TOKEN)\n", msg)
+		hint := ""
+		if resp.StatusCode == 401 {
+			hint = " (set ETLHUB_TOKEN)"
+		}
+		fmt.Fprintf(stderr, "etlhub status: %s%s\n", clean(msg), hint)
 		return 1
 	}
-	sort.SliceStable(body.Jobs, func(i, j int) bool {
-		a, b := body.Jobs[i], body.Jobs[j]
+	rows := make([]statusRow, len(body.Jobs))
+	for i, raw := range body.Jobs {
+		if err := json.Unmarshal(raw, &rows[i]); err != nil {
+			fmt.Fprintf(stderr, "etlhub status: row %d of the answer: %v\n", i, err)
+			return 1
+		}
+	}
+	if *tenant != "" && len(rows) == 0 {
+		fmt.Fprintf(stderr, "etlhub status: no tenant %q on this hub (or outside the token's tenants)\n", clean(*tenant))
+		return 1
+	}
+	order := make([]int, len(rows))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := rows[order[i]], rows[order[j]]
 		if riskOrder[a.Risk] != riskOrder[b.Risk] {
 			return riskOrder[a.Risk] < riskOrder[b.Risk]
 		}
 		return a.Tenant+a.Job < b.Tenant+b.Job
 	})
-	paint := *color == "always" || (*color == "auto" && isTTY(stdout))
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tJOB\tRISK\tSTATE\tSTAGE\tPROGRESS\tELAPSED\tPREDICTED\tDEADLINE\tLAST SUCCESS\tALERTS")
-	for _, r := range body.Jobs {
-		risk := r.Risk
-		if risk == "" {
-			risk = "-"
+	if *asJSON {
+		out := make([]json.RawMessage, len(order))
+		for i, k := range order {
+			out[i] = body.Jobs[k]
 		}
-		if paint {
-			risk = colour(risk)
+		b, err := json.MarshalIndent(map[string]any{"jobs": out}, "", "  ")
+		if err != nil {
+			fmt.Fprintln(stderr, "etlhub status:", err)
+			return 1
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Tenant, r.Job, risk, dash(r.State), dash(r.Stage),
-			pct(r.ProgressPct), dur(r.ElapsedS), hm(r.PredictedFinish), hm(r.Deadline), ago(r.LastSuccessAt), r.ActiveAlerts)
+		stdout.Write(append(escapeC1(b), '\n'))
+		return 0
 	}
-	tw.Flush()
+	table := [][]string{{"TENANT", "JOB", "RISK", "STATE", "STAGE", "PROGRESS", "ELAPSED", "PREDICTED", "DEADLINE", "LAST SUCCESS", "ALERTS"}}
+	for _, k := range order {
+		r := rows[k]
+		table = append(table, []string{clean(r.Tenant), clean(r.Job), dash(clean(r.Risk)), dash(clean(r.State)), dash(clean(r.Stage)),
+			pct(r.ProgressPct), dur(r.ElapsedS), hm(r.PredictedFinish), hm(r.Deadline), ago(r.LastSuccessAt), fmt.Sprint(r.ActiveAlerts)})
+	}
+	var paintCell func(row, col int, s string) string
+	if paint {
+		paintCell = func(row, col int, s string) string {
+			if row == 0 || col != 2 {
+				return s
+			}
+			return colour(s)
+		}
+	}
+	writeTable(stdout, table, paintCell)
 	return 0
+}
+
+// writeTable aligns cells in columns two spaces apart, measuring text in
+// characters; paint (may be nil) colours a cell after it is padded, so
+// escape sequences never count towards a column's width.
+func writeTable(w io.Writer, rows [][]string, paint func(row, col int, s string) string) {
+	var width []int
+	for _, r := range rows {
+		for i, cell := range r {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(cell))
+		}
+	}
+	var b bytes.Buffer
+	for ri, r := range rows {
+		for i, cell := range r {
+			pad := ""
+			if i < len(r)-1 {
+				pad = strings.Repeat(" ", width[i]-utf8.RuneCountInString(cell)+2)
+			}
+			if paint != nil {
+				cell = paint(ri, i, cell)
+			}
+			b.WriteString(cell + pad)
+		}
+		b.WriteByte('\n')
+	}
+	w.Write(b.Bytes())
+}
+
+// clean makes a string from outside safe to print on a terminal: control
+// characters (C0, DEL, C1: escape sequences that set the title, clear the
+// screen or move the cursor, and line breaks that would forge rows) and
+// bidirectional overrides are shown escaped, invalid UTF-8 as U+FFFD.
+func clean(s string) string {
+	if !needsCleaning(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(s, "\uFFFD") {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func needsCleaning(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return true
+		}
+	}
+	return false
+}
+
+// escapeC1 writes C1 controls and bidirectional overrides inside JSON text
+// as \u escapes (encoding/json escapes C0 but leaves these raw).
+func escapeC1(b []byte) []byte {
+	s := string(b)
+	if !needsCleaning(s) {
+		return b
+	}
+	var out strings.Builder
+	for _, r := range s {
+		if (r >= 0x80 && r <= 0x9f) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) || r == 0x7f {
+			fmt.Fprintf(&out, "\\u%04x", r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	return []byte(out.String())
 }
 
 func envOr(k, d string) string {
@@ -109,17 +228,8 @@ func envOr(k, d string) string {
 	return d
 }
 
-func isTTY(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 func colour(risk string) string {
-	code := map[string]string{"breached": "1;31", "predicted-breach": "31", "at-risk": "33", "running": "36", "ok": "32"}[risk]
+	code := map[string]string{"breached": "1;31", "predicted-breach": "31", "at-risk": "33", "running": "36", "ok": "32"}[strings.TrimSpace(risk)]
 	if code == "" {
 		return risk
 	}

@@ -31,6 +31,14 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Serve runs the hub until ctx is done, then shuts down gracefully. ready, if
 // not nil, receives the API's address once it listens.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
+	// Bind first: a port in use fails at once, not after the store is
+	// opened and the rules warmed. Connections wait in the backlog until the
+	// API serves them.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	defer ln.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), buildInfo(cfg.Version))
 
@@ -62,10 +70,6 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
 	})
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
@@ -97,7 +101,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		log.Info("shutting down")
 	case serveErr = <-errc:
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	grace := cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 15 * time.Second
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "error", err)

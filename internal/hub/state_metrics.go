@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"time"
 
@@ -16,10 +17,7 @@ import (
 // alertRules are the rules the engine can raise, for series that exist from
 // the start (a rule that never fired reads 0, not absent).
 func alertRules() []string {
-	out := []string{rules.RuleLogErrorSpike, rules.RuleLogSilence}
-	for r := range ruleNames {
-		out = append(out, r)
-	}
+	out := slices.Clone(rules.Names)
 	sort.Strings(out)
 	return out
 }
