@@ -673,6 +673,10 @@ func TestStatusBoard(t *testing.T) {
 	if code := run([]string{"status", "--tenant", "dade"}, &out, &errb); code != 0 || strings.Contains(out.String(), "broward") {
 		t.Fatalf("--tenant dade:\n%s", out.String())
 	}
+	errb.Reset()
+	if code := run([]string{"status", "--tenant", "nobody"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), `no tenant "nobody"`) {
+		t.Fatalf("--tenant nobody: exit %d, %s", code, errb.String())
+	}
 	t.Setenv("ETLHUB_TOKEN", "")
 	if code := run([]string{"status"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "ETLHUB_TOKEN") {
 		t.Fatalf("without a token: %d %s", code, errb.String())
