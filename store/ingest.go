@@ -20,8 +20,10 @@ type IngestResult struct {
 }
 
 // maxBatch bounds the rows of one INSERT; both SQLite's and PostgreSQL's
-// parameter limits stay far away.
-const maxBatch = 500
+// parameter limits stay far away. The pure-Go SQLite driver binds parameters
+// in time quadratic in their number, so builds without cgo use smaller
+// batches (sqlite_purego.go).
+var maxBatch = 500
 
 // Ingest stores validated observations and folds them into their runs, in one
 // transaction: either all of a call lands or none of it.

@@ -89,9 +89,9 @@ func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
 		if bt == 0 {
 			bt = 5 * time.Second
 		}
-		dsn := fmt.Sprintf("file:%s?_journal_mode=WAL&_busy_timeout=%d&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate",
-			c.Path, bt.Milliseconds())
-		dial = sqlite.Open(dsn)
+		// sqliteDriver is mattn/go-sqlite3 with cgo, the pure-Go
+		// modernc.org/sqlite without (a static binary): sqlite_*.go.
+		dial = sqlite.Dialector{DriverName: sqliteDriver, DSN: sqliteDSN(c.Path, bt)}
 	case "postgres":
 		dial = postgres.Open(c.DSN.Value())
 	default:

@@ -19,7 +19,7 @@ func TestEverySubcommandFollowsCLIConventions(t *testing.T) {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	if want := "demo serve check-config replay status importer gen-roster validate-roster version"; strings.Join(names, " ") != want {
+	if want := "demo serve check-config replay status importer gen-roster validate-roster healthcheck version"; strings.Join(names, " ") != want {
 		t.Fatalf("commands = %v; add the new one to this test's expectations", names)
 	}
 	for _, c := range commands {

@@ -38,6 +38,7 @@ var commands = []struct {
 	{command{"importer", "[--config importer.yaml] [--group NAME] [--check]", "Run the importer (SFTP -> OneRoster -> MongoDB), or check its config.", 0, 0}, runImporter},
 	{command{"gen-roster", "--students N --out DIR [--version 1.1|1.2] [--inject-errors]", "Write a OneRoster 1.1 or 1.2 bulk set.", 0, 0}, genRoster},
 	{command{"validate-roster", "[--json] [--csv FILE] [--bulk-lifecycle error|warning] [--max-field-bytes N] DIR|ZIP", "Validate an upload; exit 1 when the policy rejects it.", 1, 1}, validateRoster},
+	{command{"healthcheck", "[--url http://127.0.0.1:8080/healthz]", "Exit 0 when the URL answers 200 (the container image's HEALTHCHECK).", 0, 0}, healthcheck},
 	{command{"version", "", "Print the version.", 0, 0}, printVersion},
 }
 
