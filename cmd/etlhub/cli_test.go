@@ -224,7 +224,8 @@ func TestImporterCheck(t *testing.T) {
 	os.WriteFile(known, []byte("sftp.example ssh-ed25519 AAAA\n"), 0o644)
 	cfg := func(keyFile string) string {
 		p := filepath.Join(dir, "importer.yaml")
-		os.WriteFile(p, []byte(`redis: {addr: 127.0.0.1:6379}
+		os.WriteFile(p, []byte(`insecure_no_auth: true
+redis: {addr: 127.0.0.1:6379}
 mongo: {uri: "mongodb://127.0.0.1:27017"}
 tenants:
   - name: a
