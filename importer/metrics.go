@@ -3,13 +3,12 @@ package importer
 import (
 	"context"
 	"net/http"
-	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/etlhub/etlhub/internal/breaker"
+	"github.com/etlhub/etlhub/internal/buildinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -110,19 +109,5 @@ func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 // buildInfo is etlhub_importer_build_info{version, revision, goversion} 1.
 func buildInfo(version string) prometheus.Collector {
-	if version == "" {
-		version = "dev"
-	}
-	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && s.Value != "" {
-				revision = s.Value
-			}
-		}
-	}
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_importer_build_info",
-		Help:        "1, labelled with the version, VCS revision and Go version the importer was built with.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}},
-		func() float64 { return 1 })
+	return buildinfo.Collector("etlhub_importer_build_info", "1, labelled with the version, VCS revision and Go version the importer was built with.", version)
 }

@@ -3,12 +3,11 @@ package hub
 import (
 	"context"
 	"log/slog"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"sort"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/buildinfo"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -158,22 +157,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, failed)
 }
 
-// buildInfo is etlhub_build_info{version, revision, goversion} 1: the version
-// is the one the binary was built with (-ldflags "-X main.version=...").
+// buildInfo is etlhub_build_info{version, revision, goversion} 1.
 func buildInfo(version string) prometheus.Collector {
-	if version == "" {
-		version = "dev"
-	}
-	revision := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && s.Value != "" {
-				revision = s.Value
-			}
-		}
-	}
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_build_info",
-		Help:        "1, labelled with the version, VCS revision and Go version etlhub was built with.",
-		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}},
-		func() float64 { return 1 })
+	return buildinfo.Collector("etlhub_build_info", "1, labelled with the version, VCS revision and Go version etlhub was built with.", version)
 }
