@@ -356,21 +356,12 @@ func (s *server) amPostSilence(c *gin.Context) {
 		amError(c, 403, "a tenant-scoped token must silence one of its tenants (an exact tenant matcher)")
 		return
 	}
-	// The same cap as POST /api/v1/silences, counted within a scoped
-	// token's tenants.
-	active, err := s.o.Store.Silences(c.Request.Context(), now)
-	if err != nil {
+	// The same cap as POST /api/v1/silences.
+	if full, err := s.silencesFull(c, now); err != nil {
 		s.storeError(c, err)
 		return
-	}
-	n := 0
-	for i := range active {
-		if silenceInScope(who(c), &active[i]) {
-			n++
-		}
-	}
-	if n >= s.o.MaxSilences {
-		amError(c, 409, fmt.Sprintf("%d silences are active or planned (silences.max_active: %d); expire some first", n, s.o.MaxSilences))
+	} else if full != "" {
+		amError(c, 409, full)
 		return
 	}
 	sl.ID = newID()

@@ -104,21 +104,11 @@ func (s *server) createSilence(c *gin.Context) {
 		abort(c, 403, "forbidden", "a tenant-scoped token must silence one of its tenants (an exact tenant matcher)")
 		return
 	}
-	// A cap on active and future silences, counted within the token's
-	// tenants for a scoped token, so that one tenant cannot fill the list.
-	active, err := s.o.Store.Silences(c.Request.Context(), now)
-	if err != nil {
+	if full, err := s.silencesFull(c, now); err != nil {
 		s.storeError(c, err)
 		return
-	}
-	n := 0
-	for i := range active {
-		if silenceInScope(who(c), &active[i]) {
-			n++
-		}
-	}
-	if n >= s.o.MaxSilences {
-		abort(c, 409, "too_many_silences", fmt.Sprintf("%d silences are active or planned (silences.max_active: %d); expire some first", n, s.o.MaxSilences))
+	} else if full != "" {
+		abort(c, 409, "too_many_silences", full)
 		return
 	}
 	var b [8]byte
@@ -143,6 +133,26 @@ func silenceInScope(p *principal, sl *rules.Silence) bool {
 		}
 	}
 	return false
+}
+
+// silencesFull says why a new silence would pass silences.max_active ("" if
+// it would not). Active and future silences count, within the token's
+// tenants for a scoped token, so that one tenant cannot fill the list.
+func (s *server) silencesFull(c *gin.Context, now time.Time) (string, error) {
+	active, err := s.o.Store.Silences(c.Request.Context(), now)
+	if err != nil {
+		return "", err
+	}
+	n := 0
+	for i := range active {
+		if silenceInScope(who(c), &active[i]) {
+			n++
+		}
+	}
+	if n < s.o.MaxSilences {
+		return "", nil
+	}
+	return fmt.Sprintf("%d silences are active or planned (silences.max_active: %d); expire some first", n, s.o.MaxSilences), nil
 }
 
 func (s *server) deleteSilence(c *gin.Context) {
