@@ -141,12 +141,15 @@ func TestImporterCollectorReadsRuns(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		io.WriteString(w, `{"runs": [{"tenant": "dade", "job": "roster-import", "run_id": "dade/1", "state": "running",
+		io.WriteString(w, `{"runs": [{"source": "importer", "tenant": "dade", "job": "roster-import", "run_id": "dade/1", "state": "running",
 		  "stage": "loading", "started_at": "2026-09-01T04:00:00Z", "updated_at": "2026-09-01T04:05:00Z",
 		  "rows_done": 5, "rows_total": 10, "files_arrived_at": "2026-09-01T03:58:00Z", "quality": {"errors": 1, "warnings": 2}}]}`)
 	}))
 	defer srv.Close()
-	cfg := SourceConfig{Name: "importer", Kind: "importer", URL: srv.URL}
+	// The importer says "source": "importer"; the hub knows this importer
+	// as the source it configured (jobs[].source, the source's health and
+	// the tenants it feeds are by that name).
+	cfg := SourceConfig{Name: "importer-east", Kind: "importer", URL: srv.URL}
 	var p config.Problems
 	cfg.Validate(&p, "s")
 	c, _ := New(cfg)
@@ -155,7 +158,7 @@ func TestImporterCollectorReadsRuns(t *testing.T) {
 		t.Fatalf("collect: %v, %+v", err, res)
 	}
 	o := res.Observations[0]
-	if o.Source != "importer" || o.Quality == nil || o.Quality.Warnings != 2 || o.FilesArrivedAt == nil {
+	if o.Source != "importer-east" || o.Quality == nil || o.Quality.Warnings != 2 || o.FilesArrivedAt == nil {
 		t.Fatalf("observation = %+v", o)
 	}
 }

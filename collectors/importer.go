@@ -45,6 +45,10 @@ func (c *importerCollector) Collect(ctx context.Context, now time.Time) (Result,
 			res.Rejected = append(res.Rejected, fmt.Errorf("runs[%d]: %w", i, err))
 			continue
 		}
+		// The source is the one the hub configured, whatever the payload
+		// calls itself: source health, jobs[].source, source-down
+		// inhibition and the tenants a source feeds all go by that name.
+		o.Source = c.cfg.Name
 		res.Observations = append(res.Observations, o)
 	}
 	return res, nil
