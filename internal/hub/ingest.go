@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/status"
@@ -19,6 +20,9 @@ type Ingestor struct {
 	after func([]status.Observation, time.Time)
 	// now is the hub's clock (simulated in the demo).
 	now func() time.Time
+	// fed remembers the (source, tenant) pairs already in the store, so a
+	// collection writes only the tenants a source feeds for the first time.
+	fed sync.Map
 }
 
 // NewIngestor counts what it stores in reg.
@@ -76,15 +80,21 @@ func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) err
 	// Which tenants each source feeds: a tenant-scoped token sees the
 	// health of these sources only.
 	fed := map[string][]string{}
-	seen := map[[2]string]bool{}
+	var fresh [][2]string
 	for i := range keep {
 		k := [2]string{keep[i].Source, keep[i].Tenant}
-		if !seen[k] {
-			seen[k] = true
+		if _, known := c.fed.LoadOrStore(k, false); !known {
 			fed[k[0]] = append(fed[k[0]], k[1])
+			fresh = append(fresh, k)
 		}
 	}
-	return c.store.NoteSourceTenants(ctx, fed)
+	if err := c.store.NoteSourceTenants(ctx, fed); err != nil {
+		for _, k := range fresh { // written next time
+			c.fed.Delete(k)
+		}
+		return err
+	}
+	return nil
 }
 
 func (c collectorSink) SaveSource(ctx context.Context, h status.SourceHealth) error {
