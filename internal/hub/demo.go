@@ -18,10 +18,12 @@ import (
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -274,9 +276,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		}
 		trans, changed := rl.engine.Tick(sim)
 		st.SaveAlerts(ctx, changed, trans, notifications(rl.router, trans, nil))
-		for _, tr := range trans {
-			fmt.Fprintf(o.Out, "%s  %-8s %-9s %s\n", sim.In(tz).Format("15:04 MST"), tr.Alert.Severity, tr.Status, tr.Alert.Summary)
-		}
+		printTransitions(o.Out, sim.In(tz).Format("15:04 MST"), trans)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -359,4 +359,13 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 		out = append(out, o)
 	}
 	return out
+}
+
+// printTransitions is the demo's console receiver: one line a transition.
+// A summary holds outside text (a pushed tenant or job, a posted alert's
+// annotation): terminal escapes and line breaks are taken out.
+func printTransitions(w io.Writer, at string, trans []rules.Transition) {
+	for _, tr := range trans {
+		fmt.Fprintf(w, "%s  %-8s %-9s %s\n", at, redact.Printable(tr.Alert.Severity), tr.Status, redact.Printable(tr.Alert.Summary))
+	}
 }

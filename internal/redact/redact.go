@@ -248,14 +248,16 @@ func SecretURL(raw string) []string {
 }
 
 // Printable makes outside text safe to store and show as one line: control
-// characters (terminal escapes, C1 codes) are dropped and line breaks and
-// tabs become spaces.
+// characters (terminal escapes, C1 codes) and bidirectional overrides and
+// isolates (which reorder what a reader sees) are dropped, and line breaks,
+// line and paragraph separators and tabs become spaces.
 func Printable(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
-		case r == '\n' || r == '\r' || r == '\t':
+		case r == '\n' || r == '\r' || r == '\t' || r == '\u2028' || r == '\u2029':
 			return ' '
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0),
+			r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 			return -1
 		}
 		return r
