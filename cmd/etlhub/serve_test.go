@@ -51,7 +51,7 @@ func TestServeSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "POST /api/v1/observations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\n[", opTok)
-	h.eventually("the request is in flight", 10*time.Second, func() bool {
+	h.eventually("the hub is listening", 10*time.Second, func() bool {
 		return strings.Contains(h.logs.String(), "api listening")
 	})
 	time.Sleep(300 * time.Millisecond) // the server has read the headers
