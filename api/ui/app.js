@@ -3,7 +3,25 @@
 "use strict";
 const RISK = { "breached": 0, "predicted-breach": 1, "at-risk": 2, "running": 3, "ok": 4, "idle": 5, "": 6 };
 const $ = (s) => document.querySelector(s);
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+// el builds an element: attributes through setAttribute (properties for
+// the few that are state: hidden, checked, disabled, value), children as
+// elements or text nodes. Data from the API only ever becomes text, never
+// markup; the page's policy requires Trusted Types, so an HTML sink throws.
+const SVG = "http://www.w3.org/2000/svg";
+function build(ns, tag, attrs, kids) {
+  const e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (!ns && (k === "hidden" || k === "checked" || k === "disabled" || k === "value")) e[k] = v;
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of kids.flat(Infinity)) if (c != null && c !== false) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+const el = (tag, attrs, ...kids) => build(null, tag, attrs, kids);
+const svgEl = (tag, attrs, ...kids) => build(SVG, tag, attrs, kids);
+const show = (...nodes) => $("#view").replaceChildren(...nodes);
+const badge = (cls, text) => el("span", { class: "badge " + cls }, text);
 const token = () => localStorage.getItem("etlhub-token") || "";
 let timer = null;
 // The board's filter survives the refresh: text on tenant or job, and
@@ -21,7 +39,7 @@ async function api(path, opts = {}) {
 }
 
 function showLogin(msg) {
-  $("#login").hidden = false; $("#view").innerHTML = ""; $("#logout").hidden = true;
+  $("#login").hidden = false; show(); $("#logout").hidden = true;
   $("#login-error").textContent = msg || "";
 }
 
@@ -43,25 +61,25 @@ function drawBoard() {
   all.forEach((j) => { counts[j.risk || ""] = (counts[j.risk || ""] || 0) + 1; });
   const f = view.filter.toLowerCase();
   const jobs = all.filter((j) => (!f || (j.tenant + "/" + j.job).toLowerCase().includes(f)) && (!view.problems || PROBLEM(j.risk)));
-  const summary = Object.keys(RISK).filter((r) => counts[r]).map((r) =>
-    `<span class="count" data-risk="${esc(r)}"><span class="badge risk-${esc(r)}">${esc(r || "unknown")}</span> <b>${counts[r]}</b></span>`).join(" ");
+  const summary = Object.keys(RISK).filter((r) => counts[r]).flatMap((r) =>
+    [el("span", { class: "count", "data-risk": r }, badge("risk-" + r, r || "unknown"), " ", el("b", {}, counts[r])), " "]);
+  const td = (label, attrs, ...kids) => el("td", { "data-label": label, ...attrs }, ...kids);
   const rows = jobs.map((j) => {
     const late = j.predicted_finish && j.deadline && new Date(j.predicted_finish) > new Date(j.deadline);
-    const pct = j.progress_pct == null ? "" : `<span class="bar"><span style="width:${j.progress_pct}%"></span></span> ${j.progress_pct}%`;
-    return `<tr class="row" data-run="${esc(j.run_id)}" data-tenant="${esc(j.tenant)}" data-job="${esc(j.job)}">
-      <td data-label="tenant">${esc(j.tenant)}</td><td data-label="job">${esc(j.job)}</td>
-      <td data-label="risk"><span class="badge risk-${esc(j.risk || "")}">${esc(j.risk || "–")}</span></td>
-      <td data-label="state">${esc(j.state || "–")}</td><td data-label="stage">${esc(j.stage || "")}</td>
-      <td data-label="progress">${pct}</td><td data-label="elapsed">${dur(j.elapsed_s)}</td>
-      <td data-label="predicted" class="${late ? "late" : ""}">${hm(j.predicted_finish)}</td><td data-label="deadline">${hm(j.deadline)}</td>
-      <td data-label="last success">${ago(j.last_success_at)}</td><td data-label="alerts">${j.active_alerts || 0}</td></tr>`;
-  }).join("");
-  $("#view").innerHTML = `<div id="summary">${summary} <span class="muted">${all.length} jobs</span></div>
-    <div id="tools"><input id="filter" type="search" placeholder="Filter tenant or job" value="${esc(view.filter)}" aria-label="Filter tenant or job">
-    <label><input id="problems" type="checkbox" ${view.problems ? "checked" : ""}> problems only</label>
-    <span id="shown" class="muted">${jobs.length} shown</span></div>
-    <table id="board"><thead><tr><th>Tenant</th><th>Job</th><th>Risk</th><th>State</th><th>Stage</th>
-    <th>Progress</th><th>Elapsed</th><th>Predicted</th><th>Deadline</th><th>Last success</th><th>Alerts</th></tr></thead><tbody>${rows}</tbody></table>`;
+    const pct = j.progress_pct == null ? "" : [el("span", { class: "bar" }, el("span", { style: "width:" + Number(j.progress_pct) + "%" })), " " + Number(j.progress_pct) + "%"];
+    return el("tr", { class: "row", "data-run": j.run_id || "", "data-tenant": j.tenant, "data-job": j.job },
+      td("tenant", {}, j.tenant), td("job", {}, j.job), td("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–")),
+      td("state", {}, j.state || "–"), td("stage", {}, j.stage || ""), td("progress", {}, pct), td("elapsed", {}, dur(j.elapsed_s)),
+      td("predicted", { class: late ? "late" : "" }, hm(j.predicted_finish)), td("deadline", {}, hm(j.deadline)),
+      td("last success", {}, ago(j.last_success_at)), td("alerts", {}, Number(j.active_alerts) || 0));
+  });
+  const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", {}, n))));
+  show(el("div", { id: "summary" }, summary, el("span", { class: "muted" }, all.length + " jobs")),
+    el("div", { id: "tools" }, el("input", { id: "filter", type: "search", placeholder: "Filter tenant or job", "aria-label": "Filter tenant or job", value: view.filter }), " ",
+      el("label", {}, el("input", { id: "problems", type: "checkbox", checked: view.problems }), " problems only"), " ",
+      el("span", { id: "shown", class: "muted" }, jobs.length + " shown")),
+    el("table", { id: "board" }, head("Tenant", "Job", "Risk", "State", "Stage", "Progress", "Elapsed", "Predicted", "Deadline", "Last success", "Alerts"),
+      el("tbody", {}, rows)));
   if (focused) { $("#filter").focus(); $("#filter").setSelectionRange(caret, caret); }
   $("#filter").addEventListener("input", (e) => { view.filter = e.target.value; drawBoard(); });
   $("#problems").addEventListener("change", (e) => { view.problems = e.target.checked; drawBoard(); });
@@ -72,11 +90,15 @@ function drawBoard() {
 
 async function alerts() {
   const data = await api("/api/v1/alerts?state=pending,firing");
-  const rows = data.alerts.map((a) => `<tr class="alert" data-id="${esc(a.id)}"><td data-label="severity"><span class="badge ${a.severity === "critical" ? "risk-breached" : "risk-at-risk"}">${esc(a.severity)}</span></td>
-    <td data-label="rule">${esc(a.rule)}</td><td data-label="job">${esc(a.tenant)}/${esc(a.job)}</td><td data-label="state">${esc(a.state)}${a.acked_by ? " (acked by " + esc(a.acked_by) + ")" : ""}</td>
-    <td data-label="summary" style="white-space:normal">${esc(a.summary)}</td>
-    <td><button class="ack" ${a.state !== "firing" || a.acked_by ? "disabled" : ""}>Ack</button> <button class="silence">Silence 2h</button></td></tr>`).join("");
-  $("#view").innerHTML = `<table id="alerts"><thead><tr><th>Severity</th><th>Rule</th><th>Job</th><th>State</th><th>Summary</th><th></th></tr></thead><tbody>${rows || '<tr><td colspan="6" class="muted">No active alerts.</td></tr>'}</tbody></table><p id="action" class="muted"></p>`;
+  const rows = data.alerts.map((a) => el("tr", { class: "alert", "data-id": a.id },
+    el("td", { "data-label": "severity" }, badge(a.severity === "critical" ? "risk-breached" : "risk-at-risk", a.severity)),
+    el("td", { "data-label": "rule" }, a.rule), el("td", { "data-label": "job" }, (a.tenant || "") + "/" + (a.job || "")),
+    el("td", { "data-label": "state" }, a.state, a.acked_by ? " (acked by " + a.acked_by + ")" : ""),
+    el("td", { "data-label": "summary", style: "white-space:normal" }, a.summary),
+    el("td", {}, el("button", { class: "ack", disabled: a.state !== "firing" || !!a.acked_by }, "Ack"), " ", el("button", { class: "silence" }, "Silence 2h"))));
+  const none = el("tr", {}, el("td", { colspan: "6", class: "muted" }, "No active alerts."));
+  show(el("table", { id: "alerts" }, el("thead", {}, el("tr", {}, ["Severity", "Rule", "Job", "State", "Summary", ""].map((n) => el("th", {}, n)))),
+    el("tbody", {}, rows.length ? rows : none)), el("p", { id: "action", class: "muted" }));
   document.querySelectorAll("tr.alert").forEach((tr) => {
     const a = data.alerts.find((x) => x.id === tr.dataset.id);
     tr.querySelector(".ack").addEventListener("click", async () => {
@@ -95,9 +117,11 @@ async function alerts() {
 
 async function sources() {
   const data = await api("/api/v1/sources");
-  const rows = data.sources.map((s) => `<tr><td>${esc(s.name)}</td><td>${esc(s.kind)}</td><td><span class="badge ${s.healthy ? "risk-ok" : "risk-breached"}">${s.healthy ? "healthy" : "failing"}</span></td>
-    <td>${ago(s.last_success_at)}</td><td>${s.consecutive_failures}</td><td style="white-space:normal">${esc(s.last_error)}</td></tr>`).join("");
-  $("#view").innerHTML = `<table id="sources"><thead><tr><th>Source</th><th>Kind</th><th>Health</th><th>Last success</th><th>Failures</th><th>Last error</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const rows = data.sources.map((s) => el("tr", {}, el("td", {}, s.name), el("td", {}, s.kind),
+    el("td", {}, badge(s.healthy ? "risk-ok" : "risk-breached", s.healthy ? "healthy" : "failing")),
+    el("td", {}, ago(s.last_success_at)), el("td", {}, Number(s.consecutive_failures) || 0), el("td", { style: "white-space:normal" }, s.last_error || "")));
+  show(el("table", { id: "sources" }, el("thead", {}, el("tr", {}, ["Source", "Kind", "Health", "Last success", "Failures", "Last error"].map((n) => el("th", {}, n)))),
+    el("tbody", {}, rows)));
 }
 
 // run draws a run's progress over time, its projected finish with the
@@ -112,24 +136,35 @@ async function run(id, tenant, job) {
   if (v.predicted_finish) times.push(new Date(v.predicted_finish).getTime());
   const t0 = Math.min(...times), t1 = Math.max(...times) + 1;
   const W = 900, H = 300, X = (t) => 40 + (W - 60) * (t - t0) / (t1 - t0), Y = (y) => H - 30 - (H - 60) * y / total;
-  let svg = `<svg id="chart" viewBox="0 0 ${W} ${H}"><line x1="40" y1="${Y(total)}" x2="${W - 20}" y2="${Y(total)}" stroke="#26313b"/>`;
+  const svg = svgEl("svg", { id: "chart", viewBox: `0 0 ${W} ${H}` }, svgEl("line", { x1: 40, y1: Y(total), x2: W - 20, y2: Y(total), stroke: "#26313b" }));
   let stage = "";
-  for (const p of pts) if (p.stage !== stage) { stage = p.stage; svg += `<line x1="${X(p.t)}" y1="20" x2="${X(p.t)}" y2="${H - 30}" stroke="#26313b" stroke-dasharray="2 3"/><text x="${X(p.t) + 3}" y="28" fill="#8a96a3" font-size="11">${esc(stage)}</text>`; }
-  svg += `<polyline fill="none" stroke="#4aa3df" stroke-width="2" points="${pts.map((p) => X(p.t) + "," + Y(p.y)).join(" ")}"/>`;
+  for (const p of pts) if (p.stage !== stage) {
+    stage = p.stage;
+    svg.append(svgEl("line", { x1: X(p.t), y1: 20, x2: X(p.t), y2: H - 30, stroke: "#26313b", "stroke-dasharray": "2 3" }),
+      svgEl("text", { x: X(p.t) + 3, y: 28, fill: "#8a96a3", "font-size": 11 }, stage || ""));
+  }
+  svg.append(svgEl("polyline", { fill: "none", stroke: "#4aa3df", "stroke-width": 2, points: pts.map((p) => X(p.t) + "," + Y(p.y)).join(" ") }));
   if (v.predicted_finish && pts.length) {
     const last = pts[pts.length - 1], f = new Date(v.predicted_finish).getTime();
-    svg += `<line id="projection" x1="${X(last.t)}" y1="${Y(last.y)}" x2="${X(f)}" y2="${Y(total)}" stroke="#f08c3a" stroke-dasharray="5 4"/>`;
+    svg.append(svgEl("line", { id: "projection", x1: X(last.t), y1: Y(last.y), x2: X(f), y2: Y(total), stroke: "#f08c3a", "stroke-dasharray": "5 4" }));
   }
-  if (v.deadline) { const d = X(new Date(v.deadline).getTime()); svg += `<line id="deadline" x1="${d}" y1="15" x2="${d}" y2="${H - 30}" stroke="#e5484d" stroke-width="2"/><text x="${d - 55}" y="${H - 12}" fill="#e5484d" font-size="12">deadline</text>`; }
-  svg += `</svg>`;
+  if (v.deadline) {
+    const d = X(new Date(v.deadline).getTime());
+    svg.append(svgEl("line", { id: "deadline", x1: d, y1: 15, x2: d, y2: H - 30, stroke: "#e5484d", "stroke-width": 2 }),
+      svgEl("text", { x: d - 55, y: H - 12, fill: "#e5484d", "font-size": 12 }, "deadline"));
+  }
   const run = r.run;
-  $("#view").innerHTML = `<h2>${esc(run.tenant)}/${esc(run.job)} <span class="muted">${esc(run.run_id)}</span></h2>
-    <div class="kv"><span class="muted">Risk</span><span><span class="badge risk-${esc(v.risk || "")}">${esc(v.risk || "–")}</span> ${esc(v.why || "")}</span>
-    <span class="muted">State</span><span>${esc(run.state)} ${esc(run.stage)} — ${run.rows_done} of ${run.rows_total} rows</span>
-    <span class="muted">Predicted finish</span><span id="predicted">${hm(v.predicted_finish)} (deadline ${hm(v.deadline)}; learned from ${v.learned_from || 0} nights, ${esc(v.prediction_basis || "")})</span>
-    <span class="muted">Files arrived</span><span>${hm(run.files_arrived_at)}</span>
-    <span class="muted">Data quality</span><span>${run.quality_errors} errors, ${run.quality_warnings} warnings</span>
-    ${v.logs ? `<span class="muted">Logs</span><span>${esc(v.logs)}</span>` : ""}</div>${svg}`;
+  const kv = (k, ...vals) => [el("span", { class: "muted" }, k), el("span", {}, ...vals)];
+  show(el("h2", {}, run.tenant + "/" + run.job + " ", el("span", { class: "muted" }, run.run_id)),
+    el("div", { class: "kv" },
+      kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " " + (v.why || "")),
+      kv("State", `${run.state || ""} ${run.stage || ""} — ${Number(run.rows_done) || 0} of ${Number(run.rows_total) || 0} rows`),
+      el("span", { class: "muted" }, "Predicted finish"),
+      el("span", { id: "predicted" }, `${hm(v.predicted_finish)} (deadline ${hm(v.deadline)}; learned from ${Number(v.learned_from) || 0} nights, ${v.prediction_basis || ""})`),
+      kv("Files arrived", hm(run.files_arrived_at)),
+      kv("Data quality", `${Number(run.quality_errors) || 0} errors, ${Number(run.quality_warnings) || 0} warnings`),
+      v.logs ? kv("Logs", v.logs) : null),
+    svg);
 }
 
 async function render() {

@@ -36,6 +36,13 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	push("broward", 40*time.Minute, 30) // stalled: at risk, with an alert
 	push("dade", 0, 95)                 // nearly done, on pace
+	// A pusher's markup is text on the page, never elements or script.
+	const hostile = `<img src=x onerror="window.__pwned=1">`
+	if code, body := h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
+		`{"at":%q,"tenant":%q,"job":"<b id=pwn>job</b>","run_id":"x/1","state":"running","stage":"<script>window.__pwned=2</script>","rows_done":1,"rows_total":2}`,
+		now.Format(time.RFC3339), hostile))); code != 200 {
+		t.Fatalf("push of the hostile tenant: %d %v", code, body)
+	}
 	h.eventually("broward's stall is an alert", 20*time.Second, func() bool {
 		_, body := h.call("GET", "/api/v1/alerts?state=firing", viewTok, nil)
 		l, _ := body["alerts"].([]any)
@@ -48,6 +55,11 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Click(`#login button`), chromedp.WaitVisible(`#board tbody tr:nth-child(2)`))
 	first := text(`#board tbody tr:first-child`)
 	shot("board.png")
+	board := text(`#board`)
+	injected := b.eval(`(window.__pwned || 0) + (document.querySelector("#view img, #view #pwn, #view script") ? 10 : 0)`)
+	if injected != 0 || !strings.Contains(board, hostile) || !strings.Contains(board, "<b id=pwn>job</b>") {
+		t.Fatalf("pushed markup became elements or script (%d), or is not shown as text: %q", injected, board)
+	}
 	if !strings.Contains(first, "broward") || !strings.Contains(first, "at-risk") {
 		t.Fatalf("the first row is %q, want broward at risk", first)
 	}
