@@ -16,10 +16,20 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 )
 
+// emptyKnownHosts is a known_hosts file (a file, as the config requires)
+// that pins nothing: for configs that never connect.
+func emptyKnownHosts(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // minimal is a config that validates but for its auth settings.
-func minimal(workDir string) *Config {
+func minimal(t *testing.T, workDir string) *Config {
 	c := &Config{WorkDir: workDir, Tenants: []TenantConfig{{Name: "dade",
-		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: os.DevNull}}}}
+		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: emptyKnownHosts(t)}}}}
 	c.Redis.Addr, c.Mongo.URI = "127.0.0.1:1", "mongodb://127.0.0.1:1"
 	return c
 }
@@ -45,7 +55,7 @@ redis: {addr: "127.0.0.1:6379"}
 mongo: {uri: "mongodb://127.0.0.1"}
 tenants:
   - name: dade
-    sftp: {host: h, user: u, private_key: k, known_hosts: /dev/null}
+    sftp: {host: h, user: u, private_key: k, known_hosts: ` + emptyKnownHosts(t) + `}
 `
 			var c Config
 			err := config.Parse("importer.yaml", []byte(doc), &c)
@@ -63,7 +73,7 @@ tenants:
 
 func TestAPIRequiresABearerToken(t *testing.T) {
 	const tok = "status-token-0123456789"
-	c := minimal(t.TempDir())
+	c := minimal(t, t.TempDir())
 	c.StatusToken = tok
 	var p config.Problems
 	c.Validate(&p)
@@ -109,7 +119,7 @@ func TestAPIRequiresABearerToken(t *testing.T) {
 		t.Errorf("/healthz is for probes and needs no token: %d", resp.StatusCode)
 	}
 
-	open := minimal(t.TempDir())
+	open := minimal(t, t.TempDir())
 	open.InsecureNoAuth = true
 	open.Validate(&p)
 	im2, err := New(context.Background(), open, slog.New(slog.DiscardHandler))
@@ -128,7 +138,7 @@ func TestWorkDirIsPrivate(t *testing.T) {
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
 	dir := filepath.Join(t.TempDir(), "data", "importer")
-	c := minimal(dir)
+	c := minimal(t, dir)
 	c.InsecureNoAuth = true
 	var p config.Problems
 	c.Validate(&p)

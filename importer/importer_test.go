@@ -305,7 +305,7 @@ func TestZipBundleAndRejection(t *testing.T) {
 func TestScheduleOpensAWaitingRun(t *testing.T) {
 	rds := testsrv.StartRedis(t)
 	cfg := &Config{InsecureNoAuth: true, Tenants: []TenantConfig{{Name: "dade", Schedule: "15 3 * * *", Timezone: "America/New_York",
-		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: os.DevNull}}}}
+		SFTP: inbox.Config{Host: "h", User: "u", PrivateKey: "k", KnownHosts: emptyKnownHosts(t)}}}}
 	cfg.Redis.Addr, cfg.Mongo.URI = rds.Addr, "y"
 	var p config.Problems
 	cfg.Validate(&p)
