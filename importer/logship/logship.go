@@ -70,8 +70,12 @@ type Shipper struct {
 	client *http.Client
 	policy retry.Policy
 	done   chan struct{}
-	stop   context.CancelFunc
-	once   sync.Once
+	quit   chan struct{}
+	// sends is the context of every post; Close cancels it Timeout after
+	// it is called, so a batch in flight finishes instead of being dropped.
+	sends       context.Context
+	cancelSends context.CancelFunc
+	once        sync.Once
 
 	shipped, dropped, failed atomic.Int64
 }
@@ -79,11 +83,11 @@ type Shipper struct {
 // New starts a shipper; Close flushes and stops it.
 func New(c Config) *Shipper {
 	c.defaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	sends, cancel := context.WithCancel(context.Background())
 	s := &Shipper{cfg: c, lines: make(chan []byte, c.Buffer), client: &http.Client{Timeout: c.Timeout},
 		policy: retry.Policy{Base: 500 * time.Millisecond, Max: 30 * time.Second, Factor: 2, Jitter: 0.5},
-		done:   make(chan struct{}), stop: cancel}
-	go s.run(ctx)
+		done:   make(chan struct{}), quit: make(chan struct{}), sends: sends, cancelSends: cancel}
+	go s.run()
 	return s
 }
 
@@ -103,23 +107,27 @@ func (s *Shipper) Stats() Stats {
 	return Stats{Shipped: s.shipped.Load(), Dropped: s.dropped.Load(), FailedBatches: s.failed.Load()}
 }
 
-// Close sends what is buffered (within the timeout) and stops.
+// Close sends what is buffered, the batch in flight included, and stops;
+// whatever is not sent within the timeout is dropped and counted.
 func (s *Shipper) Close() error {
 	s.once.Do(func() {
-		s.stop()
+		close(s.quit)
+		deadline := time.AfterFunc(s.cfg.Timeout, s.cancelSends)
 		<-s.done
+		deadline.Stop()
+		s.cancelSends()
 	})
 	return nil
 }
 
-func (s *Shipper) run(ctx context.Context) {
+func (s *Shipper) run() {
 	defer close(s.done)
 	tick := time.NewTicker(s.cfg.FlushEvery)
 	defer tick.Stop()
 	batch := make([][]byte, 0, s.cfg.BatchLines)
-	flush := func(ctx context.Context) {
+	flush := func() {
 		if len(batch) > 0 {
-			s.send(ctx, batch)
+			s.send(s.sends, batch)
 			batch = batch[:0]
 		}
 	}
@@ -128,27 +136,25 @@ func (s *Shipper) run(ctx context.Context) {
 		case l := <-s.lines:
 			batch = append(batch, l)
 			if len(batch) >= s.cfg.BatchLines {
-				flush(ctx)
+				flush()
 			}
 		case <-tick.C:
-			flush(ctx)
-		case <-ctx.Done():
-			// Drain what is buffered, with a bounded last effort.
-			last, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
-			defer cancel()
+			flush()
+		case <-s.quit:
+			// Drain what is buffered; Close bounds this by the timeout.
 			for {
 				select {
 				case l := <-s.lines:
 					batch = append(batch, l)
 					if len(batch) >= s.cfg.BatchLines {
-						flush(last)
+						flush()
 					}
 					continue
 				default:
 				}
 				break
 			}
-			flush(last)
+			flush()
 			return
 		}
 	}

@@ -93,3 +93,20 @@ func TestNeverBlocksTheImport(t *testing.T) {
 		t.Fatalf("a full buffer did not drop: %+v", st)
 	}
 }
+
+// Close while a batch is on the wire waits for it instead of cancelling it.
+func TestCloseDeliversTheBatchInFlight(t *testing.T) {
+	src := &fakeSource{block: make(chan struct{})}
+	srv := httptest.NewServer(src)
+	defer srv.Close()
+	s := New(Config{URL: config.Secret(srv.URL), FlushEvery: time.Millisecond, Timeout: 5 * time.Second})
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(s, `{"i":%d}`+"\n", i)
+	}
+	time.Sleep(100 * time.Millisecond) // the batch is posted and the source holds it
+	go func() { time.Sleep(200 * time.Millisecond); close(src.block) }()
+	s.Close()
+	if st := s.Stats(); st.Shipped != 10 || st.Dropped != 0 {
+		t.Fatalf("closing during a send lost the batch: %+v", st)
+	}
+}
