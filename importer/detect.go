@@ -71,18 +71,11 @@ func (im *Importer) open(ctx context.Context, t TenantConfig, next, now time.Tim
 	if t.sched == nil || next.IsZero() || now.Before(next) {
 		return next, nil
 	}
-	n, err := im.rdb.Exists(ctx, openKey(t.Name), activeKey(t.Name)).Result()
+	rec, created, err := im.openRecord(ctx, t, next)
 	if err != nil {
 		return next, err
 	}
-	if n == 0 {
-		rec, err := im.newRecord(ctx, t, next)
-		if err != nil {
-			return next, err
-		}
-		if err := im.rdb.Set(ctx, openKey(t.Name), rec.Obs.RunID, 0).Err(); err != nil {
-			return next, err
-		}
+	if created {
 		im.log.Info("run opened, awaiting files", "tenant", t.Name, "run_id", rec.Obs.RunID, "stage", "awaiting_files", "attempt", 0)
 	}
 	return t.sched.Next(now), nil
@@ -130,22 +123,24 @@ func (im *Importer) poll(ctx context.Context, t TenantConfig, w *upload.Watch) e
 		if rec, err = im.loadRecord(ctx, openID); err != nil {
 			return err
 		}
-	} else if rec, err = im.newRecord(ctx, t, now); err != nil {
-		return err
-	} else if err := im.rdb.Set(ctx, openKey(t.Name), rec.Obs.RunID, 0).Err(); err != nil {
-		return err
+	} else if rec, _, err = im.openRecord(ctx, t, now); err != nil || rec == nil {
+		return err // nil: another process queued the tenant's run meanwhile
 	}
 	if !d.Complete {
 		rec.Obs.UpdatedAt = &now
-		return im.save(ctx, rec, nil)
+		return im.saveOpen(ctx, rec)
 	}
 	arrived, completed := d.FirstFileAt, d.CompletedAt
 	rec.UploadCompletedAt, rec.Files = &completed, d.Files
 	rec.Obs.FilesArrivedAt, rec.Obs.Stage, rec.Obs.UpdatedAt = &arrived, "queued", &now
-	if err := im.enqueue(ctx, rec); err != nil {
+	queued, err := im.enqueue(ctx, rec)
+	if err != nil {
 		return err
 	}
 	*w = upload.Watch{}
+	if !queued {
+		return nil // another process of the group queued it first
+	}
 	im.log.Info("upload complete, run queued", "tenant", t.Name, "run_id", rec.Obs.RunID, "stage", "queued", "attempt", 0,
 		"files", len(d.Files), "files_arrived_at", arrived, "upload_completed_at", completed)
 	return nil

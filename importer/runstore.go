@@ -129,27 +129,65 @@ func (im *Importer) loadRecord(ctx context.Context, id string) (*record, error) 
 	return &rec, nil
 }
 
-// newRecord creates a tenant's next run (tenant/job/day#N), waiting for files.
-func (im *Importer) newRecord(ctx context.Context, t TenantConfig, started time.Time) (*record, error) {
+var openScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[2]) == 1 then return "" end
+local cur = redis.call("GET", KEYS[1])
+if cur then return cur end
+redis.call("SET", KEYS[3], ARGV[2])
+redis.call("ZADD", KEYS[4], ARGV[3], ARGV[1])
+redis.call("SET", KEYS[1], ARGV[1])
+return ARGV[1]`)
+
+// openRecord returns the tenant's run waiting for files, creating it
+// (tenant/job/day#N) when none is open, in one step: two processes that
+// poll at once (a detector lease changing hands) open one run, not two.
+// It returns nil while a run of the tenant is queued or in progress, and
+// created says whether this call opened the run. A lost race leaves a
+// gap in the run numbers, never a second run.
+func (im *Importer) openRecord(ctx context.Context, t TenantConfig, started time.Time) (rec *record, created bool, err error) {
 	day := started.UTC().Format("2006-01-02")
 	n, err := im.rdb.Incr(ctx, seqKey(t.Name, day)).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis run number: %w", err)
+		return nil, false, fmt.Errorf("redis run number: %w", err)
 	}
 	im.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
 	started = started.UTC()
-	rec := &record{Obs: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
+	rec = &record{Obs: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
 		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: status.StateWaiting, Stage: "awaiting_files",
 		StartedAt: &started, UpdatedAt: &started}}
 	b, _ := json.Marshal(rec)
-	pipe := im.rdb.TxPipeline()
-	pipe.Set(ctx, runKey(rec.Obs.RunID), b, 0)
-	pipe.ZAdd(ctx, indexKey(t.Name), redis.Z{Score: float64(started.UnixMilli()), Member: rec.Obs.RunID})
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("redis create run: %w", err)
+	id, err := openScript.Run(ctx, im.rdb, []string{openKey(t.Name), activeKey(t.Name), runKey(rec.Obs.RunID), indexKey(t.Name)},
+		rec.Obs.RunID, b, started.UnixMilli()).Text()
+	switch {
+	case err != nil:
+		return nil, false, fmt.Errorf("redis open run: %w", err)
+	case id == "":
+		return nil, false, nil
+	case id != rec.Obs.RunID:
+		rec, err = im.loadRecord(ctx, id)
+		return rec, false, err
 	}
 	im.trim(ctx, t.Name)
-	return rec, nil
+	return rec, true, nil
+}
+
+var saveOpenScript = redis.NewScript(`
+if redis.call("GET", KEYS[2]) ~= ARGV[2] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+return 1`)
+
+// saveOpen writes the record of a run waiting for files while it is still
+// the tenant's open run: a poll that lost a race to another process's
+// queueing cannot turn the queued run back into a waiting one.
+func (im *Importer) saveOpen(ctx context.Context, rec *record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := saveOpenScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), openKey(rec.Obs.Tenant)}, b, rec.Obs.RunID).Err(); err != nil {
+		return fmt.Errorf("redis save run %s: %w", rec.Obs.RunID, err)
+	}
+	return nil
 }
 
 // trim forgets a tenant's oldest runs beyond keepRuns.
@@ -174,26 +212,32 @@ func toAny(s []string) []any {
 	return out
 }
 
+var enqueueScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[2]) == 1 or redis.call("GET", KEYS[3]) ~= ARGV[2] then return 0 end
+redis.call("SET", KEYS[1], ARGV[1])
+redis.call("SET", KEYS[2], ARGV[2])
+redis.call("DEL", KEYS[3])
+redis.call("XADD", KEYS[4], "*", "run_id", ARGV[2])
+return 1`)
+
 // enqueue marks a run queued and adds it to the tenant's stream, in one
-// transaction: the run is queued and the tenant active, or neither.
-func (im *Importer) enqueue(ctx context.Context, rec *record) error {
+// step and only while it is the tenant's open run and nothing of the
+// tenant is active: the run is queued once, and the tenant active, or
+// neither. queued is false when another process got there first.
+func (im *Importer) enqueue(ctx context.Context, rec *record) (queued bool, err error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return false, err
 	}
 	t := rec.Obs.Tenant
 	if err := im.ensureGroup(ctx, t); err != nil {
-		return err
+		return false, err
 	}
-	pipe := im.rdb.TxPipeline()
-	pipe.Set(ctx, runKey(rec.Obs.RunID), b, 0)
-	pipe.Set(ctx, activeKey(t), rec.Obs.RunID, 0)
-	pipe.Del(ctx, openKey(t))
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: queueKey(t), Values: []any{"run_id", rec.Obs.RunID}})
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redis enqueue %s: %w", rec.Obs.RunID, err)
+	n, err := enqueueScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), activeKey(t), openKey(t), queueKey(t)}, b, rec.Obs.RunID).Int()
+	if err != nil {
+		return false, fmt.Errorf("redis enqueue %s: %w", rec.Obs.RunID, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 func (im *Importer) ensureGroup(ctx context.Context, tenant string) error {
