@@ -45,7 +45,12 @@ type Engine struct {
 	sources   []status.SourceHealth
 	downAfter map[string]time.Duration
 	views     map[JobKey]View
-	silencer  Silencer
+	// viewsAt is the last tick's time; judged says whether the views carry
+	// their nights' outcomes yet (judged when first asked for, not on every
+	// tick: replay and the hub tick far more often than anyone reads them).
+	viewsAt  time.Time
+	judged   bool
+	silencer Silencer
 	// external are alerts posted by other systems, by fingerprint.
 	external map[string]External
 }
@@ -122,7 +127,7 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)
 		signals = append(signals, sig...)
-		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now), Outcome: j.outcome(now),
+		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now),
 			LastSuccess: j.lastSuccess}
 		if !j.lastNight.Night.IsZero() {
 			last := j.lastNight
@@ -142,7 +147,7 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 			}
 		}
 	}
-	e.views = views
+	e.views, e.viewsAt, e.judged = views, now, false
 	return trans, changed
 }
 
@@ -171,10 +176,20 @@ func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) s
 	return RiskOK
 }
 
-// Views returns the last tick's view of every job.
+// Views returns the last tick's view of every job. The map is not changed
+// after it is returned.
 func (e *Engine) Views() map[JobKey]View {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if !e.judged {
+		for k, v := range e.views {
+			if j := e.jobs[k]; j != nil {
+				v.Outcome = j.outcome(e.viewsAt)
+				e.views[k] = v
+			}
+		}
+		e.judged = true
+	}
 	return e.views
 }
 
