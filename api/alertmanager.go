@@ -63,6 +63,10 @@ func (s *server) amPostAlerts(c *gin.Context) {
 	}
 	var in []amPostable
 	if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, s.o.MaxBodyBytes)).Decode(&in); err != nil {
+		if tooLarge(err) {
+			amError(c, 413, fmt.Sprintf("the body exceeds %d bytes; post fewer alerts at a time", s.o.MaxBodyBytes))
+			return
+		}
 		amError(c, 400, "the body is not a list of alerts: "+err.Error())
 		return
 	}
@@ -322,6 +326,10 @@ type amPostableSilence struct {
 func (s *server) amPostSilence(c *gin.Context) {
 	var in amPostableSilence
 	if err := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10)).Decode(&in); err != nil {
+		if tooLarge(err) {
+			amError(c, 413, "a silence is at most 64 KiB")
+			return
+		}
 		amError(c, 400, "the body is not a silence: "+err.Error())
 		return
 	}

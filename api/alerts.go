@@ -83,6 +83,10 @@ func (s *server) createSilence(c *gin.Context) {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if tooLarge(err) {
+			abort(c, 413, "body_too_large", "a silence is at most 64 KiB")
+			return
+		}
 		abort(c, 400, "invalid_json", "the body is not a silence: "+err.Error())
 		return
 	}
@@ -119,6 +123,12 @@ func (s *server) createSilence(c *gin.Context) {
 		return
 	}
 	c.JSON(201, sl)
+}
+
+// tooLarge reports whether a body was cut off at its size limit.
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
 }
 
 // silenceInScope: a tenant-scoped token may only manage silences with an

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is missing (Debian packages: PostgreSQL,
-# OpenSSH, Redis, Chromium, gcc, Prometheus and Alertmanager), then runs
+# OpenSSH, Redis, Chromium, gcc, Prometheus, Alertmanager, Node.js; mailpit;
+# the OpenAPI linters from npm), then runs
 # go vet and every test with the race detector. Used by .ci/run and by people:
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./store/   # some packages
@@ -17,6 +18,7 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -39,6 +41,14 @@ fi
 if ! command -v mailpit >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/mailpit" ]; then
   echo "installing mailpit"
   CGO_ENABLED=0 go install github.com/axllent/mailpit@v1.27.11
+fi
+
+# The OpenAPI linters (@redocly/cli, @stoplight/spectral-cli) that
+# api/openapi_lint_test.go runs, pinned by tools/lint/package-lock.json;
+# npm ci runs again only when the lockfile changed since the last install.
+if ! cmp -s tools/lint/package-lock.json tools/lint/node_modules/.etlhub-installed-lock; then
+  echo "installing the OpenAPI linters (npm ci in tools/lint)"
+  (cd tools/lint && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.etlhub-installed-lock)
 fi
 
 pkgs=("$@")

@@ -1,0 +1,874 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/store"
+)
+
+// api/openapi.json is generated, not written by hand: the schemas of what the
+// handlers answer with come from the Go types (reflection over their json
+// tags: names, types, which fields are always present, which may be null),
+// with the limits and vocabularies the code enforces taken from the same
+// constants; the operations (paths, parameters, status codes) come from the
+// table in openAPIOperations. The answers the handlers build as maps (gin.H)
+// are described here by hand, and the contract test (openapi_contract_test.go)
+// checks every answer of every route against the document, undeclared fields
+// included. Rewrite the document after changing a type or a route with
+//
+//	go test ./api -run TestOpenAPIDocumentIsGenerated -update-openapi
+var updateOpenAPI = flag.Bool("update-openapi", false, "rewrite api/openapi.json from the Go types and the operation table")
+
+func TestOpenAPIDocumentIsGenerated(t *testing.T) {
+	got, err := buildOpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *updateOpenAPI {
+		if err := os.WriteFile("openapi.json", got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if !bytes.Equal(got, openAPI) {
+		gl, wl := strings.Split(string(openAPI), "\n"), strings.Split(string(got), "\n")
+		i := 0
+		for i < len(gl) && i < len(wl) && gl[i] == wl[i] {
+			i++
+		}
+		line := func(ls []string) string {
+			if i < len(ls) {
+				return ls[i]
+			}
+			return "(end of file)"
+		}
+		t.Fatalf("api/openapi.json is not what the Go types and the operation table say (first difference at line %d:\n  file: %s\n  want: %s)\n"+
+			"rewrite it with: go test ./api -run TestOpenAPIDocumentIsGenerated -update-openapi, and review the diff", i+1, line(gl), line(wl))
+	}
+}
+
+type obj = map[string]any
+
+// fieldDoc adds to the schema reflected for one field ("Component.json_name"):
+// a description, constraints the code enforces, or a whole schema.
+type fieldDoc struct {
+	desc    string
+	extra   obj // merged into the reflected schema
+	replace obj // used instead of the reflected schema
+}
+
+func enumOf[T ~string](vs ...T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+var (
+	runStates   = enumOf(status.StateWaiting, status.StateRunning, status.StateSucceeded, status.StateFailed)
+	alertStates = enumOf(rules.StatePending, rules.StateFiring, rules.StateResolved)
+	severities  = []string{rules.SevCritical, rules.SevWarning, rules.SevInfo}
+	risks       = []string{rules.RiskBreached, rules.RiskPredicted, rules.RiskAtRisk, rules.RiskRunning, rules.RiskOK, rules.RiskIdle}
+	outcomes    = []string{rules.OutcomeOnTime, rules.OutcomeLate, rules.OutcomeMissed, rules.OutcomeFailed, rules.OutcomeRunning,
+		rules.OutcomeWaiting, rules.OutcomeScheduled}
+	outboxStates = []string{store.OutboxPending, store.OutboxDelivered, store.OutboxFailed}
+)
+
+func maxLen(n int) obj { return obj{"maxLength": n} }
+
+var nonNegative = obj{"minimum": 0}
+
+// fieldDocs: the limits are the constants the validation uses.
+var fieldDocs = map[string]fieldDoc{
+	"Observation.at":                  {desc: "When the source observed the run."},
+	"Observation.source":              {desc: "The status source that reported it.", extra: maxLen(status.MaxNameLen)},
+	"Observation.tenant":              {extra: maxLen(status.MaxNameLen)},
+	"Observation.job":                 {extra: maxLen(status.MaxNameLen)},
+	"Observation.run_id":              {extra: maxLen(status.MaxRunIDLen)},
+	"Observation.stage":               {desc: "Free text; the importer uses awaiting_files, downloading, validating, loading, publishing.", extra: maxLen(status.MaxStageLen)},
+	"Observation.updated_at":          {desc: "The job's own last heartbeat or progress; a running run whose updated_at stops moving is hung."},
+	"Observation.rows_done":           {extra: nonNegative},
+	"Observation.rows_total":          {extra: nonNegative},
+	"Observation.error":               {extra: maxLen(status.MaxErrorLen)},
+	"Observation.attempt":             {extra: nonNegative},
+	"Observation.url":                 {desc: "A link to the run in its own system.", extra: maxLen(status.MaxURLLen)},
+	"ObservationIn.at":                {desc: "When the source observed the run; at most 10 minutes after the hub's clock."},
+	"ObservationIn.source":            {desc: "The status source; push:TOKEN-NAME when absent.", extra: maxLen(status.MaxNameLen)},
+	"ObservationIn.tenant":            {extra: obj{"maxLength": status.MaxNameLen, "minLength": 1}},
+	"ObservationIn.job":               {extra: obj{"maxLength": status.MaxNameLen, "minLength": 1}},
+	"ObservationIn.run_id":            {extra: obj{"maxLength": status.MaxRunIDLen, "minLength": 1}},
+	"ObservationIn.stage":             {extra: maxLen(status.MaxStageLen)},
+	"ObservationIn.started_at":        {desc: "At most 10 minutes after at and 30 days before it, as are updated_at and finished_at."},
+	"ObservationIn.updated_at":        {desc: "The job's own last heartbeat or progress time."},
+	"ObservationIn.files_arrived_at":  {desc: "When the run's input files had all arrived; at most 366 days before at."},
+	"ObservationIn.rows_done":         {extra: nonNegative},
+	"ObservationIn.rows_total":        {extra: nonNegative},
+	"ObservationIn.error":             {extra: maxLen(status.MaxErrorLen)},
+	"ObservationIn.attempt":           {extra: nonNegative},
+	"ObservationIn.url":               {extra: maxLen(status.MaxURLLen)},
+	"QualityIn.errors":                {extra: nonNegative},
+	"QualityIn.warnings":              {extra: nonNegative},
+	"Run.run_id":                      {extra: maxLen(status.MaxRunIDLen)},
+	"Run.first_seen_at":               {desc: "When the hub first heard of the run."},
+	"Run.last_seen_at":                {desc: "When the hub last heard of the run."},
+	"Run.quality_errors":              {extra: nonNegative},
+	"Run.quality_warnings":            {extra: nonNegative},
+	"StatusRow.configured":            {desc: "Whether the job is in the hub's configuration (false: known from pushes or collectors only)."},
+	"StatusRow.run_id":                {desc: "The current run; absent when the job has none yet."},
+	"StatusRow.progress_pct":          {desc: "rows_done over rows_total in percent (one decimal); null when unknown.", extra: obj{"minimum": 0, "maximum": 100}},
+	"StatusRow.elapsed_s":             {desc: "Seconds from start to finish, or to now while it runs; null without a start."},
+	"StatusRow.last_success_at":       {desc: "When the job last succeeded; null if never."},
+	"StatusRow.risk":                  {extra: obj{"enum": risks}},
+	"StatusRow.p_breach":              {desc: "Probability that tonight's deadline is missed.", extra: obj{"minimum": 0, "maximum": 1}},
+	"StatusRow.prediction_basis":      {desc: "What the prediction rests on (history, insufficient history, retry expected, ...)."},
+	"StatusRow.learned_from":          {desc: "How many past nights the prediction learned from.", extra: nonNegative},
+	"StatusRow.active_alerts":         {extra: nonNegative},
+	"StatusRow.finish_lo":             {desc: "The early end of the predicted finish's band."},
+	"StatusRow.finish_hi":             {desc: "The late end of the predicted finish's band."},
+	"StatusRow.outcome":               {desc: "Tonight's result against the deadline."},
+	"StatusRow.last_night":            {desc: "The previous night's result."},
+	"JobView.risk":                    {extra: obj{"enum": risks}},
+	"JobView.p_breach":                {desc: "Probability that tonight's deadline is missed.", extra: obj{"minimum": 0, "maximum": 1}},
+	"JobView.learned_from":            {extra: nonNegative},
+	"JobView.active_alerts":           {extra: nonNegative},
+	"Outcome.kind":                    {extra: obj{"enum": outcomes}},
+	"Outcome.late_by_s":               {desc: "Late: how long after the deadline it succeeded; missed or failed: how long past the deadline it is."},
+	"Outcome.spare_s":                 {desc: "On time: how long before the deadline it succeeded."},
+	"Outcome.failed_attempts":         {extra: nonNegative},
+	"JobSpec.timezone":                {desc: "IANA time zone of schedule and deadline."},
+	"JobSpec.schedule":                {desc: "5-field cron, local time."},
+	"JobSpec.deadline":                {desc: "HH:MM local; the next day when not after the start.", extra: obj{"pattern": `^[0-2][0-9]:[0-5][0-9]$`}},
+	"JobSpec.files_expected_by":       {extra: obj{"pattern": `^[0-2][0-9]:[0-5][0-9]$`}},
+	"JobSpec.severity":                {desc: "Severity overrides by rule name; off silences the rule for this job.", replace: obj{"type": "object", "additionalProperties": obj{"type": "string", "enum": append(slices.Clone(severities), rules.SevOff)}}},
+	"SourceView.kind":                 {desc: "The collector kind (http_json, sumo, importer, ...)."},
+	"SourceView.tenants":              {desc: "The tenants the source feeds that the token may see."},
+	"SourceView.last_duration_ms":     {extra: nonNegative},
+	"SourceView.consecutive_failures": {extra: nonNegative},
+	"Alert.id":                        {desc: "Names this life of the alert; the fingerprint may fire again later as a new alert."},
+	"Alert.rule":                      {desc: "The rule (missed-start, stalled, predicted-breach, ...) or a posted alert's alertname."},
+	"Alert.severity":                  {extra: obj{"enum": severities}},
+	"Alert.source":                    {desc: "The status source the alert rests on; alertmanager for alerts posted to /api/v2/alerts."},
+	"Alert.night":                     {desc: "The scheduled night the alert is about."},
+	"Alert.details":                   {desc: "Rule-specific facts; for a posted alert its labels and annotations."},
+	"Alert.silenced":                  {desc: "The firing was silenced: neither it nor its resolve is notified."},
+	"Alert.inhibited":                 {desc: "A more important alert covers this one."},
+	"Matcher.name":                    {extra: obj{"enum": slices.Clone(rules.SilenceLabels)}},
+	"Matcher.value":                   {desc: "The value, or with is_regex an RE2 expression anchored at both ends."},
+	"MatcherIn.name":                  {extra: obj{"enum": slices.Clone(rules.SilenceLabels)}},
+	"MatcherIn.value":                 {desc: "Required unless is_regex; with is_regex an RE2 expression anchored at both ends."},
+	"Silence.comment":                 {extra: maxLen(1024)},
+	"Silence.created_by":              {desc: "The name of the token that created it."},
+	"SilenceRequest.matchers":         {desc: "An alert is silenced when every matcher matches; a tenant-scoped token needs an exact tenant matcher on one of its tenants.", extra: obj{"minItems": 1}},
+	"SilenceRequest.starts_at":        {desc: "Now when absent; a silence that starts later is a maintenance window."},
+	"SilenceRequest.ends_at":          {desc: "Must be after starts_at and not in the past."},
+	"SilenceRequest.comment":          {extra: maxLen(1024)},
+	"Notification.event":              {extra: obj{"enum": []string{"firing", "resolved", rules.TransitionAcknowledged}}},
+	"Notification.status":             {extra: obj{"enum": outboxStates}},
+	"Notification.attempts":           {extra: nonNegative},
+	"Notification.ref":                {desc: "The receiver's id for the message (a Slack message ts)."},
+	"Notification.group_key":          {desc: "Notifications of one key are sent together."},
+	"PushResult.errors":               {desc: "Why items were rejected; at most the first 100.", extra: obj{"maxItems": maxItemErrors}},
+	"ItemError.index":                 {desc: "The item's position in the body, from 0.", extra: nonNegative},
+	"ItemError.line":                  {desc: "The line of a JSON-lines body, from 1.", extra: obj{"minimum": 1}},
+	"PostableAlert.labels": {desc: "Label names match [a-zA-Z_][a-zA-Z0-9_]* (at most 128 bytes); tenant and etl_job place the alert on a job.",
+		replace: obj{"type": "object", "required": []string{"alertname"}, "properties": obj{"alertname": obj{"type": "string", "minLength": 1, "maxLength": 1024}},
+			"additionalProperties": obj{"type": "string", "maxLength": 1024}}},
+	"PostableAlert.annotations": {desc: "summary (or description) becomes the alert's summary.", replace: obj{"type": "object", "additionalProperties": obj{"type": "string", "maxLength": 4096}}},
+	"PostableAlert.startsAt":    {desc: "Now when absent."},
+	"PostableAlert.endsAt":      {desc: "When absent, five minutes after now (the alert resolves unless posted again)."},
+	"PostableSilence.id":        {desc: "Must be empty: updating a silence is not supported.", extra: obj{"maxLength": 0}},
+	"PostableSilence.matchers":  {extra: obj{"minItems": 1}},
+	"PostableSilence.startsAt":  {desc: "Now when absent or in the past."},
+	"PostableSilence.createdBy": {desc: "Kept in the comment when it differs from the token's name."},
+	"PostableSilence.comment":   {extra: maxLen(1024)},
+	"PostableMatcher.name":      {desc: "alertname, tenant, job, severity, run_id or source.", extra: obj{"enum": []string{"alertname", "tenant", "job", "severity", "run_id", "source"}}},
+	"PostableMatcher.isEqual":   {desc: "Negative matchers (false) are not supported.", extra: obj{"enum": []any{true}}},
+	"ErrorBody.code":            {desc: "A machine-readable reason; each answer lists the ones it can carry."},
+	"ErrorBody.details":         {desc: "More about the error, when there is more."},
+}
+
+// requestRequired are the fields a request schema requires (the handlers'
+// validation, not json tags, decides); each request schema is listed.
+var requestRequired = map[string][]string{
+	"ObservationIn":   {"at", "tenant", "job", "run_id", "state"},
+	"QualityIn":       nil,
+	"SilenceRequest":  {"matchers", "ends_at"},
+	"MatcherIn":       {"name", "value"},
+	"PostableAlert":   {"labels"},
+	"PostableSilence": {"matchers", "endsAt"},
+	"PostableMatcher": {"name", "value"},
+}
+
+// closedRequests refuse unknown fields (their decoders disallow them).
+var closedRequests = map[string]bool{"ObservationIn": true, "QualityIn": true, "SilenceRequest": true, "MatcherIn": true}
+
+// componentNames names the types whose Go name is not the component's;
+// anonNames the anonymous struct types of fields.
+var componentNames = map[reflect.Type]string{
+	reflect.TypeFor[store.OutboxItem]():   "Notification",
+	reflect.TypeFor[silenceRequest]():     "SilenceRequest",
+	reflect.TypeFor[amPostable]():         "PostableAlert",
+	reflect.TypeFor[amPostableSilence]():  "PostableSilence",
+	reflect.TypeFor[status.Quality]():     "Quality",
+	reflect.TypeFor[status.Observation](): "Observation",
+}
+
+var anonNames = map[string]string{"PostableSilence.matchers": "PostableMatcher"}
+
+var typeDocs = map[string]string{
+	"Observation":     "What a source saw of one run at one moment.",
+	"ObservationIn":   "One pushed observation. Unknown fields are refused; times are RFC 3339 (an empty string counts as absent).",
+	"Run":             "A run as the hub knows it from its observations.",
+	"StatusRow":       "One tenant/job: its current run and what the rules know of it.",
+	"JobView":         "What the rules know of a job beyond its runs: risk, prediction, active alerts.",
+	"Outcome":         "A night's result against its deadline.",
+	"JobSpec":         "A configured job.",
+	"SourceView":      "One status source's health and the tenants it feeds.",
+	"Alert":           "One alert (one life of a fingerprint).",
+	"Silence":         "Mutes the alerts that match all its matchers between starts_at and ends_at.",
+	"SilenceRequest":  "A new silence.",
+	"Notification":    "One notification in the outbox (to one receiver).",
+	"PushResult":      "How a push went, item by item.",
+	"PostableAlert":   "An alert in Alertmanager's API v2 format, as Prometheus posts it.",
+	"PostableSilence": "A silence in Alertmanager's API v2 format, as amtool posts it.",
+	"ErrorBody":       "What went wrong.",
+}
+
+// typeSchemas are the types with a JSON form of their own.
+var typeSchemas = map[reflect.Type]obj{
+	reflect.TypeFor[time.Time]():        {"type": "string", "format": "date-time"},
+	reflect.TypeFor[status.Duration]():  {"type": "string", "description": "A Go duration (20m, 1h30m0s).", "pattern": `^(0s|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`},
+	reflect.TypeFor[status.State]():     {"type": "string", "enum": runStates},
+	reflect.TypeFor[rules.AlertState](): {"type": "string", "enum": alertStates},
+}
+
+type docGen struct {
+	schemas  obj
+	types    map[string]reflect.Type
+	request  map[string]bool
+	usedDocs map[string]bool
+	errBody  obj
+	err      error
+}
+
+func (g *docGen) fail(format string, args ...any) {
+	if g.err == nil {
+		g.err = fmt.Errorf(format, args...)
+	}
+}
+
+func clone(s obj) obj {
+	b, _ := json.Marshal(s)
+	var out obj
+	json.Unmarshal(b, &out)
+	return out
+}
+
+func ref(name string) obj { return obj{"$ref": "#/components/schemas/" + name} }
+
+// answer and request are the components for Go type t as answered and as
+// accepted in a request body.
+func (g *docGen) answer(t reflect.Type) obj    { return g.component(t, false) }
+func (g *docGen) requestOf(t reflect.Type) obj { return g.component(t, true) }
+
+func (g *docGen) component(t reflect.Type, request bool) obj {
+	name := componentNames[t]
+	if name == "" {
+		name = t.Name()
+	}
+	if request && !strings.HasPrefix(name, "Postable") && name != "SilenceRequest" {
+		name += "In"
+	}
+	return g.named(name, t, request)
+}
+
+func (g *docGen) named(name string, t reflect.Type, request bool) obj {
+	if prev, ok := g.types[name]; ok {
+		if prev != t || g.request[name] != request {
+			g.fail("component %s: two types (%v and %v)", name, prev, t)
+		}
+		return ref(name)
+	}
+	g.types[name], g.request[name] = t, request
+	g.schemas[name] = obj{} // a placeholder against recursion
+	g.schemas[name] = g.object(name, t, request)
+	return ref(name)
+}
+
+func (g *docGen) object(name string, t reflect.Type, request bool) obj {
+	props, order := obj{}, []string{}
+	var required []string
+	g.fields(name, t, request, props, &order, &required)
+	s := obj{"type": "object", "properties": props}
+	if request {
+		want, ok := requestRequired[name]
+		if !ok {
+			g.fail("request schema %s: list its required fields in requestRequired", name)
+		}
+		for _, f := range want {
+			if props[f] == nil {
+				g.fail("request schema %s: required field %s is not one of its fields", name, f)
+			}
+		}
+		required = want
+		if closedRequests[name] {
+			s["additionalProperties"] = false
+		}
+	}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	if d := typeDocs[name]; d != "" {
+		s["description"] = d
+	}
+	return s
+}
+
+func (g *docGen) fields(owner string, t reflect.Type, request bool, props obj, order, required *[]string) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			g.fields(owner, ft, request, props, order, required)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		omit := slices.Contains(strings.Split(opts, ","), "omitempty") || slices.Contains(strings.Split(opts, ","), "omitzero")
+		key := owner + "." + name
+		var s obj
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem().Name() == "" {
+			an := anonNames[key]
+			if an == "" {
+				g.fail("%s: name its anonymous element type in anonNames", key)
+				an = owner + f.Name
+			}
+			s = obj{"type": "array", "items": g.named(an, ft.Elem(), request)}
+		} else {
+			s = g.schema(ft, request)
+		}
+		nullable := ft.Kind() == reflect.Pointer && (request || !omit)
+		if d, ok := fieldDocs[key]; ok {
+			g.usedDocs[key] = true
+			if d.replace != nil {
+				s = clone(d.replace)
+			}
+			if _, isRef := s["$ref"]; isRef && (d.desc != "" || len(d.extra) > 0) {
+				s = obj{"allOf": []any{s}}
+			}
+			for k, v := range d.extra {
+				s[k] = v
+			}
+			if d.desc != "" {
+				s["description"] = d.desc
+			}
+		}
+		if nullable {
+			if _, isRef := s["$ref"]; isRef {
+				s = obj{"allOf": []any{s}}
+			}
+			if _, ok := s["allOf"]; ok {
+				s["type"] = "object"
+			}
+			s["nullable"] = true
+		}
+		props[name] = s
+		*order = append(*order, name)
+		if !request && !omit {
+			*required = append(*required, name)
+		}
+	}
+}
+
+func (g *docGen) schema(t reflect.Type, request bool) obj {
+	if s, ok := typeSchemas[t]; ok {
+		return clone(s)
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return g.schema(t.Elem(), request)
+	case reflect.Struct:
+		if t.Name() == "" {
+			g.fail("anonymous struct %v: name it in anonNames", t)
+			return obj{"type": "object"}
+		}
+		return g.component(t, request)
+	case reflect.String:
+		return obj{"type": "string"}
+	case reflect.Bool:
+		return obj{"type": "boolean"}
+	case reflect.Int, reflect.Int64:
+		return obj{"type": "integer", "format": "int64"}
+	case reflect.Int32:
+		return obj{"type": "integer", "format": "int32"}
+	case reflect.Uint64, reflect.Uint:
+		return obj{"type": "integer", "format": "int64", "minimum": 0}
+	case reflect.Float64:
+		return obj{"type": "number", "format": "double"}
+	case reflect.Slice:
+		return obj{"type": "array", "items": g.schema(t.Elem(), request)}
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			g.fail("map %v: keys must be strings", t)
+		}
+		if t.Elem().Kind() == reflect.Interface {
+			return obj{"type": "object", "additionalProperties": true}
+		}
+		return obj{"type": "object", "additionalProperties": g.schema(t.Elem(), request)}
+	case reflect.Interface:
+		return obj{}
+	}
+	g.fail("type %v has no JSON schema here", t)
+	return obj{}
+}
+
+// Operations.
+
+type resp struct {
+	code    int
+	desc    string
+	ctype   string // application/json when empty and schema is set
+	schema  obj    // nil: no body
+	errs    []string
+	headers obj
+}
+
+type op struct {
+	method, path string
+	id, tag      string
+	summary      string
+	desc         string
+	role         string // the least role; "" with public
+	public       bool
+	params       []obj
+	body         obj
+	bodyDesc     string
+	resps        []resp
+}
+
+func okR(code int, desc string, schema obj) resp { return resp{code: code, desc: desc, schema: schema} }
+func errR(code int, desc string, codes ...string) resp {
+	return resp{code: code, desc: desc, errs: codes}
+}
+
+var (
+	r401 = resp{code: 401, desc: "No bearer token, or one the hub does not know.", errs: []string{"unauthorized"},
+		headers: obj{"WWW-Authenticate": obj{"description": "Bearer realm=\"etlhub\"", "schema": obj{"type": "string"}}}}
+	r503 = errR(503, "The store did not answer; retry later.", "store_error")
+)
+
+func r403Role(role string) resp {
+	return errR(403, "The token's role is below "+role+".", "forbidden")
+}
+
+func pathParam(name, desc string, s obj) obj {
+	return obj{"name": name, "in": "path", "required": true, "description": desc, "schema": s}
+}
+
+func queryParam(name, desc string, s obj) obj {
+	return obj{"name": name, "in": "query", "description": desc, "schema": s}
+}
+
+func str() obj                 { return obj{"type": "string"} }
+func strEnum(vs ...string) obj { return obj{"type": "string", "enum": vs} }
+func arrOf(items obj) obj      { return obj{"type": "array", "items": items} }
+func strMap() obj              { return obj{"type": "object", "additionalProperties": str()} }
+func dateTime() obj            { return obj{"type": "string", "format": "date-time"} }
+func closed(required []string, props obj) obj {
+	s := obj{"type": "object", "properties": props}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+func openAPIOperations(g *docGen) []op {
+	var (
+		run         = g.answer(reflect.TypeFor[status.Run]())
+		observation = g.answer(reflect.TypeFor[status.Observation]())
+		alert       = g.answer(reflect.TypeFor[rules.Alert]())
+		silence     = g.answer(reflect.TypeFor[rules.Silence]())
+		jobView     = g.answer(reflect.TypeFor[JobView]())
+		jobSpec     = g.answer(reflect.TypeFor[status.JobSpec]())
+		pushResult  = g.answer(reflect.TypeFor[PushResult]())
+		tenantPath  = pathParam("tenant", "The tenant.", obj{"type": "string", "maxLength": status.MaxNameLen})
+		jobPath     = pathParam("job", "The job.", obj{"type": "string", "maxLength": status.MaxNameLen})
+		tenantQuery = queryParam("tenant", "Only this tenant (one the token may see).", obj{"type": "string", "maxLength": status.MaxNameLen})
+	)
+	g.schemas["StatusPage"] = closed([]string{"generated_at", "jobs"}, obj{
+		"generated_at": dateTime(),
+		"jobs":         arrOf(g.answer(reflect.TypeFor[StatusRow]())),
+	})
+	g.schemas["JobDetail"] = closed([]string{"tenant", "job", "spec"}, obj{
+		"tenant":       str(),
+		"job":          str(),
+		"spec":         obj{"type": "object", "nullable": true, "allOf": []any{jobSpec}, "description": "The job's configuration; null for a job known from pushes or collectors only."},
+		"current_run":  obj{"allOf": []any{run}, "description": "The current run; absent when there is none."},
+		"last_success": obj{"allOf": []any{run}, "description": "The last successful run; absent if none."},
+		"view":         obj{"allOf": []any{jobView}, "description": "What the rules know of the job; absent on a hub without rules."},
+	})
+	g.schemas["RunPage"] = closed([]string{"runs", "next"}, obj{
+		"runs": arrOf(run),
+		"next": obj{"type": "string", "description": "Pass as before= for the next (older) page; empty on the last page."},
+	})
+	g.schemas["RunDetail"] = closed([]string{"run", "observations"}, obj{
+		"run":          run,
+		"observations": obj{"type": "array", "items": observation, "maxItems": 5000, "description": "The run's observations (at most 5000)."},
+	})
+	amAlert := closed([]string{"labels", "annotations", "startsAt", "endsAt", "updatedAt", "fingerprint", "generatorURL", "receivers", "status"}, obj{
+		"labels":       strMap(),
+		"annotations":  strMap(),
+		"startsAt":     dateTime(),
+		"endsAt":       dateTime(),
+		"updatedAt":    dateTime(),
+		"fingerprint":  obj{"type": "string", "description": "The alert's id in this hub (the id of POST /api/v1/alerts/{id}/ack)."},
+		"generatorURL": str(),
+		"receivers":    arrOf(closed([]string{"name"}, obj{"name": str()})),
+		"status": closed([]string{"state", "silencedBy", "inhibitedBy", "mutedBy"}, obj{
+			"state":       strEnum("active", "suppressed"),
+			"silencedBy":  arrOf(str()),
+			"inhibitedBy": arrOf(str()),
+			"mutedBy":     arrOf(str()),
+		}),
+	})
+	amAlert["description"] = "A firing alert in Alertmanager's API v2 format."
+	g.schemas["GettableAlert"] = amAlert
+	amSilence := closed([]string{"id", "status", "updatedAt", "matchers", "startsAt", "endsAt", "createdBy", "comment"}, obj{
+		"id":        str(),
+		"status":    closed([]string{"state"}, obj{"state": strEnum("active", "pending", "expired")}),
+		"updatedAt": dateTime(),
+		"matchers": arrOf(closed([]string{"name", "value", "isRegex", "isEqual"}, obj{
+			"name": str(), "value": str(), "isRegex": obj{"type": "boolean"}, "isEqual": obj{"type": "boolean"},
+		})),
+		"startsAt":  dateTime(),
+		"endsAt":    dateTime(),
+		"createdBy": str(),
+		"comment":   str(),
+	})
+	amSilence["description"] = "A silence in Alertmanager's API v2 format."
+	g.schemas["GettableSilence"] = amSilence
+
+	list := func(field string, items obj) obj { return closed([]string{field}, obj{field: arrOf(items)}) }
+	viewer, operator := "viewer", "operator"
+	pushRole := "the push role (ingest: auth.push_role, operator by default)"
+	return []op{
+		{method: "GET", path: "/healthz", id: "getHealth", tag: "operations", public: true,
+			summary: "Liveness", desc: "Answers while the process serves HTTP; touches nothing else.",
+			resps: []resp{okR(200, "The process is alive.", closed([]string{"status"}, obj{"status": strEnum("ok")}))}},
+		{method: "GET", path: "/readyz", id: "getReadiness", tag: "operations", public: true,
+			summary: "Readiness", desc: "Answers 200 when the store answers a ping within 2 seconds.",
+			resps: []resp{okR(200, "Ready to serve.", closed([]string{"status"}, obj{"status": strEnum("ready")})),
+				errR(503, "The store does not answer.", "store_unreachable")}},
+		{method: "GET", path: "/metrics", id: "getMetrics", tag: "operations", role: viewer,
+			summary: "Prometheus metrics", desc: "The hub's metrics in the Prometheus text format. Needs a token without tenants, unless auth.metrics_public serves it to anyone.",
+			resps: []resp{{code: 200, desc: "The metrics.", ctype: "text/plain", schema: str()}, r401,
+				errR(403, "The token is scoped to tenants; the metrics cover every tenant.", "forbidden")}},
+		{method: "GET", path: "/api/v1/openapi.json", id: "getOpenAPI", tag: "operations", public: true,
+			summary: "This document", desc: "The OpenAPI document of this API.",
+			resps: []resp{okR(200, "The document.", obj{"type": "object"})}},
+		{method: "GET", path: "/", id: "getDashboard", tag: "dashboard", public: true,
+			summary: "The dashboard", desc: "The dashboard's page; it reads the API with the token the user enters.",
+			resps: []resp{{code: 200, desc: "The page.", ctype: "text/html", schema: str()}}},
+		{method: "GET", path: "/ui/{file}", id: "getDashboardFile", tag: "dashboard", public: true,
+			summary: "The dashboard's files", desc: "The dashboard's scripts, styles and pages, served from the binary.",
+			params: []obj{pathParam("file", "The file's path under ui/ (app.js, style.css, index.html).", str())},
+			resps: []resp{{code: 200, desc: "The file.", ctype: "*/*", schema: str()},
+				{code: 404, desc: "No such file.", ctype: "text/plain", schema: str()}}},
+
+		{method: "GET", path: "/api/v1/status", id: "getStatus", tag: "status", role: viewer,
+			summary: "Every job's current state", desc: "One row per tenant/job the token may see: configured jobs and those known from pushes or collectors, sorted by tenant and job.",
+			params: []obj{tenantQuery, queryParam("state", "Only jobs whose current run is in this state (none: no run yet). Other values match nothing.",
+				strEnum(append(slices.Clone(runStates), "none")...))},
+			resps: []resp{okR(200, "The board.", ref("StatusPage")), r401,
+				errR(403, "The tenant asked for is outside the token's scope.", "forbidden"), r503}},
+		{method: "GET", path: "/api/v1/jobs/{tenant}/{job}", id: "getJob", tag: "jobs", role: viewer,
+			summary: "One job", desc: "The job's spec, current run, last success and what the rules know of it.",
+			params: []obj{tenantPath, jobPath},
+			resps: []resp{okR(200, "The job.", ref("JobDetail")), r401,
+				errR(403, "The tenant is outside the token's scope.", "forbidden"),
+				errR(404, "No such job: not configured and never seen.", "not_found"), r503}},
+		{method: "GET", path: "/api/v1/jobs/{tenant}/{job}/runs", id: "listJobRuns", tag: "jobs", role: viewer,
+			summary: "A job's runs", desc: "The job's runs, newest first, a page at a time.",
+			params: []obj{tenantPath, jobPath,
+				queryParam("limit", "Runs per page.", obj{"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+				queryParam("before", "The next value of the previous page.", str())},
+			resps: []resp{okR(200, "A page of runs.", ref("RunPage")),
+				errR(400, "limit is not 1 to 500, or before is not a cursor this API returned.", "bad_request"), r401,
+				errR(403, "The tenant is outside the token's scope.", "forbidden"), r503}},
+		{method: "GET", path: "/api/v1/runs/{run_id}", id: "getRun", tag: "runs", role: viewer,
+			summary: "One run and its observations", desc: "A run by its run_id. Run ids may hold / and #: percent-encode them. A run_id several jobs use needs tenant and job.",
+			params: []obj{pathParam("run_id", "The run's id, percent-encoded.", obj{"type": "string", "maxLength": status.MaxRunIDLen}),
+				queryParam("tenant", "The run's tenant.", obj{"type": "string", "maxLength": status.MaxNameLen}),
+				queryParam("job", "The run's job.", obj{"type": "string", "maxLength": status.MaxNameLen})},
+			resps: []resp{okR(200, "The run.", ref("RunDetail")), r401,
+				errR(404, "No such run the token may see.", "not_found"),
+				errR(409, "Several jobs have a run of this id; add tenant and job.", "ambiguous_run_id"), r503}},
+		{method: "GET", path: "/api/v1/sources", id: "listSources", tag: "sources", role: viewer,
+			summary: "Status sources and their health", desc: "Every collector's source; a tenant-scoped token sees those that feed its tenants.",
+			resps: []resp{okR(200, "The sources.", list("sources", g.answer(reflect.TypeFor[SourceView]()))), r401, r503}},
+		{method: "GET", path: "/api/v1/alerts", id: "listAlerts", tag: "alerts", role: viewer,
+			summary: "Alerts", desc: "Alerts the token may see, pending and firing by default.",
+			params: []obj{tenantQuery,
+				queryParam("state", "Comma-separated states.", obj{"type": "string", "pattern": "^(pending|firing|resolved)(,(pending|firing|resolved))*$", "default": "pending,firing"}),
+				queryParam("rule", "Only this rule.", str()),
+				queryParam("severity", "Only this severity.", strEnum(severities...)),
+				queryParam("limit", "At most this many.", obj{"type": "integer", "minimum": 1, "maximum": 1000})},
+			resps: []resp{okR(200, "The alerts.", list("alerts", alert)),
+				errR(400, "state or limit is not valid.", "bad_request"), r401,
+				errR(403, "The tenant asked for is outside the token's scope.", "forbidden"), r503}},
+		{method: "POST", path: "/api/v1/alerts/{id}/ack", id: "ackAlert", tag: "alerts", role: operator,
+			summary: "Acknowledge an alert", desc: "Marks a firing alert acknowledged (in PagerDuty too).",
+			params: []obj{pathParam("id", "The alert's id.", str())},
+			resps: []resp{okR(200, "The acknowledged alert.", alert), r401, r403Role(operator),
+				errR(404, "No such alert the token may see.", "not_found"),
+				errR(409, "The alert is not firing.", "not_firing"), r503}},
+		{method: "GET", path: "/api/v1/silences", id: "listSilences", tag: "silences", role: viewer,
+			summary: "Active and planned silences", desc: "A tenant-scoped token sees the silences pinned to its tenants.",
+			resps: []resp{okR(200, "The silences.", list("silences", silence)), r401, r503}},
+		{method: "POST", path: "/api/v1/silences", id: "createSilence", tag: "silences", role: operator,
+			summary: "Create a silence", desc: "Silences matching alerts between starts_at and ends_at. Active and planned silences are capped (silences.max_active).",
+			body: g.requestOf(reflect.TypeFor[silenceRequest]()),
+			resps: []resp{okR(201, "The silence.", silence),
+				errR(400, "The body is not a silence (bad JSON, an unknown field).", "invalid_json"), r401,
+				errR(403, "The token's role is below operator, or a tenant-scoped token did not pin one of its tenants.", "forbidden"),
+				errR(409, "As many silences as silences.max_active are active or planned.", "too_many_silences"),
+				errR(413, "The body is over 64 KiB.", "body_too_large"),
+				errR(422, "The silence is not valid (no matchers, an unknown label, a bad regex, ends_at not after starts_at or in the past).", "invalid_silence"), r503}},
+		{method: "DELETE", path: "/api/v1/silences/{id}", id: "expireSilence", tag: "silences", role: operator,
+			summary: "Expire a silence", desc: "Ends an active or planned silence now.",
+			params: []obj{pathParam("id", "The silence's id.", str())},
+			resps: []resp{{code: 204, desc: "Expired."}, r401,
+				errR(403, "The token's role is below operator, or the silence is outside its tenants.", "forbidden"),
+				errR(404, "No active or planned silence of this id.", "not_found"), r503}},
+		{method: "GET", path: "/api/v1/notifications", id: "listNotifications", tag: "notifications", role: viewer,
+			summary: "The outbox", desc: "The latest 200 notifications (to PagerDuty, Slack, ...) the token may see.",
+			params: []obj{queryParam("status", "Only this status.", strEnum(outboxStates...))},
+			resps: []resp{okR(200, "The notifications.", list("notifications", g.answer(reflect.TypeFor[store.OutboxItem]()))),
+				errR(400, "status is not pending, delivered or failed.", "bad_request"), r401, r503}},
+		{method: "POST", path: "/api/v1/webhooks/pagerduty", id: "receivePagerDutyWebhook", tag: "webhooks", public: true,
+			summary: "PagerDuty webhook", desc: "PagerDuty's V3 webhook events (acknowledge, resolve); signed with X-PagerDuty-Signature instead of a bearer token.",
+			params: []obj{{"name": "X-PagerDuty-Signature", "in": "header", "required": true, "description": "v1=HMAC-SHA256 of the body with the webhook's secret.", "schema": str()}},
+			body:   obj{"type": "object", "description": "A PagerDuty V3 webhook payload.", "properties": obj{"event": obj{"type": "object"}}},
+			resps: []resp{{code: 204, desc: "Taken."},
+				okR(200, "An event already taken; not acted on again.", closed([]string{"status"}, obj{"status": strEnum("duplicate")})),
+				errR(400, "Not a webhook event, or signed too long ago or too far ahead (a replay).", "invalid_json", "stale_event"),
+				errR(401, "The signature does not verify.", "bad_signature"),
+				errR(413, "The body is over 1 MiB.", "body_too_large"), r503}},
+		{method: "POST", path: "/api/v1/observations", id: "pushObservations", tag: "ingest", role: "push",
+			summary: "Push observations", desc: "One observation, a JSON array of them, or JSON lines. Each item is judged on its own; the good ones are stored in one transaction. Needs " + pushRole + ".",
+			bodyDesc: "application/json: one observation or an array of them; application/x-ndjson: one observation a line (the media type is not checked: the body's shape tells).",
+			body:     obj{"oneOf": []any{g.requestOf(reflect.TypeFor[status.Observation]()), obj{"type": "array", "items": ref("ObservationIn"), "minItems": 1, "maxItems": DefaultMaxItems}}},
+			resps: []resp{okR(200, "At least one item was accepted (or was a duplicate); rejected lists the others.", pushResult),
+				errR(400, "The body is none of the three shapes, or holds no observation.", "invalid_json", "bad_request", "empty"), r401,
+				errR(403, "The token's role is below the push role.", "forbidden"),
+				errR(413, "The body is over ingest.max_body_bytes, or holds more than ingest.max_items observations.", "body_too_large", "too_many_items"),
+				okR(422, "No item was accepted; errors says why.", pushResult), r503}},
+
+		{method: "GET", path: "/api/v2/status", id: "getAlertmanagerStatus", tag: "alertmanager", role: viewer,
+			summary: "Alertmanager status (amtool)", desc: "Alertmanager's API v2 status, so amtool can talk to the hub.",
+			resps: []resp{okR(200, "The status.", closed([]string{"cluster", "config", "uptime", "versionInfo"}, obj{
+				"cluster": closed([]string{"status", "peers"}, obj{"status": strEnum("disabled"), "peers": arrOf(obj{"type": "object"})}),
+				"config":  closed([]string{"original"}, obj{"original": str()}),
+				"uptime":  obj{"type": "string", "format": "date-time", "description": "When the API started."},
+				"versionInfo": closed([]string{"version", "revision", "branch", "buildUser", "buildDate", "goVersion"}, obj{
+					"version": str(), "revision": str(), "branch": str(), "buildUser": str(), "buildDate": str(), "goVersion": str()}),
+			})), r401}},
+		{method: "GET", path: "/api/v2/alerts", id: "getAlertmanagerAlerts", tag: "alertmanager", role: viewer,
+			summary: "Firing alerts, Alertmanager's format (amtool alert query)", desc: "Firing alerts the token may see, with their labels in Alertmanager's terms (alertname is the rule).",
+			params: []obj{
+				{"name": "filter", "in": "query", "style": "form", "explode": true, "description": "Matchers: name=value, name!=value, name=~regex, name!~regex.", "schema": arrOf(str())},
+				queryParam("active", "Include alerts that are neither silenced nor inhibited.", obj{"type": "boolean", "default": true}),
+				queryParam("silenced", "Include silenced alerts.", obj{"type": "boolean", "default": true}),
+				queryParam("inhibited", "Include inhibited alerts.", obj{"type": "boolean", "default": true}),
+				queryParam("unprocessed", "Accepted and ignored (every alert is processed).", obj{"type": "boolean"}),
+				queryParam("receiver", "Accepted and ignored.", str())},
+			resps: []resp{okR(200, "The alerts.", arrOf(ref("GettableAlert"))),
+				errR(400, "A filter is not a matcher, or a flag is not true or false.", "Bad Request"), r401, r503}},
+		{method: "POST", path: "/api/v2/alerts", id: "postAlertmanagerAlerts", tag: "alertmanager", role: "push",
+			summary: "Post alerts, Alertmanager's format (Prometheus)", desc: "Alerts from Prometheus alert rules join the hub's alerts, routing and silences. Needs " + pushRole + "; a tenant-scoped token posts alerts labelled with its tenants only.",
+			body: obj{"type": "array", "items": g.requestOf(reflect.TypeFor[amPostable]()), "maxItems": 1000},
+			resps: []resp{{code: 200, desc: "Taken."},
+				errR(400, "Not a list of alerts, more than 1000, no alertname, a bad label, or endsAt before startsAt.", "Bad Request"), r401,
+				errR(403, "The token's role is below the push role, or an alert's tenant label is outside the token's tenants.", "forbidden", "Forbidden"),
+				errR(413, "The body is over ingest.max_body_bytes.", "Request Entity Too Large"),
+				errR(501, "This hub takes no alerts.", "Not Implemented")}},
+		{method: "GET", path: "/api/v2/silences", id: "getAlertmanagerSilences", tag: "alertmanager", role: viewer,
+			summary: "Silences, Alertmanager's format (amtool silence query)", desc: "Active and planned silences the token may see, sorted by id (the rule label is named alertname). Filters are not applied.",
+			params: []obj{{"name": "filter", "in": "query", "style": "form", "explode": true, "description": "Accepted and ignored.", "schema": arrOf(str())}},
+			resps:  []resp{okR(200, "The silences.", arrOf(ref("GettableSilence"))), r401, r503}},
+		{method: "POST", path: "/api/v2/silences", id: "postAlertmanagerSilence", tag: "alertmanager", role: operator,
+			summary: "Create a silence, Alertmanager's format (amtool silence add)", desc: "Creates a silence; the same cap as POST /api/v1/silences.",
+			body: g.requestOf(reflect.TypeFor[amPostableSilence]()),
+			resps: []resp{okR(200, "Created.", closed([]string{"silenceID"}, obj{"silenceID": str()})),
+				errR(400, "Not a silence, an id (updates are not supported), a negative matcher, an unknown label, a bad regex, or endsAt not in the future.", "Bad Request"), r401,
+				errR(403, "The token's role is below operator, or a tenant-scoped token did not pin one of its tenants.", "forbidden", "Forbidden"),
+				errR(409, "As many silences as silences.max_active are active or planned.", "Conflict"),
+				errR(413, "The body is over 64 KiB.", "Request Entity Too Large"), r503}},
+		{method: "GET", path: "/api/v2/receivers", id: "getAlertmanagerReceivers", tag: "alertmanager", role: viewer,
+			summary: "Receivers (amtool)", desc: "Alertmanager's receivers list; the hub's receivers are not listed here.",
+			resps: []resp{okR(200, "The receivers.", obj{"type": "array", "maxItems": 0, "items": closed([]string{"name"}, obj{"name": str()})}), r401}},
+	}
+}
+
+var openAPITags = []obj{
+	{"name": "status", "description": "Every job's current state."},
+	{"name": "jobs", "description": "One job and its runs."},
+	{"name": "runs", "description": "One run and its observations."},
+	{"name": "sources", "description": "The status sources the collectors read."},
+	{"name": "alerts", "description": "What the rules and Prometheus raised."},
+	{"name": "silences", "description": "Muting alerts, now or as maintenance windows."},
+	{"name": "notifications", "description": "The outbox of pages and messages."},
+	{"name": "ingest", "description": "Observations pushed by the jobs themselves."},
+	{"name": "webhooks", "description": "Events from PagerDuty."},
+	{"name": "alertmanager", "description": "The part of Alertmanager's API v2 that Prometheus and amtool use."},
+	{"name": "operations", "description": "Probes, metrics and this document."},
+	{"name": "dashboard", "description": "The dashboard's page and files."},
+}
+
+func (g *docGen) errorSchema(codes []string) obj {
+	body := clone(g.errBody)
+	body["properties"].(obj)["code"].(obj)["enum"] = codes
+	return closed([]string{"error"}, obj{"error": body})
+}
+
+func buildOpenAPI() ([]byte, error) {
+	g := &docGen{schemas: obj{}, types: map[string]reflect.Type{}, request: map[string]bool{}, usedDocs: map[string]bool{}}
+	// The error body is inlined in each error answer, with the codes it can carry.
+	g.errBody = g.object("ErrorBody", reflect.TypeFor[apiError](), false)
+	ops := openAPIOperations(g)
+
+	paths := map[string]obj{}
+	ids := map[string]bool{}
+	for _, o := range ops {
+		if ids[o.id] {
+			return nil, fmt.Errorf("operationId %s is used twice", o.id)
+		}
+		ids[o.id] = true
+		m := obj{"operationId": o.id, "tags": []string{o.tag}, "summary": o.summary, "description": o.desc}
+		if o.public {
+			m["security"] = []any{}
+		} else {
+			m["x-etlhub-role"] = o.role
+		}
+		if len(o.params) > 0 {
+			m["parameters"] = o.params
+		}
+		if o.body != nil {
+			content := obj{"application/json": obj{"schema": o.body}}
+			if o.id == "pushObservations" {
+				content["application/x-ndjson"] = obj{"schema": ref("ObservationIn")}
+			}
+			m["requestBody"] = obj{"required": true, "content": content}
+			if o.bodyDesc != "" {
+				m["requestBody"].(obj)["description"] = o.bodyDesc
+			}
+		}
+		rs := obj{}
+		for _, r := range o.resps {
+			e := obj{"description": r.desc}
+			switch {
+			case len(r.errs) > 0:
+				e["content"] = obj{"application/json": obj{"schema": g.errorSchema(r.errs)}}
+			case r.schema != nil:
+				ct := r.ctype
+				if ct == "" {
+					ct = "application/json"
+				}
+				e["content"] = obj{ct: obj{"schema": r.schema}}
+			}
+			if r.headers != nil {
+				e["headers"] = r.headers
+			}
+			code := fmt.Sprint(r.code)
+			if rs[code] != nil {
+				return nil, fmt.Errorf("%s: two answers %s", o.id, code)
+			}
+			rs[code] = e
+		}
+		m["responses"] = rs
+		if paths[o.path] == nil {
+			paths[o.path] = obj{}
+		}
+		paths[o.path][strings.ToLower(o.method)] = m
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	var stale []string
+	for k := range fieldDocs {
+		if !g.usedDocs[k] {
+			stale = append(stale, k)
+		}
+	}
+	if len(stale) > 0 {
+		sort.Strings(stale)
+		return nil, fmt.Errorf("fieldDocs name fields no schema has (renamed or removed?): %v", stale)
+	}
+	for name := range requestRequired {
+		if _, ok := g.schemas[name]; !ok {
+			return nil, fmt.Errorf("requestRequired lists %s, which no request uses", name)
+		}
+	}
+
+	doc := struct {
+		OpenAPI    string         `json:"openapi"`
+		Info       obj            `json:"info"`
+		Servers    []obj          `json:"servers"`
+		Tags       []obj          `json:"tags"`
+		Security   []obj          `json:"security"`
+		Paths      map[string]obj `json:"paths"`
+		Components obj            `json:"components"`
+	}{
+		OpenAPI: "3.0.3",
+		Info: obj{
+			"title":   "etlhub hub API",
+			"version": "1",
+			"description": "Status, runs, alerts, silences and push ingest of etlhub's hub, and the part of Alertmanager's API v2 that Prometheus and amtool use. " +
+				"Every operation but the probes, this document, the dashboard's files and the signed PagerDuty webhook needs a bearer token (auth.tokens); " +
+				"x-etlhub-role names the least role (viewer < operator < admin; push is auth.push_role). A token scoped to tenants sees and changes only their data. " +
+				"Errors are {\"error\": {\"code\", \"message\"}}; each answer lists the codes it can carry. Times are RFC 3339, in UTC.",
+			"contact": obj{"name": "etlhub"},
+			"license": obj{"name": "Apache-2.0", "url": "https://www.apache.org/licenses/LICENSE-2.0"},
+		},
+		Servers: []obj{{"url": "http://{listen}", "description": "The hub (listen: in its config).",
+			"variables": obj{"listen": obj{"default": "127.0.0.1:8080", "description": "The hub's listen address."}}}},
+		Tags:       openAPITags,
+		Security:   []obj{{"bearer": []string{}}},
+		Paths:      paths,
+		Components: obj{"securitySchemes": obj{"bearer": obj{"type": "http", "scheme": "bearer", "description": "A token from auth.tokens."}}, "schemas": g.schemas},
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
