@@ -201,6 +201,8 @@ func (im *Importer) guarded(ctx context.Context, a *attempt, dep string, fn func
 				l = im.runLog(a)
 			}
 			l.Warn("dependency call failed", "dependency", dep, "try", try, "of", im.tries, "error", err)
+		default:
+			b.Abandon() // cancelled: the call's outcome says nothing of the dependency
 		}
 		return err
 	})

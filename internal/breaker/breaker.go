@@ -40,6 +40,7 @@ type Breaker struct {
 	openedAt  time.Time
 	cooldown  time.Duration
 	probing   bool
+	probeAt   time.Time
 	lastError string
 	opens     int
 }
@@ -73,15 +74,29 @@ func (b *Breaker) Allow(now time.Time) error {
 		if now.Before(b.openedAt.Add(b.cooldown)) {
 			return &OpenError{Name: b.Name, Since: b.openedAt, Until: b.openedAt.Add(b.cooldown), LastError: b.lastError}
 		}
-		b.state, b.probing = HalfOpen, true
+		b.state, b.probing, b.probeAt = HalfOpen, true, now
 		return nil
 	case HalfOpen:
-		if b.probing {
-			return &OpenError{Name: b.Name, Since: b.openedAt, Until: now, LastError: b.lastError}
+		// One probe at a time; a probe whose outcome never came (its caller
+		// vanished without Record or Abandon) stops counting after a
+		// cooldown, so the breaker cannot stay half-open for ever.
+		if b.probing && now.Before(b.probeAt.Add(max(b.cooldown, b.Cooldown))) {
+			return &OpenError{Name: b.Name, Since: b.openedAt, Until: b.probeAt.Add(max(b.cooldown, b.Cooldown)), LastError: b.lastError}
 		}
-		b.probing = true
+		b.probing, b.probeAt = true, now
 	}
 	return nil
+}
+
+// Abandon reports a call let through whose outcome is unknown (its caller
+// gave up: a cancelled context). It says nothing of the dependency, so it
+// counts neither way; a probe it ends lets the next call probe.
+func (b *Breaker) Abandon() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == HalfOpen {
+		b.probing = false
+	}
 }
 
 // Record reports a call's outcome (err nil for success).
