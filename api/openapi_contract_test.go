@@ -323,6 +323,18 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	webhook := `{"event":{"id":"e1","event_type":"incident.acknowledged","occurred_at":"2026-09-01T05:59:00Z","data":{"id":"P1"}}}`
 	runID := url.PathEscape("alpha/roster-import/2026-09-01#1")
 	var createdSilence string
+	// example is a request body the document shows its readers.
+	example := func(name string) string {
+		s := doc.Components.Schemas[name]
+		if s == nil || s.Value.Example == nil {
+			t.Fatalf("the document has no example of %s", name)
+		}
+		b, err := json.Marshal(s.Value.Example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 
 	cases := []contractCase{
 		{name: "liveness", route: "GET /healthz", path: "/healthz", code: 200, request: "valid"},
@@ -415,6 +427,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 					t.Errorf("created %s", b)
 				}
 			}},
+		{name: "create the document's example silence", route: "POST /api/v1/silences", token: ctOp, method: "POST", path: "/api/v1/silences",
+			body: example("SilenceRequest"), code: 201, request: "valid"},
 		{name: "create silence, unknown field", route: "POST /api/v1/silences", token: ctOp, method: "POST", path: "/api/v1/silences",
 			body: `{"matchers":[{"name":"tenant","value":"alpha"}],"ends_at":"2026-09-01T08:00:00Z","reason":"x"}`, code: 400, request: "invalid"},
 		{name: "create silence without token", route: "POST /api/v1/silences", method: "POST", path: "/api/v1/silences", body: silenceBody, code: 401},
@@ -455,6 +469,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "push one", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
 			body: obs("alpha", "roster-import", "alpha/roster-import/2026-09-01#1", `,"rows_done":60,"rows_total":200,"started_at":"2026-09-01T04:00:00Z","finished_at":null,"quality":{"errors":1}`),
 			code: 200, request: "valid", check: wantIn(`"accepted":1`)},
+		{name: "push the document's example", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
+			body: example("ObservationIn"), code: 200, request: "valid", check: wantIn(`"accepted":1`)},
 		{name: "push an array, some bad", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
 			body: "[" + obs("alpha", "roster-import", "r2", "") + "," + obs("alpha", "roster-import", "r3", `,"rows_done":-1`) + "]",
 			code: 200, request: "invalid", check: wantIn(`"rejected":1`, `"index":1`)},
@@ -494,6 +510,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 					t.Errorf("posted %+v", main.actions.posted)
 				}
 			}},
+		{name: "am post the document's example alert", route: "POST /api/v2/alerts", token: ctOp, method: "POST", path: "/api/v2/alerts",
+			body: "[" + example("PostableAlert") + "]", code: 200, request: "valid"},
 		{name: "am post alerts without alertname", route: "POST /api/v2/alerts", token: ctOp, method: "POST", path: "/api/v2/alerts",
 			body: `[{"labels":{"severity":"warning"}}]`, code: 400, request: "invalid"},
 		{name: "am post alerts, bad label value", route: "POST /api/v2/alerts", token: ctOp, method: "POST", path: "/api/v2/alerts",
@@ -510,6 +528,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "am silences without token", route: "GET /api/v2/silences", path: "/api/v2/silences", code: 401},
 		{name: "am silences, store down", hub: down, route: "GET /api/v2/silences", token: ctView, path: "/api/v2/silences", code: 503, request: "valid"},
 		{name: "am post silence", route: "POST /api/v2/silences", token: ctAlpha, method: "POST", path: "/api/v2/silences", body: amSilenceBody, code: 200, request: "valid", check: wantIn(`"silenceID"`)},
+		{name: "am post the document's example silence", route: "POST /api/v2/silences", token: ctOp, method: "POST", path: "/api/v2/silences",
+			body: example("PostableSilence"), code: 200, request: "valid"},
 		{name: "am post silence, negative matcher", route: "POST /api/v2/silences", token: ctOp, method: "POST", path: "/api/v2/silences",
 			body: `{"matchers":[{"name":"tenant","value":"alpha","isRegex":false,"isEqual":false}],"endsAt":"2026-09-01T07:00:00Z"}`, code: 400, request: "invalid"},
 		{name: "am post silence, update", route: "POST /api/v2/silences", token: ctOp, method: "POST", path: "/api/v2/silences",

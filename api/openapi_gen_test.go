@@ -247,6 +247,22 @@ var typeDocs = map[string]string{
 	"ErrorBody":       "What went wrong.",
 }
 
+// typeExamples show a request as a user would send it (the linters check
+// them against their schemas).
+var typeExamples = map[string]obj{
+	"ObservationIn": {"at": "2026-09-01T05:02:00Z", "source": "importer", "tenant": "miami-dade", "job": "roster-import",
+		"run_id": "miami-dade/roster-import/2026-09-01#1", "state": "running", "stage": "loading",
+		"started_at": "2026-09-01T04:15:00Z", "updated_at": "2026-09-01T05:01:40Z", "rows_done": 120000, "rows_total": 3000000,
+		"finished_at": nil, "error": ""},
+	"SilenceRequest": {"matchers": []obj{{"name": "tenant", "value": "miami-dade"}, {"name": "rule", "value": "stalled|running-too-long", "is_regex": true}},
+		"starts_at": "2026-09-01T02:00:00Z", "ends_at": "2026-09-01T07:00:00Z", "comment": "SIS maintenance window"},
+	"PostableAlert": {"labels": obj{"alertname": "SFTPDiskFull", "severity": "critical", "instance": "sftp-1"},
+		"annotations": obj{"summary": "the SFTP host's disk is 97% full"}, "startsAt": "2026-09-01T03:10:00Z",
+		"generatorURL": "http://prometheus:9090/graph?g0.expr=..."},
+	"PostableSilence": {"matchers": []obj{{"name": "alertname", "value": "SFTPDiskFull", "isRegex": false, "isEqual": true}},
+		"startsAt": "2026-09-01T06:15:00Z", "endsAt": "2026-09-01T08:00:00Z", "createdBy": "oncall", "comment": "disk swap"},
+}
+
 // typeSchemas are the types with a JSON form of their own.
 var typeSchemas = map[reflect.Type]obj{
 	reflect.TypeFor[time.Time]():        {"type": "string", "format": "date-time"},
@@ -333,6 +349,9 @@ func (g *docGen) object(name string, t reflect.Type, request bool) obj {
 	}
 	if d := typeDocs[name]; d != "" {
 		s["description"] = d
+	}
+	if ex, ok := typeExamples[name]; ok {
+		s["example"] = ex
 	}
 	return s
 }
@@ -829,6 +848,11 @@ func buildOpenAPI() ([]byte, error) {
 	if len(stale) > 0 {
 		sort.Strings(stale)
 		return nil, fmt.Errorf("fieldDocs name fields no schema has (renamed or removed?): %v", stale)
+	}
+	for name := range typeExamples {
+		if _, ok := g.schemas[name]; !ok {
+			return nil, fmt.Errorf("typeExamples has %s, which is no component", name)
+		}
 	}
 	for name := range requestRequired {
 		if _, ok := g.schemas[name]; !ok {
