@@ -77,6 +77,10 @@ type Options struct {
 	// unscoped token, those pinned to its tenants for a scoped one (default 1000).
 	MaxSilences int
 	Now         func() time.Time
+	// EventStreamFor is how long one GET /api/v1/events stream lasts before
+	// the server ends it and the page reconnects (default 50 s, under the
+	// server's write timeout).
+	EventStreamFor time.Duration
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
 	// logged client is the peer that connected.
@@ -90,6 +94,7 @@ type server struct {
 	metrics *httpMetrics
 	jobs    *jobGuard
 	started time.Time // when the handler was built (uptime in /api/v2/status)
+	live    *live     // the event streams
 }
 
 // New builds the HTTP handler.
@@ -110,7 +115,13 @@ func New(o Options) http.Handler {
 	if o.MaxSilences <= 0 {
 		o.MaxSilences = DefaultMaxSilences
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC()}
+	if o.EventStreamFor <= 0 {
+		o.EventStreamFor = 50 * time.Second
+	}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC(), live: &live{}}
+	if s.o.Ingest != nil {
+		s.o.Ingest = liveIngest{Ingester: s.o.Ingest, live: s.live}
+	}
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
 		s.specs[store.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
@@ -169,6 +180,7 @@ func New(o Options) http.Handler {
 	v1.POST("/silences", op, s.createSilence)
 	v1.DELETE("/silences/:id", op, s.deleteSilence)
 	v1.GET("/notifications", view, s.notifications)
+	s.boardRoutes(v1, view)
 	if o.Actions != nil {
 		v1.POST("/alerts/:id/ack", op, s.ack)
 		// PagerDuty signs its webhooks; no bearer token.
@@ -264,6 +276,7 @@ type StatusRow struct {
 	Tenant        string       `json:"tenant"`
 	Job           string       `json:"job"`
 	Configured    bool         `json:"configured"`
+	Timezone      string       `json:"timezone,omitempty"` // the job's IANA zone
 	RunID         string       `json:"run_id,omitempty"`
 	State         status.State `json:"state,omitempty"`
 	Stage         string       `json:"stage,omitempty"`
@@ -306,6 +319,9 @@ func (s *server) status(c *gin.Context) {
 	rows := make([]StatusRow, 0, len(keys))
 	for k := range keys {
 		row := StatusRow{Tenant: k.Tenant, Job: k.Job, Configured: s.specs[k] != nil, JobView: views[k]}
+		if sp := s.specs[k]; sp != nil {
+			row.Timezone = sp.Timezone
+		}
 		if r, ok := latest[k]; ok {
 			fillRun(&row, &r, now)
 		}

@@ -46,7 +46,7 @@ const (
 )
 
 func init() {
-	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-ndjson"} {
+	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-ndjson", "text/event-stream"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 	}
 }
@@ -297,7 +297,7 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		t.Fatalf("the document is not valid OpenAPI: %v", err)
 	}
 
-	main := newContractHub(t, now)
+	main := newContractHub(t, now, func(o *Options) { o.EventStreamFor = 100 * time.Millisecond })
 	main.seed(t, now)
 	// tight has small limits and a full silence list.
 	tight := newContractHub(t, now, func(o *Options) { o.MaxSilences, o.MaxBodyBytes, o.MaxItems = 1, 4096, 2 })
@@ -381,6 +381,24 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "runs without token", route: "GET /api/v1/jobs/{tenant}/{job}/runs", path: "/api/v1/jobs/alpha/roster-import/runs", code: 401},
 		{name: "runs of another tenant", route: "GET /api/v1/jobs/{tenant}/{job}/runs", token: ctAlpha, path: "/api/v1/jobs/bravo/roster-import/runs", code: 403, request: "valid"},
 		{name: "runs, store down", hub: down, route: "GET /api/v1/jobs/{tenant}/{job}/runs", token: ctView, path: "/api/v1/jobs/alpha/roster-import/runs", code: 503, request: "valid"},
+
+		{name: "nights", route: "GET /api/v1/jobs/{tenant}/{job}/nights", token: ctView, path: "/api/v1/jobs/alpha/roster-import/nights?limit=3", code: 200, request: "valid",
+			check: wantIn(`"timezone":"America/New_York"`, `"kind":"running"`, `"kind":"late"`, `"on_time_rate":0`)},
+		{name: "nights, bad limit", route: "GET /api/v1/jobs/{tenant}/{job}/nights", token: ctView, path: "/api/v1/jobs/alpha/roster-import/nights?limit=91", code: 400, request: "invalid"},
+		{name: "nights without token", route: "GET /api/v1/jobs/{tenant}/{job}/nights", path: "/api/v1/jobs/alpha/roster-import/nights", code: 401},
+		{name: "nights of another tenant", route: "GET /api/v1/jobs/{tenant}/{job}/nights", token: ctAlpha, path: "/api/v1/jobs/bravo/roster-import/nights", code: 403, request: "valid"},
+		{name: "nights of an unconfigured job", route: "GET /api/v1/jobs/{tenant}/{job}/nights", token: ctView, path: "/api/v1/jobs/alpha/pushed-only/nights", code: 404, request: "valid"},
+		{name: "nights, store down", hub: down, route: "GET /api/v1/jobs/{tenant}/{job}/nights", token: ctView, path: "/api/v1/jobs/alpha/roster-import/nights", code: 503, request: "valid"},
+
+		{name: "district", route: "GET /api/v1/district/{tenant}", token: ctAlpha, path: "/api/v1/district/alpha", code: 200, request: "valid",
+			check: wantIn(`"name":"first file seen","meaning"`, `"at":"2026-08-31T23:10:00Z"`, `"kind":"error","count":2`, `"job":"never-seen"`)},
+		{name: "district without token", route: "GET /api/v1/district/{tenant}", path: "/api/v1/district/alpha", code: 401},
+		{name: "another district", route: "GET /api/v1/district/{tenant}", token: ctAlpha, path: "/api/v1/district/bravo", code: 403, request: "valid"},
+		{name: "no such district", route: "GET /api/v1/district/{tenant}", token: ctView, path: "/api/v1/district/nobody", code: 404, request: "valid"},
+		{name: "district, store down", hub: down, route: "GET /api/v1/district/{tenant}", token: ctView, path: "/api/v1/district/alpha", code: 503, request: "valid"},
+
+		{name: "events", route: "GET /api/v1/events", token: ctAlpha, path: "/api/v1/events", code: 200, request: "valid", check: wantIn("event: hello")},
+		{name: "events without token", route: "GET /api/v1/events", path: "/api/v1/events", code: 401},
 
 		{name: "run", route: "GET /api/v1/runs/{run_id}", token: ctView, path: "/api/v1/runs/" + runID, code: 200, request: "valid",
 			check: wantIn(`"quality":{"errors":2,"warnings":5}`, `"files_arrived_at"`)},

@@ -102,11 +102,17 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	actions := &auditActions{}
 	reg := prometheus.NewRegistry()
 	jobs := []status.JobSpec{
-		{Tenant: "alpha", Job: "roster-import", Source: "alpha-sis"},
-		{Tenant: "bravo", Job: "roster-import", Source: bravoSource},
+		{Tenant: "alpha", Job: "roster-import", Source: "alpha-sis", Timezone: "America/New_York", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)},
+		{Tenant: "bravo", Job: "roster-import", Source: bravoSource, Timezone: "America/Chicago", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)},
+	}
+	for i := range jobs {
+		if err := jobs[i].Compile(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	handler := New(Options{Store: st, Ingest: storeIngest{st}, Jobs: jobs, Auth: auth, Views: auditViews{}, Actions: actions,
-		Gatherer: reg, Registerer: reg, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+		Gatherer: reg, Registerer: reg, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+		EventStreamFor: 200 * time.Millisecond})
 	engine, ok := handler.(*gin.Engine)
 	if !ok {
 		t.Fatalf("New returns %T, not the gin engine", handler)
@@ -230,6 +236,17 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 			{method: "GET", path: "/api/v1/jobs/alpha/roster-import/runs", code: 200, want: "alpha-run-1"},
 			{method: "GET", path: "/api/v1/jobs/bravo/roster-import/runs", code: 403},
 		},
+		"GET /api/v1/jobs/:tenant/:job/nights": {
+			{method: "GET", path: "/api/v1/jobs/alpha/roster-import/nights", code: 200, want: "America/New_York"},
+			{method: "GET", path: "/api/v1/jobs/bravo/roster-import/nights", code: 403},
+		},
+		"GET /api/v1/district/:tenant": {
+			{method: "GET", path: "/api/v1/district/alpha", code: 200, want: "alpha-run-1"},
+			{method: "GET", path: "/api/v1/district/bravo", code: 403},
+		},
+		// The stream ends when the request does; pushes of bravo's are not
+		// announced to alpha (TestEventsAnnounceOnlyTheTokensTenants).
+		"GET /api/v1/events": {{method: "GET", path: "/api/v1/events", code: 200, want: "event: hello"}},
 		"GET /api/v1/runs/*run_id": {
 			{method: "GET", path: "/api/v1/runs/alpha-run-1", code: 200, want: "alpha-error-text"},
 			{method: "GET", path: "/api/v1/runs/" + bravoRun, code: 404},

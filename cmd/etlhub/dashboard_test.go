@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +15,28 @@ import (
 )
 
 // TestDashboardInChromium drives the dashboard in headless Chromium against a
-// real `etlhub serve` with seeded data: the board is ordered by risk, an
-// alert is acknowledged from the page, the run page draws its chart, the
-// board fits a phone, and screenshots are saved.
+// real `etlhub serve` with seeded data: the board is ordered by risk and
+// shows times in the zone the viewer picked, with its offset; a night that
+// finished after its deadline says "late by 44 min" on the board and in its
+// 30 nights of history; an alert shows its age and, once acknowledged from
+// the page, who acknowledged it; the run chart has time and row axes with
+// ticks, the deadline and the projected finish; a push reaches the open
+// board within 2 s without a reload; the page says it is stale when the hub
+// goes away; the board fits a phone; screenshots are saved.
 func TestDashboardInChromium(t *testing.T) {
 	browser := testsrv.Chromium(t)
 	now := time.Now().UTC()
 	start := now.Add(-time.Hour)
-	h := startHubIn(t, t.TempDir(), "  []", nowJobs("", "dade", "broward"), "rules: {tick: 1s}")
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// miami: started three hours ago, due an hour ago (New York time),
+	// succeeded 44 minutes after the deadline.
+	mStart, mDue := now.Add(-3*time.Hour).In(ny), now.Add(-time.Hour).In(ny)
+	miami := fmt.Sprintf("  - {tenant: miami, job: roster-import, timezone: America/New_York, schedule: \"%d %d * * *\", deadline: \"%s\", stale_after: 20m}\n",
+		mStart.Minute(), mStart.Hour(), mDue.Format("15:04"))
+	h := startHubIn(t, t.TempDir(), "  []", nowJobs("", "dade", "broward")+miami, "rules: {tick: 1s}")
 	push := func(tenant string, frozen time.Duration, done int) {
 		for k := 4; k >= 0; k-- {
 			at := now.Add(-time.Duration(k) * 5 * time.Minute)
@@ -36,6 +51,25 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	push("broward", 40*time.Minute, 30) // stalled: at risk, with an alert
 	push("dade", 0, 95)                 // nearly done, on pace
+	mRunStart := now.Add(-3 * time.Hour).Truncate(time.Minute).Add(time.Minute)
+	mDueAt := now.Add(-time.Hour).Truncate(time.Minute)
+	mFin := mDueAt.Add(44 * time.Minute)
+	for i, o := range []struct {
+		at    time.Time
+		state string
+		stage string
+		rows  int
+	}{{mRunStart, "running", "downloading", 0}, {mRunStart.Add(time.Hour), "running", "loading", 50}, {mFin, "succeeded", "publishing", 100}} {
+		fin := "null"
+		if o.state == "succeeded" {
+			fin = fmt.Sprintf("%q", mFin.Format(time.RFC3339))
+		}
+		if code, body := h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
+			`{"at":%q,"tenant":"miami","job":"roster-import","run_id":"miami/1","state":%q,"stage":%q,"started_at":%q,"updated_at":%q,"finished_at":%s,"rows_done":%d,"rows_total":100}`,
+			o.at.Format(time.RFC3339), o.state, o.stage, mRunStart.Format(time.RFC3339), o.at.Format(time.RFC3339), fin, o.rows))); code != 200 {
+			t.Fatalf("miami push %d: %d %v", i, code, body)
+		}
+	}
 	// A pusher's markup is text on the page, never elements or script.
 	const hostile = `<img src=x onerror="window.__pwned=1">`
 	if code, body := h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
@@ -53,6 +87,33 @@ func TestDashboardInChromium(t *testing.T) {
 	step, text, shot, ctx := b.step, b.text, b.shot, b.ctx
 	step("log in", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", opTok),
 		chromedp.Click(`#login button`), chromedp.WaitVisible(`#board tbody tr:nth-child(2)`))
+	// The viewer picks New York time; the choice survives a reload.
+	step("zone", chromedp.SetValue("#zone", "America/New_York"))
+	b.eval(`document.querySelector("#zone").dispatchEvent(new Event("change")); 1`)
+	step("reload", chromedp.Reload(), chromedp.WaitVisible(`#board tbody tr:nth-child(3)`))
+	if z := b.evalString(`document.querySelector("#zone").value`); z != "America/New_York" {
+		t.Fatalf("the zone after a reload is %q", z)
+	}
+	_, off := now.In(ny).Zone()
+	offset := fmt.Sprintf("UTC%+d", off/3600)
+	dadeRow := text(`#board tr[data-tenant="dade"]`)
+	due := start.Add(7 * time.Hour).In(ny) // nowJobs: due seven hours after the start
+	wantDue := due.Format("15:04") + " " + offset
+	if due.Format("20060102") != now.In(ny).Format("20060102") {
+		wantDue = due.Format("Mon 2 Jan 15:04") + " " + offset
+	}
+	if !strings.Contains(dadeRow, wantDue) || !regexp.MustCompile(`in (5 h 5\d min|6 h)`).MatchString(dadeRow) {
+		t.Fatalf("dade's row %q lacks its deadline %q in New York time, and how far off it is", dadeRow, wantDue)
+	}
+	// Hovering a time shows it in the tenant's own zone.
+	title := b.evalString(`const t = document.querySelector('#board tr[data-tenant="miami"] td[data-label="deadline"] time'); t.dispatchEvent(new MouseEvent("mouseover", {bubbles: true})); t.title`)
+	if !strings.Contains(title, "America/New_York") || !strings.Contains(title, mDueAt.In(ny).Format("15:04")) {
+		t.Fatalf("the deadline's hover %q lacks miami's zone and local time", title)
+	}
+	miamiRow := text(`#board tr[data-tenant="miami"]`)
+	if !strings.Contains(miamiRow, "late by 44 min") {
+		t.Fatalf("miami's row %q does not say it was late by 44 min", miamiRow)
+	}
 	first := text(`#board tbody tr:first-child`)
 	shot("board.png")
 	board := text(`#board`)
@@ -60,11 +121,47 @@ func TestDashboardInChromium(t *testing.T) {
 	if injected != 0 || !strings.Contains(board, hostile) || !strings.Contains(board, "<b id=pwn>job</b>") {
 		t.Fatalf("pushed markup became elements or script (%d), or is not shown as text: %q", injected, board)
 	}
-	if !strings.Contains(first, "broward") || !strings.Contains(first, "at-risk") {
-		t.Fatalf("the first row is %q, want broward at risk", first)
+	// The worst first: miami's night went wrong, broward is at risk now.
+	if second := text(`#board tbody tr:nth-child(2)`); !strings.Contains(first, "miami") || !strings.Contains(second, "broward") || !strings.Contains(second, "at-risk") {
+		t.Fatalf("the first rows are %q and %q, want miami (late), then broward at risk", first, second)
 	}
+
+	// Live: a push reaches the open board within 2 s, without a reload.
+	b.eval(`window.__loaded = 1; 1`)
+	pushed := time.Now()
+	h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
+		`{"at":%q,"tenant":"dade","job":"roster-import","run_id":"dade/1","state":"running","stage":"publishing","started_at":%q,"updated_at":%q,"rows_done":99,"rows_total":100}`,
+		time.Now().UTC().Format(time.RFC3339), start.Truncate(time.Minute).Format(time.RFC3339), time.Now().UTC().Format(time.RFC3339))))
+	for !strings.Contains(b.evalString(`document.querySelector('#board tr[data-tenant="dade"]').textContent`), "publishing") {
+		if time.Since(pushed) > 2*time.Second {
+			t.Fatalf("the push did not reach the open board within 2 s: %q", text(`#board tr[data-tenant="dade"]`))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	liveIn := time.Since(pushed)
+	if b.eval(`window.__loaded || 0`) != 1 {
+		t.Fatal("the page was reloaded to show the push")
+	}
+	t.Logf("a push reached the open board in %v", liveIn.Round(time.Millisecond))
+
+	// History: one click from the board, 30 nights, the late one says so.
+	step("nights", chromedp.Click(`#board tr[data-tenant="miami"] a.nightslink`), chromedp.WaitVisible(`#nights tbody tr`))
+	if n := b.eval(`document.querySelectorAll("#nights tbody tr").length`); n != 30 {
+		t.Fatalf("%d nights of history, want 30", n)
+	}
+	if latest := text(`#nights tbody tr:first-child`); !strings.Contains(latest, "late by 44 min") || !strings.Contains(latest, offset) {
+		t.Fatalf("tonight in miami's history: %q", latest)
+	}
+	if rate := text(`#rate`); !strings.Contains(rate, "on time 0 of 30") {
+		t.Fatalf("the on-time rate says %q", rate)
+	}
+	shot("nights.png")
+
 	step("alerts", chromedp.Navigate(h.url+"/#/alerts"), chromedp.WaitVisible(`tr.alert button.ack`))
 	alertText := text(`tr.alert`)
+	if age := text(`tr.alert td.age`); !regexp.MustCompile(`firing for (under a minute|\d+ min)`).MatchString(age) || !strings.Contains(age, "since") || !strings.Contains(age, offset) {
+		t.Fatalf("the alert's age %q", age)
+	}
 	step("ack", chromedp.Click(`tr.alert button.ack`))
 	h.eventually("the alert is acknowledged from the page", 10*time.Second, func() bool {
 		_, body := h.call("GET", "/api/v1/alerts?state=firing", viewTok, nil)
@@ -75,12 +172,39 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		return false
 	})
-	step("run page", chromedp.Navigate(h.url+"/#/run/broward%2F1/broward/roster-import"), chromedp.WaitVisible(`#chart polyline`))
+	step("acknowledger shown", chromedp.WaitVisible(`tr.alert td.acked`))
+	h.eventually("the page shows who acknowledged", 5*time.Second, func() bool {
+		return strings.Contains(b.evalString(`document.querySelector("tr.alert td.acked").textContent`), "etlhub:operator")
+	})
+	shot("alerts.png")
+
+	step("run page", chromedp.Navigate(h.url+"/#/run/dade%2F1/dade/roster-import"), chromedp.WaitVisible(`#chart polyline`))
 	chart, err := chromedp.Run(ctx, chromedp.OuterHTML(`#chart`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	shot("run.png")
+	xt, yt := b.eval(`document.querySelectorAll("#chart .x-axis .tick-label").length`), b.eval(`document.querySelectorAll("#chart .y-axis .tick-label").length`)
+	if xt < 4 || yt < 4 {
+		t.Fatalf("the run chart has %d time and %d row ticks", xt, yt)
+	}
+	if b.eval(`document.querySelector("#chart #deadline") && document.querySelector("#chart #projection") ? 1 : 0`) != 1 {
+		t.Fatalf("the run chart lacks the deadline or the projection: %.300s", chart)
+	}
+	band := b.eval(`document.querySelector("#chart #band") ? 1 : 0`)
+	_, job := h.call("GET", "/api/v1/jobs/dade/roster-import", viewTok, nil)
+	if v, _ := job["view"].(map[string]any); v["finish_lo"] != nil && band != 1 {
+		t.Fatalf("the prediction has a band (%v – %v), the chart does not", v["finish_lo"], v["finish_hi"])
+	}
+	// No two stage labels overlap.
+	if n := b.eval(`(() => { const r = [...document.querySelectorAll("#chart .stage-label")].map((e) => e.getBoundingClientRect()); let n = 0;
+		for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) if (r[i].left < r[j].right && r[j].left < r[i].right && r[i].top < r[j].bottom && r[j].top < r[i].bottom) n++; return n; })()`); n != 0 {
+		t.Fatalf("%d stage labels overlap", n)
+	}
+	b.eval(`const s = document.querySelector("#chart"), r = s.getBoundingClientRect(); s.dispatchEvent(new MouseEvent("mousemove", {clientX: r.left + r.width * 0.6, clientY: r.top + r.height / 2, bubbles: true})); 1`)
+	if ro := text(`#readout`); !strings.Contains(ro, "rows") || !strings.Contains(ro, offset) {
+		t.Fatalf("hovering the chart reads %q", ro)
+	}
 	step("phone", chromedp.EmulateViewport(390, 844), chromedp.Navigate(h.url+"/#/"), chromedp.WaitVisible(`#board tbody tr`))
 	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
 	if err != nil {
@@ -93,7 +217,76 @@ func TestDashboardInChromium(t *testing.T) {
 	if overflow {
 		t.Fatal("the board overflows a phone's width")
 	}
+	// The hub goes away: the page says its data is stale.
+	h.cmd.Process.Signal(os.Kill)
+	step("stale", chromedp.WaitVisible(`#stale`))
+	if s := text(`#stale`); !strings.Contains(s, "Stale") {
+		t.Fatalf("the stale notice says %q", s)
+	}
+	shot("board-stale.png")
 	t.Logf("screenshots in %s", b.shots)
+}
+
+// TestDashboardDistrictView: a token scoped to one district sees its own
+// page: tonight's upload step by step with local times, the data-quality
+// report with what each finding means and how to fix it, and its recent
+// nights; the board shows only its tenant, and another district's page is
+// refused.
+func TestDashboardDistrictView(t *testing.T) {
+	browser := testsrv.Chromium(t)
+	now := time.Now().UTC()
+	start := now.Add(-time.Hour).Truncate(time.Minute)
+	h := startHubIn(t, t.TempDir(), "  []", strings.ReplaceAll(nowJobs("", "dade", "broward"), "timezone: UTC", "timezone: America/New_York"), "rules: {tick: 1s}")
+	files := start.Add(-30 * time.Minute)
+	for i, o := range []struct {
+		at    time.Time
+		stage string
+	}{{start.Add(-25 * time.Minute), "queued"}, {start, "downloading"}, {start.Add(10 * time.Minute), "validating"}, {start.Add(20 * time.Minute), "loading"}} {
+		started, state := fmt.Sprintf("%q", start.Format(time.RFC3339)), "running"
+		if o.stage == "queued" {
+			started, state = "null", "waiting"
+		}
+		if code, body := h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
+			`{"at":%q,"tenant":"dade","job":"roster-import","run_id":"dade/1","state":%q,"stage":%q,"started_at":%s,"updated_at":%q,"files_arrived_at":%q,"rows_done":%d,"rows_total":100,"quality":{"errors":12,"warnings":3}}`,
+			o.at.Format(time.RFC3339), state, o.stage, started, o.at.Format(time.RFC3339), files.Format(time.RFC3339), i*10))); code != 200 {
+			t.Fatalf("push: %d %v", code, body)
+		}
+	}
+	h.call("POST", "/api/v1/observations", opTok, []byte(fmt.Sprintf(
+		`{"at":%q,"tenant":"broward","job":"roster-import","run_id":"broward-secret/1","state":"running","stage":"loading","rows_done":1,"rows_total":100}`, now.Format(time.RFC3339))))
+	b := openBrowser(t, browser, h)
+	b.step("log in", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", dadeTok),
+		chromedp.Click(`#login button`), chromedp.WaitVisible(`#board tbody tr`))
+	if board := b.text(`#board tbody`); strings.Contains(board, "broward") || b.eval(`document.querySelectorAll("#board tbody tr").length`) != 1 {
+		t.Fatalf("dade's board shows %q", board)
+	}
+	b.step("district", chromedp.Click(`#board tr[data-tenant="dade"] td[data-label="tenant"] a`), chromedp.WaitVisible(`ol.steps`))
+	ny, _ := time.LoadLocation("America/New_York")
+	b.step("zone", chromedp.SetValue("#zone", "America/New_York"))
+	b.eval(`document.querySelector("#zone").dispatchEvent(new Event("change")); 1`)
+	h.eventually("the steps in New York time", 5*time.Second, func() bool {
+		return strings.Contains(b.evalString(`document.querySelector("ol.steps").textContent`), files.In(ny).Format("15:04"))
+	})
+	b.step("steps", chromedp.WaitVisible(`ol.steps`))
+	steps := b.evalString(`document.querySelector("ol.steps").innerText`)
+	for _, want := range []string{"first file seen " + files.In(ny).Format("15:04"), "upload complete " + start.Add(-25*time.Minute).In(ny).Format("15:04"),
+		"validated " + start.Add(20*time.Minute).In(ny).Format("15:04"), "loaded not yet", "published not yet"} {
+		if !strings.Contains(steps, want) {
+			t.Fatalf("tonight's upload %q lacks %q", steps, want)
+		}
+	}
+	q := b.text(`table.quality tbody`)
+	if !strings.Contains(q, "Errors\t12") && !strings.Contains(q, "Errors 12") && !regexp.MustCompile(`Errors\s+12`).MatchString(q) || !strings.Contains(q, "not loaded") || !strings.Contains(q, "upload the files again") {
+		t.Fatalf("the data-quality report %q", q)
+	}
+	if n := b.eval(`document.querySelectorAll("table.recent tbody tr").length`); n < 7 {
+		t.Fatalf("%d recent nights", n)
+	}
+	b.shot("district.png")
+	b.step("other district", chromedp.Navigate(h.url+"/#/district/broward"), chromedp.WaitVisible(`#view .error`))
+	if page := b.text(`#view`); !strings.Contains(page, "outside this token's scope") || strings.Contains(page, "broward-secret") {
+		t.Fatalf("another district's page shows %q", page)
+	}
 }
 
 // browserSession is a headless Chromium tab on the hub, with helpers that
@@ -139,6 +332,15 @@ func (b *browserSession) text(sel string) string {
 func (b *browserSession) eval(js string) int {
 	b.t.Helper()
 	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](js))
+	if err != nil {
+		b.t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+func (b *browserSession) evalString(js string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
 	if err != nil {
 		b.t.Fatalf("%s: %v", js, err)
 	}

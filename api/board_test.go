@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// TestNightsJudgeThirtyNightsAgainstTheDeadline: a job's last 30 nights come
+// back newest first, each with its outcome against the local deadline (a
+// night that finished 44 minutes after 06:00 New York time is late by 44
+// minutes), files arrived and data quality, and the on-time rate.
+func TestNightsJudgeThirtyNightsAgainstTheDeadline(t *testing.T) {
+	now := time.Date(2026, 9, 30, 12, 0, 0, 0, time.UTC) // 08:00 in New York
+	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 1 * * *",
+		Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)}
+	if err := spec.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHardened(t, func(o *Options) { o.Jobs = []status.JobSpec{spec}; o.Now = func() time.Time { return now } })
+	var obs []status.Observation
+	for d := 1; d <= 30; d++ {
+		start := time.Date(2026, 9, d, 5, 0, 0, 0, time.UTC) // 01:00 EDT
+		files := start.Add(-20 * time.Minute)
+		fin := start.Add(90 * time.Minute) // 05:30 EDT: on time
+		state := status.StateSucceeded
+		if d%5 == 0 {
+			fin = start.Add(5*time.Hour + 44*time.Minute) // 06:44 EDT
+		}
+		if d == 17 {
+			state = status.StateFailed
+		}
+		obs = append(obs, status.Observation{At: fin, Source: "push", Tenant: "dade", Job: "roster-import",
+			RunID: fmt.Sprintf("dade/%02d", d), State: state, StartedAt: &start, UpdatedAt: &fin, FinishedAt: &fin,
+			FilesArrivedAt: &files, RowsDone: 10, RowsTotal: 10, Quality: &status.Quality{Errors: int64(d % 3), Warnings: 1}})
+	}
+	if _, err := h.st.Ingest(context.Background(), obs); err != nil {
+		t.Fatal(err)
+	}
+	code, body, raw := h.call(t, dadeView, "GET", "/api/v1/jobs/dade/roster-import/nights?limit=30", "")
+	if code != 200 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	nights := body["nights"].([]any)
+	if len(nights) != 30 {
+		t.Fatalf("%d nights, want 30", len(nights))
+	}
+	first := nights[0].(map[string]any)
+	if first["kind"] != "late" || first["late_by_s"] != 44.0*60 || !strings.Contains(first["summary"].(string), "late by 44 min") {
+		t.Fatalf("the 30th's night: %v", first)
+	}
+	kinds := map[string]int{}
+	for _, n := range nights {
+		kinds[n.(map[string]any)["kind"].(string)]++
+	}
+	if kinds["late"] != 6 || kinds["failed"] != 1 || kinds["on-time"] != 23 {
+		t.Fatalf("outcomes %v, want 6 late, 1 failed, 23 on time", kinds)
+	}
+	n13 := nights[30-13].(map[string]any)
+	if n13["files_arrived_at"] != "2026-09-13T04:40:00Z" || n13["quality_errors"] != 1.0 {
+		t.Fatalf("night of the 13th: %v", n13)
+	}
+	if r := body["on_time_rate"].(float64); r < 0.766 || r > 0.767 || body["judged"] != 30.0 || body["timezone"] != "America/New_York" {
+		t.Fatalf("rate %v of %v judged", body["on_time_rate"], body["judged"])
+	}
+	if code, _, _ := h.call(t, dadeView, "GET", "/api/v1/jobs/broward/roster-import/nights", ""); code != 403 {
+		t.Fatalf("another tenant's nights: %d", code)
+	}
+	if code, _, _ := h.call(t, adminTok, "GET", "/api/v1/jobs/dade/nope/nights", ""); code != 404 {
+		t.Fatalf("an unconfigured job's nights: %d", code)
+	}
+}
+
+// TestEventsAnnounceOnlyTheTokensTenants: a push is announced on the event
+// stream at once, to the tokens that may see its tenant only.
+func TestEventsAnnounceOnlyTheTokensTenants(t *testing.T) {
+	h := newHardened(t, nil)
+	req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+dadeView)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			return l
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event within 5 s")
+		}
+		return ""
+	}
+	for next() != "event: hello" {
+	}
+	at := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	h.push(t, adminTok, `{"at":"`+at+`","tenant":"broward","job":"roster-import","run_id":"b/1","state":"running"}`)
+	h.push(t, adminTok, `{"at":"`+at+`","tenant":"dade","job":"roster-import","run_id":"d/1","state":"running"}`)
+	var got []string
+	for len(got) < 2 {
+		if l := next(); l == "event: change" || strings.Contains(l, `"tenants"`) {
+			got = append(got, l)
+		}
+	}
+	if got[0] != "event: change" || !strings.Contains(got[1], `"tenants":["dade"]`) || strings.Contains(strings.Join(got, "\n"), "broward") {
+		t.Fatalf("events %q: want one change of dade, nothing of broward", got)
+	}
+}
