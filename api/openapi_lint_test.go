@@ -99,3 +99,64 @@ func TestOpenAPIDocumentLintsCleanWithSpectral(t *testing.T) {
 		t.Errorf("spectral failed: %v", err)
 	}
 }
+
+// openAPIClientCheck is TypeScript a client of the hub would write against
+// the types openapi-typescript generates: it compiles only if the answers
+// are typed down to their fields (an answer typed {"type": "object"} gives
+// Record<string, never>, and reading .jobs from it does not compile).
+const openAPIClientCheck = `import type { components, paths } from "./api";
+
+type JSONOf<R> = R extends { content: { "application/json": infer B } } ? B : never;
+type Get<P extends keyof paths> = paths[P] extends { get: { responses: infer R } } ? R : never;
+type Post<P extends keyof paths> = paths[P] extends { post: { responses: infer R } } ? R : never;
+
+declare const board: JSONOf<Get<"/api/v1/status">[200]>;
+const tenant: string = board.jobs[0].tenant;
+const progress: number | null = board.jobs[0].progress_pct;
+const risk: "breached" | "predicted-breach" | "at-risk" | "running" | "ok" | "idle" | undefined = board.jobs[0].risk;
+
+declare const job: JSONOf<Get<"/api/v1/jobs/{tenant}/{job}">[200]>;
+const stage: string = job.current_run?.stage ?? "";
+const deadline: string | undefined = job.spec?.deadline;
+
+declare const run: JSONOf<Get<"/api/v1/runs/{run_id}">[200]>;
+const state: "waiting" | "running" | "succeeded" | "failed" = run.observations[0].state;
+
+declare const alerts: JSONOf<Get<"/api/v1/alerts">[200]>;
+const severity: "critical" | "warning" | "info" = alerts.alerts[0].severity;
+
+declare const pushed: JSONOf<Post<"/api/v1/observations">[422]>;
+const why: string = pushed.errors[0].error;
+
+declare const full: JSONOf<Post<"/api/v1/silences">[409]>;
+const code: "too_many_silences" = full.error.code;
+
+const silence: components["schemas"]["SilenceRequest"] = {
+  matchers: [{ name: "tenant", value: "miami-dade" }],
+  ends_at: "2026-09-01T06:00:00Z",
+};
+
+declare const am: JSONOf<Get<"/api/v2/alerts">[200]>;
+const suppressed: boolean = am[0].status.state === "suppressed";
+
+export const used = [tenant, progress, risk, stage, deadline, state, severity, why, code, silence, suppressed];
+`
+
+// TestOpenAPIDocumentGivesATypedTypeScriptClient: openapi-typescript, the
+// generator platform teams use, makes types of the document that a strict
+// TypeScript client reading the answers' fields compiles against.
+func TestOpenAPIDocumentGivesATypedTypeScriptClient(t *testing.T) {
+	gen, dir := lintTool(t, "openapi-typescript")
+	tsc, _ := lintTool(t, "tsc")
+	work := t.TempDir()
+	if out, err := runLinter(t, dir, gen, "../../api/openapi.json", "--output", filepath.Join(work, "api.d.ts")); err != nil {
+		t.Fatalf("openapi-typescript: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(work, "client.ts"), []byte(openAPIClientCheck), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runLinter(t, work, tsc, "--noEmit", "--strict", "--target", "es2020", "--module", "es2020", "--moduleResolution", "bundler", "client.ts")
+	if err != nil {
+		t.Fatalf("a client typed by the document does not compile: %v\n%s", err, out)
+	}
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is missing (Debian packages: PostgreSQL,
 # OpenSSH, Redis, Chromium, gcc, Prometheus, Alertmanager, Node.js; mailpit;
-# the OpenAPI linters from npm), then runs
+# the OpenAPI linters and client generator from npm), then runs
 # go vet and every test with the race detector. Used by .ci/run and by people:
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./store/   # some packages
@@ -43,7 +43,8 @@ if ! command -v mailpit >/dev/null 2>&1 && [ ! -x "$(go env GOPATH)/bin/mailpit"
   CGO_ENABLED=0 go install github.com/axllent/mailpit@v1.27.11
 fi
 
-# The OpenAPI linters (@redocly/cli, @stoplight/spectral-cli) that
+# The OpenAPI linters (@redocly/cli, @stoplight/spectral-cli) and client
+# generator (openapi-typescript, typescript) that
 # api/openapi_lint_test.go runs, pinned by tools/lint/package-lock.json;
 # npm ci runs again only when the lockfile changed since the last install.
 if ! cmp -s tools/lint/package-lock.json tools/lint/node_modules/.etlhub-installed-lock; then
