@@ -53,13 +53,15 @@ type Engine struct {
 	silencer Silencer
 	// external are alerts posted by other systems, by fingerprint.
 	external map[string]External
+	shared   sharedState
+	sp       SharedParams
 }
 
 // NewEngine tracks specs (compiled) with params and per-rule timings (nil:
 // defaults).
 func NewEngine(specs []status.JobSpec, p Params, timings map[string]Timing) *Engine {
 	e := &Engine{p: p, jobs: make(map[JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
-		views: map[JobKey]View{}, downAfter: map[string]time.Duration{}}
+		views: map[JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams()}
 	for i := range specs {
 		s := &specs[i]
 		j := NewJobState(s)
@@ -121,12 +123,16 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var signals []Signal
+	var loads []Load
 	views := make(map[JobKey]View, len(e.order))
 	for _, j := range e.order {
 		j.Roll(now)
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)
 		signals = append(signals, sig...)
+		if l, ok := j.load(e.p, now); ok {
+			loads = append(loads, l)
+		}
 		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now),
 			LastSuccess: j.lastSuccess}
 		if !j.lastNight.Night.IsZero() {
@@ -135,6 +141,16 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 		}
 		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = v
 	}
+	open := 0
+	for _, a := range e.life.active {
+		if a.GroupedUnder != "" {
+			open++
+		}
+	}
+	if sh := SharedSlowdown(loads, open, e.sp, &e.shared, now); sh != nil {
+		signals = append(signals, *sh)
+	}
+	e.groupUnderShared(signals)
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
 	signals = append(signals, e.externalSignals(now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)
@@ -174,6 +190,25 @@ func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) s
 		return RiskIdle
 	}
 	return RiskOK
+}
+
+// groupUnderShared marks the critical job signals that a firing shared
+// alert explains: those of a job it slowed, of the night it slowed it.
+func (e *Engine) groupUnderShared(signals []Signal) {
+	for _, a := range e.life.active {
+		if a.Rule != RuleSharedSlowdown || a.State != StateFiring {
+			continue
+		}
+		for i := range signals {
+			s := &signals[i]
+			if s.Scope != "" || s.Severity != SevCritical {
+				continue
+			}
+			if n, ok := e.shared.affected[JobKey{s.Tenant, s.Job}]; ok && n.Equal(s.Night) {
+				s.GroupedUnder = a.Fingerprint
+			}
+		}
+	}
 }
 
 // Views returns the last tick's view of every job. The map is not changed

@@ -53,6 +53,14 @@ type Alert struct {
 	AckedAt time.Time `json:"acked_at,omitzero"`
 	// ResolvedBy: a human resolved its incident in PagerDuty.
 	ResolvedBy string `json:"resolved_by,omitempty"`
+	// Scope is "shared" for an alert about a cause many tenants or jobs
+	// share (tenant and job then empty); Affected lists what it covers.
+	Scope    string     `json:"scope,omitempty"`
+	Affected []Affected `json:"affected,omitempty"`
+	// GroupedUnder is the fingerprint of the shared alert this one is
+	// grouped under: it fires and shows as usual, but is not notified on
+	// its own (the shared alert's page covers it). Fixed when it fires.
+	GroupedUnder string `json:"grouped_under,omitempty"`
 }
 
 // alertID derives an alert's ID from its fingerprint and when it began.
@@ -118,6 +126,9 @@ func DefaultTimings() map[string]Timing {
 		RuleDeadlineMissed:  {For: 0, KeepFiringFor: 0},
 		RuleStalled:         {For: 0, KeepFiringFor: 5 * time.Minute},
 		RuleSourceDown:      {For: 0, KeepFiringFor: 5 * time.Minute},
+		// A shared slowdown must hold five minutes: one slow poll of a few
+		// loads is not an incident.
+		RuleSharedSlowdown: {For: 5 * time.Minute, KeepFiringFor: 15 * time.Minute},
 	}
 }
 
@@ -202,8 +213,10 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 			l.active[s.Fingerprint] = a
 		}
 		a.Summary, a.Details, a.LastSeen, a.Inhibited = s.Summary, s.Details, now, inh
+		a.Scope, a.Affected = s.Scope, s.Affected
 		switch a.State {
 		case StatePending:
+			a.GroupedUnder = s.GroupedUnder // a firing alert keeps what it was notified as
 			if lvl == Trigger && now.Sub(a.PendingSince) >= l.timingOf(a).For {
 				a.State, a.FiredAt = StateFiring, now
 				a.Silenced = silenced != nil && silenced(a, now)

@@ -32,7 +32,7 @@ const (
 // overrides) and the engine share.
 var Names = []string{RuleMissedStart, RuleFilesLate, RuleStalled, RuleRunningTooLong, RuleTooFast,
 	RulePredictedBreach, RuleDeadlineMissed, RuleFailed, RuleRetriesExhaust, RuleFreshness,
-	RuleLogErrorSpike, RuleLogSilence, RuleSourceDown}
+	RuleLogErrorSpike, RuleLogSilence, RuleSourceDown, RuleSharedSlowdown}
 
 // IsRule reports whether name is one of Names.
 func IsRule(name string) bool { return slices.Contains(Names, name) }
@@ -70,6 +70,13 @@ type Signal struct {
 	Level       Level
 	Summary     string
 	Details     map[string]any
+	// Scope is ScopeShared for an alert about a shared cause; Affected
+	// lists what it covers.
+	Scope    string
+	Affected []Affected
+	// GroupedUnder is the fingerprint of the shared alert that explains
+	// this one: it fires, but its notifications fold into that alert's.
+	GroupedUnder string
 }
 
 func fingerprint(parts ...string) string { return strings.Join(parts, "|") }

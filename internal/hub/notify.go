@@ -172,12 +172,13 @@ func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Re
 	})
 }
 
-// notifications routes the transitions that are not silenced; skip, when
-// set, leaves out receivers (PagerDuty for a change that came from it).
+// notifications routes the transitions that are not silenced and not
+// grouped under a shared alert (whose page covers them); skip, when set,
+// leaves out receivers (PagerDuty for a change that came from it).
 func notifications(rt *notifier.Router, trans []rules.Transition, skip func(receiver string) bool) []store.Notification {
 	var out []store.Notification
 	for _, t := range trans {
-		if t.Alert.Silenced {
+		if t.Alert.Silenced || t.Alert.GroupedUnder != "" {
 			continue
 		}
 		for _, tg := range rt.Targets(&t.Alert) {

@@ -76,6 +76,10 @@ type AlertLine struct {
 	Rule        string    `json:"rule"`
 	Fingerprint string    `json:"fingerprint"`
 	Summary     string    `json:"summary"`
+	// Scope "shared", Affected and GroupedUnder: see rules.Alert.
+	Scope        string           `json:"scope,omitempty"`
+	Affected     []rules.Affected `json:"affected,omitempty"`
+	GroupedUnder string           `json:"grouped_under,omitempty"`
 }
 
 // Replay runs observations through the same ingest path (a SQLite store) and
@@ -184,7 +188,8 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 			}
 			a := t.Alert
 			if err := enc.Encode(AlertLine{At: t.At, Tenant: a.Tenant, Job: a.Job, Severity: a.Severity,
-				Status: t.Status, Rule: a.Rule, Fingerprint: a.Fingerprint, Summary: a.Summary}); err != nil {
+				Status: t.Status, Rule: a.Rule, Fingerprint: a.Fingerprint, Summary: a.Summary,
+				Scope: a.Scope, Affected: a.Affected, GroupedUnder: a.GroupedUnder}); err != nil {
 				return res, err
 			}
 			res.Transitions++

@@ -1,0 +1,30 @@
+package hub
+
+import (
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/rules"
+)
+
+// An alert grouped under a shared alert is not notified on its own, firing
+// or resolving: the shared alert's page covers it.
+func TestGroupedAlertsFoldIntoTheSharedPage(t *testing.T) {
+	rt := &notifier.Router{Default: "pd"}
+	at := time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC)
+	shared := rules.Alert{Fingerprint: "shared-slowdown|x", Rule: rules.RuleSharedSlowdown, Severity: rules.SevCritical, Scope: rules.ScopeShared}
+	own := rules.Alert{Fingerprint: "predicted-breach|dade", Rule: rules.RulePredictedBreach, Severity: rules.SevCritical, Tenant: "dade", Job: "roster-import",
+		GroupedUnder: shared.Fingerprint}
+	other := rules.Alert{Fingerprint: "predicted-breach|polk", Rule: rules.RulePredictedBreach, Severity: rules.SevCritical, Tenant: "polk", Job: "roster-import"}
+	trans := []rules.Transition{{At: at, Status: "firing", Alert: shared}, {At: at, Status: "firing", Alert: own},
+		{At: at, Status: "firing", Alert: other}, {At: at.Add(time.Hour), Status: "resolved", Alert: own}}
+	got := notifications(rt, trans, nil)
+	if len(got) != 2 || got[0].Trans.Alert.Fingerprint != shared.Fingerprint || got[1].Trans.Alert.Fingerprint != other.Fingerprint {
+		var fps []string
+		for _, n := range got {
+			fps = append(fps, n.Trans.Status+" "+n.Trans.Alert.Fingerprint)
+		}
+		t.Fatalf("notified %v, want the shared page and polk's own", fps)
+	}
+}

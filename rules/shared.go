@@ -1,0 +1,233 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// RuleSharedSlowdown fires when the loads of many tenants slow at the same
+// moment: a cause they share (the MongoDB they load into, the SFTP host,
+// Redis) rather than each district's own trouble. It is one alert with
+// scope "shared" that lists the loads it slowed; their own critical alerts
+// of that night fire as usual (on the board, in history) but are grouped
+// under it, so the on-call gets one page for the cause, not one per tenant.
+const RuleSharedSlowdown = "shared-slowdown"
+
+// ScopeShared marks an alert about a cause shared by many tenants or jobs.
+const ScopeShared = "shared"
+
+// SharedParams say when slowed loads count as one shared slowdown.
+type SharedParams struct {
+	// SlowRatio: a load is slowed when its last 15 minutes went at less than
+	// this fraction of its base pace (its own unhindered pace, or the job's
+	// usual one when faster); it is at pace at AtPace or more. A load that
+	// went from at pace to slowed has a known onset.
+	SlowRatio, AtPace float64
+	// MinTenants: slowed loads of at least this many tenants.
+	MinTenants int
+	// Fraction: and at least this fraction of the loads in progress slowed.
+	Fraction float64
+	// Together: the loads of at least two tenants must have slowed within
+	// this long of each other (each seen at pace before): a shared cause
+	// strikes everything at the same moment, a district's own trouble at
+	// its own. Without such onsets (everything began slow) MinTenants
+	// slowed and Fraction of what loads must be FractionAlone.
+	Together      time.Duration
+	FractionAlone float64
+}
+
+// DefaultSharedParams: three tenants, and most of what is loading, slowed
+// below 80% of their pace at once. One district's bad night is a slowdown
+// of its own; day-to-day spread of a pace is about 12%.
+func DefaultSharedParams() SharedParams {
+	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, FractionAlone: 0.8}
+}
+
+// Affected names a job a shared alert covers.
+type Affected struct {
+	Tenant string `json:"tenant"`
+	Job    string `json:"job"`
+}
+
+// Load is one run in progress, as the shared-slowdown rule sees it.
+type Load struct {
+	Tenant, Job string
+	Night       time.Time
+	// Measured: loading, with a pace to measure; Ratio is then the last 15
+	// minutes' pace over the base pace. Runs downloading, validating or just
+	// begun are not measured, but share a cause that strikes while they run.
+	Measured bool
+	Ratio    float64
+}
+
+// load is the job's run in progress for the shared-slowdown rule (ok false
+// when nothing runs): measured when it is loading with enough progress to
+// measure its pace against its base pace, and has not gone quiet (a stall
+// is not a slowdown).
+func (j *JobState) load(p Params, now time.Time) (Load, bool) {
+	cur := j.current()
+	if cur == nil || cur.state != status.StateRunning {
+		return Load{}, false
+	}
+	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night}
+	l.Ratio, l.Measured = j.paceRatio(cur, p, now)
+	return l, true
+}
+
+func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (float64, bool) {
+	if cur.rowsTotal <= 0 || len(cur.samples) < 2 ||
+		cur.loadEnd.Sub(cur.loadStart) < 10*time.Minute {
+		return 0, false
+	}
+	if cur.lastAt.Sub(cur.updated) > p.FrozenAfter || now.Sub(cur.updated) > j.Spec.StaleAfter.D() {
+		return 0, false
+	}
+	rNow, ok := cur.rateOver(15 * time.Minute)
+	if !ok {
+		return 0, false
+	}
+	rBase, _ := baseRate(cur, j.learned(), j.learned().n >= p.MinHistory)
+	if rBase <= 0 {
+		return 0, false
+	}
+	return rNow / rBase, true
+}
+
+// sharedState is what the rule remembers between ticks: when the present
+// slowdown began, which loads it has slowed (each with its night), and how
+// each load in progress has gone.
+type sharedState struct {
+	since    time.Time
+	affected map[JobKey]time.Time
+	pace     map[JobKey]paceMark
+}
+
+// paceMark: whether a load was seen at pace, and when it went under the
+// slow ratio after that (zero: at pace, or slow from its first measure).
+type paceMark struct {
+	atPace bool
+	onset  time.Time
+}
+
+// together is the most of the times that lie within d of each other.
+func together(ts []time.Time, d time.Duration) int {
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	best := 0
+	for i, j := 0, 0; j < len(ts); j++ {
+		for ts[j].Sub(ts[i]) > d {
+			i++
+		}
+		best = max(best, j-i+1)
+	}
+	return best
+}
+
+// SharedSlowdown is the pure rule: the loads in progress at now and how
+// many alerts grouped under the shared alert are open in, the signal (nil
+// when there is no shared slowdown) out. st carries the onset and the loads
+// affected so far from tick to tick.
+func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, now time.Time) *Signal {
+	var slowed []Load
+	tenants := map[string]bool{}
+	onsets := map[string]time.Time{} // by tenant, its load's known onset
+	pace := make(map[JobKey]paceMark, len(loads))
+	measured := 0
+	for _, l := range loads {
+		if !l.Measured {
+			continue
+		}
+		measured++
+		k := JobKey{l.Tenant, l.Job}
+		m, seen := st.pace[k]
+		if l.Ratio >= sp.SlowRatio {
+			if l.Ratio >= sp.AtPace {
+				m.atPace = true
+			}
+			m.onset = time.Time{}
+			pace[k] = m
+			continue
+		}
+		if seen && m.atPace && m.onset.IsZero() {
+			m.onset, m.atPace = now, false // one onset per time at pace
+		}
+		pace[k] = m
+		slowed = append(slowed, l)
+		tenants[l.Tenant] = true
+		if !m.onset.IsZero() {
+			onsets[l.Tenant] = m.onset
+		}
+	}
+	st.pace = pace
+	ts := make([]time.Time, 0, len(onsets))
+	for _, t := range onsets {
+		ts = append(ts, t)
+	}
+	frac := 0.0
+	if measured > 0 {
+		frac = float64(len(slowed)) / float64(measured)
+	}
+	many := together(ts, sp.Together) >= 2 || (len(tenants) >= sp.MinTenants && frac >= sp.FractionAlone)
+	level := Level(0)
+	switch {
+	case many && frac >= sp.Fraction:
+		level = Trigger
+	case st.since.IsZero():
+	case len(onsets) > 0 || open > 0:
+		// It lasts while a load it struck is still slow, and while an alert
+		// it explains is open (a late import is still its consequence).
+		level = Hold
+	}
+	if level == 0 {
+		st.since = time.Time{}
+		return nil
+	}
+	if st.since.IsZero() {
+		st.since = now
+		st.affected = map[JobKey]time.Time{}
+	}
+	// Every run in progress while it lasts shares the cause: a load that
+	// began during it has no pace of its own to be slow against.
+	for _, l := range loads {
+		st.affected[JobKey{l.Tenant, l.Job}] = l.Night
+	}
+	aff := make([]Affected, 0, len(st.affected))
+	for k := range st.affected {
+		aff = append(aff, Affected{k.Tenant, k.Job})
+	}
+	sort.Slice(aff, func(a, b int) bool {
+		if aff[a].Tenant != aff[b].Tenant {
+			return aff[a].Tenant < aff[b].Tenant
+		}
+		return aff[a].Job < aff[b].Job
+	})
+	ratios := make([]float64, len(slowed))
+	names := make([]string, 0, len(tenants))
+	for i, l := range slowed {
+		ratios[i] = l.Ratio
+	}
+	for t := range tenants {
+		names = append(names, t)
+	}
+	slices.Sort(names)
+	med := quantile(ratios, 0.5)
+	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) at %.0f%% of their usual pace since %s; "+
+		"look first at what they share (MongoDB, the SFTP host, Redis), not at each district",
+		len(slowed), measured, len(tenants), clipList(names, 6), 100*med, hhmm(st.since))
+	return &Signal{Rule: RuleSharedSlowdown, Severity: SevCritical, Fingerprint: fingerprint(RuleSharedSlowdown, nightKey(st.since)),
+		Level: level, Summary: summary, Scope: ScopeShared, Affected: aff,
+		Details: map[string]any{"since": st.since, "slowed_loads": len(slowed), "loads_in_progress": measured, "runs_in_progress": len(loads),
+			"tenants": len(tenants), "median_pace_ratio": med}}
+}
+
+// clipList joins names, the first n of them and how many more.
+func clipList(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}

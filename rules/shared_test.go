@@ -1,0 +1,172 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/etlhub/etlhub/internal/status"
+)
+
+// districts is n tenants with the same job and night: New York, 02:00,
+// deadline 04:00 (an ordinary night takes about 72 minutes).
+func districts(t *testing.T, n int) []status.JobSpec {
+	specs := make([]status.JobSpec, n)
+	for i := range specs {
+		specs[i] = spec(t, "America/New_York", "0 2 * * *", "04:00")
+		specs[i].Tenant = fmt.Sprintf("district-%02d", i)
+	}
+	return specs
+}
+
+// nights simulates each tenant's plan for tonight after five ordinary
+// nights, merged in at order.
+func nights(specs []status.JobSpec, tonight time.Time, plan func(i int) nightPlan) []status.Observation {
+	var obs []status.Observation
+	for i, s := range specs {
+		var mine []status.Observation
+		for k := 5; k >= 1; k-- {
+			st := s.PrevStart(tonight.Add(-time.Duration(k-1)*24*time.Hour - time.Minute))
+			mine = append(mine, simulate(nightPlan{start: st, filesLate: 5 * time.Minute, rows: 60000, rate: 1000}, fmt.Sprintf("h%d", k))...)
+		}
+		p := plan(i)
+		p.start = tonight
+		mine = append(mine, simulate(p, "tonight")...)
+		for j := range mine {
+			mine[j].Tenant = s.Tenant
+		}
+		obs = append(obs, mine...)
+	}
+	sort.SliceStable(obs, func(a, b int) bool { return obs[a].At.Before(obs[b].At) })
+	return obs
+}
+
+// TestTwentyTenantsSlowAtOnceGetOnePage: every district's load slows to
+// 40% of its pace at the same minute (the shared MongoDB having a bad
+// night). The on-call gets one page that names the shared cause and lists
+// the twenty; each district's own predicted breach still fires (on the
+// board, in history) but is grouped under it, not paged on its own.
+func TestTwentyTenantsSlowAtOnceGetOnePage(t *testing.T) {
+	specs := districts(t, 20)
+	e := NewEngine(specs, DefaultParams(), nil)
+	tonight := specs[0].PrevStart(time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC))
+	obs := nights(specs, tonight, func(int) nightPlan {
+		return nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.3, slowRate: 400}
+	})
+	tr := drive(e, obs, obs[0].At.Add(-time.Hour), specs[0].DeadlineFor(tonight).Add(30*time.Minute))
+	var pages, grouped []Transition
+	var shared *Alert
+	for i := range tr {
+		x := &tr[i]
+		if x.Status != "firing" || x.Alert.Severity != SevCritical {
+			continue
+		}
+		if x.Alert.Rule == RuleSharedSlowdown {
+			shared = &x.Alert
+		}
+		if x.Alert.GroupedUnder != "" {
+			grouped = append(grouped, *x)
+		} else {
+			pages = append(pages, *x)
+		}
+	}
+	if len(pages) != 1 || shared == nil {
+		var got []string
+		for _, p := range pages {
+			got = append(got, p.Alert.Rule+" "+p.Alert.Tenant)
+		}
+		t.Fatalf("%d pages, want the one shared page: %v", len(pages), got)
+	}
+	if shared.Scope != ScopeShared || len(shared.Affected) != 20 || shared.Tenant != "" {
+		t.Fatalf("shared alert %+v", shared)
+	}
+	// Loading starts 10 minutes after 02:00 and slows at 30% of 60k rows.
+	slowAt := tonight.Add(10*time.Minute + 18*time.Minute)
+	if d := pages[0].At.Sub(slowAt); d < 0 || d > 30*time.Minute {
+		t.Fatalf("the shared page came %v after the slowdown began", d)
+	}
+	breaches := 0
+	for _, g := range grouped {
+		if g.Alert.GroupedUnder != shared.Fingerprint {
+			t.Fatalf("grouped under %q, not the shared alert", g.Alert.GroupedUnder)
+		}
+		if g.Alert.Rule == RulePredictedBreach {
+			breaches++
+		}
+	}
+	if breaches != 20 {
+		t.Fatalf("%d districts' predicted breaches fired under the shared alert, want 20", breaches)
+	}
+}
+
+// TestSlowdownsOfTheirOwnAreNotShared: three districts slow, each at its
+// own time (their own trouble): no shared alert; each is paged on its own.
+func TestSlowdownsOfTheirOwnAreNotShared(t *testing.T) {
+	specs := districts(t, 5)
+	e := NewEngine(specs, DefaultParams(), nil)
+	tonight := specs[0].PrevStart(time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC))
+	obs := nights(specs, tonight, func(i int) nightPlan {
+		p := nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000}
+		if i < 3 {
+			p.slowFrom, p.slowRate = 0.1+0.3*float64(i), 300
+		}
+		return p
+	})
+	tr := drive(e, obs, obs[0].At.Add(-time.Hour), specs[0].DeadlineFor(tonight).Add(30*time.Minute))
+	if got := firing(tr, RuleSharedSlowdown); len(got) != 0 {
+		t.Fatalf("independent slowdowns raised a shared alert: %s", got[0].Alert.Summary)
+	}
+	for _, x := range tr {
+		if x.Alert.GroupedUnder != "" {
+			t.Fatalf("grouped without a shared alert: %+v", x.Alert)
+		}
+	}
+}
+
+// The pure rule: a shared slowdown needs loads that were at pace and
+// slowed together, or nearly everything slow; it holds while a load it
+// struck is still slow or an alert it explains is open.
+func TestSharedSlowdownRule(t *testing.T) {
+	sp := DefaultSharedParams()
+	t0 := time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC)
+	loads := func(ratios ...float64) []Load {
+		out := make([]Load, len(ratios))
+		for i, r := range ratios {
+			out[i] = Load{Tenant: fmt.Sprintf("t%d", i), Job: "j", Night: t0, Measured: true, Ratio: r}
+		}
+		return out
+	}
+	var st sharedState
+	if s := SharedSlowdown(loads(1, 1, 1), 0, sp, &st, t0); s != nil {
+		t.Fatal("at pace")
+	}
+	s := SharedSlowdown(loads(0.6, 0.6, 1), 0, sp, &st, t0.Add(time.Minute))
+	if s == nil || s.Level != Trigger || len(s.Affected) != 3 {
+		t.Fatalf("two struck together of three: %+v", s)
+	}
+	// They recover; nothing it explains is open: it ends.
+	if s := SharedSlowdown(loads(1, 1, 1), 0, sp, &st, t0.Add(time.Hour)); s != nil {
+		t.Fatalf("held after recovery: %+v", s)
+	}
+	// Slow from their first measure (no onset): only nearly everything counts.
+	var st2 sharedState
+	if s := SharedSlowdown(loads(0.5, 0.5, 0.5, 1, 1), 0, sp, &st2, t0); s != nil {
+		t.Fatal("three of five slow from the start is not shared")
+	}
+	var st3 sharedState
+	if s := SharedSlowdown(loads(0.5, 0.5, 0.5, 0.5, 1), 0, sp, &st3, t0); s == nil || s.Level != Trigger {
+		t.Fatal("four tenants of five slow is shared")
+	}
+	// Held while an alert it explains is open, even with every load done.
+	if s := SharedSlowdown(nil, 1, sp, &st3, t0.Add(time.Hour)); s == nil || s.Level != Hold {
+		t.Fatalf("not held by an open consequence: %+v", s)
+	}
+	// Unmeasured runs in progress are affected but do not vote.
+	var st4 sharedState
+	ls := append(loads(0.6, 0.6), Load{Tenant: "w", Job: "j", Night: t0})
+	SharedSlowdown(loads(1, 1), 0, sp, &st4, t0)
+	if s := SharedSlowdown(ls, 0, sp, &st4, t0.Add(time.Minute)); s == nil || len(s.Affected) != 3 {
+		t.Fatalf("a run downloading during it is not affected: %+v", s)
+	}
+}
