@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/notifier/routing"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -69,24 +70,28 @@ func (r *Route) Validate(p *config.Problems, key string, receivers map[string]bo
 	}
 }
 
-func (r *Route) matches(a *rules.Alert) bool {
+func (r *Route) matches(label func(string) string) bool {
 	for l, v := range r.Match {
-		if rules.Label(a, l) != v {
+		if label(l) != v {
 			return false
 		}
 	}
 	for l, re := range r.re {
-		if !re.MatchString(rules.Label(a, l)) {
+		if !re.MatchString(label(l)) {
 			return false
 		}
 	}
 	return true
 }
 
-// Router picks receivers for an alert.
+// Router picks receivers for an alert: from the routing tree when Tree is
+// set, else from the older flat list (Routes, then Default).
 type Router struct {
 	Routes  []Route
 	Default string
+	// Tree is notify.route, compiled; Intervals its time_intervals.
+	Tree      *routing.Node
+	Intervals routing.Intervals
 }
 
 // Target is where one alert goes: a receiver, and its group when grouped.
@@ -94,35 +99,97 @@ type Target struct {
 	Receiver  string
 	GroupKey  string // "" when not grouped
 	GroupWait time.Duration
+	// GroupInterval holds a new alert of a group notified less than this
+	// ago; RepeatInterval re-notifies a still-firing alert (0: never, the
+	// flat routes).
+	GroupInterval  time.Duration
+	RepeatInterval time.Duration
+	// Route is the config key of the route that chose it.
+	Route string
 }
 
-// Targets are the receivers of an alert, each once, in route order.
-func (rt *Router) Targets(a *rules.Alert) []Target {
-	var out []Target
-	seen := map[string]bool{}
+// Hop is one route an alert ends at, as `etlhub routes test` shows it: in
+// tree order, a receiver as often as routes name it, muted ones included.
+type Hop struct {
+	Target
+	Muted bool
+	Node  *routing.Node // nil for the flat form
+}
+
+// Labels are an alert's labels for routing: a posted alert's own labels,
+// and for every alert alertname and rule (the rule), severity, tenant, job,
+// run_id and source where set and not posted.
+func Labels(a *rules.Alert) map[string]string {
+	out := map[string]string{}
+	for k, v := range rules.ExternalLabels(a) {
+		out[k] = v
+	}
+	for k, v := range map[string]string{"alertname": a.Rule, "rule": a.Rule, "severity": a.Severity, "tenant": a.Tenant,
+		"job": a.Job, "run_id": a.RunID, "source": a.Source} {
+		if _, ok := out[k]; !ok && v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Test routes labels at now and returns every route they end at.
+func (rt *Router) Test(labels map[string]string, now time.Time) []Hop {
+	if rt.Tree == nil {
+		return rt.flat(func(l string) string { return labels[l] })
+	}
+	var out []Hop
+	for _, n := range rt.Tree.Match(labels) {
+		out = append(out, Hop{Node: n, Muted: n.Muted(rt.Intervals, now), Target: Target{Receiver: n.Receiver, GroupKey: n.GroupKey(labels),
+			GroupWait: n.GroupWait, GroupInterval: n.GroupInterval, RepeatInterval: n.RepeatInterval, Route: n.Key}})
+	}
+	return out
+}
+
+func (rt *Router) flat(label func(string) string) []Hop {
+	var out []Hop
 	for i := range rt.Routes {
 		r := &rt.Routes[i]
-		if !r.matches(a) {
+		if !r.matches(label) {
 			continue
 		}
-		if !seen[r.Receiver] {
-			seen[r.Receiver] = true
-			out = append(out, Target{Receiver: r.Receiver, GroupKey: GroupKey(a, r.GroupBy), GroupWait: r.GroupWait})
-		}
+		out = append(out, Hop{Target: Target{Receiver: r.Receiver, GroupKey: groupKey(label, r.GroupBy), GroupWait: r.GroupWait,
+			Route: fmt.Sprintf("notify.routes[%d]", i)}})
 		if !r.Continue {
 			return out
 		}
 	}
 	if len(out) == 0 && rt.Default != "" {
-		out = append(out, Target{Receiver: rt.Default})
+		out = append(out, Hop{Target: Target{Receiver: rt.Default, Route: "notify.default_receiver"}})
+	}
+	return out
+}
+
+// Targets are the receivers of an alert at now, each once, in route order;
+// routes muted at now send nothing.
+func (rt *Router) Targets(a *rules.Alert, now time.Time) []Target {
+	var hops []Hop
+	if rt.Tree == nil {
+		hops = rt.flat(func(l string) string { return rules.Label(a, l) })
+	} else {
+		hops = rt.Test(Labels(a), now)
+	}
+	var out []Target
+	seen := map[string]bool{}
+	for _, h := range hops {
+		if h.Muted || h.Receiver == "" || seen[h.Receiver] {
+			continue
+		}
+		seen[h.Receiver] = true
+		out = append(out, h.Target)
 	}
 	return out
 }
 
 // Receivers are the names of Targets.
-func (rt *Router) Receivers(a *rules.Alert) []string {
+func (rt *Router) Receivers(a *rules.Alert, now time.Time) []string {
 	var out []string
-	for _, t := range rt.Targets(a) {
+	for _, t := range rt.Targets(a, now) {
 		out = append(out, t.Receiver)
 	}
 	return out
@@ -131,6 +198,10 @@ func (rt *Router) Receivers(a *rules.Alert) []string {
 // GroupKey is "label=value,..." of an alert's group_by labels, sorted; ""
 // without grouping.
 func GroupKey(a *rules.Alert, by []string) string {
+	return groupKey(func(l string) string { return rules.Label(a, l) }, by)
+}
+
+func groupKey(label func(string) string, by []string) string {
 	if len(by) == 0 {
 		return ""
 	}
@@ -138,16 +209,20 @@ func GroupKey(a *rules.Alert, by []string) string {
 	sort.Strings(labels)
 	parts := make([]string, len(labels))
 	for i, l := range labels {
-		parts[i] = l + "=" + rules.Label(a, l)
+		parts[i] = l + "=" + label(l)
 	}
 	return strings.Join(parts, ",")
 }
 
-// GroupLabels parses a group key back into labels.
+// GroupLabels parses a group key back into labels; alertname (the tree's
+// name for it) is the rule.
 func GroupLabels(key string) map[string]string {
 	out := map[string]string{}
 	for _, p := range strings.Split(key, ",") {
 		if k, v, ok := strings.Cut(p, "="); ok {
+			if k == "alertname" {
+				k = "rule"
+			}
 			out[k] = v
 		}
 	}
@@ -156,5 +231,8 @@ func GroupLabels(key string) map[string]string {
 
 // String describes the router for logs.
 func (rt *Router) String() string {
+	if rt.Tree != nil {
+		return fmt.Sprintf("routing tree, default %q", rt.Tree.Receiver)
+	}
 	return fmt.Sprintf("%d routes, default %q", len(rt.Routes), rt.Default)
 }

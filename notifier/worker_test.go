@@ -167,7 +167,7 @@ func TestRouting(t *testing.T) {
 		{rules.Alert{Severity: "warning", Tenant: "miami-dade"}, "[dade-slack]"},
 		{rules.Alert{Severity: "warning", Tenant: "broward"}, "[slack]"},
 	} {
-		if got := fmt.Sprint(rt.Receivers(&tc.a)); got != tc.want {
+		if got := fmt.Sprint(rt.Receivers(&tc.a, base)); got != tc.want {
 			t.Errorf("%+v routed to %s, want %s", tc.a, got, tc.want)
 		}
 	}
@@ -185,7 +185,7 @@ func TestGroupedAlertsMakeOnePage(t *testing.T) {
 		a := rules.Alert{Fingerprint: fp, Rule: "predicted-breach", Severity: "critical", Tenant: tenant, Job: "roster-import", State: state,
 			Summary: tenant + " will be late"}
 		tr := rules.Transition{At: at, Status: event, Alert: a}
-		tg := rt.Targets(&a)[0]
+		tg := rt.Targets(&a, at)[0]
 		n := store.Notification{Receiver: tg.Receiver, Trans: tr, GroupKey: tg.GroupKey}
 		if event == "firing" {
 			n.Wait = tg.GroupWait

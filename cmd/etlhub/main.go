@@ -33,6 +33,7 @@ var commands = []struct {
 	{command{"demo", "[--listen ADDR] [--step 250ms]", "A simulated night of six districts on an accelerated clock, with the dashboard.", 0, 0}, demo},
 	{command{"serve", "[--config etlhub.yaml]", "Run the hub: collectors, rules, notifications and the API.", 0, 0}, serve},
 	{command{"check-config", "[--allow-missing-env] FILE", "Validate a hub config: every problem with its line and key; exit 1 on any.", 1, 1}, checkConfig},
+	{command{"routes", "test [--config etlhub.yaml] [--tree] [--at TIME] [--expect R1,R2] LABEL=VALUE...", "Print the receivers an alert with these labels reaches (like amtool config routes test).", 1, 1 << 16}, routesCmd},
 	{command{"replay", "--scenario S --observations O --out A", "Replay observations through the rules on a simulated clock and write the alert transitions.", 0, 0}, replay},
 	{command{"status", "[--tenant T] [--url URL] [--json] [--color auto|always|never]", "The board as a table, worst first (ETLHUB_URL, ETLHUB_TOKEN; NO_COLOR and TERM=dumb turn colour off).", 0, 0}, status},
 	{command{"importer", "[--config importer.yaml] [--group NAME] [--check]", "Run the importer (SFTP -> OneRoster -> MongoDB), or check its config.", 0, 0}, runImporter},

@@ -10,6 +10,7 @@ import (
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/email"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
+	"github.com/etlhub/etlhub/notifier/routing"
 	"github.com/etlhub/etlhub/notifier/slack"
 	"github.com/etlhub/etlhub/notifier/webhook"
 	"github.com/etlhub/etlhub/rules"
@@ -20,7 +21,16 @@ import (
 
 // NotifyConfig says where alerts go.
 type NotifyConfig struct {
-	Receivers       []ReceiverConfig `yaml:"receivers"`
+	Receivers []ReceiverConfig `yaml:"receivers"`
+	// Route is the routing tree, Alertmanager's route block: nested routes
+	// with matchers, continue, group_by and the group and repeat intervals.
+	Route *routing.RouteConfig `yaml:"route"`
+	// TimeIntervals are named periods that routes mute or activate on.
+	TimeIntervals []routing.TimeIntervalConfig `yaml:"time_intervals"`
+	// InhibitRules replace the built-in inhibitions when set.
+	InhibitRules []routing.InhibitRuleConfig `yaml:"inhibit_rules"`
+	// Routes and DefaultReceiver are the older flat form: routes tried in
+	// order, the first match wins unless it continues, else the default.
 	Routes          []notifier.Route `yaml:"routes"`
 	DefaultReceiver string           `yaml:"default_receiver"`
 	Retry           NotifyRetry      `yaml:"retry"`
@@ -32,6 +42,10 @@ type NotifyConfig struct {
 	PagerDutyWebhookWindow time.Duration `yaml:"pagerduty_webhook_window"`
 	// Digests are product owners' summaries, posted to Slack on a schedule.
 	Digests []DigestConfig `yaml:"digests"`
+
+	tree      *routing.Node
+	intervals routing.Intervals
+	inhibit   []routing.InhibitRule
 }
 
 // NotifyRetry is the delivery retry policy.
@@ -118,6 +132,25 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 			p.Add(k+".rate_per_minute", "must be positive")
 		}
 	}
+	n.intervals = routing.CompileIntervals(n.TimeIntervals, p, key+".time_intervals")
+	n.inhibit = routing.CompileInhibitRules(n.InhibitRules, p, key+".inhibit_rules")
+	if len(n.InhibitRules) > 0 {
+		p.Add(key+".inhibit_rules", "are not applied yet in this build; leave them out (the built-in inhibitions apply)")
+	}
+	if n.Route != nil {
+		// The tree replaces the flat form; both at once would be ambiguous.
+		if len(n.Routes) > 0 {
+			p.Add(key+".routes", "is the older flat form of notify.route: move each route under notify.route.routes (match and match_re work there too)")
+		}
+		if n.DefaultReceiver != "" {
+			p.Add(key+".default_receiver", "is notify.route.receiver when notify.route is set: move it there")
+		}
+		ivs := map[string]bool{}
+		for name := range n.intervals {
+			ivs[name] = true
+		}
+		n.tree = routing.Compile(n.Route, p, key+".route", routing.Env{Receivers: names, Intervals: ivs})
+	}
 	for i := range n.Routes {
 		n.Routes[i].Validate(p, fmt.Sprintf("%s.routes[%d]", key, i), names)
 	}
@@ -127,13 +160,14 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 	for i := range n.Digests {
 		n.Digests[i].validate(p, fmt.Sprintf("%s.digests[%d]", key, i), n)
 	}
-	if len(n.Receivers) > 0 && len(n.Routes) == 0 && n.DefaultReceiver == "" {
-		p.Add(key+".routes", "no route and no default_receiver: nothing would be sent")
+	if len(n.Receivers) > 0 && n.Route == nil && len(n.Routes) == 0 && n.DefaultReceiver == "" {
+		p.Add(key+".route", "no route and no default_receiver: nothing would be sent")
 	}
 }
 
-func (n *NotifyConfig) router() *notifier.Router {
-	return &notifier.Router{Routes: n.Routes, Default: n.DefaultReceiver}
+// Router is the validated config's routing, as the hub routes alerts.
+func (n *NotifyConfig) Router() *notifier.Router {
+	return &notifier.Router{Routes: n.Routes, Default: n.DefaultReceiver, Tree: n.tree, Intervals: n.intervals}
 }
 
 func (n *NotifyConfig) receivers() []notifier.Receiver {
@@ -181,7 +215,7 @@ func notifications(rt *notifier.Router, trans []rules.Transition, skip func(rece
 		if t.Alert.Silenced || t.Alert.GroupedUnder != "" {
 			continue
 		}
-		for _, tg := range rt.Targets(&t.Alert) {
+		for _, tg := range rt.Targets(&t.Alert, t.At) {
 			if skip == nil || !skip(tg.Receiver) {
 				n := store.Notification{Receiver: tg.Receiver, Trans: t, GroupKey: tg.GroupKey}
 				if t.Status == "firing" {

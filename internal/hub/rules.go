@@ -117,7 +117,7 @@ type ruleLoop struct {
 
 func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
 	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), cfg.Rules.timings()),
-		downAfter: map[string]time.Duration{}, router: cfg.Notify.router()}
+		downAfter: map[string]time.Duration{}, router: cfg.Notify.Router()}
 	for _, s := range cfg.Sources {
 		l.downAfter[s.Name] = s.DownAfter
 	}

@@ -40,11 +40,10 @@ type Matcher struct {
 func NewMatcher(t MatchType, name, value string) (*Matcher, error) {
 	m := &Matcher{Name: name, Type: t, Value: value}
 	if t == MatchRegexp || t == MatchNotRegexp {
-		re, err := regexp.Compile("^(?:" + value + ")$")
-		if err != nil {
+		if _, err := regexp.Compile(value); err != nil {
 			return nil, fmt.Errorf("%s: %v", m, err)
 		}
-		m.re = re
+		m.re = regexp.MustCompile("^(?:" + value + ")$")
 	}
 	return m, nil
 }
