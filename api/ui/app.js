@@ -28,7 +28,12 @@ const enc = encodeURIComponent;
 // The board's filter survives the refresh: text on tenant or job, and
 // "problems only" (breached, predicted to breach, at risk, or a night that
 // went wrong).
-const view = { filter: "", problems: false, jobs: [], zones: new Set() };
+const view = { filter: "", problems: false, jobs: [], zones: new Set(), limit: 500, shown: [], rows: new Map(), at: new Map() };
+const jobKey = (j) => j.tenant + "\u0000" + j.job;
+// The board draws the worst 500 rows first and 500 more each time the
+// bottom comes into view (or "show more" is pressed): 5,000 rows at once
+// take seconds to build and lay out.
+const PAGE = 500;
 
 // The hub's clock: every "now" on the page is the hub's (simulated in the
 // demo), read from the answers' generated_at and carried on by this
@@ -77,10 +82,28 @@ function partsOf(ms, tz) {
   return o;
 }
 // clockText: "06:44 UTC-4", or "Tue 1 Sep 06:44 UTC-4" on another day.
+// Formatting is slow next to everything else on the board: the answers
+// are kept per zone and minute (and today's day per zone for a minute).
+const clockCache = new Map();
 function clockText(t, tz, withDate) {
-  const ms = new Date(t).getTime(), p = partsOf(ms, tz || zone());
-  const other = withDate || p.dayKey !== partsOf(now(), tz || zone()).dayKey;
-  return (other ? p.date + " " : "") + p.hour + ":" + p.minute + " " + p.off;
+  tz = tz || zone();
+  const ms = new Date(t).getTime(), today = Math.floor(now() / 60000);
+  const key = tz + "|" + Math.floor(ms / 60000) + "|" + (withDate ? "d" : today);
+  let s = clockCache.get(key);
+  if (s === undefined) {
+    if (clockCache.size > 20000) clockCache.clear();
+    const p = partsOf(ms, tz);
+    const other = withDate || p.dayKey !== todayKey(tz, today);
+    s = (other ? p.date + " " : "") + p.hour + ":" + p.minute + " " + p.off;
+    clockCache.set(key, s);
+  }
+  return s;
+}
+const todays = new Map();
+function todayKey(tz, minute) {
+  const k = tz + "|" + minute;
+  if (!todays.has(k)) todays.set(k, partsOf(minute * 60000, tz).dayKey);
+  return todays.get(k);
 }
 // clock is a <time>; its title (the tenant's zone) is filled in on hover.
 function clock(t, tenantZone, withDate) {
@@ -144,6 +167,7 @@ async function board() {
   const body = await api("/api/v1/status");
   noteClock(body.generated_at);
   view.jobs = body.jobs;
+  view.at = new Map(view.jobs.map((j, i) => [jobKey(j), i]));
   for (const j of view.jobs) if (j.timezone) view.zones.add(j.timezone);
   zoneOptions();
   drawBoard();
@@ -152,12 +176,37 @@ async function board() {
 const runHash = (j) => "#/run/" + enc(j.run_id) + "/" + enc(j.tenant) + "/" + enc(j.job);
 const nightsHash = (tenant, job) => "#/nights/" + enc(tenant) + "/" + enc(job);
 
+// boardRow is one job's row.
+const tdL = (label, attrs, ...kids) => el("td", { "data-label": label, ...attrs }, ...kids);
+function boardRow(j) {
+  const late = j.predicted_finish && j.deadline && new Date(j.predicted_finish) > new Date(j.deadline);
+  const pct = j.progress_pct == null ? "" : [el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: "width:" + Number(j.progress_pct) + "%" })), " " + Number(j.progress_pct) + "%"];
+  const tz = j.timezone;
+  const tr = el("tr", { class: "row", "data-run": j.run_id || "", "data-tenant": j.tenant, "data-job": j.job },
+    tdL("tenant", {}, el("a", { href: "#/district/" + enc(j.tenant) }, j.tenant)),
+    tdL("job", {}, j.run_id ? el("a", { href: runHash(j), class: "runlink" }, j.job) : j.job),
+    tdL("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–", j.why)),
+    tdL("tonight", { class: "outcome-cell" }, outcomeBadge(j.outcome)),
+    tdL("state", {}, j.state || "–", j.stage ? el("span", { class: "rel" }, j.stage) : null),
+    tdL("progress", {}, pct, j.elapsed_s != null ? el("span", { class: "rel" }, dur(j.elapsed_s) + " elapsed") : null),
+    tdL("predicted", { class: late ? "late" : "" }, when(j.predicted_finish, tz), late ? el("span", { class: "sr" }, " (after the deadline)") : null),
+    tdL("deadline", {}, when(j.deadline, tz)),
+    tdL("last success", {}, j.last_success_at ? el("time", { datetime: new Date(j.last_success_at).toISOString(), "data-tz": tz || "" }, ago(j.last_success_at)) : "never"),
+    tdL("alerts", {}, Number(j.active_alerts) || 0),
+    tdL("nights", {}, j.last_night ? [outcomeBadge(j.last_night), " "] : null,
+      j.configured ? el("a", { href: nightsHash(j.tenant, j.job), class: "nightslink", "aria-label": "30 nights of " + j.tenant + "/" + j.job }, "30 nights") : ""));
+  view.rows.set(jobKey(j), tr);
+  return tr;
+}
+
 // drawBoard renders the last status read with the current filter.
 function drawBoard() {
   const t0 = performance.now();
   const focused = document.activeElement && document.activeElement.id === "filter";
   const caret = focused ? document.activeElement.selectionStart : null;
-  const all = view.jobs.slice().sort((a, b) => (rank(a) - rank(b)) || (a.tenant + a.job).localeCompare(b.tenant + b.job));
+  const key = jobKey;
+  view.rows = new Map();
+  const all = view.jobs.slice().sort((a, b) => (rank(a) - rank(b)) || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
   const counts = {};
   all.forEach((j) => { counts[j.risk || ""] = (counts[j.risk || ""] || 0) + 1; });
   const wrong = all.filter((j) => WRONG(j.outcome)).length;
@@ -166,37 +215,24 @@ function drawBoard() {
   const summary = Object.keys(RISK).filter((r) => counts[r]).flatMap((r) =>
     [el("span", { class: "count", "data-risk": r }, badge("risk-" + r, r || "unknown"), " ", el("b", {}, counts[r])), " "]);
   if (wrong) summary.push(el("span", { class: "count", "data-risk": "wrong" }, badge("risk-breached", "late, missed or failed"), " ", el("b", {}, wrong)), " ");
-  const td = (label, attrs, ...kids) => el("td", { "data-label": label, ...attrs }, ...kids);
-  const rows = jobs.map((j) => {
-    const late = j.predicted_finish && j.deadline && new Date(j.predicted_finish) > new Date(j.deadline);
-    const pct = j.progress_pct == null ? "" : [el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: "width:" + Number(j.progress_pct) + "%" })), " " + Number(j.progress_pct) + "%"];
-    const tz = j.timezone;
-    return el("tr", { class: "row", "data-run": j.run_id || "", "data-tenant": j.tenant, "data-job": j.job },
-      td("tenant", {}, el("a", { href: "#/district/" + enc(j.tenant) }, j.tenant)),
-      td("job", {}, j.run_id ? el("a", { href: runHash(j), class: "runlink" }, j.job) : j.job),
-      td("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–", j.why)),
-      td("tonight", { class: "outcome-cell" }, outcomeBadge(j.outcome)),
-      td("state", {}, j.state || "–", j.stage ? el("span", { class: "rel" }, j.stage) : null),
-      td("progress", {}, pct, j.elapsed_s != null ? el("span", { class: "rel" }, dur(j.elapsed_s) + " elapsed") : null),
-      td("predicted", { class: late ? "late" : "" }, when(j.predicted_finish, tz), late ? el("span", { class: "sr" }, " (after the deadline)") : null),
-      td("deadline", {}, when(j.deadline, tz)),
-      td("last success", {}, j.last_success_at ? el("time", { datetime: new Date(j.last_success_at).toISOString(), "data-tz": tz || "" }, ago(j.last_success_at)) : "never"),
-      td("alerts", {}, Number(j.active_alerts) || 0),
-      td("nights", {}, j.last_night ? [outcomeBadge(j.last_night), " "] : null,
-        j.configured ? el("a", { href: nightsHash(j.tenant, j.job), class: "nightslink", "aria-label": "30 nights of " + j.tenant + "/" + j.job }, "30 nights") : ""));
-  });
+  view.shown = jobs;
+  const rows = jobs.slice(0, view.limit).map(boardRow);
   const head = (...names) => el("thead", {}, el("tr", {}, names.map((n) => el("th", { scope: "col" }, n))));
   const tbody = el("tbody", {}, rows);
   show(el("h2", { class: "sr" }, "Board"),
     el("div", { id: "summary" }, summary, el("span", { class: "muted" }, all.length + " jobs")),
     el("div", { id: "tools" }, el("input", { id: "filter", type: "search", placeholder: "Filter tenant or job", "aria-label": "Filter tenant or job", value: view.filter }), " ",
       el("label", {}, el("input", { id: "problems", type: "checkbox", checked: view.problems }), " problems only"), " ",
-      el("span", { id: "shown", class: "muted" }, jobs.length + " shown")),
+      el("span", { id: "shown", class: "muted" }, shownText())),
     el("table", { id: "board" }, el("caption", { class: "sr" }, "Jobs, the worst first"),
       head("Tenant", "Job", "Risk", "Tonight", "State", "Progress", "Predicted", "Deadline", "Last success", "Alerts", "Last night, history"),
-      tbody));
+      tbody),
+    el("p", { id: "more", hidden: jobs.length <= view.limit }, el("button", { type: "button", id: "more-button" }, "Show more")));
+  moreText();
   if (focused) { $("#filter").focus(); $("#filter").setSelectionRange(caret, caret); }
-  $("#filter").addEventListener("input", (e) => { view.filter = e.target.value; drawBoard(); });
+  $("#filter").addEventListener("input", (e) => { view.filter = e.target.value; view.limit = PAGE; drawBoard(); });
+  $("#more-button").addEventListener("click", moreRows);
+  if (window.IntersectionObserver) new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting)) moreRows(); }).observe($("#more"));
   $("#problems").addEventListener("change", (e) => { view.problems = e.target.checked; drawBoard(); });
   // One listener for every row: a click on a row opens its run.
   tbody.addEventListener("click", (e) => {
@@ -205,6 +241,21 @@ function drawBoard() {
     if (tr && tr.dataset.run) location.hash = runHash({ run_id: tr.dataset.run, tenant: tr.dataset.tenant, job: tr.dataset.job });
   });
   window.__boardMs = performance.now() - t0;
+}
+const shownText = () => (view.shown.length > view.limit ? view.limit + " of " : "") + view.shown.length + " shown";
+function moreText() {
+  const rest = view.shown.length - view.limit;
+  $("#more").hidden = rest <= 0;
+  $("#more-button").textContent = "Show " + Math.min(PAGE, rest) + " more (" + rest + " not shown)";
+}
+// moreRows appends the next rows without redrawing the rest.
+function moreRows() {
+  if (view.shown.length <= view.limit) return;
+  const next = view.shown.slice(view.limit, view.limit + PAGE);
+  view.limit += PAGE;
+  $("#board tbody").append(...next.map(boardRow));
+  $("#shown").textContent = shownText();
+  moreText();
 }
 
 // ---- Alerts ---------------------------------------------------------------
@@ -495,7 +546,7 @@ async function district(tenant) {
 // ---- Live ---------------------------------------------------------------------
 // The event stream says when something changed; the page then reads again.
 // A page that has heard nothing from the hub for 25 s says its data is stale.
-const liveState = { heard: 0, stream: null, pending: null, lastDraw: 0, staleWhy: "" };
+const liveState = { heard: 0, stream: null, pending: null, lastDraw: 0, staleWhy: "", tenants: new Set() };
 function stale(why) {
   liveState.staleWhy = why;
   document.body.classList.add("stale");
@@ -511,11 +562,43 @@ function fresh() {
 }
 setInterval(() => { if (token() && Date.now() - liveState.heard > 25000) stale("no word from the hub for " + human((Date.now() - liveState.heard) / 1000)); }, 5000);
 
-function changed() {
-  // At most one redraw a second, the first at once.
+// changed takes the tenants of a change event. At most one update a
+// second, the first at once; on the board a few tenants' rows are read and
+// replaced where they stand (a whole redraw only when the order changes),
+// so the page stays responsive while changes stream in.
+function changed(tenants) {
+  for (const t of tenants || [""]) liveState.tenants.add(t);
   if (liveState.pending) return;
   const wait = Math.max(0, 1000 - (Date.now() - liveState.lastDraw));
-  liveState.pending = setTimeout(() => { liveState.pending = null; liveState.lastDraw = Date.now(); render(); }, wait);
+  liveState.pending = setTimeout(async () => {
+    const ts = [...liveState.tenants];
+    liveState.tenants.clear();
+    liveState.lastDraw = Date.now();
+    try { await applyChange(ts); } finally { liveState.pending = null; }
+  }, wait);
+}
+
+async function applyChange(tenants) {
+  const h = location.hash || "#/";
+  const onBoard = h === "#/" || h === "#";
+  if (!onBoard || !view.jobs.length || tenants.includes("") || tenants.length > 20) return render();
+  const answers = await Promise.all(tenants.map((t) => api("/api/v1/status?tenant=" + enc(t))));
+  let redraw = false;
+  for (const a of answers) {
+    noteClock(a.generated_at);
+    for (const j of a.jobs) {
+      const i = view.at.get(jobKey(j));
+      if (i === undefined) { view.at.set(jobKey(j), view.jobs.length); view.jobs.push(j); redraw = true; continue; }
+      const old = view.jobs[i];
+      view.jobs[i] = j;
+      if (old.risk !== j.risk || WRONG(old.outcome) !== WRONG(j.outcome)) { redraw = true; continue; }
+      const tr = view.rows.get(jobKey(j));
+      if (tr && tr.isConnected) tr.replaceWith(boardRow(j));
+    }
+  }
+  if (redraw) drawBoard();
+  fresh();
+  $("#updated").replaceChildren("updated ", clock(now()));
 }
 
 async function listen() {
@@ -537,7 +620,11 @@ async function listen() {
       let i;
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const ev = buf.slice(0, i); buf = buf.slice(i + 2);
-        if (/^event: change$/m.test(ev)) changed();
+        if (!/^event: change$/m.test(ev)) continue;
+        const data = ev.split("\n").find((l) => l.startsWith("data: "));
+        let tenants = null;
+        try { tenants = JSON.parse(data.slice(6)).tenants; } catch (e) { tenants = null; }
+        changed(tenants);
       }
     }
   } catch (e) {

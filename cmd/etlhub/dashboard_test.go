@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -431,4 +432,85 @@ func TestDashboardWith500Jobs(t *testing.T) {
 		t.Fatalf("problems only shows %d rows, the API has %d at risk or worse", n, problems)
 	}
 	b.shot("board-500-problems.png")
+}
+
+// TestDashboardWith5000Jobs measures the board with 5,000 jobs in Chromium:
+// drawn (DOM built, styled, laid out and painted) in under a second after the
+// status has arrived, and responsive while pushes stream in (the page's main
+// thread is never blocked for a second).
+func TestDashboardWith5000Jobs(t *testing.T) {
+	browser := testsrv.Chromium(t)
+	now := time.Now().UTC()
+	start := now.Add(-time.Hour).Truncate(time.Minute)
+	const n = 5000
+	tenants := make([]string, n)
+	for i := range tenants {
+		tenants[i] = fmt.Sprintf("t-%04d", i)
+	}
+	h := startHubIn(t, t.TempDir(), "  []", nowJobs("", tenants...), "rules: {tick: 1s}")
+	obs := func(i, done int, at time.Time) string {
+		return fmt.Sprintf(`{"at":%q,"tenant":%q,"job":"roster-import","run_id":"%s/1","state":"running","stage":"loading","started_at":%q,"updated_at":%q,"rows_done":%d,"rows_total":100}`,
+			at.Format(time.RFC3339), tenants[i], tenants[i], start.Format(time.RFC3339), at.Format(time.RFC3339), done)
+	}
+	for lo := 0; lo < n; lo += 1000 {
+		var batch []string
+		for i := lo; i < lo+1000; i++ {
+			batch = append(batch, obs(i, 50+i%40, now.Add(-time.Minute)))
+		}
+		if code, body := h.call("POST", "/api/v1/observations", opTok, []byte("["+strings.Join(batch, ",")+"]")); code >= 300 {
+			t.Fatalf("push: %d %v", code, body)
+		}
+	}
+	b := openBrowser(t, browser, h)
+	loginAt := time.Now()
+	b.step("log in", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", viewTok),
+		chromedp.Click(`#login button`), chromedp.WaitVisible(`#board tbody tr:nth-child(500)`))
+	firstView := time.Since(loginAt)
+	// The worst 500 first, all 5000 counted, more as the bottom comes into view.
+	if rows, summary := b.eval(`document.querySelectorAll("#board tbody tr").length`), b.text(`#summary`); rows != 500 || !strings.Contains(summary, "5000 jobs") {
+		t.Fatalf("%d rows drawn first, summary %q; want 500 of 5000 jobs", rows, summary)
+	}
+	b.eval(`window.scrollTo(0, document.body.scrollHeight); 1`)
+	h.eventually("500 more rows once scrolled to the bottom", 5*time.Second, func() bool {
+		return b.eval(`document.querySelectorAll("#board tbody tr").length`) == 1000
+	})
+	// Drawing the board from the status already read: DOM, style, layout, paint.
+	draw := func() float64 {
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`(async () => { window.scrollTo(0, 0); view.limit = PAGE; const t0 = performance.now(); drawBoard();
+			await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))); return performance.now() - t0; })()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// The median of five: the machine is shared.
+	var draws []float64
+	for i := 0; i < 5; i++ {
+		draws = append(draws, draw())
+	}
+	slices.Sort(draws)
+	median := draws[2]
+	// While pushes stream in (a job's progress every 100 ms, each tenant's
+	// rows read and replaced at most once a second), the main thread's
+	// longest stall, seen by a 50 ms timer.
+	b.eval(`window.__gap = 0; window.__last = performance.now(); window.__tick = setInterval(() => { const t = performance.now(); window.__gap = Math.max(window.__gap, t - window.__last); window.__last = t; }, 50); 1`)
+	for k := 0; k < 40; k++ {
+		h.call("POST", "/api/v1/observations", opTok, []byte(obs(k*7, 91, time.Now().UTC())))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The last push shows on the board.
+	last := tenants[39*7]
+	h.eventually("the last push on the board", 5*time.Second, func() bool {
+		return strings.Contains(b.evalString(`(() => { const r = document.querySelector('#board tr[data-tenant="`+last+`"]'); return r ? r.textContent : ""; })()`), "91%")
+	})
+	gap := b.eval(`clearInterval(window.__tick); Math.round(window.__gap)`)
+	t.Logf("5000 jobs: first view %v after logging in (status read included); board drawn in %.0f ms (median of 5: %.0f); longest main-thread stall while pushes streamed: %d ms",
+		firstView.Round(time.Millisecond), median, draws, gap)
+	if median >= 1000 {
+		t.Fatalf("drawing the board of 5000 jobs took %.0f ms (median of %.0f), want under 1 s", median, draws)
+	}
+	if gap >= 1000 {
+		t.Fatalf("the page was blocked for %d ms while updates streamed", gap)
+	}
+	b.shot("board-5000.png")
 }
