@@ -204,7 +204,11 @@ func (h *contractHub) seed(t *testing.T, now time.Time) {
 		"ends_at": now.Add(5 * time.Minute).Format(time.RFC3339), "generator_url": "http://prometheus.example/graph"}
 	silencedOne := alert("a2a2a2a2a2a2a2a2", "alpha", rules.StateFiring)
 	silencedOne.Silenced, silencedOne.Inhibited = true, true
-	changed := []rules.Alert{alert("a1a1a1a1a1a1a1a1", "alpha", rules.StateFiring), silencedOne, alert("a3a3a3a3a3a3a3a3", "alpha", rules.StatePending),
+	shared := alert("s1s1s1s1s1s1s1s1", "", rules.StateFiring)
+	shared.Rule, shared.Job, shared.Scope = "shared-slowdown", "", rules.ScopeShared
+	shared.Affected = []rules.Affected{{Tenant: "alpha", Job: "roster-import"}, {Tenant: "bravo", Job: "roster-import"}}
+	silencedOne.GroupedUnder = shared.Fingerprint
+	changed := []rules.Alert{alert("a1a1a1a1a1a1a1a1", "alpha", rules.StateFiring), silencedOne, shared, alert("a3a3a3a3a3a3a3a3", "alpha", rules.StatePending),
 		alert("b1b1b1b1b1b1b1b1", "bravo", rules.StateFiring), ext}
 	var trans []rules.Transition
 	var notify []store.Notification
@@ -413,7 +417,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "sources without token", route: "GET /api/v1/sources", path: "/api/v1/sources", code: 401},
 		{name: "sources, store down", hub: down, route: "GET /api/v1/sources", token: ctView, path: "/api/v1/sources", code: 503, request: "valid"},
 
-		{name: "alerts", route: "GET /api/v1/alerts", token: ctView, path: "/api/v1/alerts", code: 200, request: "valid", check: wantIn(`"state":"pending"`, `"DiskFull"`)},
+		{name: "alerts", route: "GET /api/v1/alerts", token: ctView, path: "/api/v1/alerts", code: 200, request: "valid",
+			check: wantIn(`"state":"pending"`, `"DiskFull"`, `"scope":"shared"`, `"affected":[{"tenant":"alpha"`, `"grouped_under":"stalled||s1s1s1s1s1s1s1s1"`)},
 		{name: "resolved alerts", route: "GET /api/v1/alerts", token: ctView, path: "/api/v1/alerts?state=resolved&severity=critical&limit=5", code: 200, request: "valid",
 			check: wantIn(`"resolved_at"`)},
 		{name: "no alerts", route: "GET /api/v1/alerts", token: ctView, path: "/api/v1/alerts?rule=nope", code: 200, request: "valid",
