@@ -24,11 +24,13 @@ for t in $targets; do
   name="etlhub_${version}_${os}_${arch}"
   rm -rf "${out:?}/$name"; mkdir -p "$out/$name"
   echo "building $name"
+  SECONDS=0
   CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -tags timetzdata \
     -ldflags "-s -w -X main.version=${version} -X main.commit=${commit}" \
     -o "$out/$name/etlhub" ./cmd/etlhub
   cp LICENSE README.md CHANGELOG.md "$out/$name/"
   tar -czf "$out/$name.tar.gz" -C "$out" "$name"
+  echo "built $name in ${SECONDS}s"
 done
 ( cd "$out" && sha256sum etlhub_"${version}"_*.tar.gz > "etlhub_${version}_SHA256SUMS" )
 echo "$version" > "$out/VERSION"

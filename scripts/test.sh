@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is missing (Debian packages: PostgreSQL,
-# OpenSSH, Redis, Chromium, gcc, Prometheus, Alertmanager, Node.js; mailpit;
-# the OpenAPI linters and client generator from npm), then runs
+# OpenSSH, Redis, Chromium, gcc, Prometheus, Alertmanager, systemd, buildah,
+# runc, Node.js; mailpit; the OpenAPI linters and client generator from npm),
+# then runs
 # go vet and every test with the race detector. Used by .ci/run and by people:
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./store/   # some packages
@@ -19,6 +20,9 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+# The image test (deploy/image_test.go): buildah builds the image, runc runs it.
+command -v buildah >/dev/null 2>&1 || need+=(buildah)
+command -v runc >/dev/null 2>&1 || need+=(runc)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
