@@ -88,6 +88,13 @@ func (e *Engine) Restore(alerts []Alert) {
 	}
 }
 
+// SetInhibitor replaces the built-in inhibitions (notify.inhibit_rules).
+func (e *Engine) SetInhibitor(f Inhibitor) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.life.SetInhibitor(f)
+}
+
 // SetSilencer sets how silences are checked.
 func (e *Engine) SetSilencer(s Silencer) {
 	e.mu.Lock()

@@ -139,7 +139,16 @@ var DefaultTiming = Timing{For: 0, KeepFiringFor: 10 * time.Minute}
 type Lifecycle struct {
 	timings map[string]Timing
 	active  map[string]*Alert
+	inhibit Inhibitor
 }
+
+// Inhibitor says which of a tick's signals another alert covers (by
+// fingerprint); firing reports whether a fingerprint's alert fires. An
+// inhibited signal does not fire, and its firing alert is marked.
+type Inhibitor func(signals []Signal, firing func(fingerprint string) bool) map[string]bool
+
+// SetInhibitor replaces the built-in inhibitions (nil restores them).
+func (l *Lifecycle) SetInhibitor(f Inhibitor) { l.inhibit = f }
 
 // NewLifecycle starts with no alerts; timings may be nil for the defaults.
 func NewLifecycle(timings map[string]Timing) *Lifecycle {
@@ -193,7 +202,12 @@ type Silencer func(a *Alert, now time.Time) bool
 // fingerprint order. changed lists every alert whose stored form changed
 // (including pending ones), for persistence.
 func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (trans []Transition, changed []Alert) {
-	inhibited := inhibitions(signals, l.active)
+	var inhibited map[string]bool
+	if l.inhibit != nil {
+		inhibited = l.inhibit(signals, func(fp string) bool { a := l.active[fp]; return a != nil && a.State == StateFiring })
+	} else {
+		inhibited = inhibitions(signals, l.active)
+	}
 	seen := make(map[string]bool, len(signals))
 	for i := range signals {
 		s := &signals[i]

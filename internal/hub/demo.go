@@ -275,7 +275,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 			}
 		}
 		trans, changed := rl.engine.Tick(sim)
-		st.SaveAlerts(ctx, changed, trans, notifications(rl.router, trans, nil))
+		st.SaveAlerts(ctx, changed, trans, rl.notifications(ctx, trans, nil))
 		printTransitions(o.Out, sim.In(tz).Format("15:04 MST"), trans)
 		select {
 		case <-ctx.Done():

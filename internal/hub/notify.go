@@ -134,9 +134,6 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 	}
 	n.intervals = routing.CompileIntervals(n.TimeIntervals, p, key+".time_intervals")
 	n.inhibit = routing.CompileInhibitRules(n.InhibitRules, p, key+".inhibit_rules")
-	if len(n.InhibitRules) > 0 {
-		p.Add(key+".inhibit_rules", "are not applied yet in this build; leave them out (the built-in inhibitions apply)")
-	}
 	if n.Route != nil {
 		// The tree replaces the flat form; both at once would be ambiguous.
 		if len(n.Routes) > 0 {
@@ -209,20 +206,57 @@ func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Re
 // notifications routes the transitions that are not silenced and not
 // grouped under a shared alert (whose page covers them); skip, when set,
 // leaves out receivers (PagerDuty for a change that came from it).
-func notifications(rt *notifier.Router, trans []rules.Transition, skip func(receiver string) bool) []store.Notification {
+// groupLast, when set, is when a group last had a firing notification: a
+// new alert of a group notified less than group_interval ago waits until
+// then, as in Alertmanager, instead of paging again after group_wait.
+func notifications(rt *notifier.Router, trans []rules.Transition, skip func(receiver string) bool, groupLast func(receiver, key string) time.Time) []store.Notification {
 	var out []store.Notification
 	for _, t := range trans {
 		if t.Alert.Silenced || t.Alert.GroupedUnder != "" {
 			continue
 		}
 		for _, tg := range rt.Targets(&t.Alert, t.At) {
-			if skip == nil || !skip(tg.Receiver) {
-				n := store.Notification{Receiver: tg.Receiver, Trans: t, GroupKey: tg.GroupKey}
-				if t.Status == "firing" {
-					n.Wait = tg.GroupWait
-				}
-				out = append(out, n)
+			if skip != nil && skip(tg.Receiver) {
+				continue
 			}
+			n := store.Notification{Receiver: tg.Receiver, Trans: t, GroupKey: tg.GroupKey}
+			if t.Status == "firing" {
+				n.Wait = tg.GroupWait
+				if tg.GroupKey != "" && tg.GroupInterval > 0 && groupLast != nil {
+					if last := groupLast(tg.Receiver, tg.GroupKey); !last.IsZero() && t.At.Before(last.Add(tg.GroupInterval)) {
+						n.Wait = last.Add(tg.GroupInterval).Sub(t.At)
+					}
+				}
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// repeats are the re-notifications due at now (repeat_interval): for every
+// firing alert that is not silenced, inhibited, grouped under a shared
+// alert or acknowledged, each
+// receiver whose newest firing notification of it was queued at least its
+// route's repeat_interval ago (or never: the route was muted when it
+// fired) and is not still pending. The flat routes never repeat.
+func repeats(rt *notifier.Router, active []rules.Alert, silenced rules.Silencer, last map[store.FiringKey]store.LastFiring, now time.Time) []store.Notification {
+	var out []store.Notification
+	for i := range active {
+		a := active[i]
+		if a.State != rules.StateFiring || a.Silenced || a.Inhibited || a.GroupedUnder != "" || a.AckedBy != "" || (silenced != nil && silenced(&a, now)) {
+			continue
+		}
+		for _, tg := range rt.Targets(&a, now) {
+			if tg.RepeatInterval <= 0 {
+				continue
+			}
+			lf, ok := last[store.FiringKey{Fingerprint: a.Fingerprint, Receiver: tg.Receiver}]
+			if ok && (lf.Pending || now.Sub(lf.At) < tg.RepeatInterval) {
+				continue
+			}
+			out = append(out, store.Notification{Receiver: tg.Receiver, GroupKey: tg.GroupKey,
+				Trans: rules.Transition{At: now, Status: "firing", Alert: a}})
 		}
 	}
 	return out

@@ -41,7 +41,7 @@ func TestRoutingTreeConfig(t *testing.T) {
 	sundayNight := time.Date(2026, 9, 6, 7, 0, 0, 0, time.UTC) // 03:00 in New York
 	a := rules.Alert{Fingerprint: "f", Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "roster-import"}
 	trans := []rules.Transition{{At: weekday, Status: "firing", Alert: a}, {At: sundayNight, Status: "firing", Alert: a}}
-	notes := notifications(rt, trans, nil)
+	notes := notifications(rt, trans, nil, nil)
 	var got []string
 	for _, n := range notes {
 		got = append(got, n.Receiver+"@"+n.Trans.At.Format("Mon")+"/"+n.GroupKey+"/"+n.Wait.String())
@@ -49,7 +49,7 @@ func TestRoutingTreeConfig(t *testing.T) {
 	if want := "pd@Tue/alertname=stalled/0s dade@Tue/alertname=stalled/30s pd@Sun/alertname=stalled/0s"; strings.Join(got, " ") != want {
 		t.Errorf("notifications %s, want %s (dade muted in its maintenance window)", strings.Join(got, " "), want)
 	}
-	if n := notifications(rt, []rules.Transition{{At: weekday, Status: "firing", Alert: rules.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil); len(n) != 1 || n[0].Receiver != "slack" {
+	if n := notifications(rt, []rules.Transition{{At: weekday, Status: "firing", Alert: rules.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil, nil); len(n) != 1 || n[0].Receiver != "slack" {
 		t.Errorf("the root takes what no route does: %+v", n)
 	}
 }
@@ -91,7 +91,6 @@ func TestRoutingTreeProblems(t *testing.T) {
 			"notify.time_intervals[0].time_intervals[0].times[0]: start_time 18:00 is not before end_time 08:00",
 			"notify.time_intervals[0].time_intervals[0].weekdays[0]: \"funday\" is not a weekday",
 			"notify.inhibit_rules[0].target_matchers[0]: ",
-			"notify.inhibit_rules: are not applied yet",
 		}},
 		{"a duration in Alertmanager's form", "  route: {receiver: slack, repeat_interval: 1d, group_interval: soon}\n",
 			[]string{`notify.route.group_interval: "soon" is not a duration`}},

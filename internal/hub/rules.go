@@ -118,6 +118,7 @@ type ruleLoop struct {
 func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
 	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), cfg.Rules.timings()),
 		downAfter: map[string]time.Duration{}, router: cfg.Notify.Router()}
+	l.engine.SetInhibitor(inhibitor(cfg.Notify.inhibit))
 	for _, s := range cfg.Sources {
 		l.downAfter[s.Name] = s.DownAfter
 	}
@@ -179,19 +180,23 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 	if h, err := l.st.Sources(tctx); err == nil {
 		l.engine.SetSources(h, l.downAfter)
 	}
-	if sil, err := l.st.Silences(tctx, now); err == nil {
+	sil, silErr := l.st.Silences(tctx, now)
+	if silErr == nil {
 		l.engine.SetSilencer(rules.Silencing(sil))
 	} else {
-		l.log.Warn("reading silences failed", "error", err)
+		l.log.Warn("reading silences failed", "error", silErr)
 	}
 	trans, changed := l.engine.Tick(now)
-	notes := notifications(l.router, trans, nil)
+	notes := l.notifications(tctx, trans, nil)
 	u := &l.unsaved
 	u.changed, u.trans, u.notes = append(u.changed, changed...), append(u.trans, trans...), append(u.notes, notes...)
 	if err := l.st.SaveAlerts(tctx, u.changed, u.trans, u.notes); err != nil {
 		l.log.Error("saving alerts failed; will retry next tick", "error", err, "transitions", len(u.trans))
 	} else {
 		u.changed, u.trans, u.notes = u.changed[:0], u.trans[:0], u.notes[:0]
+		if silErr == nil { // a repeat must not page through a silence it could not read
+			notes = append(notes, l.repeat(tctx, now, rules.Silencing(sil))...)
+		}
 	}
 	if len(notes) > 0 && l.worker != nil {
 		l.worker.Kick()
@@ -245,8 +250,56 @@ func (l *ruleLoop) Ack(ctx context.Context, id, who string) (rules.Alert, error)
 	return tr.Alert, l.record(ctx, tr, nil)
 }
 
+// notifications routes transitions, with the store's view of when each
+// group last went out (group_interval).
+func (l *ruleLoop) notifications(ctx context.Context, trans []rules.Transition, skip func(string) bool) []store.Notification {
+	return notifications(l.router, trans, skip, func(receiver, key string) time.Time {
+		t, err := l.st.GroupLastFiring(ctx, receiver, key)
+		if err != nil {
+			l.log.Warn("reading a group's last notification failed; it waits group_wait", "receiver", receiver, "error", err)
+		}
+		return t
+	})
+}
+
+// repeat queues the re-notifications of still-firing alerts (repeat_interval).
+func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Silencer) []store.Notification {
+	if l.router.Tree == nil {
+		return nil
+	}
+	var firing []rules.Alert
+	var fps []string
+	for _, a := range l.engine.Active() {
+		if a.State == rules.StateFiring {
+			firing = append(firing, a)
+			fps = append(fps, a.Fingerprint)
+		}
+	}
+	if len(firing) == 0 {
+		return nil
+	}
+	last, err := l.st.LastFirings(ctx, fps)
+	if err != nil {
+		l.log.Warn("reading the last notifications failed; no repeats this tick", "error", err)
+		return nil
+	}
+	notes := repeats(l.router, firing, silenced, last, now)
+	if len(notes) == 0 {
+		return nil
+	}
+	if err := l.st.SaveAlerts(ctx, nil, nil, notes); err != nil {
+		l.log.Error("queueing repeat notifications failed; will retry next tick", "error", err)
+		return nil
+	}
+	for _, n := range notes {
+		l.log.Info("alert still firing: notifying again", "receiver", n.Receiver, "rule", n.Trans.Alert.Rule,
+			"tenant", n.Trans.Alert.Tenant, "job", n.Trans.Alert.Job, "fingerprint", n.Trans.Alert.Fingerprint)
+	}
+	return notes
+}
+
 func (l *ruleLoop) record(ctx context.Context, tr rules.Transition, skip func(string) bool) error {
-	notes := notifications(l.router, []rules.Transition{tr}, skip)
+	notes := l.notifications(ctx, []rules.Transition{tr}, skip)
 	if err := l.st.SaveAlerts(ctx, []rules.Alert{tr.Alert}, []rules.Transition{tr}, notes); err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func TestGroupedAlertsFoldIntoTheSharedPage(t *testing.T) {
 	other := rules.Alert{Fingerprint: "predicted-breach|polk", Rule: rules.RulePredictedBreach, Severity: rules.SevCritical, Tenant: "polk", Job: "roster-import"}
 	trans := []rules.Transition{{At: at, Status: "firing", Alert: shared}, {At: at, Status: "firing", Alert: own},
 		{At: at, Status: "firing", Alert: other}, {At: at.Add(time.Hour), Status: "resolved", Alert: own}}
-	got := notifications(rt, trans, nil)
+	got := notifications(rt, trans, nil, nil)
 	if len(got) != 2 || got[0].Trans.Alert.Fingerprint != shared.Fingerprint || got[1].Trans.Alert.Fingerprint != other.Fingerprint {
 		var fps []string
 		for _, n := range got {

@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// LastFiring is the newest firing notification queued for an alert and a
+// receiver: when, and whether it still waits for delivery.
+type LastFiring struct {
+	At      time.Time
+	Pending bool
+}
+
+// FiringKey names an alert's notifications to one receiver.
+type FiringKey struct{ Fingerprint, Receiver string }
+
+// LastFirings are, for these fingerprints and every receiver, the newest
+// firing notification queued (what repeat_interval counts from).
+func (s *Store) LastFirings(ctx context.Context, fingerprints []string) (map[FiringKey]LastFiring, error) {
+	out := map[FiringKey]LastFiring{}
+	for len(fingerprints) > 0 {
+		chunk := fingerprints[:min(len(fingerprints), 500)]
+		fingerprints = fingerprints[len(chunk):]
+		err := s.read(ctx, "outbox_last_firings", func(db *gorm.DB) error {
+			newest := db.Model(&outboxRow{}).Select("MAX(id)").Where("event = ? AND fingerprint IN ?", "firing", chunk).Group("fingerprint, receiver")
+			var rows []outboxRow
+			if err := db.Where("id IN (?)", newest).Find(&rows).Error; err != nil {
+				return err
+			}
+			for _, r := range rows {
+				out[FiringKey{r.Fingerprint, r.Receiver}] = LastFiring{At: r.CreatedAt.UTC(), Pending: r.Status == OutboxPending}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// GroupLastFiring is when a group's newest firing notification to a
+// receiver went out (or is due, while pending); zero when it never had one
+// (what group_interval counts from).
+func (s *Store) GroupLastFiring(ctx context.Context, receiver, groupKey string) (time.Time, error) {
+	var rows []outboxRow
+	err := s.read(ctx, "outbox_group_last", func(db *gorm.DB) error {
+		return db.Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, "firing").Order("id DESC").Limit(1).Find(&rows).Error
+	})
+	if err != nil || len(rows) == 0 {
+		return time.Time{}, err
+	}
+	if d := rows[0].DeliveredAt; d != nil {
+		return d.UTC(), nil
+	}
+	return rows[0].NextAt.UTC(), nil
+}
