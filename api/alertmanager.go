@@ -300,7 +300,7 @@ func (s *server) amSilences(c *gin.Context) {
 		}
 		ms := make([]gin.H, 0, len(sl.Matchers))
 		for _, m := range sl.Matchers {
-			ms = append(ms, gin.H{"name": amName(m.Name), "value": m.Value, "isRegex": m.IsRegex, "isEqual": true})
+			ms = append(ms, gin.H{"name": amName(m.Name), "value": m.Value, "isRegex": m.IsRegex, "isEqual": !m.Negative()})
 		}
 		out = append(out, gin.H{"id": sl.ID, "status": gin.H{"state": state}, "updatedAt": sl.CreatedAt, "matchers": ms,
 			"startsAt": sl.StartsAt, "endsAt": sl.EndsAt, "createdBy": sl.CreatedBy, "comment": sl.Comment})
@@ -345,12 +345,12 @@ func (s *server) amPostSilence(c *gin.Context) {
 	if in.CreatedBy != "" && in.CreatedBy != sl.CreatedBy {
 		sl.Comment = strings.TrimSpace(sl.Comment + " (by " + in.CreatedBy + ")")
 	}
-	for i, m := range in.Matchers {
+	for _, m := range in.Matchers {
+		rm := rules.Matcher{Name: oursName(m.Name), Value: m.Value, IsRegex: m.IsRegex}
 		if m.IsEqual != nil && !*m.IsEqual {
-			amError(c, 400, fmt.Sprintf("matchers[%d]: negative matchers (!=, !~) are not supported", i))
-			return
+			rm.IsEqual = m.IsEqual // != and !~
 		}
-		sl.Matchers = append(sl.Matchers, rules.Matcher{Name: oursName(m.Name), Value: m.Value, IsRegex: m.IsRegex})
+		sl.Matchers = append(sl.Matchers, rm)
 	}
 	if err := sl.Validate(); err != nil {
 		amError(c, 400, err.Error())

@@ -138,7 +138,7 @@ func silenceInScope(p *principal, sl *rules.Silence) bool {
 		return true
 	}
 	for _, m := range sl.Matchers {
-		if m.Name == "tenant" && !m.IsRegex && p.CanSee(m.Value) {
+		if m.Name == "tenant" && !m.IsRegex && !m.Negative() && p.CanSee(m.Value) {
 			return true
 		}
 	}

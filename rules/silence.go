@@ -6,11 +6,30 @@ import (
 	"time"
 )
 
-// Matcher matches one alert label exactly, or by regular expression.
+// Matcher matches one alert label exactly, or by regular expression; with
+// IsEqual false it matches the labels that do not (!=, !~).
 type Matcher struct {
 	Name    string `json:"name"`
 	Value   string `json:"value"`
 	IsRegex bool   `json:"is_regex,omitempty"`
+	// IsEqual is true when absent (silences stored before it existed).
+	IsEqual *bool `json:"is_equal,omitempty"`
+}
+
+// Negative reports a != or !~ matcher.
+func (m *Matcher) Negative() bool { return m.IsEqual != nil && !*m.IsEqual }
+
+// matches reports whether the label value v passes.
+func (m *Matcher) matches(v string) bool {
+	ok := v == m.Value
+	if m.IsRegex {
+		re, err := regexp.Compile("^(?:" + m.Value + ")$")
+		if err != nil {
+			return false // Validate refuses it; never silence on a broken matcher
+		}
+		ok = re.MatchString(v)
+	}
+	return ok != m.Negative()
 }
 
 // Silence mutes alerts that match all its matchers between StartsAt and EndsAt
@@ -62,12 +81,21 @@ func (s *Silence) Validate() error {
 			return fmt.Errorf("matchers[%d].name: %q is not one of %v", i, m.Name, SilenceLabels)
 		}
 		if m.IsRegex {
-			if _, err := regexp.Compile("^(?:" + m.Value + ")$"); err != nil {
+			if _, err := regexp.Compile(m.Value); err != nil {
 				return fmt.Errorf("matchers[%d].value: %v", i, err)
 			}
-		} else if m.Value == "" {
+		} else if m.Value == "" && !m.Negative() {
 			return fmt.Errorf("matchers[%d].value: is required", i)
 		}
+	}
+	// As in Alertmanager: a silence whose every matcher passes an absent
+	// label (tenant!=dade alone) would mute nearly everything.
+	empty := true
+	for i := range s.Matchers {
+		empty = empty && s.Matchers[i].matches("")
+	}
+	if empty {
+		return fmt.Errorf("matchers: at least one must not match an empty label (tenant!=dade alone would silence nearly every alert)")
 	}
 	if !s.EndsAt.After(s.StartsAt) {
 		return fmt.Errorf("ends_at: must be after starts_at")
@@ -83,14 +111,8 @@ func (s *Silence) Matches(a *Alert, now time.Time) bool {
 	if now.Before(s.StartsAt) || !now.Before(s.EndsAt) {
 		return false
 	}
-	for _, m := range s.Matchers {
-		v := Label(a, m.Name)
-		if m.IsRegex {
-			re, err := regexp.Compile("^(?:" + m.Value + ")$")
-			if err != nil || !re.MatchString(v) {
-				return false
-			}
-		} else if v != m.Value {
+	for i := range s.Matchers {
+		if !s.Matchers[i].matches(Label(a, s.Matchers[i].Name)) {
 			return false
 		}
 	}
