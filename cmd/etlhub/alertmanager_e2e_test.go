@@ -152,4 +152,15 @@ func TestAmtoolAgainstTheHub(t *testing.T) {
 	if list, _ := body["silences"].([]any); len(list) != 1 || !strings.Contains(fmt.Sprint(list[0]), "rule") {
 		t.Fatalf("the hub's silences = %v", body)
 	}
+	// A negative matcher from amtool is kept as one, and amtool reads it back.
+	if out, err := h.amtool(t, opTok, "silence", "add", "alertname=RedisMemory", "tenant!=polk", "--comment=not polk", "--duration=1h"); err != nil {
+		t.Fatalf("amtool silence add with !=: %v\n%s", err, out)
+	}
+	out, err = h.amtool(t, viewTok, "silence", "query", "alertname=RedisMemory", "-o", "json")
+	if err != nil || !strings.Contains(out, `{"isEqual":false,"isRegex":false,"name":"tenant","value":"polk"}`) {
+		t.Fatalf("amtool silence query of the negative silence: %v\n%s", err, out)
+	}
+	if out, err := h.amtool(t, opTok, "silence", "add", "tenant!=polk", "--comment=everything", "--duration=1h"); err == nil {
+		t.Fatalf("a silence of only a negative matcher was taken: %s", out)
+	}
 }
