@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need and is missing (Debian packages: PostgreSQL,
 # OpenSSH, Redis, Chromium, gcc, Prometheus, Alertmanager, systemd, buildah,
-# runc, Node.js; mailpit; the OpenAPI linters and client generator from npm),
-# then runs
+# runc, Node.js; mailpit; the OpenAPI linters and client generator and
+# axe-core from npm), then runs
 # go vet and every test with the race detector. Used by .ci/run and by people:
 #   ./scripts/test.sh            # everything
 #   ./scripts/test.sh ./store/   # some packages
@@ -54,6 +54,13 @@ fi
 if ! cmp -s tools/lint/package-lock.json tools/lint/node_modules/.etlhub-installed-lock; then
   echo "installing the OpenAPI linters (npm ci in tools/lint)"
   (cd tools/lint && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.etlhub-installed-lock)
+fi
+
+# axe-core, the accessibility engine the dashboard's Chromium tests run on
+# each view, pinned by tools/axe/package-lock.json.
+if ! cmp -s tools/axe/package-lock.json tools/axe/node_modules/.etlhub-installed-lock; then
+  echo "installing axe-core (npm ci in tools/axe)"
+  (cd tools/axe && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.etlhub-installed-lock)
 fi
 
 pkgs=("$@")

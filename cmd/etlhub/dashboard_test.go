@@ -117,6 +117,7 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	first := text(`#board tbody tr:first-child`)
 	shot("board.png")
+	b.axe("board")
 	board := text(`#board`)
 	injected := b.eval(`(window.__pwned || 0) + (document.querySelector("#view img, #view #pwn, #view script") ? 10 : 0)`)
 	if injected != 0 || !strings.Contains(board, hostile) || !strings.Contains(board, "<b id=pwn>job</b>") {
@@ -157,6 +158,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("the on-time rate says %q", rate)
 	}
 	shot("nights.png")
+	b.axe("night history")
 
 	step("alerts", chromedp.Navigate(h.url+"/#/alerts"), chromedp.WaitVisible(`tr.alert button.ack`))
 	alertText := text(`tr.alert`)
@@ -178,6 +180,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return strings.Contains(b.evalString(`document.querySelector("tr.alert td.acked").textContent`), "etlhub:operator")
 	})
 	shot("alerts.png")
+	b.axe("alerts page")
 
 	step("run page", chromedp.Navigate(h.url+"/#/run/dade%2F1/dade/roster-import"), chromedp.WaitVisible(`#chart polyline`))
 	chart, err := chromedp.Run(ctx, chromedp.OuterHTML(`#chart`))
@@ -185,6 +188,7 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot("run.png")
+	b.axe("run page")
 	xt, yt := b.eval(`document.querySelectorAll("#chart .x-axis .tick-label").length`), b.eval(`document.querySelectorAll("#chart .y-axis .tick-label").length`)
 	if xt < 4 || yt < 4 {
 		t.Fatalf("the run chart has %d time and %d row ticks", xt, yt)
@@ -284,6 +288,7 @@ func TestDashboardDistrictView(t *testing.T) {
 		t.Fatalf("%d recent nights", n)
 	}
 	b.shot("district.png")
+	b.axe("district's page")
 	b.step("other district", chromedp.Navigate(h.url+"/#/district/broward"), chromedp.WaitVisible(`#view .error`))
 	if page := b.text(`#view`); !strings.Contains(page, "outside this token's scope") || strings.Contains(page, "broward-secret") {
 		t.Fatalf("another district's page shows %q", page)
@@ -293,10 +298,11 @@ func TestDashboardDistrictView(t *testing.T) {
 // browserSession is a headless Chromium tab on the hub, with helpers that
 // fail the test with the hub's logs.
 type browserSession struct {
-	t     *testing.T
-	h     *hubProc
-	ctx   context.Context
-	shots string
+	t      *testing.T
+	h      *hubProc
+	ctx    context.Context
+	shots  string
+	axeSrc string
 }
 
 func openBrowser(t *testing.T, browser string, h *hubProc) *browserSession {
@@ -337,6 +343,38 @@ func (b *browserSession) eval(js string) int {
 		b.t.Fatalf("%s: %v", js, err)
 	}
 	return v
+}
+
+// axeSource is axe-core's script, installed by scripts/test.sh (npm ci in
+// tools/axe); a missing one skips, and fails under CI=true.
+func axeSource(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "..", "tools", "axe", "node_modules", "axe-core", "axe.min.js"))
+	if err != nil {
+		testsrv.Missing(t, "axe-core (cd tools/axe && npm ci)", err)
+	}
+	return string(src)
+}
+
+// axe runs axe-core on the view shown and fails on any serious or critical
+// finding (WCAG 2 A and AA rules and axe's best practices).
+func (b *browserSession) axe(view string) {
+	b.t.Helper()
+	if b.axeSrc == "" {
+		b.axeSrc = axeSource(b.t)
+	}
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](b.axeSrc+";true")); err != nil {
+		b.t.Fatalf("loading axe-core: %v", err)
+	}
+	found, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`axe.run(document, {resultTypes: ["violations"]}).then((r) =>
+		r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) =>
+			v.impact + " " + v.id + ": " + v.help + " (" + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ") + ")"))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("axe-core on %s: %v", view, err)
+	}
+	if len(found) > 0 {
+		b.t.Errorf("axe-core finds on the %s:\n  %s", view, strings.Join(found, "\n  "))
+	}
 }
 
 func (b *browserSession) evalString(js string) string {
