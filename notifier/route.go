@@ -214,15 +214,12 @@ func groupKey(label func(string) string, by []string) string {
 	return strings.Join(parts, ",")
 }
 
-// GroupLabels parses a group key back into labels; alertname (the tree's
-// name for it) is the rule.
+// GroupLabels parses a group key back into labels ({} for a hashed key or
+// a route's one group).
 func GroupLabels(key string) map[string]string {
 	out := map[string]string{}
 	for _, p := range strings.Split(key, ",") {
 		if k, v, ok := strings.Cut(p, "="); ok {
-			if k == "alertname" {
-				k = "rule"
-			}
 			out[k] = v
 		}
 	}

@@ -22,7 +22,7 @@ type Outbox interface {
 	OutboxFailed(ctx context.Context, id uint64, reason string) error
 	OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error)
 	PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]store.OutboxItem, error)
-	FiringMatching(ctx context.Context, labels map[string]string) (int64, error)
+	GroupFiring(ctx context.Context, receiver, groupKey string) (int64, error)
 }
 
 // Receiver is a named notifier with its rate limit.
@@ -162,7 +162,7 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			}
 		case "resolved":
 			// The group's page resolves with its last alert.
-			n, err := w.outbox.FiringMatching(ctx, GroupLabels(it.GroupKey))
+			n, err := w.outbox.GroupFiring(ctx, it.Receiver, it.GroupKey)
 			if err == nil && n > 0 {
 				w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ""))
 				log.Debug("resolve folded into its group", "still_firing", n)

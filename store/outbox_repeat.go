@@ -58,3 +58,15 @@ func (s *Store) GroupLastFiring(ctx context.Context, receiver, groupKey string) 
 	}
 	return rows[0].NextAt.UTC(), nil
 }
+
+// GroupFiring counts the alerts of a group, as notified to a receiver,
+// that still fire: the group's page resolves when none is left. It goes by
+// the alerts queued in the group, so it holds for a group of any labels.
+func (s *Store) GroupFiring(ctx context.Context, receiver, groupKey string) (int64, error) {
+	var n int64
+	err := s.read(ctx, "outbox_group_firing", func(db *gorm.DB) error {
+		members := db.Model(&outboxRow{}).Select("fingerprint").Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, "firing")
+		return db.Model(&alertRow{}).Where("state = ? AND fingerprint IN (?)", "firing", members).Count(&n).Error
+	})
+	return n, err
+}
