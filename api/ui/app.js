@@ -278,16 +278,21 @@ async function alerts() {
         n.status === "failed" ? ["failed: ", n.last_error || ""] : ["pending", n.attempts ? ", attempt " + n.attempts : "", n.last_error ? ": " + n.last_error : ""]));
   };
   const groups = new Map();
+  // A shared cause: the rules' shared alert and the per-job alerts grouped
+  // under it (grouped_under); else one rule firing on one source.
   for (const a of data.alerts) {
-    const key = a.source ? a.rule + "|" + a.source : "alert|" + a.id;
+    const key = a.grouped_under ? "fp|" + a.grouped_under : a.scope === "shared" ? "fp|" + a.fingerprint : a.source ? a.rule + "|" + a.source : "alert|" + a.id;
     if (!groups.has(key)) groups.set(key, []);
-    groups.get(key).push(a);
+    const g = groups.get(key);
+    if (a.scope === "shared") g.unshift(a); else g.push(a);
   }
   const td = (label, attrs, ...kids) => el("td", { "data-label": label, ...attrs }, ...kids);
   const rows = [];
   for (const [key, list] of groups) {
-    if (list.length > 1) rows.push(el("tr", { class: "group" }, el("th", { colspan: "8", scope: "rowgroup" },
-      "Shared cause: " + list[0].rule + " on " + list[0].source + " — " + list.length + " jobs")));
+    const shared = list[0].scope === "shared" ? list[0] : null;
+    if (list.length > 1 || shared) rows.push(el("tr", { class: "group" }, el("th", { colspan: "8", scope: "rowgroup" },
+      "Shared cause: " + (shared ? shared.summary : list[0].rule + " on " + list[0].source) + " — " +
+      (shared && shared.affected ? shared.affected.length : list.length) + " jobs")));
     for (const a of list) {
       const since = a.fired_at || a.pending_since;
       rows.push(el("tr", { class: "alert" + (list.length > 1 ? " grouped" : ""), "data-id": a.id },
