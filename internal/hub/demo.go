@@ -270,7 +270,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 				}
 				if ob.Quality != nil {
 					fmt.Fprintf(o.Out, "    %s's data-quality report, as the district gets it on its SFTP server: %s (%d errors, %d warnings)\n",
-						ob.Tenant, live.report(ob.Tenant, ob.RunID), ob.Quality.Errors, ob.Quality.Warnings)
+						ob.Tenant, live.report(ob.Tenant), ob.Quality.Errors, ob.Quality.Warnings)
 				}
 			}
 		}

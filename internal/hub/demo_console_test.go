@@ -41,3 +41,15 @@ func TestDemoConsoleEscapesOutsideText(t *testing.T) {
 		t.Errorf("the summary's text is lost: %q", out)
 	}
 }
+
+// A real import started after midnight UTC is shown under the simulated
+// night's date, not the real clock's.
+func TestDemoRunsCarryTheSimulatedNightsDate(t *testing.T) {
+	sim := time.Date(2026, 12, 2, 7, 5, 0, 0, time.UTC) // 02:05 New York
+	if got := onDate("polk/roster-import/2026-12-03#1", sim); got != "polk/roster-import/2026-12-02#1" {
+		t.Fatalf("run id on the simulated clock: %s", got)
+	}
+	if got := onDate("not-a-run-id", sim); got != "not-a-run-id" {
+		t.Fatalf("an unexpected id was changed: %s", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/importer"
@@ -43,6 +44,9 @@ type liveTenant struct {
 	uploaded    bool
 	done        *status.Observation
 	retries     map[string]int // failed calls by dependency, from the importer
+	// runID is the importer's own name of the run (its report is filed
+	// under it); the board shows it with the simulated night's date.
+	runID string
 }
 
 // liveImporter is the real importer of the demo's live districts, on an
@@ -162,9 +166,21 @@ func (l *liveImporter) busy() bool {
 	return false
 }
 
-// report is where the district finds the data-quality report of a run.
-func (l *liveImporter) report(tenant, runID string) string {
-	return filepath.Join(l.dir, "sftp", tenant, "reports", importer.BatchName(runID)+".csv")
+// report is where the district finds the data-quality report of its run.
+func (l *liveImporter) report(tenant string) string {
+	return filepath.Join(l.dir, "sftp", tenant, "reports", importer.BatchName(l.tenant(tenant).runID)+".csv")
+}
+
+// onDate renames an importer run (tenant/job/day#n, day on the real clock)
+// with the simulated clock's day, so that every time and date the demo
+// shows is the simulated night's.
+func onDate(runID string, sim time.Time) string {
+	i := strings.LastIndexByte(runID, '/')
+	j := strings.LastIndexByte(runID, '#')
+	if i < 0 || j < i {
+		return runID
+	}
+	return runID[:i+1] + sim.UTC().Format("2006-01-02") + runID[j:]
 }
 
 // upload puts the roster in the tenant's inbox, the manifest last, as the
@@ -239,6 +255,8 @@ func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Obs
 			}
 			return &s
 		}
+		t.runID = o.RunID
+		o.RunID = onDate(o.RunID, t.sim0)
 		o.At = sim
 		o.StartedAt, o.UpdatedAt, o.FinishedAt, o.FilesArrivedAt = toSim(o.StartedAt), toSim(o.UpdatedAt), toSim(o.FinishedAt), toSim(o.FilesArrivedAt)
 		out = append(out, o)
