@@ -23,6 +23,8 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # The image test (deploy/image_test.go): buildah builds the image, runc runs it.
 command -v buildah >/dev/null 2>&1 || need+=(buildah)
 command -v runc >/dev/null 2>&1 || need+=(runc)
+# The README install test (deploy/install_test.go) makes tokens with openssl.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
