@@ -81,6 +81,9 @@ type Options struct {
 	// the server ends it and the page reconnects (default 50 s, under the
 	// server's write timeout).
 	EventStreamFor time.Duration
+	// Live, when set, is told of every ingest by the hub (pushes and
+	// collectors alike); without it the API announces the pushes it takes.
+	Live *Live
 	// TrustedProxies are the addresses or CIDRs of reverse proxies whose
 	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
 	// logged client is the peer that connected.
@@ -118,9 +121,13 @@ func New(o Options) http.Handler {
 	if o.EventStreamFor <= 0 {
 		o.EventStreamFor = 50 * time.Second
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC(), live: &live{}}
-	if s.o.Ingest != nil {
-		s.o.Ingest = liveIngest{Ingester: s.o.Ingest, live: s.live}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC(), live: o.Live}
+	if s.live == nil {
+		// No hub to tell of every ingest: announce the pushes at least.
+		s.live = NewLive()
+		if s.o.Ingest != nil {
+			s.o.Ingest = liveIngest{Ingester: s.o.Ingest, live: s.live}
+		}
 	}
 	for i := range o.Jobs {
 		j := &o.Jobs[i]

@@ -9,8 +9,30 @@ import (
 	"github.com/etlhub/etlhub/store"
 )
 
-// live fans changes out to the event streams: each subscriber hears of the
-// tenants its token may see, and only of those.
+// Live fans changes out to the event streams (GET /api/v1/events): each
+// subscriber hears of the tenants its token may see, and only of those. The
+// hub shares one with the API (Options.Live) so that what its collectors
+// store reaches the open pages as pushes do.
+type Live = live
+
+// NewLive is an empty fan-out.
+func NewLive() *Live { return &live{} }
+
+// Changed tells the event streams that these observations were stored.
+func (l *live) Changed(obs []status.Observation) {
+	seen := map[string]bool{}
+	var tenants []string
+	for i := range obs {
+		if t := obs[i].Tenant; !seen[t] {
+			seen[t] = true
+			tenants = append(tenants, t)
+		}
+	}
+	if len(tenants) > 0 {
+		l.publish(tenants)
+	}
+}
+
 type live struct {
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
@@ -76,15 +98,7 @@ type liveIngest struct {
 func (l liveIngest) Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error) {
 	res, err := l.Ingester.Ingest(ctx, via, obs)
 	if err == nil {
-		seen := map[string]bool{}
-		var tenants []string
-		for i := range obs {
-			if t := obs[i].Tenant; !seen[t] {
-				seen[t] = true
-				tenants = append(tenants, t)
-			}
-		}
-		l.live.publish(tenants)
+		l.live.Changed(obs)
 	}
 	return res, err
 }

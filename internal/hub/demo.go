@@ -163,7 +163,13 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	defer st.Close()
 	ing := NewIngestor(st, reg)
 	rl := newRuleLoop(cfg, st, log, reg)
-	ing.after = rl.engine.Observe
+	// Whatever is stored (pushed or collected) goes to the rules and is
+	// announced to the pages' event streams.
+	changes := api.NewLive()
+	ing.after = func(obs []status.Observation, now time.Time) {
+		rl.engine.Observe(obs, now)
+		changes.Changed(obs)
+	}
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
@@ -174,7 +180,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		defer func() { stopWorker(); <-delivered }()
 	}
 	ing.now = now
-	handler := api.New(api.Options{Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
+	handler := api.New(api.Options{Live: changes, Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
 		Views: rl, Actions: rl, Log: log, Now: now})
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {

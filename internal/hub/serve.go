@@ -12,6 +12,7 @@ import (
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/collectors"
+	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,7 +55,13 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	if err := rl.warm(ctx, time.Now().UTC()); err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	ing.after = rl.engine.Observe
+	// Whatever is stored (pushed or collected) goes to the rules and is
+	// announced to the pages' event streams.
+	live := api.NewLive()
+	ing.after = func(obs []status.Observation, now time.Time) {
+		rl.engine.Observe(obs, now)
+		live.Changed(obs)
+	}
 	rl.worker = newWorker(cfg, st, log, reg, nil)
 	cm := collectors.NewMetrics(reg)
 	for _, s := range cfg.Sources {
@@ -66,6 +73,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	}
 
 	handler := api.New(api.Options{
+		Live:  live,
 		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: rl, Actions: rl,
 		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
