@@ -33,6 +33,7 @@ func (s *server) alertmanagerRoutes(r *gin.Engine) {
 	v2.POST("/alerts", s.auth.require(parseRole(s.o.Auth.PushRole)), s.amPostAlerts)
 	v2.GET("/silences", view, s.amSilences)
 	v2.POST("/silences", op, s.amPostSilence)
+	v2.DELETE("/silence/:id", op, s.amDeleteSilence)
 	v2.GET("/receivers", view, func(c *gin.Context) { c.JSON(200, []gin.H{}) })
 }
 
@@ -200,14 +201,9 @@ func boolParam(c *gin.Context, name string, def bool) (bool, bool) {
 }
 
 func (s *server) amAlerts(c *gin.Context) {
-	var ms []amMatcher
-	for _, f := range c.QueryArray("filter") {
-		m, err := parseMatcher(f)
-		if err != nil {
-			amError(c, 400, "filter: "+err.Error())
-			return
-		}
-		ms = append(ms, m)
+	ms, ok := amFilters(c)
+	if !ok {
+		return
 	}
 	active, ok1 := boolParam(c, "active", true)
 	silenced, ok2 := boolParam(c, "silenced", true)
@@ -277,7 +273,60 @@ func oursName(am string) string {
 	return am
 }
 
+// amFilters reads the filter query parameters (amtool's matchers).
+func amFilters(c *gin.Context) ([]amMatcher, bool) {
+	var ms []amMatcher
+	for _, f := range c.QueryArray("filter") {
+		m, err := parseMatcher(f)
+		if err != nil {
+			amError(c, 400, "filter: "+err.Error())
+			return nil, false
+		}
+		ms = append(ms, m)
+	}
+	return ms, true
+}
+
+// silenceMatchesFilters is Alertmanager's test of a silence against query
+// filters: each filter is matched against the value the silence's matcher of
+// that label has; a filter for the empty value passes where the silence has
+// no matcher of the label (or, negated, where it has one).
+func silenceMatchesFilters(sl *rules.Silence, filters []amMatcher) bool {
+	values := map[string]string{}
+	for _, m := range sl.Matchers {
+		values[amName(m.Name)] = m.Value
+	}
+	for _, f := range filters {
+		v, has := values[f.name]
+		negative := f.op == "!=" || f.op == "!~"
+		if f.value == "" && has == negative {
+			continue
+		}
+		if !f.matches(map[string]string{f.name: v}) {
+			return false
+		}
+	}
+	return true
+}
+
+// amDeleteSilence is DELETE /api/v2/silence/{id} (amtool silence expire).
+func (s *server) amDeleteSilence(c *gin.Context) {
+	code, msg, err := s.expireSilence(c, c.Param("id"))
+	switch {
+	case err != nil:
+		s.storeError(c, err)
+	case code != 0:
+		amError(c, code, msg)
+	default:
+		c.Status(200)
+	}
+}
+
 func (s *server) amSilences(c *gin.Context) {
+	filters, ok := amFilters(c)
+	if !ok {
+		return
+	}
 	now := s.o.Now().UTC()
 	list, err := s.o.Store.Silences(c.Request.Context(), now)
 	if err != nil {
@@ -288,7 +337,7 @@ func (s *server) amSilences(c *gin.Context) {
 	out := make([]gin.H, 0, len(list))
 	for i := range list {
 		sl := &list[i]
-		if !silenceInScope(p, sl) {
+		if !silenceInScope(p, sl) || !silenceMatchesFilters(sl, filters) {
 			continue
 		}
 		state := "active"

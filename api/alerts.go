@@ -166,30 +166,38 @@ func (s *server) silencesFull(c *gin.Context, now time.Time) (string, error) {
 }
 
 func (s *server) deleteSilence(c *gin.Context) {
-	id := c.Param("id")
+	code, msg, err := s.expireSilence(c, c.Param("id"))
+	switch {
+	case err != nil:
+		s.storeError(c, err)
+	case code == 403:
+		abort(c, 403, "forbidden", msg)
+	case code == 404:
+		abort(c, 404, "not_found", msg)
+	default:
+		c.Status(204)
+	}
+}
+
+// expireSilence expires silence id for the caller: 0 when done, else the
+// status of the refusal and why (err: the store failed).
+func (s *server) expireSilence(c *gin.Context, id string) (int, string, error) {
 	if p := who(c); p.tenants != nil {
 		list, err := s.o.Store.Silences(c.Request.Context(), s.o.Now().UTC())
 		if err != nil {
-			s.storeError(c, err)
-			return
+			return 0, "", err
 		}
 		for _, sl := range list {
 			if sl.ID == id && !silenceInScope(p, &sl) {
-				abort(c, 403, "forbidden", "this silence is outside the token's tenants")
-				return
+				return 403, "this silence is outside the token's tenants", nil
 			}
 		}
 	}
 	err := s.o.Store.ExpireSilence(c.Request.Context(), id, s.o.Now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
-		abort(c, 404, "not_found", "no active silence "+strconv.Quote(id))
-		return
+		return 404, "no active silence " + strconv.Quote(id), nil
 	}
-	if err != nil {
-		s.storeError(c, err)
-		return
-	}
-	c.Status(204)
+	return 0, "", err
 }
 
 // AlertActions are what people do to alerts.

@@ -267,6 +267,9 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 		"DELETE /api/v1/silences/:id": {
 			{method: "DELETE", path: "/api/v1/silences/bravosilence1", write: true, code: 403, after: bravoSilenceActive},
 		},
+		"DELETE /api/v2/silence/:id": {
+			{method: "DELETE", path: "/api/v2/silence/bravosilence1", write: true, code: 403, after: bravoSilenceActive},
+		},
 		"GET /api/v1/notifications": {{method: "GET", path: "/api/v1/notifications", code: 200, want: alphaAlert}},
 		"POST /api/v1/alerts/:id/ack": {
 			{method: "POST", path: "/api/v1/alerts/" + bravoAlert + "/ack", write: true, code: 404, after: noBravoAck},
@@ -290,7 +293,10 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 			{method: "POST", path: "/api/v2/alerts", write: true, code: 403, after: nothingPosted,
 				body: `[{"labels":{"alertname":"DiskFull"},"annotations":{"summary":"no tenant: every tenant's"}}]`},
 		},
-		"GET /api/v2/silences": {{method: "GET", path: "/api/v2/silences", code: 200, want: "alpha-silence-comment"}},
+		"GET /api/v2/silences": {
+			{method: "GET", path: "/api/v2/silences", code: 200, want: "alpha-silence-comment"},
+			{method: "GET", path: "/api/v2/silences?filter=tenant%3Dbravo", code: 200},
+		},
 		"POST /api/v2/silences": {
 			{method: "POST", path: "/api/v2/silences", write: true, body: amSilenceBody(`[{"name":"tenant","value":"bravo","isRegex":false}]`), code: 403, after: silenceCount(2)},
 			{method: "POST", path: "/api/v2/silences", write: true, body: amSilenceBody(`[{"name":"tenant","value":"alpha|bravo","isRegex":true}]`), code: 403, after: silenceCount(2)},

@@ -163,4 +163,19 @@ func TestAmtoolAgainstTheHub(t *testing.T) {
 	if out, err := h.amtool(t, opTok, "silence", "add", "tenant!=polk", "--comment=everything", "--duration=1h"); err == nil {
 		t.Fatalf("a silence of only a negative matcher was taken: %s", out)
 	}
+	// amtool's filters select silences; expire ends one, and it is gone.
+	out, err = h.amtool(t, viewTok, "silence", "query", "-q", "alertname=SFTPDiskFull")
+	if err != nil || strings.TrimSpace(out) != id {
+		t.Fatalf("amtool silence query alertname=SFTPDiskFull: %v\n%s (want only %s)", err, out, id)
+	}
+	if out, err := h.amtool(t, viewTok, "silence", "expire", id); err == nil {
+		t.Fatalf("a viewer expired a silence: %s", out)
+	}
+	if out, err := h.amtool(t, opTok, "silence", "expire", id); err != nil {
+		t.Fatalf("amtool silence expire: %v\n%s", err, out)
+	}
+	out, err = h.amtool(t, viewTok, "silence", "query", "-q", "alertname=SFTPDiskFull")
+	if err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("the expired silence is still listed: %v\n%s", err, out)
+	}
 }
