@@ -243,7 +243,11 @@ func TestKillMidDeliveryDeliversEverythingOnce(t *testing.T) {
 	const n = 12
 	pd, _, notify := receivers(t, 150*time.Millisecond)
 	dir := t.TempDir()
-	h := startHubIn(t, dir, "  []", stalledJobs(n), notify)
+	// One config for both processes: computed again at the restart, the
+	// jobs' schedule could move a minute past the runs' start, which would
+	// put them in the night before and resolve their alerts.
+	jobs := stalledJobs(n)
+	h := startHubIn(t, dir, "  []", jobs, notify)
 	now := time.Now().UTC()
 	var lines []string
 	for i := 0; i < n; i++ {
@@ -263,7 +267,7 @@ func TestKillMidDeliveryDeliversEverythingOnce(t *testing.T) {
 	if len(sent) >= n {
 		t.Fatalf("all %d pages went out before the kill; the test proves nothing", len(sent))
 	}
-	h2 := startHubIn(t, dir, "  []", stalledJobs(n), notify)
+	h2 := startHubIn(t, dir, "  []", jobs, notify)
 	h2.eventually("every alert is paged", 30*time.Second, func() bool {
 		_, inc := pd.snapshot()
 		return len(inc) == n
