@@ -22,9 +22,16 @@ type fakeSource struct {
 	headers http.Header
 	faults  []int
 	block   chan struct{}
+	arrived chan struct{} // when set, told of each request before it blocks
 }
 
 func (f *fakeSource) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.arrived != nil {
+		select {
+		case f.arrived <- struct{}{}:
+		default:
+		}
+	}
 	if f.block != nil {
 		<-f.block
 	}
@@ -96,16 +103,24 @@ func TestNeverBlocksTheImport(t *testing.T) {
 
 // Close while a batch is on the wire waits for it instead of cancelling it.
 func TestCloseDeliversTheBatchInFlight(t *testing.T) {
-	src := &fakeSource{block: make(chan struct{})}
+	src := &fakeSource{block: make(chan struct{}), arrived: make(chan struct{}, 1)}
 	srv := httptest.NewServer(src)
 	defer srv.Close()
 	s := New(Config{URL: config.Secret(srv.URL), FlushEvery: time.Millisecond, Timeout: 5 * time.Second})
 	for i := 0; i < 10; i++ {
 		fmt.Fprintf(s, `{"i":%d}`+"\n", i)
 	}
-	time.Sleep(100 * time.Millisecond) // the batch is posted and the source holds it
-	go func() { time.Sleep(200 * time.Millisecond); close(src.block) }()
-	s.Close()
+	<-src.arrived // the batch is on the wire and the source holds it
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+		close(src.block)
+		t.Fatal("Close returned while the batch was still on the wire")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(src.block)
+	<-closed
 	if st := s.Stats(); st.Shipped != 10 || st.Dropped != 0 {
 		t.Fatalf("closing during a send lost the batch: %+v", st)
 	}
