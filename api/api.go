@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -27,7 +27,7 @@ import (
 
 // Ingester stores observations through the hub's one ingest path.
 type Ingester interface {
-	Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error)
+	Ingest(ctx context.Context, via string, obs []model.Observation) (store.IngestResult, error)
 }
 
 // JobView is what the rules know of a job beyond its runs (risk, prediction,
@@ -60,7 +60,7 @@ type Views interface {
 type Options struct {
 	Store        *store.Store
 	Ingest       Ingester
-	Jobs         []status.JobSpec
+	Jobs         []model.JobSpec
 	Auth         AuthConfig
 	Views        Views
 	Actions      AlertActions
@@ -93,7 +93,7 @@ type Options struct {
 type server struct {
 	o       Options
 	auth    *authenticator
-	specs   map[store.JobKey]*status.JobSpec
+	specs   map[store.JobKey]*model.JobSpec
 	metrics *httpMetrics
 	jobs    *jobGuard
 	started time.Time // when the handler was built (uptime in /api/v2/status)
@@ -121,7 +121,7 @@ func New(o Options) http.Handler {
 	if o.EventStreamFor <= 0 {
 		o.EventStreamFor = 50 * time.Second
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*status.JobSpec{}, started: o.Now().UTC(), live: o.Live}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*model.JobSpec{}, started: o.Now().UTC(), live: o.Live}
 	if s.live == nil {
 		// No hub to tell of every ingest: announce the pushes at least.
 		s.live = NewLive()
@@ -280,21 +280,21 @@ func (s *server) filter(c *gin.Context) (store.Filter, bool) {
 
 // StatusRow is one tenant/job in GET /api/v1/status.
 type StatusRow struct {
-	Tenant        string       `json:"tenant"`
-	Job           string       `json:"job"`
-	Configured    bool         `json:"configured"`
-	Timezone      string       `json:"timezone,omitempty"` // the job's IANA zone
-	RunID         string       `json:"run_id,omitempty"`
-	State         status.State `json:"state,omitempty"`
-	Stage         string       `json:"stage,omitempty"`
-	ProgressPct   *float64     `json:"progress_pct"`
-	RowsDone      int64        `json:"rows_done"`
-	RowsTotal     int64        `json:"rows_total"`
-	ElapsedS      *int64       `json:"elapsed_s"`
-	StartedAt     *time.Time   `json:"started_at"`
-	UpdatedAt     *time.Time   `json:"updated_at"`
-	LastSuccessAt *time.Time   `json:"last_success_at"`
-	Error         string       `json:"error,omitempty"`
+	Tenant        string      `json:"tenant"`
+	Job           string      `json:"job"`
+	Configured    bool        `json:"configured"`
+	Timezone      string      `json:"timezone,omitempty"` // the job's IANA zone
+	RunID         string      `json:"run_id,omitempty"`
+	State         model.State `json:"state,omitempty"`
+	Stage         string      `json:"stage,omitempty"`
+	ProgressPct   *float64    `json:"progress_pct"`
+	RowsDone      int64       `json:"rows_done"`
+	RowsTotal     int64       `json:"rows_total"`
+	ElapsedS      *int64      `json:"elapsed_s"`
+	StartedAt     *time.Time  `json:"started_at"`
+	UpdatedAt     *time.Time  `json:"updated_at"`
+	LastSuccessAt *time.Time  `json:"last_success_at"`
+	Error         string      `json:"error,omitempty"`
 	JobView
 }
 
@@ -355,7 +355,7 @@ func (s *server) status(c *gin.Context) {
 
 // currentRuns reads every job's current run and last success; on an error it
 // has answered the request and ok is false.
-func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[store.JobKey]status.Run, ok bool) {
+func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[store.JobKey]model.Run, ok bool) {
 	ctx := c.Request.Context()
 	latest, err := s.o.Store.LatestRuns(ctx, f)
 	if err == nil {
@@ -368,7 +368,7 @@ func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[s
 	return latest, succ, true
 }
 
-func fillRun(row *StatusRow, r *status.Run, now time.Time) {
+func fillRun(row *StatusRow, r *model.Run, now time.Time) {
 	row.RunID, row.State, row.Stage, row.Error = r.RunID, r.State, r.Stage, r.Error
 	row.RowsDone, row.RowsTotal = r.RowsDone, r.RowsTotal
 	row.StartedAt, row.UpdatedAt = r.StartedAt, r.UpdatedAt
@@ -447,7 +447,7 @@ func (s *server) runs(c *gin.Context) {
 		return
 	}
 	if runs == nil {
-		runs = []status.Run{}
+		runs = []model.Run{}
 	}
 	c.JSON(200, gin.H{"runs": runs, "next": next})
 }
@@ -507,7 +507,7 @@ func (s *server) run(c *gin.Context) {
 		}
 	}
 	if own == nil {
-		own = []status.Observation{}
+		own = []model.Observation{}
 	}
 	c.JSON(200, gin.H{"run": r, "observations": own})
 }
@@ -515,7 +515,7 @@ func (s *server) run(c *gin.Context) {
 // SourceView is one source's health and the tenants it feeds that the
 // token may see.
 type SourceView struct {
-	status.SourceHealth
+	model.SourceHealth
 	Tenants []string `json:"tenants"`
 }
 

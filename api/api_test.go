@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -25,7 +25,7 @@ const tok = "operator-token-0123456789"
 
 type storeIngest struct{ st *store.Store }
 
-func (s storeIngest) Ingest(ctx context.Context, _ string, obs []status.Observation) (store.IngestResult, error) {
+func (s storeIngest) Ingest(ctx context.Context, _ string, obs []model.Observation) (store.IngestResult, error) {
 	return s.st.Ingest(ctx, obs)
 }
 

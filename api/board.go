@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -156,7 +156,7 @@ type DistrictJob struct {
 	Job      string              `json:"job"`
 	Timezone string              `json:"timezone,omitempty"`
 	RunID    string              `json:"run_id,omitempty"`
-	State    status.State        `json:"state,omitempty"`
+	State    model.State         `json:"state,omitempty"`
 	Stage    string              `json:"stage,omitempty"`
 	Deadline *time.Time          `json:"deadline,omitempty"`
 	Outcome  *rules.Outcome      `json:"outcome,omitempty"`
@@ -234,7 +234,7 @@ func (s *server) district(c *gin.Context) {
 // the importer's stages are awaiting_files, queued (the upload is
 // complete), downloading, validating, loading (validated), publishing
 // (loaded), and the success (published).
-func uploadSteps(r *status.Run, obs []status.Observation) []Step {
+func uploadSteps(r *model.Run, obs []model.Observation) []Step {
 	first := func(stage string) *time.Time {
 		for i := range obs {
 			if obs[i].Stage == stage {
@@ -254,7 +254,7 @@ func uploadSteps(r *status.Run, obs []status.Observation) []Step {
 		{Name: "loaded", Meaning: "the rows are in the database, not yet visible", At: first("publishing")},
 		{Name: "published", Meaning: "the new roster is live", At: nil},
 	}
-	if r.State == status.StateSucceeded {
+	if r.State == model.StateSucceeded {
 		t := r.LastSeenAt
 		if r.FinishedAt != nil {
 			t = *r.FinishedAt

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // TestNightsJudgeThirtyNightsAgainstTheDeadline: a job's last 30 nights come
@@ -18,27 +18,27 @@ import (
 // minutes), files arrived and data quality, and the on-time rate.
 func TestNightsJudgeThirtyNightsAgainstTheDeadline(t *testing.T) {
 	now := time.Date(2026, 9, 30, 12, 0, 0, 0, time.UTC) // 08:00 in New York
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 1 * * *",
-		Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)}
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 1 * * *",
+		Deadline: "06:00", StaleAfter: model.Duration(20 * time.Minute)}
 	if err := spec.Compile(); err != nil {
 		t.Fatal(err)
 	}
-	h := newHardened(t, func(o *Options) { o.Jobs = []status.JobSpec{spec}; o.Now = func() time.Time { return now } })
-	var obs []status.Observation
+	h := newHardened(t, func(o *Options) { o.Jobs = []model.JobSpec{spec}; o.Now = func() time.Time { return now } })
+	var obs []model.Observation
 	for d := 1; d <= 30; d++ {
 		start := time.Date(2026, 9, d, 5, 0, 0, 0, time.UTC) // 01:00 EDT
 		files := start.Add(-20 * time.Minute)
 		fin := start.Add(90 * time.Minute) // 05:30 EDT: on time
-		state := status.StateSucceeded
+		state := model.StateSucceeded
 		if d%5 == 0 {
 			fin = start.Add(5*time.Hour + 44*time.Minute) // 06:44 EDT
 		}
 		if d == 17 {
-			state = status.StateFailed
+			state = model.StateFailed
 		}
-		obs = append(obs, status.Observation{At: fin, Source: "push", Tenant: "dade", Job: "roster-import",
+		obs = append(obs, model.Observation{At: fin, Source: "push", Tenant: "dade", Job: "roster-import",
 			RunID: fmt.Sprintf("dade/%02d", d), State: state, StartedAt: &start, UpdatedAt: &fin, FinishedAt: &fin,
-			FilesArrivedAt: &files, RowsDone: 10, RowsTotal: 10, Quality: &status.Quality{Errors: int64(d % 3), Warnings: 1}})
+			FilesArrivedAt: &files, RowsDone: 10, RowsTotal: 10, Quality: &model.Quality{Errors: int64(d % 3), Warnings: 1}})
 	}
 	if _, err := h.st.Ingest(context.Background(), obs); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -326,11 +326,11 @@ func TestPushItemCap(t *testing.T) {
 // included) and metrics do not leak across tenants (issue 13, item 2).
 func TestScopedTokensSeeOnlyTheirTenants(t *testing.T) {
 	h := newHardened(t, func(o *Options) {
-		o.Jobs = []status.JobSpec{{Tenant: "dade", Job: "roster-import", Source: "dade-api"}}
+		o.Jobs = []model.JobSpec{{Tenant: "dade", Job: "roster-import", Source: "dade-api"}}
 	})
 	ctx := context.Background()
 	for _, src := range []string{"dade-api", "broward-api", "shared-importer"} {
-		hl := status.SourceHealth{Name: src, Kind: "httpjson"}
+		hl := model.SourceHealth{Name: src, Kind: "httpjson"}
 		hl.Record(time.Now(), time.Second, 0, fmt.Errorf("%s: upstream said 503 for its secret detail", src))
 		if err := h.st.SaveSource(ctx, hl); err != nil {
 			t.Fatal(err)
@@ -401,7 +401,7 @@ func TestScopedTokensSeeOnlyTheirTenants(t *testing.T) {
 // outside the configured jobs, nor can silences pile up (issue 13, item 9).
 func TestCardinalityGuards(t *testing.T) {
 	mod := func(o *Options) {
-		o.Jobs = []status.JobSpec{{Tenant: "dade", Job: "roster-import"}}
+		o.Jobs = []model.JobSpec{{Tenant: "dade", Job: "roster-import"}}
 		o.MaxUnconfiguredJobs, o.MaxSilences = 2, 2
 	}
 	h := newHardened(t, mod)

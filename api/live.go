@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 )
 
@@ -19,7 +19,7 @@ type Live = live
 func NewLive() *Live { return &live{} }
 
 // Changed tells the event streams that these observations were stored.
-func (l *live) Changed(obs []status.Observation) {
+func (l *live) Changed(obs []model.Observation) {
 	seen := map[string]bool{}
 	var tenants []string
 	for i := range obs {
@@ -95,7 +95,7 @@ type liveIngest struct {
 	live *live
 }
 
-func (l liveIngest) Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error) {
+func (l liveIngest) Ingest(ctx context.Context, via string, obs []model.Observation) (store.IngestResult, error) {
 	res, err := l.Ingester.Ingest(ctx, via, obs)
 	if err == nil {
 		l.live.Changed(obs)

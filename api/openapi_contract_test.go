@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/getkin/kin-openapi/openapi3"
@@ -136,12 +136,12 @@ func newContractHub(t *testing.T, now time.Time, tweaks ...hubTweak) *contractHu
 	if err := p.Err("auth"); err != nil {
 		t.Fatal(err)
 	}
-	jobs := []status.JobSpec{
+	jobs := []model.JobSpec{
 		{Tenant: "alpha", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 0 * * *", Deadline: "06:00",
-			StaleAfter: status.Duration(20 * time.Minute), MaxDuration: status.Duration(3 * time.Hour), FilesExpectedBy: "23:30",
+			StaleAfter: model.Duration(20 * time.Minute), MaxDuration: model.Duration(3 * time.Hour), FilesExpectedBy: "23:30",
 			Severity: map[string]string{rules.RuleStalled: rules.SevWarning}, Source: "alpha-sis"},
-		{Tenant: "alpha", Job: "never-seen", Timezone: "UTC", Schedule: "0 1 * * *", Deadline: "05:00", StaleAfter: status.Duration(time.Hour)},
-		{Tenant: "bravo", Job: "roster-import", Timezone: "UTC", Schedule: "0 0 * * *", Deadline: "06:00", StaleAfter: status.Duration(time.Hour)},
+		{Tenant: "alpha", Job: "never-seen", Timezone: "UTC", Schedule: "0 1 * * *", Deadline: "05:00", StaleAfter: model.Duration(time.Hour)},
+		{Tenant: "bravo", Job: "roster-import", Timezone: "UTC", Schedule: "0 0 * * *", Deadline: "06:00", StaleAfter: model.Duration(time.Hour)},
 	}
 	for i := range jobs {
 		if err := jobs[i].Compile(); err != nil {
@@ -176,7 +176,7 @@ func (h *contractHub) seed(t *testing.T, now time.Time) {
 		if src == "alpha-sis" {
 			fail = nil
 		}
-		sh := status.SourceHealth{Name: src, Kind: "http_json"}
+		sh := model.SourceHealth{Name: src, Kind: "http_json"}
 		sh.Record(now.Add(-time.Minute), 1500*time.Millisecond, 3, fail)
 		if err := h.st.SaveSource(ctx, sh); err != nil {
 			t.Fatal(err)
@@ -504,7 +504,7 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "push, all rejected", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
 			body: obs("alpha", "roster-import", "r6", `,"state":"exploded"`), code: 422, request: "invalid", check: wantIn(`"accepted":0`, `is not one of waiting`)},
 		{name: "push, too long a run id", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
-			body: obs("alpha", "roster-import", strings.Repeat("r", status.MaxRunIDLen+1), ""), code: 422, request: "invalid"},
+			body: obs("alpha", "roster-import", strings.Repeat("r", model.MaxRunIDLen+1), ""), code: 422, request: "invalid"},
 		{name: "push, unknown field", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations",
 			body: obs("alpha", "roster-import", "r7", `,"colour":"red"`), code: 422, request: "invalid"},
 		{name: "push, not JSON", route: "POST /api/v1/observations", token: ctOp, method: "POST", path: "/api/v1/observations", body: "hello", code: 400, request: "invalid"},

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 )
@@ -78,7 +78,7 @@ func enumOf[T ~string](vs ...T) []string {
 }
 
 var (
-	runStates   = enumOf(status.StateWaiting, status.StateRunning, status.StateSucceeded, status.StateFailed)
+	runStates   = enumOf(model.StateWaiting, model.StateRunning, model.StateSucceeded, model.StateFailed)
 	alertStates = enumOf(rules.StatePending, rules.StateFiring, rules.StateResolved)
 	severities  = []string{rules.SevCritical, rules.SevWarning, rules.SevInfo}
 	risks       = []string{rules.RiskBreached, rules.RiskPredicted, rules.RiskAtRisk, rules.RiskRunning, rules.RiskOK, rules.RiskIdle}
@@ -94,34 +94,34 @@ var nonNegative = obj{"minimum": 0}
 // fieldDocs: the limits are the constants the validation uses.
 var fieldDocs = map[string]fieldDoc{
 	"Observation.at":                  {desc: "When the source observed the run."},
-	"Observation.source":              {desc: "The status source that reported it.", extra: maxLen(status.MaxNameLen)},
-	"Observation.tenant":              {extra: maxLen(status.MaxNameLen)},
-	"Observation.job":                 {extra: maxLen(status.MaxNameLen)},
-	"Observation.run_id":              {extra: maxLen(status.MaxRunIDLen)},
-	"Observation.stage":               {desc: "Free text; the importer uses awaiting_files, downloading, validating, loading, publishing.", extra: maxLen(status.MaxStageLen)},
+	"Observation.source":              {desc: "The status source that reported it.", extra: maxLen(model.MaxNameLen)},
+	"Observation.tenant":              {extra: maxLen(model.MaxNameLen)},
+	"Observation.job":                 {extra: maxLen(model.MaxNameLen)},
+	"Observation.run_id":              {extra: maxLen(model.MaxRunIDLen)},
+	"Observation.stage":               {desc: "Free text; the importer uses awaiting_files, downloading, validating, loading, publishing.", extra: maxLen(model.MaxStageLen)},
 	"Observation.updated_at":          {desc: "The job's own last heartbeat or progress; a running run whose updated_at stops moving is hung."},
 	"Observation.rows_done":           {extra: nonNegative},
 	"Observation.rows_total":          {extra: nonNegative},
-	"Observation.error":               {extra: maxLen(status.MaxErrorLen)},
+	"Observation.error":               {extra: maxLen(model.MaxErrorLen)},
 	"Observation.attempt":             {extra: nonNegative},
-	"Observation.url":                 {desc: "A link to the run in its own system.", extra: maxLen(status.MaxURLLen)},
+	"Observation.url":                 {desc: "A link to the run in its own system.", extra: maxLen(model.MaxURLLen)},
 	"ObservationIn.at":                {desc: "When the source observed the run; at most 10 minutes after the hub's clock."},
-	"ObservationIn.source":            {desc: "The status source; push:TOKEN-NAME when absent.", extra: maxLen(status.MaxNameLen)},
-	"ObservationIn.tenant":            {extra: obj{"maxLength": status.MaxNameLen, "minLength": 1}},
-	"ObservationIn.job":               {extra: obj{"maxLength": status.MaxNameLen, "minLength": 1}},
-	"ObservationIn.run_id":            {extra: obj{"maxLength": status.MaxRunIDLen, "minLength": 1}},
-	"ObservationIn.stage":             {extra: maxLen(status.MaxStageLen)},
+	"ObservationIn.source":            {desc: "The status source; push:TOKEN-NAME when absent.", extra: maxLen(model.MaxNameLen)},
+	"ObservationIn.tenant":            {extra: obj{"maxLength": model.MaxNameLen, "minLength": 1}},
+	"ObservationIn.job":               {extra: obj{"maxLength": model.MaxNameLen, "minLength": 1}},
+	"ObservationIn.run_id":            {extra: obj{"maxLength": model.MaxRunIDLen, "minLength": 1}},
+	"ObservationIn.stage":             {extra: maxLen(model.MaxStageLen)},
 	"ObservationIn.started_at":        {desc: "At most 10 minutes after at and 30 days before it, as are updated_at and finished_at."},
 	"ObservationIn.updated_at":        {desc: "The job's own last heartbeat or progress time."},
 	"ObservationIn.files_arrived_at":  {desc: "When the run's input files had all arrived; at most 366 days before at."},
 	"ObservationIn.rows_done":         {extra: nonNegative},
 	"ObservationIn.rows_total":        {extra: nonNegative},
-	"ObservationIn.error":             {extra: maxLen(status.MaxErrorLen)},
+	"ObservationIn.error":             {extra: maxLen(model.MaxErrorLen)},
 	"ObservationIn.attempt":           {extra: nonNegative},
-	"ObservationIn.url":               {extra: maxLen(status.MaxURLLen)},
+	"ObservationIn.url":               {extra: maxLen(model.MaxURLLen)},
 	"QualityIn.errors":                {extra: nonNegative},
 	"QualityIn.warnings":              {extra: nonNegative},
-	"Run.run_id":                      {extra: maxLen(status.MaxRunIDLen)},
+	"Run.run_id":                      {extra: maxLen(model.MaxRunIDLen)},
 	"Run.first_seen_at":               {desc: "When the hub first heard of the run."},
 	"Run.last_seen_at":                {desc: "When the hub last heard of the run."},
 	"Run.quality_errors":              {extra: nonNegative},
@@ -223,12 +223,12 @@ var closedRequests = map[string]bool{"ObservationIn": true, "QualityIn": true, "
 // componentNames names the types whose Go name is not the component's;
 // anonNames the anonymous struct types of fields.
 var componentNames = map[reflect.Type]string{
-	reflect.TypeFor[store.OutboxItem]():   "Notification",
-	reflect.TypeFor[silenceRequest]():     "SilenceRequest",
-	reflect.TypeFor[amPostable]():         "PostableAlert",
-	reflect.TypeFor[amPostableSilence]():  "PostableSilence",
-	reflect.TypeFor[status.Quality]():     "Quality",
-	reflect.TypeFor[status.Observation](): "Observation",
+	reflect.TypeFor[store.OutboxItem]():  "Notification",
+	reflect.TypeFor[silenceRequest]():    "SilenceRequest",
+	reflect.TypeFor[amPostable]():        "PostableAlert",
+	reflect.TypeFor[amPostableSilence](): "PostableSilence",
+	reflect.TypeFor[model.Quality]():     "Quality",
+	reflect.TypeFor[model.Observation](): "Observation",
 }
 
 var anonNames = map[string]string{"PostableSilence.matchers": "PostableMatcher"}
@@ -271,8 +271,8 @@ var typeExamples = map[string]obj{
 // typeSchemas are the types with a JSON form of their own.
 var typeSchemas = map[reflect.Type]obj{
 	reflect.TypeFor[time.Time]():        {"type": "string", "format": "date-time"},
-	reflect.TypeFor[status.Duration]():  {"type": "string", "description": "A Go duration (20m, 1h30m0s).", "pattern": `^(0s|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`},
-	reflect.TypeFor[status.State]():     {"type": "string", "enum": runStates},
+	reflect.TypeFor[model.Duration]():   {"type": "string", "description": "A Go duration (20m, 1h30m0s).", "pattern": `^(0s|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`},
+	reflect.TypeFor[model.State]():      {"type": "string", "enum": runStates},
 	reflect.TypeFor[rules.AlertState](): {"type": "string", "enum": alertStates},
 }
 
@@ -534,16 +534,16 @@ func closed(required []string, props obj) obj {
 
 func openAPIOperations(g *docGen) []op {
 	var (
-		run         = g.answer(reflect.TypeFor[status.Run]())
-		observation = g.answer(reflect.TypeFor[status.Observation]())
+		run         = g.answer(reflect.TypeFor[model.Run]())
+		observation = g.answer(reflect.TypeFor[model.Observation]())
 		alert       = g.answer(reflect.TypeFor[rules.Alert]())
 		silence     = g.answer(reflect.TypeFor[rules.Silence]())
 		jobView     = g.answer(reflect.TypeFor[JobView]())
-		jobSpec     = g.answer(reflect.TypeFor[status.JobSpec]())
+		jobSpec     = g.answer(reflect.TypeFor[model.JobSpec]())
 		pushResult  = g.answer(reflect.TypeFor[PushResult]())
-		tenantPath  = pathParam("tenant", "The tenant.", obj{"type": "string", "maxLength": status.MaxNameLen})
-		jobPath     = pathParam("job", "The job.", obj{"type": "string", "maxLength": status.MaxNameLen})
-		tenantQuery = queryParam("tenant", "Only this tenant (one the token may see).", obj{"type": "string", "maxLength": status.MaxNameLen})
+		tenantPath  = pathParam("tenant", "The tenant.", obj{"type": "string", "maxLength": model.MaxNameLen})
+		jobPath     = pathParam("job", "The job.", obj{"type": "string", "maxLength": model.MaxNameLen})
+		tenantQuery = queryParam("tenant", "Only this tenant (one the token may see).", obj{"type": "string", "maxLength": model.MaxNameLen})
 	)
 	g.schemas["StatusPage"] = closed([]string{"generated_at", "jobs"}, obj{
 		"generated_at": dateTime(),
@@ -671,9 +671,9 @@ func openAPIOperations(g *docGen) []op {
 			resps:   []resp{{code: 200, desc: "The stream.", ctype: "text/event-stream", schema: str()}, r401}},
 		{method: "GET", path: "/api/v1/runs/{run_id}", id: "getRun", tag: "runs", role: viewer,
 			summary: "One run and its observations", desc: "A run by its run_id. Run ids may hold / and #: percent-encode them. A run_id several jobs use needs tenant and job.",
-			params: []obj{pathParam("run_id", "The run's id, percent-encoded.", obj{"type": "string", "maxLength": status.MaxRunIDLen}),
-				queryParam("tenant", "The run's tenant.", obj{"type": "string", "maxLength": status.MaxNameLen}),
-				queryParam("job", "The run's job.", obj{"type": "string", "maxLength": status.MaxNameLen})},
+			params: []obj{pathParam("run_id", "The run's id, percent-encoded.", obj{"type": "string", "maxLength": model.MaxRunIDLen}),
+				queryParam("tenant", "The run's tenant.", obj{"type": "string", "maxLength": model.MaxNameLen}),
+				queryParam("job", "The run's job.", obj{"type": "string", "maxLength": model.MaxNameLen})},
 			resps: []resp{okR(200, "The run.", ref("RunDetail")), r401,
 				errR(404, "No such run the token may see.", "not_found"),
 				errR(409, "Several jobs have a run of this id; add tenant and job.", "ambiguous_run_id"), r503}},
@@ -731,7 +731,7 @@ func openAPIOperations(g *docGen) []op {
 		{method: "POST", path: "/api/v1/observations", id: "pushObservations", tag: "ingest", role: "push",
 			summary: "Push observations", desc: "One observation, a JSON array of them, or JSON lines. Each item is judged on its own; the good ones are stored in one transaction. Needs " + pushRole + ".",
 			bodyDesc: "application/json: one observation or an array of them; application/x-ndjson: one observation a line (the media type is not checked: the body's shape tells).",
-			body:     obj{"oneOf": []any{g.requestOf(reflect.TypeFor[status.Observation]()), obj{"type": "array", "items": ref("ObservationIn"), "minItems": 1, "maxItems": DefaultMaxItems}}},
+			body:     obj{"oneOf": []any{g.requestOf(reflect.TypeFor[model.Observation]()), obj{"type": "array", "items": ref("ObservationIn"), "minItems": 1, "maxItems": DefaultMaxItems}}},
 			resps: []resp{okR(200, "At least one item was accepted (or was a duplicate); rejected lists the others.", pushResult),
 				errR(400, "The body is none of the three shapes, or holds no observation.", "invalid_json", "bad_request", "empty"), r401,
 				errR(403, "The token's role is below the push role.", "forbidden"),

@@ -9,7 +9,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
 )
@@ -50,7 +50,7 @@ func (s *server) push(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	var good []status.Observation
+	var good []model.Observation
 	reject := func(it item, msg string) {
 		res.Rejected++
 		if len(res.Errors) < maxItemErrors {
@@ -63,7 +63,7 @@ func (s *server) push(c *gin.Context) {
 			reject(it, it.fail)
 			return
 		}
-		o, err := status.Decode(it.raw, status.DecodeOptions{Strict: true, DefaultSource: "push:" + p.name})
+		o, err := model.Decode(it.raw, model.DecodeOptions{Strict: true, DefaultSource: "push:" + p.name})
 		if err != nil {
 			reject(it, err.Error())
 			return

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -101,9 +101,9 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	auth.Validate(&p, "auth")
 	actions := &auditActions{}
 	reg := prometheus.NewRegistry()
-	jobs := []status.JobSpec{
-		{Tenant: "alpha", Job: "roster-import", Source: "alpha-sis", Timezone: "America/New_York", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)},
-		{Tenant: "bravo", Job: "roster-import", Source: bravoSource, Timezone: "America/Chicago", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)},
+	jobs := []model.JobSpec{
+		{Tenant: "alpha", Job: "roster-import", Source: "alpha-sis", Timezone: "America/New_York", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: model.Duration(20 * time.Minute)},
+		{Tenant: "bravo", Job: "roster-import", Source: bravoSource, Timezone: "America/Chicago", Schedule: "0 1 * * *", Deadline: "06:00", StaleAfter: model.Duration(20 * time.Minute)},
 	}
 	for i := range jobs {
 		if err := jobs[i].Compile(); err != nil {
@@ -125,7 +125,7 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	h.push(t, auditAdmin, `{"at":"2026-09-01T05:00:00Z","tenant":"alpha","job":"roster-import","run_id":"alpha-run-1","state":"running","rows_done":1,"rows_total":10,"error":"alpha-error-text"}`)
 	h.push(t, auditAdmin, `{"at":"2026-09-01T05:00:00Z","tenant":"bravo","job":"roster-import","run_id":"`+bravoRun+`","state":"failed","rows_done":1,"rows_total":10,"error":"`+bravoError+`"}`)
 	for _, src := range []string{"alpha-sis", bravoSource, "shared-sis"} {
-		if err := st.SaveSource(ctx, status.SourceHealth{Name: src, Kind: "http_json", Healthy: true}); err != nil {
+		if err := st.SaveSource(ctx, model.SourceHealth{Name: src, Kind: "http_json", Healthy: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,7 +205,7 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(runs) != 1 || runs[0].RunID != bravoRun || runs[0].State != status.StateFailed {
+		if len(runs) != 1 || runs[0].RunID != bravoRun || runs[0].State != model.StateFailed {
 			t.Errorf("bravo's runs changed by alpha's push: %+v", runs)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/redact"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // Collector reads one source once.
@@ -26,7 +26,7 @@ type Collector interface {
 
 // Result is what one collection read.
 type Result struct {
-	Observations []status.Observation
+	Observations []model.Observation
 	// Rejected are items the source sent that are not valid observations.
 	Rejected []error
 }
@@ -89,7 +89,7 @@ func New(c SourceConfig) (Collector, error) {
 
 // Validate sets defaults and checks one source at key.
 func (c *SourceConfig) Validate(p *config.Problems, key string) {
-	if strings.TrimSpace(c.Name) == "" || len(c.Name) > status.MaxNameLen {
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > model.MaxNameLen {
 		p.Add(key+".name", "is required (at most 128 bytes)")
 	}
 	if _, ok := kinds[c.Kind]; !ok {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -21,28 +21,28 @@ import (
 // memSink is a small in-memory Sink.
 type memSink struct {
 	mu     sync.Mutex
-	obs    []status.Observation
-	health map[string]status.SourceHealth
+	obs    []model.Observation
+	health map[string]model.SourceHealth
 }
 
-func (m *memSink) Ingest(_ context.Context, obs []status.Observation) error {
+func (m *memSink) Ingest(_ context.Context, obs []model.Observation) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.obs = append(m.obs, obs...)
 	return nil
 }
 
-func (m *memSink) SaveSource(_ context.Context, h status.SourceHealth) error {
+func (m *memSink) SaveSource(_ context.Context, h model.SourceHealth) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.health == nil {
-		m.health = map[string]status.SourceHealth{}
+		m.health = map[string]model.SourceHealth{}
 	}
 	m.health[h.Name] = h
 	return nil
 }
 
-func (m *memSink) Source(_ context.Context, name string) (status.SourceHealth, error) {
+func (m *memSink) Source(_ context.Context, name string) (model.SourceHealth, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.health[name]
@@ -103,11 +103,11 @@ func TestHTTPJSONMapsRuns(t *testing.T) {
 		t.Fatalf("got %d observations, %d rejected: %v", len(res.Observations), len(res.Rejected), res.Rejected)
 	}
 	o := res.Observations[0]
-	if o.Tenant != "broward" || o.Job != "legacy-sync" || o.State != status.StateRunning || o.RowsDone != 120 ||
+	if o.Tenant != "broward" || o.Job != "legacy-sync" || o.State != model.StateRunning || o.RowsDone != 120 ||
 		o.RowsTotal != 3000 || !o.StartedAt.Equal(time.Unix(1788235200, 0)) || !o.At.Equal(now) || o.Source != "legacy" {
 		t.Fatalf("mapped observation = %+v", o)
 	}
-	if res.Observations[1].State != status.StateSucceeded || res.Observations[1].FinishedAt == nil {
+	if res.Observations[1].State != model.StateSucceeded || res.Observations[1].FinishedAt == nil {
 		t.Fatalf("second run = %+v", res.Observations[1])
 	}
 }
@@ -277,7 +277,7 @@ func (panicky) Collect(context.Context, time.Time) (Result, error) { panic("boom
 func TestPanicIsAFailureNotACrash(t *testing.T) {
 	sink := &memSink{}
 	r := &Runner{sink: sink, log: slog.New(slog.DiscardHandler), now: time.Now}
-	r.sources = []*source{{cfg: SourceConfig{Name: "p", Timeout: time.Second}, c: panicky{}, health: status.SourceHealth{Name: "p"}}}
+	r.sources = []*source{{cfg: SourceConfig{Name: "p", Timeout: time.Second}, c: panicky{}, health: model.SourceHealth{Name: "p"}}}
 	r.RunOnce(context.Background(), "p")
 	if h := sink.health["p"]; h.Healthy || !strings.Contains(h.LastError, "panicked: boom") {
 		t.Fatalf("health after panic = %+v", h)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // HTTPJSONConfig maps a generic ETL status API's JSON answer to observations.
@@ -59,7 +59,7 @@ func (c *HTTPJSONConfig) validate(p *config.Problems, key string) {
 		}
 	}
 	for from, to := range c.StateMap {
-		if !status.State(to).Valid() {
+		if !model.State(to).Valid() {
 			p.Add(key+".state_map."+from, "%q is not waiting, running, succeeded or failed", to)
 		}
 	}
@@ -118,9 +118,9 @@ func (c *httpJSONCollector) Collect(ctx context.Context, now time.Time) (Result,
 	return res, nil
 }
 
-func (c *httpJSONCollector) mapOne(item any, now time.Time) (status.Observation, error) {
-	o := status.Observation{At: now.UTC(), Source: c.cfg.Name}
-	var q status.Quality
+func (c *httpJSONCollector) mapOne(item any, now time.Time) (model.Observation, error) {
+	o := model.Observation{At: now.UTC(), Source: c.cfg.Name}
+	var q model.Quality
 	hasQ := false
 	for _, field := range sortedKeys(mappable) {
 		var v any
@@ -136,7 +136,7 @@ func (c *httpJSONCollector) mapOne(item any, now time.Time) (status.Observation,
 			continue
 		}
 		if err := c.set(&o, &q, &hasQ, field, v); err != nil {
-			return o, &status.FieldError{Field: field, Msg: err.Error()}
+			return o, &model.FieldError{Field: field, Msg: err.Error()}
 		}
 	}
 	if hasQ {
@@ -145,7 +145,7 @@ func (c *httpJSONCollector) mapOne(item any, now time.Time) (status.Observation,
 	return o, o.Validate()
 }
 
-func (c *httpJSONCollector) set(o *status.Observation, q *status.Quality, hasQ *bool, field string, v any) error {
+func (c *httpJSONCollector) set(o *model.Observation, q *model.Quality, hasQ *bool, field string, v any) error {
 	switch mappable[field] {
 	case "string":
 		s, err := asString(v)
@@ -176,7 +176,7 @@ func (c *httpJSONCollector) set(o *status.Observation, q *status.Quality, hasQ *
 		} else {
 			s = strings.ToLower(s)
 		}
-		o.State = status.State(s)
+		o.State = model.State(s)
 	case "int":
 		n, err := asInt(v)
 		if err != nil {
@@ -299,7 +299,7 @@ func asInt(v any) (int64, error) {
 func asTime(field string, v any) (time.Time, error) {
 	switch x := v.(type) {
 	case string:
-		t, err := status.ParseTime(field, x)
+		t, err := model.ParseTime(field, x)
 		if err != nil {
 			return t, fmt.Errorf("%q is not an RFC 3339 time", x)
 		}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/redact"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // importerCollector reads the importer's GET /api/v1/runs, which answers in
@@ -38,9 +38,9 @@ func (c *importerCollector) Collect(ctx context.Context, now time.Time) (Result,
 		return Result{}, err
 	}
 	var res Result
-	opt := status.DecodeOptions{DefaultAt: now, DefaultSource: c.cfg.Name}
+	opt := model.DecodeOptions{DefaultAt: now, DefaultSource: c.cfg.Name}
 	for i, raw := range items {
-		o, err := status.Decode(raw, opt)
+		o, err := model.Decode(raw, opt)
 		if err != nil {
 			res.Rejected = append(res.Rejected, fmt.Errorf("runs[%d]: %w", i, err))
 			continue

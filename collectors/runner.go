@@ -10,7 +10,7 @@ import (
 
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/retry"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 )
@@ -18,9 +18,9 @@ import (
 // Sink is where collected observations and source health go (the store,
 // through the hub's ingest path).
 type Sink interface {
-	Ingest(ctx context.Context, obs []status.Observation) error
-	SaveSource(ctx context.Context, h status.SourceHealth) error
-	Source(ctx context.Context, name string) (status.SourceHealth, error)
+	Ingest(ctx context.Context, obs []model.Observation) error
+	SaveSource(ctx context.Context, h model.SourceHealth) error
+	Source(ctx context.Context, name string) (model.SourceHealth, error)
 }
 
 var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -53,7 +53,7 @@ type source struct {
 	c      Collector
 	policy retry.Policy
 	mu     sync.Mutex // guards health; also one collection at a time
-	health status.SourceHealth
+	health model.SourceHealth
 }
 
 // NewRunner builds collectors for cfgs (already validated).
@@ -67,7 +67,7 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 		r.sources = append(r.sources, &source{
 			cfg: c, c: col, red: c.scrubber(),
 			policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
-			health: status.SourceHealth{Name: c.Name, Kind: c.Kind},
+			health: model.SourceHealth{Name: c.Name, Kind: c.Kind},
 		})
 	}
 	return r, nil
@@ -107,8 +107,8 @@ func (r *Runner) Stop() {
 }
 
 // Health returns a copy of every source's health.
-func (r *Runner) Health() []status.SourceHealth {
-	out := make([]status.SourceHealth, 0, len(r.sources))
+func (r *Runner) Health() []model.SourceHealth {
+	out := make([]model.SourceHealth, 0, len(r.sources))
 	for _, s := range r.sources {
 		s.mu.Lock()
 		out = append(out, s.health)

@@ -20,8 +20,8 @@ import (
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -276,7 +276,7 @@ func TestChaos(t *testing.T) {
 	// The baseline: the same roster, no faults.
 	copyRoster(t, src, filepath.Join(sshd.Root, "baseline"))
 	base := c.waitFor("baseline", "the baseline import", 10*time.Minute, func(r *record) bool { return r.Obs.State.Terminal() })
-	if base.Obs.State != status.StateSucceeded {
+	if base.Obs.State != model.StateSucceeded {
 		t.Fatalf("baseline: %+v", base.Obs)
 	}
 	baseTook := base.Obs.FinishedAt.Sub(*base.UploadCompletedAt)
@@ -329,7 +329,7 @@ func TestChaos(t *testing.T) {
 		faultLog = append(faultLog, fmt.Sprintf("%s at %d/%d rows", f, r.Obs.RowsDone, total))
 	}
 	end := c.waitFor("dade", "the import to finish", 10*time.Minute, func(r *record) bool { return r.Obs.State.Terminal() })
-	if end.Obs.State != status.StateSucceeded {
+	if end.Obs.State != model.StateSucceeded {
 		t.Fatalf("the import under faults ended %s: %s", end.Obs.State, end.Obs.Error)
 	}
 	took := end.Obs.FinishedAt.Sub(*end.UploadCompletedAt)

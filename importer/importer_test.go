@@ -19,8 +19,8 @@ import (
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -85,9 +85,9 @@ func runImporter(t *testing.T, cfg *Config) (*Importer, string) {
 
 // finishedRun polls /api/v1/runs until dade's latest run has ended and is
 // not skip (an earlier run).
-func (e *env) finishedRun(t *testing.T, skip string) status.Observation {
+func (e *env) finishedRun(t *testing.T, skip string) model.Observation {
 	t.Helper()
-	var got status.Observation
+	var got model.Observation
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		req, _ := http.NewRequest("GET", e.api+"/api/v1/runs?tenant=dade", nil)
@@ -100,7 +100,7 @@ func (e *env) finishedRun(t *testing.T, skip string) status.Observation {
 			json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if len(body.Runs) > 0 {
-				got, err = status.Decode(body.Runs[len(body.Runs)-1], status.DecodeOptions{})
+				got, err = model.Decode(body.Runs[len(body.Runs)-1], model.DecodeOptions{})
 				if err != nil {
 					t.Fatalf("the importer's run is not a valid observation: %v", err)
 				}
@@ -159,7 +159,7 @@ func uploadToPublish(t *testing.T, version string) {
 	uploaded := time.Now().UTC()
 
 	got := e.finishedRun(t, "")
-	if got.State != status.StateSucceeded || got.Quality == nil || got.Quality.Errors != 0 || got.RunID == "" {
+	if got.State != model.StateSucceeded || got.Quality == nil || got.Quality.Errors != 0 || got.RunID == "" {
 		t.Fatalf("run = %+v", got)
 	}
 	// SFTP mtimes have a resolution of a second.
@@ -275,7 +275,7 @@ func TestZipBundleAndRejection(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := e.finishedRun(t, "")
-	if first.State != status.StateSucceeded {
+	if first.State != model.StateSucceeded {
 		t.Fatalf("zip bundle: %+v", first)
 	}
 	// The next upload has a misspelled header.
@@ -287,7 +287,7 @@ func TestZipBundleAndRejection(t *testing.T) {
 		up.Put(en.Name(), bytes.NewReader(data))
 	}
 	got := e.finishedRun(t, first.RunID)
-	if got.State != status.StateFailed || !strings.Contains(got.Error, "rejected by policy") || !strings.Contains(got.Error, "file.header_mismatch") {
+	if got.State != model.StateFailed || !strings.Contains(got.Error, "rejected by policy") || !strings.Contains(got.Error, "file.header_mismatch") {
 		t.Fatalf("rejected upload: %+v", got)
 	}
 	mc, _ := mongo.Connect(options.Client().ApplyURI(e.mongoURI))
@@ -334,7 +334,7 @@ func TestScheduleOpensAWaitingRun(t *testing.T) {
 	}
 	n, err := im.open(ctx, tc, next, due.Add(10*time.Second))
 	rs := runs()
-	if err != nil || len(rs) != 1 || rs[0].State != status.StateWaiting || rs[0].Stage != "awaiting_files" || !rs[0].StartedAt.Equal(due) ||
+	if err != nil || len(rs) != 1 || rs[0].State != model.StateWaiting || rs[0].Stage != "awaiting_files" || !rs[0].StartedAt.Equal(due) ||
 		rs[0].RunID != "dade/roster-import/2026-09-01#1" {
 		t.Fatalf("runs = %+v (%v)", rs, err)
 	}
@@ -448,11 +448,11 @@ func TestOneTenantCannotHoldEveryWorker(t *testing.T) {
 	copyRoster(t, small, filepath.Join(sshd.Root, "small"))
 	wait("the small import finished", func() bool { r := latest("small"); return r != nil && r.State.Terminal() })
 	b, s := latest("big"), latest("small")
-	if s.State != status.StateSucceeded || b.State.Terminal() {
+	if s.State != model.StateSucceeded || b.State.Terminal() {
 		t.Fatalf("the small district (%s) finished while the big one was %s: it should have, but not by waiting\nsmall %+v\nbig %+v", s.State, b.State, s.Observation, b.Observation)
 	}
 	wait("the big import finished", func() bool { r := latest("big"); return r != nil && r.State.Terminal() })
-	if b := latest("big"); b.State != status.StateSucceeded {
+	if b := latest("big"); b.State != model.StateSucceeded {
 		t.Fatalf("big: %+v", b.Observation)
 	}
 }

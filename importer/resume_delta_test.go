@@ -12,7 +12,7 @@ import (
 	"github.com/etlhub/etlhub/importer/inbox"
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/oneroster"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -53,7 +53,7 @@ func killedWorkerResumes(t *testing.T, version string) {
 	t.Logf("killing at %d of %d rows", r.Obs.RowsDone, counts.Total())
 	killed := c.killOwner(r)
 	end := c.waitFor("dade", "the import to finish after the kill", 5*time.Minute, func(r *record) bool { return r.Obs.State.Terminal() })
-	if end.Obs.State != status.StateSucceeded || end.Obs.Attempt < 2 || end.Worker == r.Worker {
+	if end.Obs.State != model.StateSucceeded || end.Obs.Attempt < 2 || end.Worker == r.Worker {
 		t.Fatalf("after killing %s (%s): %s, attempt %d, worker %s: %s", killed, r.Worker, end.Obs.State, end.Obs.Attempt, end.Worker, end.Obs.Error)
 	}
 	if end.Obs.RowsDone != int64(counts.Total()) {
@@ -104,7 +104,7 @@ func deltaUpload(t *testing.T, version string) {
 	defer up.Close()
 	putRoster(t, up, bulk)
 	first := e.finishedRun(t, "")
-	if first.State != status.StateSucceeded {
+	if first.State != model.StateSucceeded {
 		t.Fatalf("the bulk import: %+v", first)
 	}
 	mc, _ := mongo.Connect(options.Client().ApplyURI(e.mongoURI))
@@ -114,7 +114,7 @@ func deltaUpload(t *testing.T, version string) {
 
 	putRoster(t, up, delta)
 	got := e.finishedRun(t, first.RunID)
-	if got.State != status.StateSucceeded || got.RowsDone != int64(dcounts.Total()) {
+	if got.State != model.StateSucceeded || got.RowsDone != int64(dcounts.Total()) {
 		t.Fatalf("the delta import (%d rows): %+v", dcounts.Total(), got)
 	}
 	ptr, _, err := l.Current(ctx, "dade")

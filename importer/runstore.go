@@ -11,7 +11,7 @@ import (
 	"github.com/etlhub/etlhub/importer/coord"
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/oneroster"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -44,14 +44,14 @@ const keepRuns = 50
 // record is a run as stored: its observation and what a worker needs to
 // resume it.
 type record struct {
-	Obs               status.Observation `json:"obs"`
-	UploadCompletedAt *time.Time         `json:"upload_completed_at,omitempty"`
-	Files             []string           `json:"files,omitempty"`
-	Checkpoint        checkpoint         `json:"checkpoint"`
-	Retries           map[string]int     `json:"retries,omitempty"`
-	Outages           []Outage           `json:"outages,omitempty"`
-	RetryAt           *time.Time         `json:"retry_at,omitempty"`
-	Worker            string             `json:"worker,omitempty"`
+	Obs               model.Observation `json:"obs"`
+	UploadCompletedAt *time.Time        `json:"upload_completed_at,omitempty"`
+	Files             []string          `json:"files,omitempty"`
+	Checkpoint        checkpoint        `json:"checkpoint"`
+	Retries           map[string]int    `json:"retries,omitempty"`
+	Outages           []Outage          `json:"outages,omitempty"`
+	RetryAt           *time.Time        `json:"retry_at,omitempty"`
+	Worker            string            `json:"worker,omitempty"`
 }
 
 // checkpoint is how far a run has got: each stage, once done, is not done
@@ -79,7 +79,7 @@ type Outage struct {
 // RunView is one run in GET /api/v1/runs: the observation schema plus when
 // the upload completed and what the run went through.
 type RunView struct {
-	status.Observation
+	model.Observation
 	UploadCompletedAt *time.Time `json:"upload_completed_at,omitempty"`
 	// Retries counts the failed calls, by dependency, that were retried.
 	Retries map[string]int `json:"retries,omitempty"`
@@ -152,8 +152,8 @@ func (im *Importer) openRecord(ctx context.Context, t TenantConfig, started time
 	}
 	im.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
 	started = started.UTC()
-	rec = &record{Obs: status.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
-		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: status.StateWaiting, Stage: "awaiting_files",
+	rec = &record{Obs: model.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
+		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: model.StateWaiting, Stage: "awaiting_files",
 		StartedAt: &started, UpdatedAt: &started}}
 	b, _ := json.Marshal(rec)
 	id, err := openScript.Run(ctx, im.rdb, []string{openKey(t.Name), activeKey(t.Name), runKey(rec.Obs.RunID), indexKey(t.Name)},
@@ -364,7 +364,7 @@ func (im *Importer) view(rec *record, now time.Time) RunView {
 	o.At = now
 	v := RunView{Observation: o, UploadCompletedAt: rec.UploadCompletedAt, Retries: rec.Retries,
 		Outages: rec.Outages, RetryAt: rec.RetryAt, Worker: rec.Worker}
-	v.Stale = o.State == status.StateRunning && rec.RetryAt == nil && o.UpdatedAt != nil &&
+	v.Stale = o.State == model.StateRunning && rec.RetryAt == nil && o.UpdatedAt != nil &&
 		now.Sub(*o.UpdatedAt) > 3*im.cfg.Heartbeat
 	return v
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/retry"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -139,7 +139,7 @@ func (a *attempt) failed(dep string, err error, now time.Time) {
 		a.rec.Retries = map[string]int{}
 	}
 	a.rec.Retries[dep]++
-	msg := status.Clip(err.Error(), 300)
+	msg := model.Clip(err.Error(), 300)
 	if i, ok := a.open[dep]; ok {
 		a.rec.Outages[i].Failures++
 		a.rec.Outages[i].Error = msg
@@ -245,7 +245,7 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	}
 	a.update(func(r *record) {
 		r.Obs.Attempt++
-		r.Obs.State, r.Obs.Error, r.RetryAt, r.Worker = status.StateRunning, "", nil, im.id
+		r.Obs.State, r.Obs.Error, r.RetryAt, r.Worker = model.StateRunning, "", nil, im.id
 		if r.Obs.Stage == "queued" {
 			r.Obs.Stage = "downloading"
 		}
@@ -278,10 +278,10 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	a.mu.Lock()
 	attemptNo := a.rec.Obs.Attempt
 	a.mu.Unlock()
-	end := func(state status.State, outcome string) {
+	end := func(state model.State, outcome string) {
 		a.update(func(r *record) {
 			r.Obs.State, r.Obs.FinishedAt = state, &now
-			if state == status.StateSucceeded {
+			if state == model.StateSucceeded {
 				r.Obs.Stage, r.Obs.RowsDone = "", r.Obs.RowsTotal
 			}
 			for _, i := range a.open { // outages still open end with the run
@@ -297,7 +297,7 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	}
 	switch {
 	case err == nil:
-		end(status.StateSucceeded, "succeeded")
+		end(model.StateSucceeded, "succeeded")
 		a.mu.Lock()
 		rows, q := a.rec.Obs.RowsTotal, a.rec.Obs.Quality
 		a.mu.Unlock()
@@ -312,15 +312,15 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 		im.save(context.WithoutCancel(ctx), a.snapshot(), lock)
 		log.Info("run paused: the importer is stopping; another worker resumes it")
 	case errors.As(err, new(permanent)) || attemptNo >= im.cfg.MaxAttempts:
-		a.update(func(r *record) { r.Obs.Error = status.Clip(err.Error(), status.MaxErrorLen) })
-		end(status.StateFailed, "failed")
+		a.update(func(r *record) { r.Obs.Error = model.Clip(err.Error(), model.MaxErrorLen) })
+		end(model.StateFailed, "failed")
 		log.Error("run failed", "error", err)
 	default:
 		at := im.attempts.NextAt(now, attemptNo, rand.Float64())
 		a.update(func(r *record) {
 			r.RetryAt = &at
-			r.Obs.Error = status.Clip(fmt.Sprintf("attempt %d of %d failed, retrying at %s: %v", attemptNo, im.cfg.MaxAttempts,
-				at.Format(time.RFC3339), err), status.MaxErrorLen)
+			r.Obs.Error = model.Clip(fmt.Sprintf("attempt %d of %d failed, retrying at %s: %v", attemptNo, im.cfg.MaxAttempts,
+				at.Format(time.RFC3339), err), model.MaxErrorLen)
 		})
 		im.metrics.attempts.WithLabelValues(t.Name, "retrying").Inc()
 		im.metrics.durations.WithLabelValues(t.Name, "retrying").Observe(time.Since(began).Seconds())
@@ -500,7 +500,7 @@ func (im *Importer) validate(ctx context.Context, a *attempt, files fs.FS, safe 
 		modes[e] = load.Mode(st.Mode)
 	}
 	a.update(func(r *record) {
-		r.Obs.Quality = &status.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}
+		r.Obs.Quality = &model.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}
 		r.Obs.RowsTotal = total
 	})
 	var csvBuf strings.Builder

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -54,7 +54,7 @@ func (d *Digest) OnTimeRate() float64 {
 
 // BuildDigest summarises runs and alert firings over [from, to) for specs;
 // prev are the runs of the week before, for the trend. It is pure.
-func BuildDigest(title string, specs []status.JobSpec, runs, prev []status.Run, firings []rules.Transition, from, to time.Time) Digest {
+func BuildDigest(title string, specs []model.JobSpec, runs, prev []model.Run, firings []rules.Transition, from, to time.Time) Digest {
 	d := Digest{Title: title, From: from, To: to}
 	nights := judgeNights(specs, runs, from, to)
 	var durations, windows []float64
@@ -86,7 +86,7 @@ func BuildDigest(title string, specs []status.JobSpec, runs, prev []status.Run, 
 	for _, r := range runs {
 		d.QualityErr += r.QualityErrors
 		d.QualityWarn += r.QualityWarnings
-		if r.State == status.StateFailed && r.Error != "" {
+		if r.State == model.StateFailed && r.Error != "" {
 			errs[Clip(r.Error, 120)]++
 		}
 	}
@@ -111,16 +111,16 @@ func BuildDigest(title string, specs []status.JobSpec, runs, prev []status.Run, 
 }
 
 type judged struct {
-	spec            *status.JobSpec
+	spec            *model.JobSpec
 	start, deadline time.Time
-	ok              *status.Run // the run that succeeded, if any
+	ok              *model.Run // the run that succeeded, if any
 	arrived         *time.Time
 }
 
 // judgeNights finds every night of specs whose deadline is in [from, to) and
 // its successful run.
-func judgeNights(specs []status.JobSpec, runs []status.Run, from, to time.Time) []judged {
-	byJob := map[string][]status.Run{}
+func judgeNights(specs []model.JobSpec, runs []model.Run, from, to time.Time) []judged {
+	byJob := map[string][]model.Run{}
 	for _, r := range runs {
 		byJob[r.Tenant+"/"+r.Job] = append(byJob[r.Tenant+"/"+r.Job], r)
 	}
@@ -142,7 +142,7 @@ func judgeNights(specs []status.JobSpec, runs []status.Run, from, to time.Time) 
 				if r.FilesArrivedAt != nil && (n.arrived == nil || r.FilesArrivedAt.Before(*n.arrived)) {
 					n.arrived = r.FilesArrivedAt
 				}
-				if r.State == status.StateSucceeded && n.ok == nil {
+				if r.State == model.StateSucceeded && n.ok == nil {
 					rr := r
 					n.ok = &rr
 				}

@@ -5,19 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
 func TestBuildDigest(t *testing.T) {
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 2 * * *",
-		Deadline: "05:00", StaleAfter: status.Duration(20 * time.Minute), FilesExpectedBy: "02:30"}
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 2 * * *",
+		Deadline: "05:00", StaleAfter: model.Duration(20 * time.Minute), FilesExpectedBy: "02:30"}
 	if err := spec.Compile(); err != nil {
 		t.Fatal(err)
 	}
 	tp := func(s string) *time.Time { v, _ := time.Parse(time.RFC3339, s); return &v }
-	run := func(id, start, files, fin string, st status.State, qe int64, err string) status.Run {
-		r := status.Run{RunID: id, Tenant: "dade", Job: "roster-import", State: st, StartedAt: tp(start),
+	run := func(id, start, files, fin string, st model.State, qe int64, err string) model.Run {
+		r := model.Run{RunID: id, Tenant: "dade", Job: "roster-import", State: st, StartedAt: tp(start),
 			FilesArrivedAt: tp(files), QualityErrors: qe, Error: err}
 		if fin != "" {
 			r.FinishedAt = tp(fin)
@@ -26,19 +26,19 @@ func TestBuildDigest(t *testing.T) {
 		return r
 	}
 	// Three nights (EDT: 02:00 = 06:00Z, deadline 05:00 = 09:00Z).
-	runs := []status.Run{
-		run("n1", "2026-09-01T06:00:00Z", "2026-09-01T06:10:00Z", "2026-09-01T08:00:00Z", status.StateSucceeded, 3, ""),
-		run("n2a", "2026-09-02T06:00:00Z", "2026-09-02T07:00:00Z", "2026-09-02T07:30:00Z", status.StateFailed, 0, "mongo: connection reset"),
-		run("n2b", "2026-09-02T07:40:00Z", "2026-09-02T07:40:00Z", "2026-09-02T09:45:00Z", status.StateSucceeded, 0, ""),
-		run("n3", "2026-09-03T06:00:00Z", "2026-09-03T06:05:00Z", "", status.StateRunning, 0, ""),
+	runs := []model.Run{
+		run("n1", "2026-09-01T06:00:00Z", "2026-09-01T06:10:00Z", "2026-09-01T08:00:00Z", model.StateSucceeded, 3, ""),
+		run("n2a", "2026-09-02T06:00:00Z", "2026-09-02T07:00:00Z", "2026-09-02T07:30:00Z", model.StateFailed, 0, "mongo: connection reset"),
+		run("n2b", "2026-09-02T07:40:00Z", "2026-09-02T07:40:00Z", "2026-09-02T09:45:00Z", model.StateSucceeded, 0, ""),
+		run("n3", "2026-09-03T06:00:00Z", "2026-09-03T06:05:00Z", "", model.StateRunning, 0, ""),
 	}
-	prev := []status.Run{
-		run("p1", "2026-08-25T06:00:00Z", "2026-08-25T06:00:00Z", "2026-08-25T08:00:00Z", status.StateSucceeded, 0, ""),
-		run("p2", "2026-08-26T06:00:00Z", "2026-08-26T06:00:00Z", "2026-08-26T08:00:00Z", status.StateSucceeded, 0, ""),
+	prev := []model.Run{
+		run("p1", "2026-08-25T06:00:00Z", "2026-08-25T06:00:00Z", "2026-08-25T08:00:00Z", model.StateSucceeded, 0, ""),
+		run("p2", "2026-08-26T06:00:00Z", "2026-08-26T06:00:00Z", "2026-08-26T08:00:00Z", model.StateSucceeded, 0, ""),
 	}
 	firings := []rules.Transition{{Status: "firing", Alert: rules.Alert{Rule: "predicted-breach"}}, {Status: "firing", Alert: rules.Alert{Rule: "stalled"}}, {Status: "firing", Alert: rules.Alert{Rule: "stalled"}}}
 	from, to := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 9, 4, 0, 0, 0, 0, time.UTC)
-	d := BuildDigest("Florida districts", []status.JobSpec{spec}, runs, prev, firings, from, to)
+	d := BuildDigest("Florida districts", []model.JobSpec{spec}, runs, prev, firings, from, to)
 	if d.Nights != 3 || d.OnTime != 1 || len(d.Late) != 1 || len(d.Missed) != 1 {
 		t.Fatalf("nights %d, on time %d, late %v, missed %v", d.Nights, d.OnTime, d.Late, d.Missed)
 	}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/redact"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -112,9 +112,9 @@ func Clip(s string, n int) string {
 		return s
 	}
 	if n <= 3 {
-		return status.Clip(s, n)
+		return model.Clip(s, n)
 	}
-	return status.Clip(s, n-3) + "..."
+	return model.Clip(s, n-3) + "..."
 }
 
 // Details are the alert's facts for a receiver's custom fields.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // BenchmarkTick100k evaluates every rule for 100,000 jobs, each mid-load with
@@ -20,11 +20,11 @@ import (
 func BenchmarkTick100k(b *testing.B) {
 	const n = 100_000
 	zones := []string{"America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "UTC"}
-	specs := make([]status.JobSpec, n)
+	specs := make([]model.JobSpec, n)
 	for i := range specs {
-		s := status.JobSpec{Tenant: fmt.Sprintf("t%05d", i/2), Job: fmt.Sprintf("job%d", i%2), Timezone: zones[i%len(zones)],
+		s := model.JobSpec{Tenant: fmt.Sprintf("t%05d", i/2), Job: fmt.Sprintf("job%d", i%2), Timezone: zones[i%len(zones)],
 			Schedule: fmt.Sprintf("%d %d * * *", (i%4)*15, i%4), Deadline: fmt.Sprintf("%02d:00", 5+i%3),
-			StaleAfter: status.Duration(20 * time.Minute)}
+			StaleAfter: model.Duration(20 * time.Minute)}
 		if err := s.Compile(); err != nil {
 			b.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func BenchmarkTick100k(b *testing.B) {
 	night0 := time.Date(2026, 9, 10, 0, 0, 0, 0, time.UTC)
 	for i := range specs {
 		s := &specs[i]
-		var obs []status.Observation
+		var obs []model.Observation
 		for d := 5; d >= 0; d-- {
 			start := s.NextStart(night0.Add(-time.Duration(d)*24*time.Hour + 3*time.Hour))
 			id := fmt.Sprintf("%s/%d", s.Key(), d)
@@ -46,13 +46,13 @@ func BenchmarkTick100k(b *testing.B) {
 			}
 			for k := 0; k <= steps; k++ {
 				at := start.Add(time.Duration(10+5*k) * time.Minute)
-				st := status.StateRunning
+				st := model.StateRunning
 				var fin *time.Time
 				if k == steps && d > 0 {
-					st, fin = status.StateSucceeded, &at
+					st, fin = model.StateSucceeded, &at
 				}
 				upd := at
-				obs = append(obs, status.Observation{At: at, Source: "importer", Tenant: s.Tenant, Job: s.Job, RunID: id,
+				obs = append(obs, model.Observation{At: at, Source: "importer", Tenant: s.Tenant, Job: s.Job, RunID: id,
 					State: st, Stage: "loading", StartedAt: &start, UpdatedAt: &upd, FinishedAt: fin,
 					RowsDone: int64(k * 1000), RowsTotal: 12000})
 			}

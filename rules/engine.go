@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // JobKey names a tenant's job.
@@ -42,7 +42,7 @@ type Engine struct {
 	jobs      map[JobKey]*JobState
 	order     []*JobState
 	life      *Lifecycle
-	sources   []status.SourceHealth
+	sources   []model.SourceHealth
 	downAfter map[string]time.Duration
 	views     map[JobKey]View
 	// viewsAt is the last tick's time; judged says whether the views carry
@@ -59,7 +59,7 @@ type Engine struct {
 
 // NewEngine tracks specs (compiled) with params and per-rule timings (nil:
 // defaults).
-func NewEngine(specs []status.JobSpec, p Params, timings map[string]Timing) *Engine {
+func NewEngine(specs []model.JobSpec, p Params, timings map[string]Timing) *Engine {
 	e := &Engine{p: p, jobs: make(map[JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
 		views: map[JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams()}
 	for i := range specs {
@@ -103,7 +103,7 @@ func (e *Engine) SetSilencer(s Silencer) {
 }
 
 // SetSources gives the latest source health and each source's down_after.
-func (e *Engine) SetSources(h []status.SourceHealth, downAfter map[string]time.Duration) {
+func (e *Engine) SetSources(h []model.SourceHealth, downAfter map[string]time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.sources = append(e.sources[:0], h...)
@@ -115,7 +115,7 @@ func (e *Engine) SetSources(h []status.SourceHealth, downAfter map[string]time.D
 // Observe feeds observations, in at order, to their jobs; now is the clock
 // when they arrive (the rules believe nothing from after it). Observations of
 // jobs without a spec are ignored by the rules (they still show in status).
-func (e *Engine) Observe(obs []status.Observation, now time.Time) {
+func (e *Engine) Observe(obs []model.Observation, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range obs {

@@ -4,14 +4,14 @@ import (
 	"math"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // JobState is what the rules know of one job: tonight's runs and what past
 // nights taught. It is fed observations in order and rolls to the next night
 // by itself; it does no I/O and never reads the clock.
 type JobState struct {
-	Spec *status.JobSpec
+	Spec *model.JobSpec
 
 	night     time.Time // scheduled start of the current night (zero before any)
 	deadline  time.Time
@@ -33,7 +33,7 @@ type JobState struct {
 const nightWindowLead = time.Hour
 
 // NewJobState starts tracking a compiled spec.
-func NewJobState(spec *status.JobSpec) *JobState { return &JobState{Spec: spec} }
+func NewJobState(spec *model.JobSpec) *JobState { return &JobState{Spec: spec} }
 
 // nightOf is the scheduled start of the night whose window holds t.
 func (j *JobState) nightOf(t time.Time) time.Time {
@@ -69,17 +69,17 @@ func (j *JobState) rollTo(night time.Time) {
 
 // Observe folds one observation of this job in; now is the clock when it
 // arrives.
-func (j *JobState) Observe(o *status.Observation, now time.Time) {
+func (j *JobState) Observe(o *model.Observation, now time.Time) {
 	// Nothing from the future is evidence: an observation stored before its
 	// times were checked, or by a path that does not check them, must not
 	// move the job's night (every real observation after it would be a
 	// straggler) nor stand for a heartbeat, a start or a success.
-	if !now.IsZero() && o.At.After(now.Add(status.MaxSkew)) {
+	if !now.IsZero() && o.At.After(now.Add(model.MaxSkew)) {
 		return
 	}
-	if !status.TimesPlausible(o) {
+	if !model.TimesPlausible(o) {
 		c := *o
-		status.DropImplausibleTimes(&c)
+		model.DropImplausibleTimes(&c)
 		o = &c
 	}
 	j.lastSource = o.Source
@@ -90,7 +90,7 @@ func (j *JobState) Observe(o *status.Observation, now time.Time) {
 	if o.StartedAt != nil {
 		ref = *o.StartedAt
 	}
-	if o.State == status.StateSucceeded {
+	if o.State == model.StateSucceeded {
 		fin := o.At
 		if o.FinishedAt != nil {
 			fin = *o.FinishedAt
@@ -122,7 +122,7 @@ func (j *JobState) Observe(o *status.Observation, now time.Time) {
 }
 
 func (j *JobState) noteSuccess(r *runTrack) {
-	if r.state == status.StateSucceeded && j.succeeded.IsZero() {
+	if r.state == model.StateSucceeded && j.succeeded.IsZero() {
 		j.succeeded = r.finished
 	}
 }
@@ -162,7 +162,7 @@ func (j *JobState) learn() {
 	}
 	var ok *runTrack
 	for _, r := range j.runs {
-		if r.state == status.StateSucceeded {
+		if r.state == model.StateSucceeded {
 			ok = r
 		}
 	}

@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 func TestLogSignalsRaiseAndExplain(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	// The run freezes at 02:35; error lines pile up.
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 90 * time.Minute}, "r1")
@@ -51,7 +51,7 @@ func TestLogSignalsRaiseAndExplain(t *testing.T) {
 
 func TestLogSpikeAgainstTheUsual(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	now := time.Date(2026, 9, 10, 1, 0, 0, 0, time.UTC)
 	sig := func(n int) LogSignal {
 		return LogSignal{Search: "errs", Kind: LogErrors, Tenant: "dade", Job: "roster-import", At: now, Window: 5 * time.Minute, Count: n}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // Outcome kinds: how a night went (or is going). A night's outcome is judged
@@ -30,7 +30,7 @@ const (
 // Attempt is one run of a night, as judging its outcome needs it.
 type Attempt struct {
 	RunID    string
-	State    status.State
+	State    model.State
 	Started  time.Time // zero when unknown
 	Finished time.Time // zero when not finished
 }
@@ -68,9 +68,9 @@ func Judge(night, deadline time.Time, attempts []Attempt, now time.Time) Outcome
 	for i := range attempts {
 		a := &attempts[i]
 		switch a.State {
-		case status.StateFailed:
+		case model.StateFailed:
 			o.Failed++
-		case status.StateSucceeded:
+		case model.StateSucceeded:
 			fin := a.Finished
 			if fin.IsZero() {
 				fin = a.Started
@@ -101,7 +101,7 @@ func Judge(night, deadline time.Time, attempts []Attempt, now time.Time) Outcome
 			o.Kind, o.SpareS = OutcomeOnTime, int64(deadline.Sub(f).Seconds())
 			o.Summary = "on time, " + HumanDuration(deadline.Sub(f)) + " to spare" + tries
 		}
-	case len(attempts) > 0 && attempts[len(attempts)-1].State == status.StateFailed:
+	case len(attempts) > 0 && attempts[len(attempts)-1].State == model.StateFailed:
 		o.Kind = OutcomeFailed
 		o.Summary = fmt.Sprintf("failed (attempt %d)", len(attempts))
 		if past {
@@ -117,7 +117,7 @@ func Judge(night, deadline time.Time, attempts []Attempt, now time.Time) Outcome
 		o.Summary = "missed: not done " + HumanDuration(now.Sub(deadline)) + " after the deadline (" + what + ")"
 	case len(attempts) == 0:
 		o.Kind, o.Summary = OutcomeScheduled, "not started"
-	case attempts[len(attempts)-1].State == status.StateWaiting:
+	case attempts[len(attempts)-1].State == model.StateWaiting:
 		o.Kind, o.Summary = OutcomeWaiting, "waiting"+retrying(o.Failed)
 	default:
 		o.Kind, o.Summary = OutcomeRunning, "running"+retrying(o.Failed)
@@ -171,7 +171,7 @@ func (j *JobState) outcome(now time.Time) Outcome {
 // NightsOf groups a job's runs into its nights (a run belongs to the night
 // whose window holds its start) and judges the last n nights scheduled before
 // now, newest first. Runs must be oldest first.
-func NightsOf(spec *status.JobSpec, runs []status.Run, n int, now time.Time) []NightRecord {
+func NightsOf(spec *model.JobSpec, runs []model.Run, n int, now time.Time) []NightRecord {
 	j := JobState{Spec: spec}
 	last := j.nightOf(now)
 	if last.IsZero() || n <= 0 {
@@ -185,7 +185,7 @@ func NightsOf(spec *status.JobSpec, runs []status.Run, n int, now time.Time) []N
 		}
 		starts = append(starts, p)
 	}
-	byNight := map[time.Time][]*status.Run{}
+	byNight := map[time.Time][]*model.Run{}
 	for i := range runs {
 		r := &runs[i]
 		k := j.nightOf(r.SortAt())
@@ -213,7 +213,7 @@ func NightsOf(spec *status.JobSpec, runs []status.Run, n int, now time.Time) []N
 			// The quality of the attempt that counts: the success, else the latest.
 			if !rec.qualityFromSuccess {
 				rec.QualityErrors, rec.QualityWarnings = r.QualityErrors, r.QualityWarnings
-				rec.qualityFromSuccess = r.State == status.StateSucceeded
+				rec.qualityFromSuccess = r.State == model.StateSucceeded
 			}
 			if rec.StartedAt == nil && r.StartedAt != nil {
 				t := r.StartedAt.UTC()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 func TestJudgeKeepsTheNightsOutcome(t *testing.T) {
@@ -13,9 +13,9 @@ func TestJudgeKeepsTheNightsOutcome(t *testing.T) {
 	dl := night.Add(3 * time.Hour)
 	at := func(m int) time.Time { return night.Add(time.Duration(m) * time.Minute) }
 	ok := func(id string, start, fin int) Attempt {
-		return Attempt{RunID: id, State: status.StateSucceeded, Started: at(start), Finished: at(fin)}
+		return Attempt{RunID: id, State: model.StateSucceeded, Started: at(start), Finished: at(fin)}
 	}
-	failed := Attempt{RunID: "a", State: status.StateFailed, Started: at(0), Finished: at(30)}
+	failed := Attempt{RunID: "a", State: model.StateFailed, Started: at(0), Finished: at(30)}
 	for _, c := range []struct {
 		name     string
 		attempts []Attempt
@@ -27,10 +27,10 @@ func TestJudgeKeepsTheNightsOutcome(t *testing.T) {
 		{"succeeded late stays late the next morning", []Attempt{ok("a", 0, 224)}, at(600), OutcomeLate, "late by 44 min", 44 * 60},
 		{"on time", []Attempt{ok("a", 0, 170)}, at(600), OutcomeOnTime, "on time, 10 min to spare", 0},
 		{"retried and on time", []Attempt{failed, ok("b", 40, 150)}, at(600), OutcomeOnTime, "on time, 30 min to spare after 2 attempts", 0},
-		{"still running past the deadline", []Attempt{{RunID: "a", State: status.StateRunning, Started: at(0)}}, at(245), OutcomeMissed, "missed: not done 1 h 5 min after the deadline (running)", 65 * 60},
+		{"still running past the deadline", []Attempt{{RunID: "a", State: model.StateRunning, Started: at(0)}}, at(245), OutcomeMissed, "missed: not done 1 h 5 min after the deadline (running)", 65 * 60},
 		{"no run at all", nil, at(200), OutcomeMissed, "missed: not done 20 min after the deadline (no run)", 20 * 60},
 		{"failed before the deadline", []Attempt{failed}, at(60), OutcomeFailed, "failed (attempt 1)", 0},
-		{"retry running", []Attempt{failed, {RunID: "b", State: status.StateRunning, Started: at(40)}}, at(60), OutcomeRunning, "running (retry after 1 failed)", 0},
+		{"retry running", []Attempt{failed, {RunID: "b", State: model.StateRunning, Started: at(40)}}, at(60), OutcomeRunning, "running (retry after 1 failed)", 0},
 		{"not started", nil, at(-10), OutcomeScheduled, "not started", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -45,14 +45,14 @@ func TestJudgeKeepsTheNightsOutcome(t *testing.T) {
 func TestNightsOfJudgesThirtyNights(t *testing.T) {
 	s := spec(t, "America/New_York", "0 2 * * *", "06:00")
 	first := s.NextStart(time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC))
-	var runs []status.Run
+	var runs []model.Run
 	start := first
 	for i := 0; i < 35; i++ {
 		if i%7 != 3 { // every seventh night has no run
 			st := start.Add(10 * time.Minute)
 			fin := start.Add(3*time.Hour + time.Duration(i%5)*20*time.Minute) // 05:00 .. 06:20
 			arr := start.Add(5 * time.Minute)
-			runs = append(runs, status.Run{RunID: fmt.Sprintf("r%d", i), Tenant: "t", Job: "j", State: status.StateSucceeded,
+			runs = append(runs, model.Run{RunID: fmt.Sprintf("r%d", i), Tenant: "t", Job: "j", State: model.StateSucceeded,
 				StartedAt: &st, FinishedAt: &fin, FilesArrivedAt: &arr, QualityErrors: int64(i)})
 		}
 		start = s.NextStart(start)
@@ -94,13 +94,13 @@ func TestHumanDuration(t *testing.T) {
 
 func TestEngineViewKeepsALateNightLate(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "06:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 1, 2, 0, 0, 0, time.UTC)
 	e.Tick(night.Add(-2 * time.Hour))
 	st, fin := night, night.Add(4*time.Hour+44*time.Minute)
-	e.Observe([]status.Observation{
-		{At: night.Add(time.Minute), Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: status.StateRunning, StartedAt: &st, UpdatedAt: &st},
-		{At: fin, Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: status.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin},
+	e.Observe([]model.Observation{
+		{At: night.Add(time.Minute), Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning, StartedAt: &st, UpdatedAt: &st},
+		{At: fin, Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin},
 	}, fin)
 	e.Tick(fin.Add(2 * time.Hour))
 	v := e.Views()[JobKey{"dade", "roster-import"}]

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // TestAnOutlierTimeDoesNotSilenceTheJob: an observation whose times lie far
@@ -18,22 +18,22 @@ func TestAnOutlierTimeDoesNotSilenceTheJob(t *testing.T) {
 	typo := time.Date(2062, 9, 10, 2, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name string
-		bad  status.Observation
+		bad  model.Observation
 	}{
-		{"started_at in 2199", status.Observation{At: night.Add(time.Minute), StartedAt: &far}},
-		{"a one-digit typo, 2062", status.Observation{At: night.Add(time.Minute), StartedAt: &typo, UpdatedAt: &typo}},
-		{"at in 2199", status.Observation{At: far}},
-		{"files in 2199", status.Observation{At: night.Add(time.Minute), FilesArrivedAt: &far, State: status.StateWaiting}},
+		{"started_at in 2199", model.Observation{At: night.Add(time.Minute), StartedAt: &far}},
+		{"a one-digit typo, 2062", model.Observation{At: night.Add(time.Minute), StartedAt: &typo, UpdatedAt: &typo}},
+		{"at in 2199", model.Observation{At: far}},
+		{"files in 2199", model.Observation{At: night.Add(time.Minute), FilesArrivedAt: &far, State: model.StateWaiting}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec(t, "UTC", "0 2 * * *", "09:00")
-			e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+			e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 			bad := tc.bad
 			bad.Source, bad.Tenant, bad.Job, bad.RunID = "importer", "dade", "roster-import", "bogus"
 			if bad.State == "" {
-				bad.State = status.StateRunning
+				bad.State = model.StateRunning
 			}
-			e.Observe([]status.Observation{bad}, night.Add(time.Minute))
+			e.Observe([]model.Observation{bad}, night.Add(time.Minute))
 			obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, failAt: 0.3}, "r1")
 			tr := drive(e, obs, night, night.Add(time.Hour))
 			f := firing(tr, RuleFailed)

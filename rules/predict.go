@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // Params tune the prediction and the rules. Defaults are principled, not
@@ -162,7 +162,7 @@ func Predict(j *JobState, p Params, now time.Time) Prediction {
 	}
 
 	switch {
-	case cur == nil || cur.state == status.StateWaiting:
+	case cur == nil || cur.state == model.StateWaiting:
 		// Files have not arrived: they arrive now at the earliest, then the
 		// whole run is still ahead.
 		if !have {
@@ -182,7 +182,7 @@ func Predict(j *JobState, p Params, now time.Time) Prediction {
 			proc, l.n, left)
 		return pr
 
-	case cur.state == status.StateFailed:
+	case cur.state == model.StateFailed:
 		return predictRetry(j, cur, l, have, p, now, pr, fallback)
 
 	case len(cur.samples) >= 2 && cur.samples[len(cur.samples)-1].at.Sub(cur.samples[0].at) >= 5*time.Minute && cur.rowsTotal > 0:

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // Rule names.
@@ -140,7 +140,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	}
 
 	// files-late: still waiting past the expected arrival.
-	if watched && !done && (cur == nil || cur.state == status.StateWaiting) {
+	if watched && !done && (cur == nil || cur.state == model.StateWaiting) {
 		expected, ok := spec.FilesExpectedFor(j.night)
 		how := "files_expected_by"
 		if !ok && have {
@@ -161,7 +161,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	for _, r := range j.runs {
 		// stalled: a waiting or running run whose heartbeat stopped.
-		if (r.state == status.StateRunning || r.state == status.StateWaiting) && now.Sub(r.updated) > spec.StaleAfter.D() {
+		if (r.state == model.StateRunning || r.state == model.StateWaiting) && now.Sub(r.updated) > spec.StaleAfter.D() {
 			mk(RuleStalled, SevWarning, r.id, Trigger,
 				fmt.Sprintf("run %s: no heartbeat for %.0f min (stale after %v) in stage %s at %d of %d rows",
 					r.id, now.Sub(r.updated).Minutes(), spec.StaleAfter, stageName(r), r.rowsDone, r.rowsTotal),
@@ -182,7 +182,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			}
 		}
 		// too-fast: succeeded far quicker or with far fewer rows than usual.
-		if r.state == status.StateSucceeded && have && !r.loadStart.IsZero() {
+		if r.state == model.StateSucceeded && have && !r.loadStart.IsZero() {
 			load := r.loadEnd.Sub(r.loadStart).Minutes()
 			switch {
 			case l.rows > 0 && float64(r.rowsTotal) < 0.5*l.rows:
@@ -199,7 +199,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	// failed: the latest attempt failed (warning); no retry within the grace
 	// means retries are exhausted (critical unless a deadline page covers it).
-	if cur != nil && cur.state == status.StateFailed && !done {
+	if cur != nil && cur.state == model.StateFailed && !done {
 		mk(RuleFailed, SevWarning, cur.id, Trigger, fmt.Sprintf("run %s failed: %s", cur.id, cur.err),
 			map[string]any{"error": cur.err, "rows_done": cur.rowsDone})
 		if now.Sub(cur.finished) > p.RetryGrace {
@@ -249,7 +249,7 @@ func stateOf(r *runTrack) string {
 
 // SourceSignals is source-down for every source failing longer than its
 // threshold; downAfter maps source names to thresholds.
-func SourceSignals(sources []status.SourceHealth, downAfter map[string]time.Duration, now time.Time) []Signal {
+func SourceSignals(sources []model.SourceHealth, downAfter map[string]time.Duration, now time.Time) []Signal {
 	var out []Signal
 	for _, s := range sources {
 		th, ok := downAfter[s.Name]

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
-func spec(t *testing.T, tz, sched, deadline string) status.JobSpec {
+func spec(t *testing.T, tz, sched, deadline string) model.JobSpec {
 	t.Helper()
-	s := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: tz, Schedule: sched, Deadline: deadline,
-		StaleAfter: status.Duration(20 * time.Minute)}
+	s := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: tz, Schedule: sched, Deadline: deadline,
+		StaleAfter: model.Duration(20 * time.Minute)}
 	if err := s.Compile(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +33,10 @@ type nightPlan struct {
 }
 
 // simulate returns what a collector polling every 5 minutes would see.
-func simulate(p nightPlan, runID string) []status.Observation {
+func simulate(p nightPlan, runID string) []model.Observation {
 	type snap struct {
 		t     time.Time
-		state status.State
+		state model.State
 		stage string
 		upd   time.Time
 		done  int64
@@ -48,10 +48,10 @@ func simulate(p nightPlan, runID string) []status.Observation {
 	t := p.start
 	started := p.start
 	for ; t.Before(p.start.Add(p.filesLate)); t = t.Add(time.Minute) {
-		snaps = append(snaps, snap{t, status.StateWaiting, "awaiting_files", t, 0, 0, nil, ""})
+		snaps = append(snaps, snap{t, model.StateWaiting, "awaiting_files", t, 0, 0, nil, ""})
 	}
 	for i := 0; i < 5; i++ {
-		snaps = append(snaps, snap{t, status.StateRunning, "downloading", t, 0, 0, nil, ""})
+		snaps = append(snaps, snap{t, model.StateRunning, "downloading", t, 0, 0, nil, ""})
 		t = t.Add(time.Minute)
 	}
 	var done float64
@@ -60,14 +60,14 @@ func simulate(p nightPlan, runID string) []status.Observation {
 		frac := done / float64(p.rows)
 		if p.failAt > 0 && frac >= p.failAt {
 			f := t
-			snaps = append(snaps, snap{t, status.StateFailed, "loading", t, int64(done), p.rows, &f, "mongo: connection reset"})
+			snaps = append(snaps, snap{t, model.StateFailed, "loading", t, int64(done), p.rows, &f, "mongo: connection reset"})
 			break
 		}
 		if p.stallAt > 0 && !stalled && frac >= p.stallAt {
 			stalled = true
 			frozen := t.Add(-time.Minute)
 			for end := t.Add(p.stallFor); t.Before(end); t = t.Add(time.Minute) {
-				snaps = append(snaps, snap{t, status.StateRunning, "loading", frozen, int64(done), p.rows, nil, ""})
+				snaps = append(snaps, snap{t, model.StateRunning, "loading", frozen, int64(done), p.rows, nil, ""})
 			}
 		}
 		r := p.rate
@@ -75,18 +75,18 @@ func simulate(p nightPlan, runID string) []status.Observation {
 			r = p.slowRate
 		}
 		done = min(done+r, float64(p.rows))
-		snaps = append(snaps, snap{t, status.StateRunning, "loading", t, int64(done), p.rows, nil, ""})
+		snaps = append(snaps, snap{t, model.StateRunning, "loading", t, int64(done), p.rows, nil, ""})
 		t = t.Add(time.Minute)
 	}
-	if len(snaps) > 0 && snaps[len(snaps)-1].state != status.StateFailed {
+	if len(snaps) > 0 && snaps[len(snaps)-1].state != model.StateFailed {
 		for i := 0; i < 2; i++ {
-			snaps = append(snaps, snap{t, status.StateRunning, "publishing", t, p.rows, p.rows, nil, ""})
+			snaps = append(snaps, snap{t, model.StateRunning, "publishing", t, p.rows, p.rows, nil, ""})
 			t = t.Add(time.Minute)
 		}
 		f := t
-		snaps = append(snaps, snap{t, status.StateSucceeded, "", t, p.rows, p.rows, &f, ""})
+		snaps = append(snaps, snap{t, model.StateSucceeded, "", t, p.rows, p.rows, &f, ""})
 	}
-	var out []status.Observation
+	var out []model.Observation
 	last := snaps[len(snaps)-1].t
 	i := 0
 	for poll := p.start; !poll.After(last.Add(5 * time.Minute)); poll = poll.Add(5 * time.Minute) {
@@ -95,7 +95,7 @@ func simulate(p nightPlan, runID string) []status.Observation {
 		}
 		s := snaps[i]
 		upd := s.upd
-		o := status.Observation{At: poll, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: runID,
+		o := model.Observation{At: poll, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: runID,
 			State: s.state, Stage: s.stage, StartedAt: &started, UpdatedAt: &upd, RowsDone: s.done, RowsTotal: s.total,
 			FinishedAt: s.fin, Error: s.err}
 		out = append(out, o)
@@ -105,7 +105,7 @@ func simulate(p nightPlan, runID string) []status.Observation {
 
 // drive feeds observations and ticks every minute from..to; it returns the
 // transitions.
-func drive(e *Engine, obs []status.Observation, from, to time.Time) []Transition {
+func drive(e *Engine, obs []model.Observation, from, to time.Time) []Transition {
 	var out []Transition
 	i := 0
 	for now := from; !now.After(to); now = now.Add(time.Minute) {
@@ -132,9 +132,9 @@ func firing(tr []Transition, rule string) []Transition {
 }
 
 // feedHistory feeds n ordinary nights before day, at 1000 rows/min for 60k rows.
-func feedHistory(e *Engine, s status.JobSpec, day time.Time, n int) time.Time {
+func feedHistory(e *Engine, s model.JobSpec, day time.Time, n int) time.Time {
 	start := s.PrevStart(day)
-	var obs []status.Observation
+	var obs []model.Observation
 	nights := []time.Time{}
 	for k := n; k >= 1; k-- {
 		st := s.PrevStart(start.Add(-time.Duration(k-1)*24*time.Hour - time.Minute))
@@ -150,7 +150,7 @@ func feedHistory(e *Engine, s status.JobSpec, day time.Time, n int) time.Time {
 func TestPredictedBreachPagesBeforeTheDeadline(t *testing.T) {
 	// Starts 02:00 New York, deadline 04:00: a normal night takes ~72 minutes.
 	s := spec(t, "America/New_York", "0 2 * * *", "04:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC), 5)
 	deadline := s.DeadlineFor(tonight)
 	// Tonight the load runs at a third of its pace from 20% on: it cannot make it.
@@ -174,7 +174,7 @@ func TestPredictedBreachPagesBeforeTheDeadline(t *testing.T) {
 
 func TestNoPageWhenTheRunWillMakeIt(t *testing.T) {
 	s := spec(t, "America/New_York", "0 2 * * *", "04:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC), 5)
 	// A short slowdown early in the load: it still makes it comfortably.
 	obs := simulate(nightPlan{start: tonight, filesLate: 10 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.1, slowRate: 700}, "tonight")
@@ -188,7 +188,7 @@ func TestNoPageWhenTheRunWillMakeIt(t *testing.T) {
 
 func TestInsufficientHistoryIsSaidAndFallsBack(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "04:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	// Files never arrive: no progress to measure and no history.
 	obs := simulate(nightPlan{start: night, filesLate: 3 * time.Hour, rows: 1000, rate: 100}, "r1")
@@ -214,7 +214,7 @@ func TestInsufficientHistoryIsSaidAndFallsBack(t *testing.T) {
 
 func TestStalledFiresAndResolves(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 40 * time.Minute}, "r1")
 	tr := drive(e, obs, night, night.Add(4*time.Hour))
@@ -243,7 +243,7 @@ func TestStalledFiresAndResolves(t *testing.T) {
 
 func TestDeadlineMissedSupersedesPrediction(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "03:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 2, 30, 0, 0, time.UTC), 4)
 	obs := simulate(nightPlan{start: tonight, filesLate: 50 * time.Minute, rows: 60000, rate: 1000}, "late")
 	tr := drive(e, obs, tonight.Add(-time.Hour), tonight.Add(3*time.Hour))
@@ -262,7 +262,7 @@ func TestDeadlineMissedSupersedesPrediction(t *testing.T) {
 
 func TestFailedAndRetriesExhausted(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "09:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, failAt: 0.3}, "r1")
 	tr := drive(e, obs, night, night.Add(3*time.Hour))
@@ -279,7 +279,7 @@ func TestFailedAndRetriesExhausted(t *testing.T) {
 
 func TestTooFastWarnsOnHalfARoster(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "06:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 3, 0, 0, 0, time.UTC), 4)
 	obs := simulate(nightPlan{start: tonight, filesLate: 5 * time.Minute, rows: 20000, rate: 1000}, "small")
 	tr := drive(e, obs, tonight.Add(-time.Hour), tonight.Add(2*time.Hour))
@@ -292,7 +292,7 @@ func TestTooFastWarnsOnHalfARoster(t *testing.T) {
 func TestSeverityOverrideEscalates(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
 	s.Severity = map[string]string{RuleStalled: SevCritical}
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 40 * time.Minute}, "r1")
 	f := firing(drive(e, obs, night, night.Add(3*time.Hour)), RuleStalled)
@@ -303,10 +303,10 @@ func TestSeverityOverrideEscalates(t *testing.T) {
 
 func TestSourceDownInhibitsStalled(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	since := night.Add(10 * time.Minute)
-	e.SetSources([]status.SourceHealth{{Name: "importer", FailingSince: &since, ConsecutiveFailures: 30, LastError: "HTTP 502"}},
+	e.SetSources([]model.SourceHealth{{Name: "importer", FailingSince: &since, ConsecutiveFailures: 30, LastError: "HTTP 502"}},
 		map[string]time.Duration{"importer": 10 * time.Minute})
 	// The collector sees nothing after 10 minutes: the run looks frozen.
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500}, "r1")[:3]
@@ -324,7 +324,7 @@ func TestAutumnChangeNightIsOneNight(t *testing.T) {
 	// deadline 03:00 EST is 2.5 hours after the 01:30 EDT start, not 1.5: a
 	// run of 107 minutes makes it.
 	s := spec(t, "America/New_York", "30 1 * * *", "03:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	start := time.Date(2026, 11, 1, 5, 30, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: start, rows: 50000, rate: 500}, "dst")
 	tr := drive(e, obs, start.Add(-time.Hour), start.Add(5*time.Hour))
@@ -341,7 +341,7 @@ func TestAutumnChangeNightIsOneNight(t *testing.T) {
 
 func TestMissedStart(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	tr := drive(e, nil, night.Add(-time.Hour), night.Add(45*time.Minute))
 	f := firing(tr, RuleMissedStart)

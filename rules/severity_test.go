@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // A job's `severity: {RULE: off}` silences that rule whichever rule it is;
@@ -21,9 +21,9 @@ func TestSeverityOffSilencesEveryRule(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec(t, "UTC", "0 2 * * *", "04:00")
-			s.SuccessMaxAge = status.Duration(36 * time.Hour)
+			s.SuccessMaxAge = model.Duration(36 * time.Hour)
 			s.Severity = tc.severity
-			e := NewEngine([]status.JobSpec{s}, DefaultParams(), nil)
+			e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 			night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 			// One good night, then two nights without a run: the last
 			// success grows older than success_max_age.

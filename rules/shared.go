@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // RuleSharedSlowdown fires when the loads of many tenants slow at the same
@@ -71,7 +71,7 @@ type Load struct {
 // is not a slowdown).
 func (j *JobState) load(p Params, now time.Time) (Load, bool) {
 	cur := j.current()
-	if cur == nil || cur.state != status.StateRunning {
+	if cur == nil || cur.state != model.StateRunning {
 		return Load{}, false
 	}
 	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night}

@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // districts is n tenants with the same job and night: New York, 02:00,
 // deadline 04:00 (an ordinary night takes about 72 minutes).
-func districts(t *testing.T, n int) []status.JobSpec {
-	specs := make([]status.JobSpec, n)
+func districts(t *testing.T, n int) []model.JobSpec {
+	specs := make([]model.JobSpec, n)
 	for i := range specs {
 		specs[i] = spec(t, "America/New_York", "0 2 * * *", "04:00")
 		specs[i].Tenant = fmt.Sprintf("district-%02d", i)
@@ -22,10 +22,10 @@ func districts(t *testing.T, n int) []status.JobSpec {
 
 // nights simulates each tenant's plan for tonight after five ordinary
 // nights, merged in at order.
-func nights(specs []status.JobSpec, tonight time.Time, plan func(i int) nightPlan) []status.Observation {
-	var obs []status.Observation
+func nights(specs []model.JobSpec, tonight time.Time, plan func(i int) nightPlan) []model.Observation {
+	var obs []model.Observation
 	for i, s := range specs {
-		var mine []status.Observation
+		var mine []model.Observation
 		for k := 5; k >= 1; k-- {
 			st := s.PrevStart(tonight.Add(-time.Duration(k-1)*24*time.Hour - time.Minute))
 			mine = append(mine, simulate(nightPlan{start: st, filesLate: 5 * time.Minute, rows: 60000, rate: 1000}, fmt.Sprintf("h%d", k))...)

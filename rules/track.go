@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // sample is one point of a run's loading progress, timed by the job's own
@@ -20,7 +20,7 @@ const maxSamples = 48
 // runTrack is what the rules keep of one run (one attempt) of the current night.
 type runTrack struct {
 	id        string
-	state     status.State
+	state     model.State
 	stage     string
 	started   time.Time
 	updated   time.Time
@@ -38,7 +38,7 @@ type runTrack struct {
 	samples   []sample // loading progress, oldest first, at most maxSamples
 }
 
-func (r *runTrack) apply(o *status.Observation) {
+func (r *runTrack) apply(o *model.Observation) {
 	if !r.lastAt.IsZero() && o.At.Before(r.lastAt) {
 		return
 	}
@@ -65,12 +65,12 @@ func (r *runTrack) apply(o *status.Observation) {
 	}
 	if o.FilesArrivedAt != nil {
 		r.filesAt = *o.FilesArrivedAt
-	} else if r.filesAt.IsZero() && (o.State != status.StateWaiting && o.Stage != "awaiting_files") {
+	} else if r.filesAt.IsZero() && (o.State != model.StateWaiting && o.Stage != "awaiting_files") {
 		// The first sign of work: files must have been there by the previous
 		// heartbeat at the latest; the heartbeat we have is the best bound.
 		r.filesAt = upd
 	}
-	loading := o.State == status.StateRunning && (o.Stage == "loading" || (o.Stage == "" && o.RowsDone > 0))
+	loading := o.State == model.StateRunning && (o.Stage == "loading" || (o.Stage == "" && o.RowsDone > 0))
 	if loading {
 		if r.loadStart.IsZero() {
 			r.loadStart = upd

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -152,11 +152,11 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, e
 
 // ObservationsSince returns observations observed at or after since, in at
 // order (to rebuild the rules' state after a restart).
-func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func([]status.Observation) error) error {
+func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func([]model.Observation) error) error {
 	return s.read(ctx, "observations_since", func(db *gorm.DB) error {
 		var batch []observationRow
 		return db.Where("at >= ?", since.UTC()).Order("at, id").FindInBatches(&batch, 5000, func(tx *gorm.DB, _ int) error {
-			obs := make([]status.Observation, len(batch))
+			obs := make([]model.Observation, len(batch))
 			for i := range batch {
 				obs[i] = batch[i].observation()
 			}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 )
 
 // BenchmarkIngest measures push ingest into each backend in batches of 1000
@@ -22,16 +22,16 @@ func BenchmarkIngest(b *testing.B) {
 			ctx := context.Background()
 			base := time.Date(2026, 9, 1, 4, 0, 0, 0, time.UTC)
 			started := base
-			batch := make([]status.Observation, 1000)
+			batch := make([]model.Observation, 1000)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for j := range batch {
 					run := j % 100
 					at := base.Add(time.Duration(i*10+j/100) * time.Second)
 					upd := at
-					batch[j] = status.Observation{
+					batch[j] = model.Observation{
 						At: at, Source: "bench", Tenant: fmt.Sprintf("t%03d", run), Job: "roster-import",
-						RunID: fmt.Sprintf("t%03d/roster-import/%d", run, i/50), State: status.StateRunning, Stage: "loading",
+						RunID: fmt.Sprintf("t%03d/roster-import/%d", run, i/50), State: model.StateRunning, Stage: "loading",
 						StartedAt: &started, UpdatedAt: &upd, RowsDone: int64(i*10 + j/100), RowsTotal: 1 << 30,
 					}
 				}

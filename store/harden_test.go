@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -22,12 +22,12 @@ func TestHardeningContract(t *testing.T) {
 			t.Run("a missing updated_at is stored as missing", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				a := obs("2026-09-01T04:05:00Z", "dade", "dade/r/1", status.StateRunning, 10, 100)
+				a := obs("2026-09-01T04:05:00Z", "dade", "dade/r/1", model.StateRunning, 10, 100)
 				a.UpdatedAt = nil
 				b := a
 				b.At, b.RowsDone = ts("2026-09-01T04:10:00Z"), 20
-				for _, o := range []status.Observation{a, b} {
-					if _, err := s.Ingest(ctx, []status.Observation{o}); err != nil {
+				for _, o := range []model.Observation{a, b} {
+					if _, err := s.Ingest(ctx, []model.Observation{o}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -49,24 +49,24 @@ func TestHardeningContract(t *testing.T) {
 			t.Run("a run_id of another tenant makes a run of its own", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				b := obs("2026-09-01T04:05:00Z", "broward", "shared/1", status.StateRunning, 10, 100)
+				b := obs("2026-09-01T04:05:00Z", "broward", "shared/1", model.StateRunning, 10, 100)
 				b.Error = "broward's secret error text"
-				if _, err := s.Ingest(ctx, []status.Observation{b}); err != nil {
+				if _, err := s.Ingest(ctx, []model.Observation{b}); err != nil {
 					t.Fatal(err)
 				}
 				// Tenant dade pushes broward's run_id, newer, with another job too.
-				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", status.StateSucceeded, 1, 1)
+				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", model.StateSucceeded, 1, 1)
 				a2 := a
 				a2.Job, a2.At = "other-job", ts("2026-09-01T04:31:00Z")
-				if _, err := s.Ingest(ctx, []status.Observation{a, a2}); err != nil {
+				if _, err := s.Ingest(ctx, []model.Observation{a, a2}); err != nil {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
 				br := latest[JobKey{"broward", "roster-import"}]
-				if br.RunID != "shared/1" || br.State != status.StateRunning || br.RowsDone != 10 || br.Error != b.Error {
+				if br.RunID != "shared/1" || br.State != model.StateRunning || br.RowsDone != 10 || br.Error != b.Error {
 					t.Fatalf("broward's run after dade pushed its run_id: %+v", br)
 				}
-				if d := latest[JobKey{"dade", "roster-import"}]; d.RunID != "shared/1" || d.State != status.StateSucceeded || d.Error != "" {
+				if d := latest[JobKey{"dade", "roster-import"}]; d.RunID != "shared/1" || d.State != model.StateSucceeded || d.Error != "" {
 					t.Fatalf("dade's run: %+v", d)
 				}
 				if d := latest[JobKey{"dade", "other-job"}]; d.RunID != "shared/1" || d.Tenant != "dade" {
@@ -85,8 +85,8 @@ func TestHardeningContract(t *testing.T) {
 			t.Run("a database of the old schema is migrated", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				old := obs("2026-09-01T04:05:00Z", "broward", "shared/1", status.StateRunning, 10, 100)
-				if _, err := s.Ingest(ctx, []status.Observation{old}); err != nil {
+				old := obs("2026-09-01T04:05:00Z", "broward", "shared/1", model.StateRunning, 10, 100)
+				if _, err := s.Ingest(ctx, []model.Observation{old}); err != nil {
 					t.Fatal(err)
 				}
 				// Put the runs table back as it was before runs had owners.
@@ -111,15 +111,15 @@ func TestHardeningContract(t *testing.T) {
 				if err := s.migrate(); err != nil {
 					t.Fatalf("migrating twice: %v", err)
 				}
-				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", status.StateSucceeded, 1, 1)
-				if _, err := s.Ingest(ctx, []status.Observation{a}); err != nil {
+				a := obs("2026-09-01T04:30:00Z", "dade", "shared/1", model.StateSucceeded, 1, 1)
+				if _, err := s.Ingest(ctx, []model.Observation{a}); err != nil {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
 				if br := latest[JobKey{"broward", "roster-import"}]; br.RunID != "shared/1" || br.RowsDone != 10 {
 					t.Fatalf("broward's migrated run: %+v", br)
 				}
-				if d := latest[JobKey{"dade", "roster-import"}]; d.State != status.StateSucceeded {
+				if d := latest[JobKey{"dade", "roster-import"}]; d.State != model.StateSucceeded {
 					t.Fatalf("dade's run: %+v", d)
 				}
 			})
@@ -141,9 +141,9 @@ func TestHardeningContract(t *testing.T) {
 			t.Run("a source's error cut at the limit stays valid UTF-8", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				h := status.SourceHealth{Name: "legacy", Kind: "httpjson"}
+				h := model.SourceHealth{Name: "legacy", Kind: "httpjson"}
 				// 'é' is two bytes: the limit falls in the middle of one.
-				msg := "x" + strings.Repeat("é", status.MaxErrorLen)
+				msg := "x" + strings.Repeat("é", model.MaxErrorLen)
 				h.Record(ts("2026-09-01T05:00:00Z"), time.Second, 0, errors.New(msg))
 				if err := s.SaveSource(ctx, h); err != nil {
 					t.Fatalf("saving a source whose error was cut: %v", err)
@@ -152,7 +152,7 @@ func TestHardeningContract(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !utf8.ValidString(got.LastError) || len(got.LastError) > status.MaxErrorLen || len(got.LastError) < status.MaxErrorLen-1 {
+				if !utf8.ValidString(got.LastError) || len(got.LastError) > model.MaxErrorLen || len(got.LastError) < model.MaxErrorLen-1 {
 					t.Fatalf("last error: valid %v, %d bytes", utf8.ValidString(got.LastError), len(got.LastError))
 				}
 			})
@@ -171,16 +171,16 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	t0 := now.Add(-45 * time.Minute)
 	started := t0.Add(-5 * time.Minute)
 	sched := started.Add(-10 * time.Minute)
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
 		Schedule: fmt.Sprintf("%d %d * * *", sched.Minute(), sched.Hour()), Deadline: sched.Add(6 * time.Hour).Format("15:04"),
-		StaleAfter: status.Duration(20 * time.Minute)}
+		StaleAfter: model.Duration(20 * time.Minute)}
 	if err := spec.Compile(); err != nil {
 		t.Fatal(err)
 	}
-	var polls []status.Observation
+	var polls []model.Observation
 	for at := t0; !at.After(now); at = at.Add(5 * time.Minute) {
-		polls = append(polls, status.Observation{At: at, Source: "importer", Tenant: "dade", Job: "roster-import",
-			RunID: "dade/1", State: status.StateRunning, Stage: "loading", StartedAt: &started, RowsDone: 10, RowsTotal: 100})
+		polls = append(polls, model.Observation{At: at, Source: "importer", Tenant: "dade", Job: "roster-import",
+			RunID: "dade/1", State: model.StateRunning, Stage: "loading", StartedAt: &started, RowsDone: 10, RowsTotal: 100})
 	}
 	stalled := func(e *rules.Engine) bool {
 		e.Tick(now)
@@ -195,7 +195,7 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	if _, err := s.Ingest(ctx, polls); err != nil {
 		t.Fatal(err)
 	}
-	live := rules.NewEngine([]status.JobSpec{spec}, rules.DefaultParams(), nil)
+	live := rules.NewEngine([]model.JobSpec{spec}, rules.DefaultParams(), nil)
 	live.Observe(polls, now)
 	if !stalled(live) {
 		t.Fatal("live: a run unchanged for 45 minutes (stale after 20m) is not stalled")
@@ -203,8 +203,8 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	s.Close()
 
 	s2 := mustOpen(t, Config{Driver: "sqlite", Path: path})
-	warm := rules.NewEngine([]status.JobSpec{spec}, rules.DefaultParams(), nil)
-	if err := s2.ObservationsSince(ctx, now.Add(-24*time.Hour), func(o []status.Observation) error {
+	warm := rules.NewEngine([]model.JobSpec{spec}, rules.DefaultParams(), nil)
+	if err := s2.ObservationsSince(ctx, now.Add(-24*time.Hour), func(o []model.Observation) error {
 		warm.Observe(o, now)
 		return nil
 	}); err != nil {
@@ -249,25 +249,25 @@ func TestAnOutlierStoredAnywayDoesNotSurviveARestart(t *testing.T) {
 	s := mustOpen(t, Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "hub.db")})
 	now := time.Now().UTC().Truncate(time.Minute)
 	sched := now.Add(-time.Hour)
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC",
 		Schedule: fmt.Sprintf("%d %d * * *", sched.Minute(), sched.Hour()), Deadline: sched.Add(6 * time.Hour).Format("15:04"),
-		StaleAfter: status.Duration(20 * time.Minute)}
+		StaleAfter: model.Duration(20 * time.Minute)}
 	if err := spec.Compile(); err != nil {
 		t.Fatal(err)
 	}
 	far := time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC)
 	started := sched.Add(5 * time.Minute)
 	failed := now.Add(-10 * time.Minute)
-	bogus := status.Observation{At: sched.Add(time.Minute), Source: "importer", Tenant: "dade", Job: "roster-import",
-		RunID: "bogus", State: status.StateRunning, StartedAt: &far, UpdatedAt: &far}
-	real := status.Observation{At: failed, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: "real",
-		State: status.StateFailed, Stage: "loading", StartedAt: &started, UpdatedAt: &failed, FinishedAt: &failed,
+	bogus := model.Observation{At: sched.Add(time.Minute), Source: "importer", Tenant: "dade", Job: "roster-import",
+		RunID: "bogus", State: model.StateRunning, StartedAt: &far, UpdatedAt: &far}
+	real := model.Observation{At: failed, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: "real",
+		State: model.StateFailed, Stage: "loading", StartedAt: &started, UpdatedAt: &failed, FinishedAt: &failed,
 		Error: "mongo: connection reset"}
-	if _, err := s.Ingest(ctx, []status.Observation{bogus, real}); err != nil {
+	if _, err := s.Ingest(ctx, []model.Observation{bogus, real}); err != nil {
 		t.Fatal(err)
 	}
-	e := rules.NewEngine([]status.JobSpec{spec}, rules.DefaultParams(), nil)
-	if err := s.ObservationsSince(ctx, now.Add(-24*time.Hour), func(o []status.Observation) error {
+	e := rules.NewEngine([]model.JobSpec{spec}, rules.DefaultParams(), nil)
+	if err := s.ObservationsSince(ctx, now.Add(-24*time.Hour), func(o []model.Observation) error {
 		e.Observe(o, now)
 		return nil
 	}); err != nil {

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -16,7 +16,7 @@ type IngestResult struct {
 	Inserted   int // new observations stored
 	Duplicates int // unchanged repeats, not stored again
 	// Runs are the runs these observations touched, as they are now.
-	Runs []status.Run
+	Runs []model.Run
 }
 
 // maxBatch bounds the rows of one INSERT; both SQLite's and PostgreSQL's
@@ -27,7 +27,7 @@ var maxBatch = 500
 
 // Ingest stores validated observations and folds them into their runs, in one
 // transaction: either all of a call lands or none of it.
-func (s *Store) Ingest(ctx context.Context, obs []status.Observation) (IngestResult, error) {
+func (s *Store) Ingest(ctx context.Context, obs []model.Observation) (IngestResult, error) {
 	var res IngestResult
 	if len(obs) == 0 {
 		return res, nil
@@ -75,7 +75,7 @@ func (s *Store) Ingest(ctx context.Context, obs []status.Observation) (IngestRes
 			k := keyOf(&obs[i])
 			r := runs[k]
 			if r == nil {
-				r = &status.Run{}
+				r = &model.Run{}
 				runs[k] = r
 			}
 			if r.Apply(&obs[i]) {
@@ -113,11 +113,11 @@ type RunKey struct {
 	RunID  string
 }
 
-func keyOf(o *status.Observation) RunKey { return RunKey{o.Tenant, o.Job, o.RunID} }
+func keyOf(o *model.Observation) RunKey { return RunKey{o.Tenant, o.Job, o.RunID} }
 
 // loadRuns reads the runs with these ids, of every tenant and job.
-func loadRuns(tx *gorm.DB, ids []string) (map[RunKey]*status.Run, error) {
-	out := make(map[RunKey]*status.Run, len(ids))
+func loadRuns(tx *gorm.DB, ids []string) (map[RunKey]*model.Run, error) {
+	out := make(map[RunKey]*model.Run, len(ids))
 	for start := 0; start < len(ids); start += maxBatch {
 		end := min(start+maxBatch, len(ids))
 		var rows []runRow

@@ -3,7 +3,7 @@ package store
 import (
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}, &webhookEventRow{}, &sourceTenantRow{}}
@@ -35,7 +35,7 @@ type observationRow struct {
 
 func (observationRow) TableName() string { return "observations" }
 
-func toObservationRow(o *status.Observation) observationRow {
+func toObservationRow(o *model.Observation) observationRow {
 	r := observationRow{
 		RunID: o.RunID, Hash: o.Hash(), At: o.At.UTC(), Source: o.Source, Tenant: o.Tenant, Job: o.Job,
 		State: string(o.State), Stage: o.Stage, StartedAt: o.StartedAt, UpdatedAt: o.UpdatedAt,
@@ -49,15 +49,15 @@ func toObservationRow(o *status.Observation) observationRow {
 	return r
 }
 
-func (r *observationRow) observation() status.Observation {
-	o := status.Observation{
+func (r *observationRow) observation() model.Observation {
+	o := model.Observation{
 		At: r.At.UTC(), Source: r.Source, Tenant: r.Tenant, Job: r.Job, RunID: r.RunID,
-		State: status.State(r.State), Stage: r.Stage, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
+		State: model.State(r.State), Stage: r.Stage, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
 		FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
 		FilesArrivedAt: utc(r.FilesArrivedAt), Attempt: r.Attempt, URL: r.URL,
 	}
 	if r.QualityErrors != nil && r.QualityWarnings != nil {
-		o.Quality = &status.Quality{Errors: *r.QualityErrors, Warnings: *r.QualityWarnings}
+		o.Quality = &model.Quality{Errors: *r.QualityErrors, Warnings: *r.QualityWarnings}
 	}
 	return o
 }
@@ -90,7 +90,7 @@ type runRow struct {
 
 func (runRow) TableName() string { return "runs" }
 
-func toRunRow(r *status.Run) runRow {
+func toRunRow(r *model.Run) runRow {
 	return runRow{
 		RunID: r.RunID, Source: r.Source, Tenant: r.Tenant, Job: r.Job, SortAt: r.SortAt().UTC(),
 		State: string(r.State), Stage: r.Stage, Attempt: r.Attempt, StartedAt: r.StartedAt,
@@ -100,9 +100,9 @@ func toRunRow(r *status.Run) runRow {
 	}
 }
 
-func (r *runRow) run() status.Run {
-	return status.Run{
-		RunID: r.RunID, Source: r.Source, Tenant: r.Tenant, Job: r.Job, State: status.State(r.State),
+func (r *runRow) run() model.Run {
+	return model.Run{
+		RunID: r.RunID, Source: r.Source, Tenant: r.Tenant, Job: r.Job, State: model.State(r.State),
 		Stage: r.Stage, Attempt: r.Attempt, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
 		FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
 		FilesArrivedAt: utc(r.FilesArrivedAt), QualityErrors: r.QualityErrors, QualityWarnings: r.QualityWarnings,

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
 )
 
@@ -14,15 +14,15 @@ const MaxJobRuns = 2000
 
 // JobRunsSince returns a job's runs that started (or were first seen) at or
 // after since, oldest first, at most MaxJobRuns (the newest ones).
-func (s *Store) JobRunsSince(ctx context.Context, k JobKey, since time.Time) ([]status.Run, error) {
-	var out []status.Run
+func (s *Store) JobRunsSince(ctx context.Context, k JobKey, since time.Time) ([]model.Run, error) {
+	var out []model.Run
 	err := s.read(ctx, "job_runs_since", func(db *gorm.DB) error {
 		var rows []runRow
 		if err := db.Where("tenant = ? AND job = ? AND sort_at >= ?", k.Tenant, k.Job, since.UTC()).
 			Order("sort_at DESC, run_id DESC").Limit(MaxJobRuns).Find(&rows).Error; err != nil {
 			return err
 		}
-		out = make([]status.Run, len(rows))
+		out = make([]model.Run, len(rows))
 		for i := range rows {
 			out[len(rows)-1-i] = rows[i].run()
 		}

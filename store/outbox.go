@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"gorm.io/gorm"
 )
@@ -177,7 +177,7 @@ func (s *Store) ListOutbox(ctx context.Context, status string, limit int) ([]Out
 // clip cuts an error text to at most n bytes on a character boundary, with
 // bytes that are not UTF-8 replaced: PostgreSQL refuses invalid UTF-8.
 func clip(s string, n int) string {
-	return status.Clip(strings.ToValidUTF8(s, "\uFFFD"), n)
+	return model.Clip(strings.ToValidUTF8(s, "\uFFFD"), n)
 }
 
 // PendingGroup returns the pending notifications of a group for a receiver

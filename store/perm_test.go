@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // The SQLite database holds error texts and tenants' run history: it, its WAL
@@ -19,8 +19,8 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "hub")
 	path := filepath.Join(dir, "etlhub.db")
 	s := mustOpen(t, Config{Driver: "sqlite", Path: path})
-	o := obs("2026-09-01T05:00:00Z", "dade", "r1", status.StateRunning, 1, 10)
-	if _, err := s.Ingest(context.Background(), []status.Observation{o}); err != nil {
+	o := obs("2026-09-01T05:00:00Z", "dade", "r1", model.StateRunning, 1, 10)
+	if _, err := s.Ingest(context.Background(), []model.Observation{o}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {

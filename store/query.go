@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -29,17 +29,17 @@ func (f Filter) apply(db *gorm.DB) *gorm.DB {
 }
 
 // LatestRuns returns the current run of every job: the one that started last.
-func (s *Store) LatestRuns(ctx context.Context, f Filter) (map[JobKey]status.Run, error) {
+func (s *Store) LatestRuns(ctx context.Context, f Filter) (map[JobKey]model.Run, error) {
 	return s.latestPerJob(ctx, "latest_runs", f, "")
 }
 
 // LastSuccess returns the last succeeded run of every job.
-func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[JobKey]status.Run, error) {
-	return s.latestPerJob(ctx, "last_success", f, string(status.StateSucceeded))
+func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[JobKey]model.Run, error) {
+	return s.latestPerJob(ctx, "last_success", f, string(model.StateSucceeded))
 }
 
-func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[JobKey]status.Run, error) {
-	out := map[JobKey]status.Run{}
+func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[JobKey]model.Run, error) {
+	out := map[JobKey]model.Run{}
 	err := s.read(ctx, op, func(db *gorm.DB) error {
 		sub := "SELECT MAX(r2.sort_at) FROM runs r2 WHERE r2.tenant = runs.tenant AND r2.job = runs.job"
 		q := f.apply(db.Model(&runRow{}))
@@ -74,7 +74,7 @@ type Page struct {
 
 // Runs lists a job's runs, newest first, a page at a time; next is the cursor
 // of the following page, "" at the end.
-func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []status.Run, next string, err error) {
+func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []model.Run, next string, err error) {
 	if p.Limit <= 0 || p.Limit > 500 {
 		p.Limit = 50
 	}
@@ -109,8 +109,8 @@ func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []status.Run, 
 
 // RunsByID returns the runs with this run_id that f lets through: one per
 // tenant and job that used it, ordered by tenant and job.
-func (s *Store) RunsByID(ctx context.Context, runID string, f Filter) ([]status.Run, error) {
-	var out []status.Run
+func (s *Store) RunsByID(ctx context.Context, runID string, f Filter) ([]model.Run, error) {
+	var out []model.Run
 	err := s.read(ctx, "runs_by_id", func(db *gorm.DB) error {
 		var rows []runRow
 		if err := f.apply(db.Where("run_id = ?", runID)).Order("tenant, job").Limit(100).Find(&rows).Error; err != nil {
@@ -125,8 +125,8 @@ func (s *Store) RunsByID(ctx context.Context, runID string, f Filter) ([]status.
 }
 
 // Observations returns a run's observations in at order.
-func (s *Store) Observations(ctx context.Context, k RunKey, limit int) ([]status.Observation, error) {
-	var out []status.Observation
+func (s *Store) Observations(ctx context.Context, k RunKey, limit int) ([]model.Observation, error) {
+	var out []model.Observation
 	err := s.read(ctx, "observations", func(db *gorm.DB) error {
 		var rows []observationRow
 		if err := db.Where("run_id = ? AND tenant = ? AND job = ?", k.RunID, k.Tenant, k.Job).Order("at, id").Limit(limit).Find(&rows).Error; err != nil {
@@ -150,7 +150,7 @@ func (s *Store) CountObservations(ctx context.Context) (int64, error) {
 }
 
 // SaveSource writes a source's health.
-func (s *Store) SaveSource(ctx context.Context, h status.SourceHealth) error {
+func (s *Store) SaveSource(ctx context.Context, h model.SourceHealth) error {
 	row := sourceRow{
 		Name: h.Name, Kind: h.Kind, Healthy: h.Healthy, LastRunAt: h.LastRunAt, LastSuccessAt: h.LastSuccessAt,
 		LastErrorAt: h.LastErrorAt, LastError: h.LastError, ConsecutiveFailures: h.ConsecutiveFailures,
@@ -166,8 +166,8 @@ func (s *Store) SaveSource(ctx context.Context, h status.SourceHealth) error {
 var ErrNotFound = errors.New("not found")
 
 // Source reads one source's health.
-func (s *Store) Source(ctx context.Context, name string) (status.SourceHealth, error) {
-	var all []status.SourceHealth
+func (s *Store) Source(ctx context.Context, name string) (model.SourceHealth, error) {
+	var all []model.SourceHealth
 	err := s.read(ctx, "source", func(db *gorm.DB) error {
 		var rows []sourceRow
 		if err := db.Where("name = ?", name).Find(&rows).Error; err != nil {
@@ -177,17 +177,17 @@ func (s *Store) Source(ctx context.Context, name string) (status.SourceHealth, e
 		return nil
 	})
 	if err != nil {
-		return status.SourceHealth{}, err
+		return model.SourceHealth{}, err
 	}
 	if len(all) == 0 {
-		return status.SourceHealth{}, ErrNotFound
+		return model.SourceHealth{}, ErrNotFound
 	}
 	return all[0], nil
 }
 
 // Sources lists every source's health by name.
-func (s *Store) Sources(ctx context.Context) ([]status.SourceHealth, error) {
-	var out []status.SourceHealth
+func (s *Store) Sources(ctx context.Context) ([]model.SourceHealth, error) {
+	var out []model.SourceHealth
 	err := s.read(ctx, "sources", func(db *gorm.DB) error {
 		var rows []sourceRow
 		if err := db.Order("name").Find(&rows).Error; err != nil {
@@ -199,10 +199,10 @@ func (s *Store) Sources(ctx context.Context) ([]status.SourceHealth, error) {
 	return out, err
 }
 
-func sourceHealth(rows []sourceRow) []status.SourceHealth {
-	out := make([]status.SourceHealth, len(rows))
+func sourceHealth(rows []sourceRow) []model.SourceHealth {
+	out := make([]model.SourceHealth, len(rows))
 	for i, r := range rows {
-		out[i] = status.SourceHealth{
+		out[i] = model.SourceHealth{
 			Name: r.Name, Kind: r.Kind, Healthy: r.Healthy, LastRunAt: utc(r.LastRunAt),
 			LastSuccessAt: utc(r.LastSuccessAt), LastErrorAt: utc(r.LastErrorAt), LastError: r.LastError,
 			ConsecutiveFailures: r.ConsecutiveFailures, FailingSince: utc(r.FailingSince),
@@ -214,8 +214,8 @@ func sourceHealth(rows []sourceRow) []status.SourceHealth {
 
 // RunsBetween returns the runs that started (or were first seen) in
 // [since, until), oldest first, optionally for some tenants.
-func (s *Store) RunsBetween(ctx context.Context, since, until time.Time, f Filter) ([]status.Run, error) {
-	var out []status.Run
+func (s *Store) RunsBetween(ctx context.Context, since, until time.Time, f Filter) ([]model.Run, error) {
+	var out []model.Run
 	err := s.read(ctx, "runs_between", func(db *gorm.DB) error {
 		var rows []runRow
 		q := f.apply(db.Where("sort_at >= ? AND sort_at < ?", since.UTC(), until.UTC()))

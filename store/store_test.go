@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -45,8 +45,8 @@ func ts(s string) time.Time {
 
 func tp(s string) *time.Time { t := ts(s); return &t }
 
-func obs(at, tenant, runID string, state status.State, done, total int64) status.Observation {
-	return status.Observation{
+func obs(at, tenant, runID string, state model.State, done, total int64) model.Observation {
+	return model.Observation{
 		At: ts(at), Source: "importer", Tenant: tenant, Job: "roster-import", RunID: runID,
 		State: state, Stage: "loading", StartedAt: tp("2026-09-01T04:00:00Z"), UpdatedAt: tp(at),
 		RowsDone: done, RowsTotal: total,
@@ -60,12 +60,12 @@ func TestContract(t *testing.T) {
 			t.Run("ingest derives runs and stores repeats once", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				a := obs("2026-09-01T04:05:00Z", "dade", "dade/r/1", status.StateRunning, 10, 100)
+				a := obs("2026-09-01T04:05:00Z", "dade", "dade/r/1", model.StateRunning, 10, 100)
 				repeat := a
 				repeat.At = ts("2026-09-01T04:10:00Z")
-				b := obs("2026-09-01T04:15:00Z", "dade", "dade/r/1", status.StateRunning, 60, 100)
-				b.Quality = &status.Quality{Errors: 2, Warnings: 5}
-				res, err := s.Ingest(ctx, []status.Observation{a, repeat, b})
+				b := obs("2026-09-01T04:15:00Z", "dade", "dade/r/1", model.StateRunning, 60, 100)
+				b.Quality = &model.Quality{Errors: 2, Warnings: 5}
+				res, err := s.Ingest(ctx, []model.Observation{a, repeat, b})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,7 +76,7 @@ func TestContract(t *testing.T) {
 					t.Fatalf("stored %d observations, want 2", n)
 				}
 				// The same batch again stores nothing new.
-				res, err = s.Ingest(ctx, []status.Observation{a, b})
+				res, err = s.Ingest(ctx, []model.Observation{a, b})
 				if err != nil || res.Inserted != 0 {
 					t.Fatalf("re-ingest inserted %d (err %v), want 0", res.Inserted, err)
 				}
@@ -85,7 +85,7 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				r := latest[JobKey{"dade", "roster-import"}]
-				if r.RowsDone != 60 || r.QualityErrors != 2 || r.State != status.StateRunning {
+				if r.RowsDone != 60 || r.QualityErrors != 2 || r.State != model.StateRunning {
 					t.Fatalf("run = %+v; want rows_done 60, 2 quality errors, running", r)
 				}
 				if !r.FirstSeenAt.Equal(ts("2026-09-01T04:05:00Z")) || !r.LastSeenAt.Equal(ts("2026-09-01T04:15:00Z")) {
@@ -100,17 +100,17 @@ func TestContract(t *testing.T) {
 			t.Run("an older observation does not roll a run back", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				done := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", status.StateSucceeded, 100, 100)
+				done := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", model.StateSucceeded, 100, 100)
 				done.FinishedAt = tp("2026-09-01T05:00:00Z")
-				if _, err := s.Ingest(ctx, []status.Observation{done}); err != nil {
+				if _, err := s.Ingest(ctx, []model.Observation{done}); err != nil {
 					t.Fatal(err)
 				}
-				late := obs("2026-09-01T04:30:00Z", "dade", "dade/r/1", status.StateRunning, 50, 100)
-				if _, err := s.Ingest(ctx, []status.Observation{late}); err != nil {
+				late := obs("2026-09-01T04:30:00Z", "dade", "dade/r/1", model.StateRunning, 50, 100)
+				if _, err := s.Ingest(ctx, []model.Observation{late}); err != nil {
 					t.Fatal(err)
 				}
 				r := mustLatest(t, s)[JobKey{"dade", "roster-import"}]
-				if r.State != status.StateSucceeded || r.RowsDone != 100 {
+				if r.State != model.StateSucceeded || r.RowsDone != 100 {
 					t.Fatalf("run rolled back to %s %d", r.State, r.RowsDone)
 				}
 			})
@@ -118,12 +118,12 @@ func TestContract(t *testing.T) {
 			t.Run("latest run, last success and tenant filter", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				old := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", status.StateSucceeded, 100, 100)
+				old := obs("2026-09-01T05:00:00Z", "dade", "dade/r/1", model.StateSucceeded, 100, 100)
 				old.FinishedAt = tp("2026-09-01T05:00:00Z")
-				nu := obs("2026-09-02T04:10:00Z", "dade", "dade/r/2", status.StateRunning, 5, 100)
+				nu := obs("2026-09-02T04:10:00Z", "dade", "dade/r/2", model.StateRunning, 5, 100)
 				nu.StartedAt = tp("2026-09-02T04:00:00Z")
-				other := obs("2026-09-02T04:10:00Z", "broward", "broward/r/1", status.StateWaiting, 0, 0)
-				if _, err := s.Ingest(ctx, []status.Observation{old, nu, other}); err != nil {
+				other := obs("2026-09-02T04:10:00Z", "broward", "broward/r/1", model.StateWaiting, 0, 0)
+				if _, err := s.Ingest(ctx, []model.Observation{old, nu, other}); err != nil {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
@@ -149,9 +149,9 @@ func TestContract(t *testing.T) {
 			t.Run("runs page newest first with a cursor", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				var batch []status.Observation
+				var batch []model.Observation
 				for d := 1; d <= 7; d++ {
-					o := obs(fmt.Sprintf("2026-09-%02dT05:00:00Z", d), "dade", fmt.Sprintf("dade/r/%d", d), status.StateSucceeded, 1, 1)
+					o := obs(fmt.Sprintf("2026-09-%02dT05:00:00Z", d), "dade", fmt.Sprintf("dade/r/%d", d), model.StateSucceeded, 1, 1)
 					o.StartedAt = tp(fmt.Sprintf("2026-09-%02dT04:00:00Z", d))
 					batch = append(batch, o)
 				}
@@ -185,9 +185,9 @@ func TestContract(t *testing.T) {
 			t.Run("prune removes old observations and runs only", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				o1 := obs("2026-08-01T05:00:00Z", "dade", "dade/r/old", status.StateSucceeded, 1, 1)
-				o2 := obs("2026-09-01T05:00:00Z", "dade", "dade/r/new", status.StateRunning, 1, 2)
-				if _, err := s.Ingest(ctx, []status.Observation{o1, o2}); err != nil {
+				o1 := obs("2026-08-01T05:00:00Z", "dade", "dade/r/old", model.StateSucceeded, 1, 1)
+				o2 := obs("2026-09-01T05:00:00Z", "dade", "dade/r/new", model.StateRunning, 1, 2)
+				if _, err := s.Ingest(ctx, []model.Observation{o1, o2}); err != nil {
 					t.Fatal(err)
 				}
 				on, rn, err := s.Prune(ctx, ts("2026-08-15T00:00:00Z"), ts("2026-08-15T00:00:00Z"))
@@ -217,7 +217,7 @@ func TestContract(t *testing.T) {
 			t.Run("source health round trip", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				h := status.SourceHealth{Name: "legacy", Kind: "httpjson"}
+				h := model.SourceHealth{Name: "legacy", Kind: "httpjson"}
 				h.Record(ts("2026-09-01T05:00:00Z"), 250*time.Millisecond, 0, fmt.Errorf("HTTP 503"))
 				h.Record(ts("2026-09-01T05:01:00Z"), 10*time.Second, 0, fmt.Errorf("timeout"))
 				if err := s.SaveSource(ctx, h); err != nil {
@@ -247,7 +247,7 @@ func TestContract(t *testing.T) {
 	}
 }
 
-func mustLatest(t *testing.T, s *Store) map[JobKey]status.Run {
+func mustLatest(t *testing.T, s *Store) map[JobKey]model.Run {
 	t.Helper()
 	m, err := s.LatestRuns(context.Background(), Filter{})
 	if err != nil {
@@ -259,7 +259,7 @@ func mustLatest(t *testing.T, s *Store) map[JobKey]status.Run {
 func TestSQLiteSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hub.db")
 	s := mustOpen(t, Config{Driver: "sqlite", Path: path})
-	if _, err := s.Ingest(context.Background(), []status.Observation{obs("2026-09-01T05:00:00Z", "dade", "r1", status.StateRunning, 1, 2)}); err != nil {
+	if _, err := s.Ingest(context.Background(), []model.Observation{obs("2026-09-01T05:00:00Z", "dade", "r1", model.StateRunning, 1, 2)}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -12,7 +12,7 @@ import (
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 )
@@ -40,7 +40,7 @@ type Config struct {
 	Notify    NotifyConfig              `yaml:"notify"`
 	Logs      LogsConfig                `yaml:"logs"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
-	Jobs      []status.JobSpec          `yaml:"jobs"`
+	Jobs      []model.JobSpec           `yaml:"jobs"`
 	// Version is the binary's version (not read from the file): shown in
 	// etlhub_build_info.
 	Version string `yaml:"-"`
@@ -202,7 +202,7 @@ func (c *Config) Validate(p *config.Problems) {
 			}
 		}
 		if err := j.Compile(); err != nil {
-			if se, ok := err.(*status.SpecError); ok {
+			if se, ok := err.(*model.SpecError); ok {
 				p.Add(k+"."+se.Field, "%s", se.Msg)
 			} else {
 				p.Add(k, "%v", err)

@@ -19,7 +19,7 @@ import (
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/redact"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
@@ -114,16 +114,16 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	tz, _ := time.LoadLocation("America/New_York")
 	today := time.Now().In(tz)
 	night := time.Date(today.Year(), today.Month(), today.Day(), 2, 0, 0, 0, tz).UTC()
-	var specs []status.JobSpec
+	var specs []model.JobSpec
 	for _, t := range tenants {
-		s := status.JobSpec{Tenant: t.name, Job: "roster-import", Timezone: "America/New_York", Schedule: "0 2 * * *",
-			Deadline: "06:00", StaleAfter: status.Duration(20 * time.Minute)}
+		s := model.JobSpec{Tenant: t.name, Job: "roster-import", Timezone: "America/New_York", Schedule: "0 2 * * *",
+			Deadline: "06:00", StaleAfter: model.Duration(20 * time.Minute)}
 		if err := s.Compile(); err != nil {
 			return err
 		}
 		specs = append(specs, s)
 	}
-	var obs []status.Observation
+	var obs []model.Observation
 	for k := 5; k >= 1; k-- {
 		for _, t := range tenants {
 			ordinary := demoTenant{name: t.name, rows: t.rows, rate: t.rate}
@@ -166,7 +166,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	// Whatever is stored (pushed or collected) goes to the rules and is
 	// announced to the pages' event streams.
 	changes := api.NewLive()
-	ing.after = func(obs []status.Observation, now time.Time) {
+	ing.after = func(obs []model.Observation, now time.Time) {
 		rl.engine.Observe(obs, now)
 		changes.Changed(obs)
 	}
@@ -296,10 +296,10 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 
 // simulate is what a collector polling every 5 minutes would see of one
 // night of t starting at start.
-func (t demoTenant) simulate(start time.Time, suffix string) []status.Observation {
+func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation {
 	type snap struct {
 		at          time.Time
-		state       status.State
+		state       model.State
 		stage       string
 		upd         time.Time
 		done, total int64
@@ -308,21 +308,21 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 	var snaps []snap
 	runID := fmt.Sprintf("%s/roster-import/%s#1%s", t.name, start.Format("2006-01-02"), suffix)
 	now := start
-	add := func(state status.State, stage string, upd time.Time, done, total int64) {
+	add := func(state model.State, stage string, upd time.Time, done, total int64) {
 		s := snap{at: now, state: state, stage: stage, upd: upd, done: done, total: total}
 		snaps = append(snaps, s)
 		now = now.Add(time.Minute)
 	}
 	for m := 0; m < t.late; m++ {
-		add(status.StateWaiting, "awaiting_files", now, 0, 0)
+		add(model.StateWaiting, "awaiting_files", now, 0, 0)
 	}
 	files := now
 	var done float64
 	for m := 0; m < 6; m++ {
-		add(status.StateRunning, "downloading", now, int64(done), 0)
+		add(model.StateRunning, "downloading", now, int64(done), 0)
 	}
 	for m := 0; m < 3; m++ {
-		add(status.StateRunning, "validating", now, int64(done), t.rows)
+		add(model.StateRunning, "validating", now, int64(done), t.rows)
 	}
 	stalled := false
 	for done < float64(t.rows) {
@@ -331,7 +331,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 			stalled = true
 			frozen := now.Add(-time.Minute)
 			for m := 0; m < 45; m++ {
-				add(status.StateRunning, "loading", frozen, int64(done), t.rows)
+				add(model.StateRunning, "loading", frozen, int64(done), t.rows)
 			}
 		}
 		r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
@@ -339,14 +339,14 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 			r = t.slowRate
 		}
 		done = math.Min(float64(t.rows), done+r)
-		add(status.StateRunning, "loading", now, int64(done), t.rows)
+		add(model.StateRunning, "loading", now, int64(done), t.rows)
 	}
 	for m := 0; m < 2; m++ {
-		add(status.StateRunning, "publishing", now, t.rows, t.rows)
+		add(model.StateRunning, "publishing", now, t.rows, t.rows)
 	}
 	f := now
-	snaps = append(snaps, snap{at: now, state: status.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f})
-	var out []status.Observation
+	snaps = append(snaps, snap{at: now, state: model.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f})
+	var out []model.Observation
 	last := snaps[len(snaps)-1].at
 	k := 0
 	for poll := start; !poll.After(last.Add(5 * time.Minute)); poll = poll.Add(5 * time.Minute) {
@@ -355,10 +355,10 @@ func (t demoTenant) simulate(start time.Time, suffix string) []status.Observatio
 		}
 		s := snaps[k]
 		upd, st := s.upd, start
-		o := status.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: runID,
+		o := model.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: runID,
 			State: s.state, Stage: s.stage, StartedAt: &st, UpdatedAt: &upd, FinishedAt: s.fin, RowsDone: s.done,
 			RowsTotal: s.total, Attempt: 1}
-		if s.state != status.StateWaiting {
+		if s.state != model.StateWaiting {
 			fa := files
 			o.FilesArrivedAt = &fa
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/etlhub/etlhub/importer/oneroster"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/embedded"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 )
 
 // liveStep is the default simulated pace while the real import runs: one simulated
@@ -42,7 +42,7 @@ type liveTenant struct {
 	// clock from the upload on: sim = sim0 + (real - real0) * scale.
 	real0, sim0 time.Time
 	uploaded    bool
-	done        *status.Observation
+	done        *model.Observation
 	retries     map[string]int // failed calls by dependency, from the importer
 	// runID is the importer's own name of the run (its report is filed
 	// under it); the board shows it with the simulated night's date.
@@ -223,12 +223,12 @@ func copyFile(from, to string) error {
 
 // observe reads the importer's runs of the uploaded districts still under
 // way, as observations on the simulated clock.
-func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Observation, error) {
+func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]model.Observation, error) {
 	runs, err := l.im.Runs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	latest := map[string]status.Observation{}
+	latest := map[string]model.Observation{}
 	for _, r := range runs {
 		latest[r.Tenant] = r.Observation
 		if t := l.tenant(r.Tenant); t != nil {
@@ -236,7 +236,7 @@ func (l *liveImporter) observe(ctx context.Context, sim time.Time) ([]status.Obs
 		}
 	}
 	scale := float64(time.Minute) / float64(l.step)
-	var out []status.Observation
+	var out []model.Observation
 	for _, t := range l.tenants {
 		o, ok := latest[t.name]
 		if !ok || !t.uploaded || t.done != nil {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier/slack"
 	"github.com/etlhub/etlhub/store"
 )
@@ -33,17 +33,17 @@ func TestDigestFromTheStoreToSlack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 2 * * *", Deadline: "05:00",
-		StaleAfter: status.Duration(20 * time.Minute)}
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 2 * * *", Deadline: "05:00",
+		StaleAfter: model.Duration(20 * time.Minute)}
 	spec.Compile()
 	start := time.Date(2026, 9, 1, 2, 0, 0, 0, time.UTC)
 	fin := time.Date(2026, 9, 1, 5, 40, 0, 0, time.UTC)
-	if _, err := st.Ingest(context.Background(), []status.Observation{{At: fin, Source: "importer", Tenant: "dade",
-		Job: "roster-import", RunID: "r1", State: status.StateSucceeded, StartedAt: &start, FinishedAt: &fin}}); err != nil {
+	if _, err := st.Ingest(context.Background(), []model.Observation{{At: fin, Source: "importer", Tenant: "dade",
+		Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin}}); err != nil {
 		t.Fatal(err)
 	}
 	sc := slack.Config{Token: "xoxb-1-2-3", Channel: "#po", APIURL: srv.URL + "/api/"}
-	cfg := &Config{Jobs: []status.JobSpec{spec}, PublicURL: "https://hub.example/"}
+	cfg := &Config{Jobs: []model.JobSpec{spec}, PublicURL: "https://hub.example/"}
 	var p config.Problems
 	sc.Validate(&p, "s")
 	d := &digests{cfg: cfg, st: st, log: slog.New(slog.DiscardHandler)}

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,7 +17,7 @@ type Ingestor struct {
 	count *prometheus.CounterVec
 	// after is called with the observations once they are stored (the rules),
 	// and the clock they arrived by.
-	after func([]status.Observation, time.Time)
+	after func([]model.Observation, time.Time)
 	// now is the hub's clock (simulated in the demo).
 	now func() time.Time
 	// fed remembers the (source, tenant) pairs already in the store, so a
@@ -39,7 +39,7 @@ func NewIngestor(s *store.Store, reg prometheus.Registerer) *Ingestor {
 }
 
 // Ingest stores observations that arrived via "push" or "collector".
-func (i *Ingestor) Ingest(ctx context.Context, via string, obs []status.Observation) (store.IngestResult, error) {
+func (i *Ingestor) Ingest(ctx context.Context, via string, obs []model.Observation) (store.IngestResult, error) {
 	res, err := i.store.Ingest(ctx, obs)
 	if err != nil {
 		return res, err
@@ -57,7 +57,7 @@ type collectorSink struct {
 	*Ingestor
 }
 
-func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) error {
+func (c collectorSink) Ingest(ctx context.Context, obs []model.Observation) error {
 	// A source's "at" is checked against the clock as a push's is: an
 	// observation from the future is not stored (its other times are
 	// bounded by "at" when it is decoded).
@@ -97,10 +97,10 @@ func (c collectorSink) Ingest(ctx context.Context, obs []status.Observation) err
 	return nil
 }
 
-func (c collectorSink) SaveSource(ctx context.Context, h status.SourceHealth) error {
+func (c collectorSink) SaveSource(ctx context.Context, h model.SourceHealth) error {
 	return c.store.SaveSource(ctx, h)
 }
 
-func (c collectorSink) Source(ctx context.Context, name string) (status.SourceHealth, error) {
+func (c collectorSink) Source(ctx context.Context, name string) (model.SourceHealth, error) {
 	return c.store.Source(ctx, name)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/collectors/sumologic"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/robfig/cron/v3"
@@ -146,7 +146,7 @@ func (l *logSearches) run(ctx context.Context, s LogSearchConfig, now time.Time)
 	name := "logs:" + s.Name
 	h, err := l.st.Source(ctx, name)
 	if err != nil {
-		h = status.SourceHealth{Name: name}
+		h = model.SourceHealth{Name: name}
 	}
 	h.Kind = s.Source
 	start := time.Now()
@@ -181,7 +181,7 @@ func (l *logSearches) rows(ctx context.Context, s LogSearchConfig, now time.Time
 // aggregateLogs turns result rows into one signal per tenant's job: the sum
 // of count_field (1 a row without it), the latest time, the top messages.
 // Activity searches give every configured job a signal, zero when silent.
-func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, jobs []status.JobSpec) []rules.LogSignal {
+func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, jobs []model.JobSpec) []rules.LogSignal {
 	type acc struct {
 		n    int
 		last time.Time
@@ -204,7 +204,7 @@ func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, j
 		}
 		a.n += n
 		if m := r[s.MessageField]; m != "" {
-			a.msgs[status.Clip(m, 200)] += n
+			a.msgs[model.Clip(m, 200)] += n
 		}
 		if t := rowTime(r, s.TimeField); t.After(a.last) {
 			a.last = t

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 )
@@ -43,8 +43,8 @@ func TestAggregateSumoRecordsAndMessages(t *testing.T) {
 		t.Fatalf("messages = %+v", sigs)
 	}
 	s.Kind = rules.LogActivity
-	spec := status.JobSpec{Tenant: "quiet", Job: "roster-import"}
-	if sigs = aggregateLogs(s, nil, now, []status.JobSpec{spec}); len(sigs) != 1 || sigs[0].Tenant != "quiet" || sigs[0].Count != 0 {
+	spec := model.JobSpec{Tenant: "quiet", Job: "roster-import"}
+	if sigs = aggregateLogs(s, nil, now, []model.JobSpec{spec}); len(sigs) != 1 || sigs[0].Tenant != "quiet" || sigs[0].Count != 0 {
 		t.Fatalf("an activity search gives silent jobs no signal: %+v", sigs)
 	}
 }
@@ -64,10 +64,10 @@ func TestFileLogSearchFeedsTheRules(t *testing.T) {
 		"not json at all")
 	os.WriteFile(filepath.Join(dir, "importer.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 
-	spec := status.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 2 * * *", Deadline: "08:00",
-		StaleAfter: status.Duration(20 * time.Minute)}
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 2 * * *", Deadline: "08:00",
+		StaleAfter: model.Duration(20 * time.Minute)}
 	spec.Compile()
-	cfg := &Config{Jobs: []status.JobSpec{spec}, Logs: LogsConfig{Searches: []LogSearchConfig{
+	cfg := &Config{Jobs: []model.JobSpec{spec}, Logs: LogsConfig{Searches: []LogSearchConfig{
 		{Name: "importer-errors", Source: "file", Path: dir, Kind: rules.LogErrors, Match: map[string]string{"level": "error"}},
 		{Name: "gone", Source: "file", Path: filepath.Join(dir, "nope"), Kind: rules.LogErrors},
 	}}}

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,10 +34,10 @@ type ReplayResult struct {
 
 // Scenario is the jobs of a replay (bench/predict's scenario.json).
 type Scenario struct {
-	Name  string           `json:"name"`
-	Start *time.Time       `json:"start"`
-	End   *time.Time       `json:"end"`
-	Jobs  []status.JobSpec `json:"jobs"`
+	Name  string          `json:"name"`
+	Start *time.Time      `json:"start"`
+	End   *time.Time      `json:"end"`
+	Jobs  []model.JobSpec `json:"jobs"`
 }
 
 // LoadScenario reads and compiles a scenario; errors name the job and field.
@@ -123,7 +123,7 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	// batches of up to 1000, as a pusher would send them. Both are the live
 	// hub's code: the Ingestor stores, then hands the batch to the rules.
 	ing := NewIngestor(st, prometheus.NewRegistry())
-	var pending []status.Observation
+	var pending []model.Observation
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -151,7 +151,7 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	if sc.End != nil {
 		end = sc.End.UTC()
 	}
-	var batch []status.Observation
+	var batch []model.Observation
 	next, err := obs.next()
 	if err != nil && !errors.Is(err, io.EOF) {
 		return res, err
@@ -225,14 +225,14 @@ func newObsReader(r io.Reader, name string) *obsReader {
 	return &obsReader{sc: sc, name: name}
 }
 
-func (r *obsReader) next() (*status.Observation, error) {
+func (r *obsReader) next() (*model.Observation, error) {
 	for r.sc.Scan() {
 		r.line++
 		b := r.sc.Bytes()
 		if len(b) == 0 {
 			continue
 		}
-		o, err := status.Decode(b, status.DecodeOptions{DefaultSource: "replay"})
+		o, err := model.Decode(b, model.DecodeOptions{DefaultSource: "replay"})
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", r.name, r.line, err)
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/rules"
@@ -151,7 +151,7 @@ func (l *ruleLoop) warm(ctx context.Context, now time.Time) error {
 	}
 	l.engine.Restore(active)
 	n := 0
-	err = l.st.ObservationsSince(ctx, now.Add(-l.cfg.Rules.History), func(obs []status.Observation) error {
+	err = l.st.ObservationsSince(ctx, now.Add(-l.cfg.Rules.History), func(obs []model.Observation) error {
 		n += len(obs)
 		l.engine.Observe(obs, now)
 		return nil

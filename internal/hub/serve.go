@@ -12,7 +12,7 @@ import (
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/collectors"
-	"github.com/etlhub/etlhub/internal/status"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
@@ -58,7 +58,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	// Whatever is stored (pushed or collected) goes to the rules and is
 	// announced to the pages' event streams.
 	live := api.NewLive()
-	ing.after = func(obs []status.Observation, now time.Time) {
+	ing.after = func(obs []model.Observation, now time.Time) {
 		rl.engine.Observe(obs, now)
 		live.Changed(obs)
 	}

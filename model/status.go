@@ -1,6 +1,6 @@
-// Package status holds etlhub's one status model: observations as collectors
+// Package model holds etlhub's one status model: observations as collectors
 // and the push API deliver them, runs derived from them, and job specs.
-package status
+package model
 
 import (
 	"crypto/sha256"

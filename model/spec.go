@@ -1,4 +1,4 @@
-package status
+package model
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/config"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
@@ -32,18 +31,27 @@ func ParseDuration(s string) (Duration, error) {
 	return Duration(v), nil
 }
 
+// durationHint is how a duration is written (as in the config loader's messages).
+const durationHint = "(use 30s, 5m, 1h)"
+
+// valueError is a problem with the YAML value at n, in the form the config
+// loader reports with the key's path.
+func valueError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
+}
+
 // UnmarshalYAML reads a duration; a bad one is reported with its line and
 // the rest of the config is still checked.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return config.ValueError(n, "is not a duration %s", config.DurationHint)
+		return valueError(n, "is not a duration %s", durationHint)
 	}
 	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
 	if err != nil {
-		return config.ValueError(n, "%q is not a duration %s", n.Value, config.DurationHint)
+		return valueError(n, "%q is not a duration %s", n.Value, durationHint)
 	}
 	if v < 0 {
-		return config.ValueError(n, "%q is negative", n.Value)
+		return valueError(n, "%q is negative", n.Value)
 	}
 	*d = Duration(v)
 	return nil

@@ -1,4 +1,4 @@
-package status
+package model
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 // valid by every rule, stays valid after a round trip through JSON, and
 // keeps its content hash.
 //
-//	go test -run '^$' -fuzz FuzzObservationValidate -fuzztime 10m ./internal/status/
+//	go test -run '^$' -fuzz FuzzObservationValidate -fuzztime 10m ./model/
 func FuzzObservationValidate(f *testing.F) {
 	for _, s := range []string{
 		`{"at":"2026-09-01T05:02:00Z","source":"importer","tenant":"miami-dade","job":"roster-import","run_id":"m/1","state":"running","stage":"loading","started_at":"2026-09-01T04:15:00Z","updated_at":"2026-09-01T05:01:40Z","rows_done":120000,"rows_total":3000000,"finished_at":null,"error":""}`,
