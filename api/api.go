@@ -369,7 +369,7 @@ func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[s
 }
 
 func fillRun(row *StatusRow, r *model.Run, now time.Time) {
-	row.RunID, row.State, row.Stage, row.Error = r.RunID, r.State, r.Stage, r.Error
+	row.RunID, row.State, row.Stage, row.Error = r.RunID, r.State, string(r.Stage), r.Error
 	row.RowsDone, row.RowsTotal = r.RowsDone, r.RowsTotal
 	row.StartedAt, row.UpdatedAt = r.StartedAt, r.UpdatedAt
 	if p := r.Progress(); p >= 0 {

@@ -212,7 +212,7 @@ func (s *server) district(c *gin.Context) {
 				s.storeError(c, err)
 				return
 			}
-			dj.RunID, dj.State, dj.Stage = r.RunID, r.State, r.Stage
+			dj.RunID, dj.State, dj.Stage = r.RunID, r.State, string(r.Stage)
 			dj.Steps = uploadSteps(&r, obs)
 			dj.Quality = findings(r.QualityErrors, r.QualityWarnings)
 		}
@@ -235,7 +235,7 @@ func (s *server) district(c *gin.Context) {
 // complete), downloading, validating, loading (validated), publishing
 // (loaded), and the success (published).
 func uploadSteps(r *model.Run, obs []model.Observation) []Step {
-	first := func(stage string) *time.Time {
+	first := func(stage model.Stage) *time.Time {
 		for i := range obs {
 			if obs[i].Stage == stage {
 				t := obs[i].At.UTC()
@@ -249,9 +249,9 @@ func uploadSteps(r *model.Run, obs []model.Observation) []Step {
 	}
 	steps := []Step{
 		{Name: "first file seen", Meaning: "the first of tonight's files arrived on the SFTP server", At: r.FilesArrivedAt},
-		{Name: "upload complete", Meaning: "every expected file is there and has stopped changing", At: first("queued")},
-		{Name: "validated", Meaning: "the files were checked against the OneRoster rules", At: first("loading")},
-		{Name: "loaded", Meaning: "the rows are in the database, not yet visible", At: first("publishing")},
+		{Name: "upload complete", Meaning: "every expected file is there and has stopped changing", At: first(model.StageQueued)},
+		{Name: "validated", Meaning: "the files were checked against the OneRoster rules", At: first(model.StageLoading)},
+		{Name: "loaded", Meaning: "the rows are in the database, not yet visible", At: first(model.StagePublishing)},
 		{Name: "published", Meaning: "the new roster is live", At: nil},
 	}
 	if r.State == model.StateSucceeded {

@@ -160,7 +160,7 @@ func (c *httpJSONCollector) set(o *model.Observation, q *model.Quality, hasQ *bo
 		case "run_id":
 			o.RunID = s
 		case "stage":
-			o.Stage = s
+			o.Stage = model.Stage(s)
 		case "error":
 			o.Error = s
 		case "url":

@@ -80,7 +80,7 @@ func TestEchoedCredentialsAreScrubbed(t *testing.T) {
 			h := sink.health["legacy"]
 			var stored []string
 			for _, o := range sink.obs {
-				stored = append(stored, o.Error, o.Stage, o.URL, o.RunID)
+				stored = append(stored, o.Error, string(o.Stage), o.URL, o.RunID)
 			}
 			if name == "run error" && len(sink.obs) != 1 {
 				t.Fatalf("stored %d observations, want the valid one", len(sink.obs))

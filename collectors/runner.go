@@ -177,7 +177,7 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 	}
 	for i := range res.Observations {
 		o := &res.Observations[i]
-		o.Error, o.Stage, o.URL = s.red.String(o.Error), s.red.String(o.Stage), s.red.String(o.URL)
+		o.Error, o.Stage, o.URL = s.red.String(o.Error), model.Stage(s.red.String(string(o.Stage))), s.red.String(o.URL)
 	}
 	if len(res.Rejected) > 0 {
 		r.metrics.rejected(s.cfg.Name, len(res.Rejected))

@@ -394,7 +394,7 @@ func (c checkpoint) summary() string {
 	return strings.Join(done, ", ")
 }
 
-func (a *attempt) setStage(stage string) { a.update(func(r *record) { r.Obs.Stage = stage }) }
+func (a *attempt) setStage(stage model.Stage) { a.update(func(r *record) { r.Obs.Stage = stage }) }
 
 // stages carries the run from its checkpoint to the end: download, validate
 // and decide, load and publish, archive. A stage done is not done again.

@@ -33,7 +33,7 @@ func FuzzObservationValidate(f *testing.F) {
 		if !TimesPlausible(&o) || o.At.Location().String() != "UTC" || !o.State.Valid() {
 			t.Fatalf("accepted an observation out of bounds: %+v", o)
 		}
-		for _, s := range []string{o.Source, o.Tenant, o.Job, o.RunID, o.Stage, o.Error, o.URL} {
+		for _, s := range []string{o.Source, o.Tenant, o.Job, o.RunID, string(o.Stage), o.Error, o.URL} {
 			if !utf8.ValidString(s) {
 				t.Fatalf("accepted invalid UTF-8 %q", s)
 			}

@@ -12,7 +12,7 @@ type Run struct {
 	Tenant          string     `json:"tenant"`
 	Job             string     `json:"job"`
 	State           State      `json:"state"`
-	Stage           string     `json:"stage"`
+	Stage           Stage      `json:"stage"`
 	Attempt         int        `json:"attempt"`
 	StartedAt       *time.Time `json:"started_at"`
 	UpdatedAt       *time.Time `json:"updated_at"`

@@ -75,7 +75,7 @@ type Observation struct {
 	Job            string     `json:"job"`
 	RunID          string     `json:"run_id"`
 	State          State      `json:"state"`
-	Stage          string     `json:"stage"`
+	Stage          Stage      `json:"stage"`
 	StartedAt      *time.Time `json:"started_at"`
 	UpdatedAt      *time.Time `json:"updated_at"`
 	FinishedAt     *time.Time `json:"finished_at"`
@@ -96,7 +96,7 @@ type wire struct {
 	Job            string   `json:"job"`
 	RunID          string   `json:"run_id"`
 	State          string   `json:"state"`
-	Stage          string   `json:"stage"`
+	Stage          Stage    `json:"stage"`
 	StartedAt      *string  `json:"started_at"`
 	UpdatedAt      *string  `json:"updated_at"`
 	FinishedAt     *string  `json:"finished_at"`
@@ -223,7 +223,7 @@ func (o *Observation) Validate() error {
 		{"tenant", o.Tenant, MaxNameLen, true},
 		{"job", o.Job, MaxNameLen, true},
 		{"run_id", o.RunID, MaxRunIDLen, true},
-		{"stage", o.Stage, MaxStageLen, false},
+		{"stage", string(o.Stage), MaxStageLen, false},
 		{"error", o.Error, MaxErrorLen, false},
 		{"url", o.URL, MaxURLLen, false},
 	} {

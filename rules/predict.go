@@ -220,7 +220,7 @@ func stageName(r *runTrack) string {
 	if r.stage == "" {
 		return string(r.state)
 	}
-	return r.stage
+	return string(r.stage)
 }
 
 // baseRate is the pace the run is expected to go at when nothing slows it:
@@ -273,7 +273,7 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		ref = cur.updated
 	}
 	post := l.post
-	if cur.stage == "publishing" && !cur.loadEnd.IsZero() {
+	if cur.stage == model.StagePublishing && !cur.loadEnd.IsZero() {
 		post = math.Max(0, post-ref.Sub(cur.loadEnd).Minutes())
 	}
 	avail := j.deadline.Sub(ref).Minutes() - post

@@ -21,7 +21,7 @@ const maxSamples = 48
 type runTrack struct {
 	id        string
 	state     model.State
-	stage     string
+	stage     model.Stage
 	started   time.Time
 	updated   time.Time
 	finished  time.Time
@@ -65,12 +65,12 @@ func (r *runTrack) apply(o *model.Observation) {
 	}
 	if o.FilesArrivedAt != nil {
 		r.filesAt = *o.FilesArrivedAt
-	} else if r.filesAt.IsZero() && (o.State != model.StateWaiting && o.Stage != "awaiting_files") {
+	} else if r.filesAt.IsZero() && (o.State != model.StateWaiting && o.Stage != model.StageAwaitingFiles) {
 		// The first sign of work: files must have been there by the previous
 		// heartbeat at the latest; the heartbeat we have is the best bound.
 		r.filesAt = upd
 	}
-	loading := o.State == model.StateRunning && (o.Stage == "loading" || (o.Stage == "" && o.RowsDone > 0))
+	loading := o.State == model.StateRunning && (o.Stage == model.StageLoading || (o.Stage == "" && o.RowsDone > 0))
 	if loading {
 		if r.loadStart.IsZero() {
 			r.loadStart = upd

@@ -217,26 +217,26 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 
 // runRowV1 is the runs table before runs had owners (one row per run_id).
 type runRowV1 struct {
-	Tenant          string     `gorm:"size:128;not null;index:ix_run_job,priority:1"`
-	Job             string     `gorm:"size:128;not null;index:ix_run_job,priority:2"`
-	RunID           string     `gorm:"primaryKey;size:256"`
-	Source          string     `gorm:"size:128;not null"`
-	SortAt          time.Time  `gorm:"not null;index:ix_run_job,priority:3"`
-	State           string     `gorm:"size:16;not null;index"`
-	Stage           string     `gorm:"size:64;not null"`
-	Attempt         int        `gorm:"not null"`
-	StartedAt       *time.Time ``
-	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"`
-	FinishedAt      *time.Time ``
-	RowsDone        int64      `gorm:"not null"`
-	RowsTotal       int64      `gorm:"not null"`
-	Error           string     `gorm:"size:4096;not null"`
-	FilesArrivedAt  *time.Time ``
-	QualityErrors   int64      `gorm:"not null"`
-	QualityWarnings int64      `gorm:"not null"`
-	URL             string     `gorm:"size:2048;not null"`
-	FirstSeenAt     time.Time  `gorm:"not null"`
-	LastSeenAt      time.Time  `gorm:"not null;index"`
+	Tenant          string      `gorm:"size:128;not null;index:ix_run_job,priority:1"`
+	Job             string      `gorm:"size:128;not null;index:ix_run_job,priority:2"`
+	RunID           string      `gorm:"primaryKey;size:256"`
+	Source          string      `gorm:"size:128;not null"`
+	SortAt          time.Time   `gorm:"not null;index:ix_run_job,priority:3"`
+	State           string      `gorm:"size:16;not null;index"`
+	Stage           model.Stage `gorm:"size:64;not null"`
+	Attempt         int         `gorm:"not null"`
+	StartedAt       *time.Time  ``
+	UpdatedAt       *time.Time  `gorm:"autoUpdateTime:false"`
+	FinishedAt      *time.Time  ``
+	RowsDone        int64       `gorm:"not null"`
+	RowsTotal       int64       `gorm:"not null"`
+	Error           string      `gorm:"size:4096;not null"`
+	FilesArrivedAt  *time.Time  ``
+	QualityErrors   int64       `gorm:"not null"`
+	QualityWarnings int64       `gorm:"not null"`
+	URL             string      `gorm:"size:2048;not null"`
+	FirstSeenAt     time.Time   `gorm:"not null"`
+	LastSeenAt      time.Time   `gorm:"not null;index"`
 }
 
 func (runRowV1) TableName() string { return "runs" }

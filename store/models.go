@@ -11,26 +11,26 @@ var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, 
 // observationRow is one stored observation. (run_id, hash) is unique, so an
 // unchanged repeat is not stored twice.
 type observationRow struct {
-	ID              uint64     `gorm:"primaryKey;autoIncrement"`
-	RunID           string     `gorm:"size:256;not null;uniqueIndex:ux_obs_run_hash,priority:1"`
-	Hash            string     `gorm:"size:32;not null;uniqueIndex:ux_obs_run_hash,priority:2"`
-	At              time.Time  `gorm:"not null;index:ix_obs_at"`
-	Source          string     `gorm:"size:128;not null"`
-	Tenant          string     `gorm:"size:128;not null;index:ix_obs_job,priority:1"`
-	Job             string     `gorm:"size:128;not null;index:ix_obs_job,priority:2"`
-	State           string     `gorm:"size:16;not null"`
-	Stage           string     `gorm:"size:64;not null"`
-	StartedAt       *time.Time ``
-	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
-	FinishedAt      *time.Time ``
-	RowsDone        int64      `gorm:"not null"`
-	RowsTotal       int64      `gorm:"not null"`
-	Error           string     `gorm:"size:4096;not null"`
-	FilesArrivedAt  *time.Time ``
-	Attempt         int        `gorm:"not null"`
-	QualityErrors   *int64     ``
-	QualityWarnings *int64     ``
-	URL             string     `gorm:"size:2048;not null"`
+	ID              uint64      `gorm:"primaryKey;autoIncrement"`
+	RunID           string      `gorm:"size:256;not null;uniqueIndex:ux_obs_run_hash,priority:1"`
+	Hash            string      `gorm:"size:32;not null;uniqueIndex:ux_obs_run_hash,priority:2"`
+	At              time.Time   `gorm:"not null;index:ix_obs_at"`
+	Source          string      `gorm:"size:128;not null"`
+	Tenant          string      `gorm:"size:128;not null;index:ix_obs_job,priority:1"`
+	Job             string      `gorm:"size:128;not null;index:ix_obs_job,priority:2"`
+	State           string      `gorm:"size:16;not null"`
+	Stage           model.Stage `gorm:"size:64;not null"`
+	StartedAt       *time.Time  ``
+	UpdatedAt       *time.Time  `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
+	FinishedAt      *time.Time  ``
+	RowsDone        int64       `gorm:"not null"`
+	RowsTotal       int64       `gorm:"not null"`
+	Error           string      `gorm:"size:4096;not null"`
+	FilesArrivedAt  *time.Time  ``
+	Attempt         int         `gorm:"not null"`
+	QualityErrors   *int64      ``
+	QualityWarnings *int64      ``
+	URL             string      `gorm:"size:2048;not null"`
 }
 
 func (observationRow) TableName() string { return "observations" }
@@ -66,26 +66,26 @@ func (r *observationRow) observation() model.Observation {
 // job for ever: (tenant, job, run_id) is its key, so a run_id another tenant
 // (or job) also uses names a different run.
 type runRow struct {
-	Tenant          string     `gorm:"primaryKey;size:128;index:ix_run_job,priority:1"`
-	Job             string     `gorm:"primaryKey;size:128;index:ix_run_job,priority:2"`
-	RunID           string     `gorm:"primaryKey;size:256;index:ix_run_id"`
-	Source          string     `gorm:"size:128;not null"`
-	SortAt          time.Time  `gorm:"not null;index:ix_run_job,priority:3"`
-	State           string     `gorm:"size:16;not null;index"`
-	Stage           string     `gorm:"size:64;not null"`
-	Attempt         int        `gorm:"not null"`
-	StartedAt       *time.Time ``
-	UpdatedAt       *time.Time `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
-	FinishedAt      *time.Time ``
-	RowsDone        int64      `gorm:"not null"`
-	RowsTotal       int64      `gorm:"not null"`
-	Error           string     `gorm:"size:4096;not null"`
-	FilesArrivedAt  *time.Time ``
-	QualityErrors   int64      `gorm:"not null"`
-	QualityWarnings int64      `gorm:"not null"`
-	URL             string     `gorm:"size:2048;not null"`
-	FirstSeenAt     time.Time  `gorm:"not null"`
-	LastSeenAt      time.Time  `gorm:"not null;index"`
+	Tenant          string      `gorm:"primaryKey;size:128;index:ix_run_job,priority:1"`
+	Job             string      `gorm:"primaryKey;size:128;index:ix_run_job,priority:2"`
+	RunID           string      `gorm:"primaryKey;size:256;index:ix_run_id"`
+	Source          string      `gorm:"size:128;not null"`
+	SortAt          time.Time   `gorm:"not null;index:ix_run_job,priority:3"`
+	State           string      `gorm:"size:16;not null;index"`
+	Stage           model.Stage `gorm:"size:64;not null"`
+	Attempt         int         `gorm:"not null"`
+	StartedAt       *time.Time  ``
+	UpdatedAt       *time.Time  `gorm:"autoUpdateTime:false"` // what was sent, never the ingest time
+	FinishedAt      *time.Time  ``
+	RowsDone        int64       `gorm:"not null"`
+	RowsTotal       int64       `gorm:"not null"`
+	Error           string      `gorm:"size:4096;not null"`
+	FilesArrivedAt  *time.Time  ``
+	QualityErrors   int64       `gorm:"not null"`
+	QualityWarnings int64       `gorm:"not null"`
+	URL             string      `gorm:"size:2048;not null"`
+	FirstSeenAt     time.Time   `gorm:"not null"`
+	LastSeenAt      time.Time   `gorm:"not null;index"`
 }
 
 func (runRow) TableName() string { return "runs" }

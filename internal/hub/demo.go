@@ -300,7 +300,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 	type snap struct {
 		at          time.Time
 		state       model.State
-		stage       string
+		stage       model.Stage
 		upd         time.Time
 		done, total int64
 		fin         *time.Time
@@ -308,21 +308,21 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 	var snaps []snap
 	runID := fmt.Sprintf("%s/roster-import/%s#1%s", t.name, start.Format("2006-01-02"), suffix)
 	now := start
-	add := func(state model.State, stage string, upd time.Time, done, total int64) {
+	add := func(state model.State, stage model.Stage, upd time.Time, done, total int64) {
 		s := snap{at: now, state: state, stage: stage, upd: upd, done: done, total: total}
 		snaps = append(snaps, s)
 		now = now.Add(time.Minute)
 	}
 	for m := 0; m < t.late; m++ {
-		add(model.StateWaiting, "awaiting_files", now, 0, 0)
+		add(model.StateWaiting, model.StageAwaitingFiles, now, 0, 0)
 	}
 	files := now
 	var done float64
 	for m := 0; m < 6; m++ {
-		add(model.StateRunning, "downloading", now, int64(done), 0)
+		add(model.StateRunning, model.StageDownloading, now, int64(done), 0)
 	}
 	for m := 0; m < 3; m++ {
-		add(model.StateRunning, "validating", now, int64(done), t.rows)
+		add(model.StateRunning, model.StageValidating, now, int64(done), t.rows)
 	}
 	stalled := false
 	for done < float64(t.rows) {
@@ -331,7 +331,7 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 			stalled = true
 			frozen := now.Add(-time.Minute)
 			for m := 0; m < 45; m++ {
-				add(model.StateRunning, "loading", frozen, int64(done), t.rows)
+				add(model.StateRunning, model.StageLoading, frozen, int64(done), t.rows)
 			}
 		}
 		r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
@@ -339,10 +339,10 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 			r = t.slowRate
 		}
 		done = math.Min(float64(t.rows), done+r)
-		add(model.StateRunning, "loading", now, int64(done), t.rows)
+		add(model.StateRunning, model.StageLoading, now, int64(done), t.rows)
 	}
 	for m := 0; m < 2; m++ {
-		add(model.StateRunning, "publishing", now, t.rows, t.rows)
+		add(model.StateRunning, model.StagePublishing, now, t.rows, t.rows)
 	}
 	f := now
 	snaps = append(snaps, snap{at: now, state: model.StateSucceeded, upd: now, done: t.rows, total: t.rows, fin: &f})
