@@ -23,11 +23,9 @@ type Sink interface {
 	Source(ctx context.Context, name string) (model.SourceHealth, error)
 }
 
-var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // ParseSchedule parses a source's schedule: 5-field cron (UTC) or @every D.
 func ParseSchedule(s string) (cron.Schedule, error) {
-	sch, err := scheduleParser.Parse(s)
+	sch, err := model.ParseCron(s)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a cron expression or @every duration: %v", s, err)
 	}
@@ -76,7 +74,7 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 // Start restores each source's health, runs every source once, and schedules them.
 func (r *Runner) Start(ctx context.Context) error {
 	r.ctx, r.cancel = context.WithCancel(ctx)
-	r.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(scheduleParser),
+	r.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(model.Cron),
 		cron.WithChain(cron.Recover(CronLogger{r.log}), cron.SkipIfStillRunning(CronLogger{r.log})))
 	for _, s := range r.sources {
 		if h, err := r.sink.Source(ctx, s.cfg.Name); err == nil {

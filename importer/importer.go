@@ -33,6 +33,7 @@ import (
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -202,7 +203,7 @@ func (c *Config) Validate(p *config.Problems) {
 			if tz == "" {
 				tz = "UTC"
 			}
-			sched, err := cronParser.Parse("CRON_TZ=" + tz + " " + t.Schedule)
+			sched, err := model.ParseCron("CRON_TZ=" + tz + " " + t.Schedule)
 			if err != nil {
 				p.Add(k+".schedule", "%q in %q: %v", t.Schedule, tz, err)
 			}
@@ -309,8 +310,6 @@ func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 	wg.Wait()
 	return nil
 }
-
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // uploadFS is the upload as files: the zip bundle when there is one, the
 // downloaded directory otherwise.

@@ -97,8 +97,6 @@ func (s *JobSpec) Key() string { return s.Tenant + "/" + s.Job }
 // Location is the job's time zone (after Compile).
 func (s *JobSpec) Location() *time.Location { return s.loc }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 // SpecError names the field of a job spec that is wrong.
 type SpecError struct {
 	Field string
@@ -127,7 +125,7 @@ func (s *JobSpec) Compile() error {
 	if strings.HasPrefix(strings.TrimSpace(s.Schedule), "CRON_TZ=") || strings.HasPrefix(strings.TrimSpace(s.Schedule), "TZ=") {
 		return &SpecError{"schedule", "set the time zone with timezone, not inside the schedule"}
 	}
-	sched, err := cronParser.Parse(s.Schedule)
+	sched, err := ParseCron(s.Schedule)
 	if err != nil {
 		return &SpecError{"schedule", fmt.Sprintf("%q is not a 5-field cron expression: %v", s.Schedule, err)}
 	}

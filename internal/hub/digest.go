@@ -9,6 +9,7 @@ import (
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/slack"
 	"github.com/etlhub/etlhub/store"
@@ -27,8 +28,6 @@ type DigestConfig struct {
 	Window time.Duration `yaml:"window"`
 }
 
-var digestParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
 func (d *DigestConfig) validate(p *config.Problems, key string, n *NotifyConfig) {
 	if d.Name == "" {
 		p.Add(key+".name", "is required")
@@ -45,7 +44,7 @@ func (d *DigestConfig) validate(p *config.Problems, key string, n *NotifyConfig)
 	}
 	if _, err := time.LoadLocation(d.Timezone); err != nil {
 		p.Add(key+".timezone", "%q is not an IANA time zone", d.Timezone)
-	} else if _, err := digestParser.Parse("CRON_TZ=" + d.Timezone + " " + d.Schedule); err != nil {
+	} else if _, err := model.ParseCron("CRON_TZ=" + d.Timezone + " " + d.Schedule); err != nil {
 		p.Add(key+".schedule", "%q is not a 5-field cron expression: %v", d.Schedule, err)
 	}
 	if d.Window == 0 {
@@ -66,7 +65,7 @@ type digests struct {
 
 func startDigests(cfg *Config, st *store.Store, log *slog.Logger) *digests {
 	d := &digests{cfg: cfg, st: st, log: log.With("part", "digest"),
-		cron: cron.New(cron.WithParser(digestParser), cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
+		cron: cron.New(cron.WithParser(model.Cron), cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
 	for i := range cfg.Notify.Digests {
 		dc := cfg.Notify.Digests[i]
 		var sc slack.Config

@@ -125,7 +125,7 @@ type logSearches struct {
 
 func startLogSearches(cfg *Config, st *store.Store, engine *rules.Engine, log *slog.Logger) *logSearches {
 	l := &logSearches{cfg: cfg, st: st, engine: engine, log: log.With("part", "logs"),
-		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(digestParser),
+		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(model.Cron),
 			cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
 	if cfg.Logs.SumoLogic != nil {
 		l.sumo = sumologic.New(*cfg.Logs.SumoLogic)
