@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -116,11 +117,11 @@ func (s *server) amPostAlerts(c *gin.Context) {
 }
 
 // amLabels are an alert's labels in Alertmanager's terms.
-func amLabels(a *rules.Alert) map[string]string {
+func amLabels(a *model.Alert) map[string]string {
 	if l := rules.ExternalLabels(a); l != nil {
 		return l
 	}
-	l := map[string]string{"alertname": a.Rule, "severity": a.Severity}
+	l := map[string]string{"alertname": a.Rule, "severity": string(a.Severity)}
 	for k, v := range map[string]string{"tenant": a.Tenant, "job": a.Job, "run_id": a.RunID, "source": a.Source} {
 		if v != "" {
 			l[k] = v
@@ -129,7 +130,7 @@ func amLabels(a *rules.Alert) map[string]string {
 	return l
 }
 
-func amAnnotations(a *rules.Alert) map[string]string {
+func amAnnotations(a *model.Alert) map[string]string {
 	if rules.IsExternal(a) {
 		if m, ok := a.Details["annotations"].(map[string]any); ok {
 			out := map[string]string{}
@@ -212,7 +213,7 @@ func (s *server) amAlerts(c *gin.Context) {
 		return
 	}
 	p := who(c)
-	af := store.AlertFilter{States: []string{"firing"}, Limit: 1000, Tenants: p.tenants}
+	af := store.AlertFilter{States: []model.AlertState{model.AlertFiring}, Limit: 1000, Tenants: p.tenants}
 	list, err := s.o.Store.ListAlerts(c.Request.Context(), af)
 	if err != nil {
 		s.storeError(c, err)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -23,11 +24,11 @@ func (s *server) alerts(c *gin.Context) {
 	if !ok {
 		return
 	}
-	af := store.AlertFilter{Tenants: f.Tenants, Rule: c.Query("rule"), Severity: c.Query("severity")}
+	af := store.AlertFilter{Tenants: f.Tenants, Rule: c.Query("rule"), Severity: model.Severity(c.Query("severity"))}
 	if v := c.Query("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
-			switch st {
-			case "pending", "firing", "resolved":
+			switch st := model.AlertState(st); st {
+			case model.AlertPending, model.AlertFiring, model.AlertResolved:
 				af.States = append(af.States, st)
 			default:
 				abort(c, 400, "bad_request", "state must be pending, firing or resolved (comma-separated)")
@@ -35,7 +36,7 @@ func (s *server) alerts(c *gin.Context) {
 			}
 		}
 	} else {
-		af.States = []string{"pending", "firing"}
+		af.States = []model.AlertState{model.AlertPending, model.AlertFiring}
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -202,7 +203,7 @@ func (s *server) expireSilence(c *gin.Context, id string) (int, string, error) {
 
 // AlertActions are what people do to alerts.
 type AlertActions interface {
-	Ack(ctx context.Context, id, who string) (rules.Alert, error)
+	Ack(ctx context.Context, id, who string) (model.Alert, error)
 	PagerDutyWebhook(ctx context.Context, body []byte, signature string) error
 }
 

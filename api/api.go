@@ -53,7 +53,7 @@ type JobView struct {
 
 // Views gives the rules' view of jobs; may be nil.
 type Views interface {
-	JobViews() map[store.JobKey]JobView
+	JobViews() map[model.JobKey]JobView
 }
 
 // Options wire the API.
@@ -93,7 +93,7 @@ type Options struct {
 type server struct {
 	o       Options
 	auth    *authenticator
-	specs   map[store.JobKey]*model.JobSpec
+	specs   map[model.JobKey]*model.JobSpec
 	metrics *httpMetrics
 	jobs    *jobGuard
 	started time.Time // when the handler was built (uptime in /api/v2/status)
@@ -121,7 +121,7 @@ func New(o Options) http.Handler {
 	if o.EventStreamFor <= 0 {
 		o.EventStreamFor = 50 * time.Second
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[store.JobKey]*model.JobSpec{}, started: o.Now().UTC(), live: o.Live}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[model.JobKey]*model.JobSpec{}, started: o.Now().UTC(), live: o.Live}
 	if s.live == nil {
 		// No hub to tell of every ingest: announce the pushes at least.
 		s.live = NewLive()
@@ -131,9 +131,9 @@ func New(o Options) http.Handler {
 	}
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
-		s.specs[store.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
+		s.specs[model.JobKey{Tenant: j.Tenant, Job: j.Job}] = j
 	}
-	configured := map[store.JobKey]bool{}
+	configured := map[model.JobKey]bool{}
 	for k := range s.specs {
 		configured[k] = true
 	}
@@ -307,11 +307,11 @@ func (s *server) status(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var views map[store.JobKey]JobView
+	var views map[model.JobKey]JobView
 	if s.o.Views != nil {
 		views = s.o.Views.JobViews()
 	}
-	keys := map[store.JobKey]bool{}
+	keys := map[model.JobKey]bool{}
 	for k := range latest {
 		keys[k] = true
 	}
@@ -355,7 +355,7 @@ func (s *server) status(c *gin.Context) {
 
 // currentRuns reads every job's current run and last success; on an error it
 // has answered the request and ok is false.
-func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[store.JobKey]model.Run, ok bool) {
+func (s *server) currentRuns(c *gin.Context, f store.Filter) (latest, succ map[model.JobKey]model.Run, ok bool) {
 	ctx := c.Request.Context()
 	latest, err := s.o.Store.LatestRuns(ctx, f)
 	if err == nil {
@@ -386,8 +386,8 @@ func fillRun(row *StatusRow, r *model.Run, now time.Time) {
 	}
 }
 
-func (s *server) jobKey(c *gin.Context) (store.JobKey, bool) {
-	k := store.JobKey{Tenant: c.Param("tenant"), Job: c.Param("job")}
+func (s *server) jobKey(c *gin.Context) (model.JobKey, bool) {
+	k := model.JobKey{Tenant: c.Param("tenant"), Job: c.Param("job")}
 	if !who(c).CanSee(k.Tenant) {
 		abort(c, 403, "forbidden", "tenant "+strconv.Quote(k.Tenant)+" is outside this token's scope")
 		return k, false

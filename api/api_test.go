@@ -15,7 +15,6 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -153,5 +152,5 @@ func TestOpenAPIMatchesTheRoutes(t *testing.T) {
 
 type noActions struct{}
 
-func (noActions) Ack(context.Context, string, string) (rules.Alert, error) { return rules.Alert{}, nil }
+func (noActions) Ack(context.Context, string, string) (model.Alert, error) { return model.Alert{}, nil }
 func (noActions) PagerDutyWebhook(context.Context, []byte, string) error   { return nil }

@@ -79,7 +79,7 @@ func rates(nights []rules.NightRecord) Rates {
 }
 
 // nightsOf judges the last n nights of a configured job at now.
-func (s *server) nightsOf(ctx context.Context, k store.JobKey, n int, now time.Time) (*NightsView, error) {
+func (s *server) nightsOf(ctx context.Context, k model.JobKey, n int, now time.Time) (*NightsView, error) {
 	spec := s.specs[k]
 	if spec == nil {
 		return nil, nil
@@ -180,7 +180,7 @@ func (s *server) district(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	keys := map[store.JobKey]bool{}
+	keys := map[model.JobKey]bool{}
 	for k := range latest {
 		keys[k] = true
 	}
@@ -193,7 +193,7 @@ func (s *server) district(c *gin.Context) {
 		abort(c, 404, "not_found", "no jobs of tenant "+strconv.Quote(tenant))
 		return
 	}
-	var views map[store.JobKey]JobView
+	var views map[model.JobKey]JobView
 	if s.o.Views != nil {
 		views = s.o.Views.JobViews()
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 )
 
@@ -22,9 +23,9 @@ const (
 // pruned or made by another replica are seen) and those it admitted since.
 type jobGuard struct {
 	max        int
-	configured map[store.JobKey]bool
+	configured map[model.JobKey]bool
 	mu         sync.Mutex
-	known      map[store.JobKey]bool
+	known      map[model.JobKey]bool
 	extra      int // known pairs that are not configured
 	loaded     time.Time
 }
@@ -43,7 +44,7 @@ func (g *jobGuard) refresh(ctx context.Context, st *store.Store, now time.Time) 
 	if err != nil {
 		return err
 	}
-	known := make(map[store.JobKey]bool, len(keys))
+	known := make(map[model.JobKey]bool, len(keys))
 	extra := 0
 	for _, k := range keys {
 		known[k] = true
@@ -58,7 +59,7 @@ func (g *jobGuard) refresh(ctx context.Context, st *store.Store, now time.Time) 
 }
 
 // admit reports why a pair may not be created, or "" when it may.
-func (g *jobGuard) admit(k store.JobKey) string {
+func (g *jobGuard) admit(k model.JobKey) string {
 	if g.configured[k] {
 		return ""
 	}

@@ -59,13 +59,13 @@ type contractActions struct {
 	posted []rules.External
 }
 
-func (a *contractActions) Ack(ctx context.Context, id, who string) (rules.Alert, error) {
+func (a *contractActions) Ack(ctx context.Context, id, who string) (model.Alert, error) {
 	found, err := a.st.ListAlerts(ctx, store.AlertFilter{ID: id, Limit: 1})
 	if err != nil {
-		return rules.Alert{}, err
+		return model.Alert{}, err
 	}
-	if len(found) == 0 || found[0].State != rules.StateFiring {
-		return rules.Alert{}, rules.ErrNoAlert
+	if len(found) == 0 || found[0].State != model.AlertFiring {
+		return model.Alert{}, rules.ErrNoAlert
 	}
 	al := found[0]
 	al.AckedBy, al.AckedAt = who, time.Date(2026, 9, 1, 6, 0, 0, 0, time.UTC)
@@ -97,12 +97,12 @@ func (a *contractActions) PostExternal(xs []rules.External) {
 // contractViews gives alpha's job everything a view can hold.
 type contractViews struct{ now time.Time }
 
-func (v contractViews) JobViews() map[store.JobKey]JobView {
+func (v contractViews) JobViews() map[model.JobKey]JobView {
 	fin, lo, hi, dl := v.now.Add(40*time.Minute), v.now.Add(30*time.Minute), v.now.Add(55*time.Minute), v.now.Add(time.Hour)
 	night := time.Date(2026, 9, 1, 4, 0, 0, 0, time.UTC)
 	done := night.Add(90 * time.Minute)
-	return map[store.JobKey]JobView{
-		{Tenant: "alpha", Job: "roster-import"}: {Risk: rules.RiskAtRisk, PredictedFinish: &fin, Deadline: &dl, PBreach: 0.3,
+	return map[model.JobKey]JobView{
+		{Tenant: "alpha", Job: "roster-import"}: {Risk: string(model.RiskAtRisk), PredictedFinish: &fin, Deadline: &dl, PBreach: 0.3,
 			Basis: "history", LearnedFrom: 12, Why: "slower than usual", Logs: "3 errors", ActiveAlerts: 1, FinishLo: &lo, FinishHi: &hi,
 			Outcome: &rules.Outcome{Night: night, Deadline: dl, Kind: rules.OutcomeRunning, Attempts: 1, Summary: "running"},
 			LastNight: &rules.Outcome{Night: night.Add(-24 * time.Hour), Deadline: dl.Add(-24 * time.Hour), Kind: rules.OutcomeOnTime,
@@ -139,7 +139,7 @@ func newContractHub(t *testing.T, now time.Time, tweaks ...hubTweak) *contractHu
 	jobs := []model.JobSpec{
 		{Tenant: "alpha", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 0 * * *", Deadline: "06:00",
 			StaleAfter: model.Duration(20 * time.Minute), MaxDuration: model.Duration(3 * time.Hour), FilesExpectedBy: "23:30",
-			Severity: map[string]string{rules.RuleStalled: rules.SevWarning}, Source: "alpha-sis"},
+			Severity: map[string]model.Severity{rules.RuleStalled: model.SeverityWarning}, Source: "alpha-sis"},
 		{Tenant: "alpha", Job: "never-seen", Timezone: "UTC", Schedule: "0 1 * * *", Deadline: "05:00", StaleAfter: model.Duration(time.Hour)},
 		{Tenant: "bravo", Job: "roster-import", Timezone: "UTC", Schedule: "0 0 * * *", Deadline: "06:00", StaleAfter: model.Duration(time.Hour)},
 	}
@@ -185,43 +185,43 @@ func (h *contractHub) seed(t *testing.T, now time.Time) {
 	if err := h.st.NoteSourceTenants(ctx, map[string][]string{"alpha-sis": {"alpha"}, "bravo-sis": {"bravo"}}); err != nil {
 		t.Fatal(err)
 	}
-	alert := func(id, tenant string, state rules.AlertState) rules.Alert {
-		a := rules.Alert{ID: id, Fingerprint: "stalled|" + tenant + "|" + id, Rule: rules.RuleStalled, Severity: rules.SevCritical, Tenant: tenant,
+	alert := func(id, tenant string, state model.AlertState) model.Alert {
+		a := model.Alert{ID: id, Fingerprint: "stalled|" + tenant + "|" + id, Rule: rules.RuleStalled, Severity: model.SeverityCritical, Tenant: tenant,
 			Job: "roster-import", RunID: "r", Source: tenant + "-sis", Night: now.Add(-2 * time.Hour), Summary: "stalled",
 			Details: map[string]any{"stalled_for_s": 1200}, State: state, PendingSince: now.Add(-time.Hour), LastSeen: now}
-		if state != rules.StatePending {
+		if state != model.AlertPending {
 			a.FiredAt = now.Add(-50 * time.Minute)
 		}
-		if state == rules.StateResolved {
+		if state == model.AlertResolved {
 			a.ResolvedAt = now.Add(-10 * time.Minute)
 		}
 		return a
 	}
-	ext := alert("e1e1e1e1e1e1e1e1", "alpha", rules.StateFiring)
+	ext := alert("e1e1e1e1e1e1e1e1", "alpha", model.AlertFiring)
 	labels := map[string]string{"alertname": "DiskFull", "tenant": "alpha", "severity": "warning"}
-	ext.Rule, ext.Severity, ext.Source, ext.Fingerprint = "DiskFull", rules.SevWarning, rules.ExternalSource, rules.ExternalFingerprint(labels)
+	ext.Rule, ext.Severity, ext.Source, ext.Fingerprint = "DiskFull", model.SeverityWarning, rules.ExternalSource, rules.ExternalFingerprint(labels)
 	ext.Details = map[string]any{"labels": labels, "annotations": map[string]string{"summary": "disk full"},
 		"ends_at": now.Add(5 * time.Minute).Format(time.RFC3339), "generator_url": "http://prometheus.example/graph"}
-	silencedOne := alert("a2a2a2a2a2a2a2a2", "alpha", rules.StateFiring)
+	silencedOne := alert("a2a2a2a2a2a2a2a2", "alpha", model.AlertFiring)
 	silencedOne.Silenced, silencedOne.Inhibited = true, true
-	shared := alert("s1s1s1s1s1s1s1s1", "", rules.StateFiring)
-	shared.Rule, shared.Job, shared.Scope = "shared-slowdown", "", rules.ScopeShared
-	shared.Affected = []rules.Affected{{Tenant: "alpha", Job: "roster-import"}, {Tenant: "bravo", Job: "roster-import"}}
+	shared := alert("s1s1s1s1s1s1s1s1", "", model.AlertFiring)
+	shared.Rule, shared.Job, shared.Scope = "shared-slowdown", "", model.ScopeShared
+	shared.Affected = []model.Affected{{Tenant: "alpha", Job: "roster-import"}, {Tenant: "bravo", Job: "roster-import"}}
 	silencedOne.GroupedUnder = shared.Fingerprint
-	changed := []rules.Alert{alert("a1a1a1a1a1a1a1a1", "alpha", rules.StateFiring), silencedOne, shared, alert("a3a3a3a3a3a3a3a3", "alpha", rules.StatePending),
-		alert("b1b1b1b1b1b1b1b1", "bravo", rules.StateFiring), ext}
-	var trans []rules.Transition
+	changed := []model.Alert{alert("a1a1a1a1a1a1a1a1", "alpha", model.AlertFiring), silencedOne, shared, alert("a3a3a3a3a3a3a3a3", "alpha", model.AlertPending),
+		alert("b1b1b1b1b1b1b1b1", "bravo", model.AlertFiring), ext}
+	var trans []model.Transition
 	var notify []store.Notification
 	for _, a := range changed {
-		tr := rules.Transition{At: now.Add(-time.Hour), Status: "firing", Alert: a}
+		tr := model.Transition{At: now.Add(-time.Hour), Status: "firing", Alert: a}
 		trans = append(trans, tr)
 		notify = append(notify, store.Notification{Receiver: "pager", Trans: tr, GroupKey: a.Tenant})
 	}
 	if err := h.st.SaveAlerts(ctx, changed, trans, notify); err != nil {
 		t.Fatal(err)
 	}
-	resolved := alert("a4a4a4a4a4a4a4a4", "alpha", rules.StateResolved)
-	if err := h.st.SaveAlerts(ctx, []rules.Alert{resolved}, []rules.Transition{{At: now, Status: "resolved", Alert: resolved}}, nil); err != nil {
+	resolved := alert("a4a4a4a4a4a4a4a4", "alpha", model.AlertResolved)
+	if err := h.st.SaveAlerts(ctx, []model.Alert{resolved}, []model.Transition{{At: now, Status: "resolved", Alert: resolved}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, sl := range []rules.Silence{

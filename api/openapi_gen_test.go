@@ -79,9 +79,9 @@ func enumOf[T ~string](vs ...T) []string {
 
 var (
 	runStates   = enumOf(model.StateWaiting, model.StateRunning, model.StateSucceeded, model.StateFailed)
-	alertStates = enumOf(rules.StatePending, rules.StateFiring, rules.StateResolved)
-	severities  = []string{rules.SevCritical, rules.SevWarning, rules.SevInfo}
-	risks       = []string{rules.RiskBreached, rules.RiskPredicted, rules.RiskAtRisk, rules.RiskRunning, rules.RiskOK, rules.RiskIdle}
+	alertStates = enumOf(model.AlertPending, model.AlertFiring, model.AlertResolved)
+	severities  = []string{string(model.SeverityCritical), string(model.SeverityWarning), string(model.SeverityInfo)}
+	risks       = []string{string(model.RiskBreached), string(model.RiskPredicted), string(model.RiskAtRisk), string(model.RiskRunning), string(model.RiskOK), string(model.RiskIdle)}
 	outcomes    = []string{rules.OutcomeOnTime, rules.OutcomeLate, rules.OutcomeMissed, rules.OutcomeFailed, rules.OutcomeRunning,
 		rules.OutcomeWaiting, rules.OutcomeScheduled}
 	outboxStates = []string{store.OutboxPending, store.OutboxDelivered, store.OutboxFailed}
@@ -152,7 +152,7 @@ var fieldDocs = map[string]fieldDoc{
 	"JobSpec.schedule":                {desc: "5-field cron, local time."},
 	"JobSpec.deadline":                {desc: "HH:MM local; the next day when not after the start.", extra: obj{"pattern": `^[0-2][0-9]:[0-5][0-9]$`}},
 	"JobSpec.files_expected_by":       {extra: obj{"pattern": `^[0-2][0-9]:[0-5][0-9]$`}},
-	"JobSpec.severity":                {desc: "Severity overrides by rule name; off silences the rule for this job.", replace: obj{"type": "object", "additionalProperties": obj{"type": "string", "enum": append(slices.Clone(severities), rules.SevOff)}}},
+	"JobSpec.severity":                {desc: "Severity overrides by rule name; off silences the rule for this job.", replace: obj{"type": "object", "additionalProperties": obj{"type": "string", "enum": append(slices.Clone(severities), string(model.SeverityOff))}}},
 	"SourceView.kind":                 {desc: "The collector kind (http_json, sumo, importer, ...)."},
 	"SourceView.tenants":              {desc: "The tenants the source feeds that the token may see."},
 	"SourceView.last_duration_ms":     {extra: nonNegative},
@@ -163,7 +163,7 @@ var fieldDocs = map[string]fieldDoc{
 	"Alert.source":                    {desc: "The status source the alert rests on; alertmanager for alerts posted to /api/v2/alerts."},
 	"Alert.night":                     {desc: "The scheduled night the alert is about."},
 	"Alert.details":                   {desc: "Rule-specific facts; for a posted alert its labels and annotations."},
-	"Alert.scope":                     {desc: "shared: the alert is about a cause many tenants or jobs share (tenant and job then empty); affected lists them.", extra: obj{"enum": []string{rules.ScopeShared}}},
+	"Alert.scope":                     {desc: "shared: the alert is about a cause many tenants or jobs share (tenant and job then empty); affected lists them.", extra: obj{"enum": []string{model.ScopeShared}}},
 	"Alert.affected":                  {desc: "What a shared alert covers."},
 	"Alert.grouped_under":             {desc: "The fingerprint of the shared alert whose page this alert is folded into (not notified on its own)."},
 	"Alert.silenced":                  {desc: "The firing was silenced: neither it nor its resolve is notified."},
@@ -180,7 +180,7 @@ var fieldDocs = map[string]fieldDoc{
 	"SilenceRequest.starts_at":        {desc: "Now when absent; a silence that starts later is a maintenance window."},
 	"SilenceRequest.ends_at":          {desc: "Must be after starts_at and not in the past."},
 	"SilenceRequest.comment":          {extra: maxLen(1024)},
-	"Notification.event":              {extra: obj{"enum": []string{"firing", "resolved", rules.TransitionAcknowledged}}},
+	"Notification.event":              {extra: obj{"enum": []string{"firing", "resolved", string(model.TransitionAcknowledged)}}},
 	"Notification.status":             {extra: obj{"enum": outboxStates}},
 	"Notification.attempts":           {extra: nonNegative},
 	"Notification.ref":                {desc: "The receiver's id for the message (a Slack message ts)."},
@@ -273,7 +273,7 @@ var typeSchemas = map[reflect.Type]obj{
 	reflect.TypeFor[time.Time]():        {"type": "string", "format": "date-time"},
 	reflect.TypeFor[model.Duration]():   {"type": "string", "description": "A Go duration (20m, 1h30m0s).", "pattern": `^(0s|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`},
 	reflect.TypeFor[model.State]():      {"type": "string", "enum": runStates},
-	reflect.TypeFor[rules.AlertState](): {"type": "string", "enum": alertStates},
+	reflect.TypeFor[model.AlertState](): {"type": "string", "enum": alertStates},
 }
 
 type docGen struct {
@@ -536,7 +536,7 @@ func openAPIOperations(g *docGen) []op {
 	var (
 		run         = g.answer(reflect.TypeFor[model.Run]())
 		observation = g.answer(reflect.TypeFor[model.Observation]())
-		alert       = g.answer(reflect.TypeFor[rules.Alert]())
+		alert       = g.answer(reflect.TypeFor[model.Alert]())
 		silence     = g.answer(reflect.TypeFor[rules.Silence]())
 		jobView     = g.answer(reflect.TypeFor[JobView]())
 		jobSpec     = g.answer(reflect.TypeFor[model.JobSpec]())

@@ -10,7 +10,6 @@ import (
 	"net/http"
 
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
 )
 
@@ -76,7 +75,7 @@ func (s *server) push(c *gin.Context) {
 			reject(it, err.Error())
 			return
 		}
-		if why := s.jobs.admit(store.JobKey{Tenant: o.Tenant, Job: o.Job}); why != "" {
+		if why := s.jobs.admit(model.JobKey{Tenant: o.Tenant, Job: o.Job}); why != "" {
 			reject(it, why)
 			return
 		}

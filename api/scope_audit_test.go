@@ -47,11 +47,11 @@ type auditActions struct {
 	posted []rules.External
 }
 
-func (a *auditActions) Ack(_ context.Context, id, who string) (rules.Alert, error) {
+func (a *auditActions) Ack(_ context.Context, id, who string) (model.Alert, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.acked = append(a.acked, id)
-	return rules.Alert{ID: id, AckedBy: who}, nil
+	return model.Alert{ID: id, AckedBy: who}, nil
 }
 
 func (a *auditActions) PagerDutyWebhook(context.Context, []byte, string) error {
@@ -66,8 +66,8 @@ func (a *auditActions) PostExternal(xs []rules.External) {
 
 type auditViews struct{}
 
-func (auditViews) JobViews() map[store.JobKey]JobView {
-	return map[store.JobKey]JobView{
+func (auditViews) JobViews() map[model.JobKey]JobView {
+	return map[model.JobKey]JobView{
 		{Tenant: "alpha", Job: "roster-import"}: {Risk: "ok", Why: "alpha-why-text"},
 		{Tenant: "bravo", Job: "roster-import"}: {Risk: "at-risk", Why: bravoWhy},
 	}
@@ -132,20 +132,20 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	if err := st.NoteSourceTenants(ctx, map[string][]string{"alpha-sis": {"alpha"}, bravoSource: {"bravo"}, "shared-sis": {"alpha", "bravo"}}); err != nil {
 		t.Fatal(err)
 	}
-	alert := func(id, tenant, summary string) rules.Alert {
-		return rules.Alert{ID: id, Fingerprint: "run_failed|" + tenant, Rule: "run_failed", Severity: "critical", Tenant: tenant,
-			Job: "roster-import", RunID: tenant + "-run", Summary: summary, State: rules.StateFiring, PendingSince: now.Add(-time.Hour),
+	alert := func(id, tenant, summary string) model.Alert {
+		return model.Alert{ID: id, Fingerprint: "run_failed|" + tenant, Rule: "run_failed", Severity: "critical", Tenant: tenant,
+			Job: "roster-import", RunID: tenant + "-run", Summary: summary, State: model.AlertFiring, PendingSince: now.Add(-time.Hour),
 			FiredAt: now.Add(-time.Hour), LastSeen: now}
 	}
 	ext := alert("e2e2e2e2e2e2e2e2", "bravo", bravoSumm)
 	ext.Fingerprint = rules.ExternalFingerprint(map[string]string{"alertname": "DiskFull", "tenant": "bravo", "note": bravoExtFP})
 	ext.Details = map[string]any{"labels": map[string]string{"alertname": "DiskFull", "tenant": "bravo", "note": bravoExtFP},
 		"annotations": map[string]string{"summary": bravoSumm}}
-	changed := []rules.Alert{alert(alphaAlert, "alpha", "alpha-summary-text"), alert(bravoAlert, "bravo", bravoSumm), ext}
-	var trans []rules.Transition
+	changed := []model.Alert{alert(alphaAlert, "alpha", "alpha-summary-text"), alert(bravoAlert, "bravo", bravoSumm), ext}
+	var trans []model.Transition
 	var notify []store.Notification
 	for _, a := range changed {
-		tr := rules.Transition{At: now.Add(-time.Hour), Status: "firing", Alert: a}
+		tr := model.Transition{At: now.Add(-time.Hour), Status: "firing", Alert: a}
 		trans = append(trans, tr)
 		notify = append(notify, store.Notification{Receiver: "pager", Trans: tr})
 	}
@@ -201,7 +201,7 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 		}
 	}
 	noNewBravoRun := func(t *testing.T) {
-		runs, _, err := st.Runs(ctx, store.JobKey{Tenant: "bravo", Job: "roster-import"}, store.Page{Limit: 10})
+		runs, _, err := st.Runs(ctx, model.JobKey{Tenant: "bravo", Job: "roster-import"}, store.Page{Limit: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

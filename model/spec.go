@@ -73,17 +73,17 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // JobSpec is what is expected of one tenant's job: when it starts and by when
 // it must have succeeded, all in the job's own time zone.
 type JobSpec struct {
-	Tenant          string            `yaml:"tenant" json:"tenant"`
-	Job             string            `yaml:"job" json:"job"`
-	Timezone        string            `yaml:"timezone" json:"timezone"`
-	Schedule        string            `yaml:"schedule" json:"schedule"`
-	Deadline        string            `yaml:"deadline" json:"deadline"`
-	StaleAfter      Duration          `yaml:"stale_after" json:"stale_after"`
-	MaxDuration     Duration          `yaml:"max_duration" json:"max_duration,omitempty"`
-	SuccessMaxAge   Duration          `yaml:"success_max_age" json:"success_max_age,omitempty"`
-	FilesExpectedBy string            `yaml:"files_expected_by" json:"files_expected_by,omitempty"`
-	Severity        map[string]string `yaml:"severity" json:"severity,omitempty"`
-	Source          string            `yaml:"source" json:"source,omitempty"`
+	Tenant          string              `yaml:"tenant" json:"tenant"`
+	Job             string              `yaml:"job" json:"job"`
+	Timezone        string              `yaml:"timezone" json:"timezone"`
+	Schedule        string              `yaml:"schedule" json:"schedule"`
+	Deadline        string              `yaml:"deadline" json:"deadline"`
+	StaleAfter      Duration            `yaml:"stale_after" json:"stale_after"`
+	MaxDuration     Duration            `yaml:"max_duration" json:"max_duration,omitempty"`
+	SuccessMaxAge   Duration            `yaml:"success_max_age" json:"success_max_age,omitempty"`
+	FilesExpectedBy string              `yaml:"files_expected_by" json:"files_expected_by,omitempty"`
+	Severity        map[string]Severity `yaml:"severity" json:"severity,omitempty"`
+	Source          string              `yaml:"source" json:"source,omitempty"`
 
 	loc      *time.Location
 	sched    cron.Schedule
@@ -143,7 +143,7 @@ func (s *JobSpec) Compile() error {
 		return &SpecError{"stale_after", "is required and must be positive"}
 	}
 	for rule, sev := range s.Severity {
-		if sev != "critical" && sev != "warning" && sev != "info" && sev != "off" {
+		if !sev.Valid() {
 			return &SpecError{"severity." + rule, fmt.Sprintf("%q is not critical, warning, info or off", sev)}
 		}
 	}
@@ -270,7 +270,7 @@ func (s *JobSpec) FilesExpectedFor(start time.Time) (time.Time, bool) {
 }
 
 // SeverityFor applies the spec's override for rule to the default severity.
-func (s *JobSpec) SeverityFor(rule, def string) string {
+func (s *JobSpec) SeverityFor(rule string, def Severity) Severity {
 	if v, ok := s.Severity[rule]; ok {
 		return v
 	}

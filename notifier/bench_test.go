@@ -12,9 +12,9 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
-	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 )
 
@@ -41,8 +41,8 @@ func BenchmarkOutbox(b *testing.B) {
 	now := time.Now().UTC()
 	var notes []store.Notification
 	for i := 0; i < b.N; i++ {
-		a := rules.Alert{Fingerprint: fmt.Sprintf("stalled|t%05d|job", i), Rule: "stalled", Severity: "critical", Summary: "x"}
-		notes = append(notes, store.Notification{Receiver: "pd", Trans: rules.Transition{At: now, Status: "firing", Alert: a}})
+		a := model.Alert{Fingerprint: fmt.Sprintf("stalled|t%05d|job", i), Rule: "stalled", Severity: "critical", Summary: "x"}
+		notes = append(notes, store.Notification{Receiver: "pd", Trans: model.Transition{At: now, Status: "firing", Alert: a}})
 	}
 	if err := st.SaveAlerts(context.Background(), nil, nil, notes); err != nil {
 		b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 )
 
 // Digest is a product owner's summary of a window of nights for a group of
@@ -54,7 +53,7 @@ func (d *Digest) OnTimeRate() float64 {
 
 // BuildDigest summarises runs and alert firings over [from, to) for specs;
 // prev are the runs of the week before, for the trend. It is pure.
-func BuildDigest(title string, specs []model.JobSpec, runs, prev []model.Run, firings []rules.Transition, from, to time.Time) Digest {
+func BuildDigest(title string, specs []model.JobSpec, runs, prev []model.Run, firings []model.Transition, from, to time.Time) Digest {
 	d := Digest{Title: title, From: from, To: to}
 	nights := judgeNights(specs, runs, from, to)
 	var durations, windows []float64

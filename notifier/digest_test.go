@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 )
 
 func TestBuildDigest(t *testing.T) {
@@ -36,7 +35,7 @@ func TestBuildDigest(t *testing.T) {
 		run("p1", "2026-08-25T06:00:00Z", "2026-08-25T06:00:00Z", "2026-08-25T08:00:00Z", model.StateSucceeded, 0, ""),
 		run("p2", "2026-08-26T06:00:00Z", "2026-08-26T06:00:00Z", "2026-08-26T08:00:00Z", model.StateSucceeded, 0, ""),
 	}
-	firings := []rules.Transition{{Status: "firing", Alert: rules.Alert{Rule: "predicted-breach"}}, {Status: "firing", Alert: rules.Alert{Rule: "stalled"}}, {Status: "firing", Alert: rules.Alert{Rule: "stalled"}}}
+	firings := []model.Transition{{Status: "firing", Alert: model.Alert{Rule: "predicted-breach"}}, {Status: "firing", Alert: model.Alert{Rule: "stalled"}}, {Status: "firing", Alert: model.Alert{Rule: "stalled"}}}
 	from, to := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 9, 4, 0, 0, 0, 0, time.UTC)
 	d := BuildDigest("Florida districts", []model.JobSpec{spec}, runs, prev, firings, from, to)
 	if d.Nights != 3 || d.OnTime != 1 || len(d.Late) != 1 || len(d.Missed) != 1 {

@@ -16,19 +16,18 @@ import (
 
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 )
 
 // Message is one transition to deliver.
 type Message struct {
-	Event        string // firing | resolved
-	Alert        rules.Alert
+	Event        model.TransitionKind
+	Alert        model.Alert
 	Ref          string // for a resolve: the receiver's ref of the firing (a Slack message)
 	DashboardURL string
 	// GroupKey is set for a grouped notification; Group lists the alerts it
 	// carries (at least Alert).
 	GroupKey string
-	Group    []rules.Alert
+	Group    []model.Alert
 }
 
 // Grouped reports whether the message stands for a group of alerts.
@@ -118,7 +117,7 @@ func Clip(s string, n int) string {
 }
 
 // Details are the alert's facts for a receiver's custom fields.
-func Details(a rules.Alert) map[string]any {
+func Details(a model.Alert) map[string]any {
 	d := map[string]any{"rule": a.Rule, "tenant": a.Tenant, "job": a.Job, "severity": a.Severity}
 	if a.RunID != "" {
 		d["run_id"] = a.RunID

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier/routing"
 	"github.com/etlhub/etlhub/rules"
 )
@@ -119,12 +120,12 @@ type Hop struct {
 // Labels are an alert's labels for routing: a posted alert's own labels,
 // and for every alert alertname and rule (the rule), severity, tenant, job,
 // run_id and source where set and not posted.
-func Labels(a *rules.Alert) map[string]string {
+func Labels(a *model.Alert) map[string]string {
 	out := map[string]string{}
 	for k, v := range rules.ExternalLabels(a) {
 		out[k] = v
 	}
-	for k, v := range map[string]string{"alertname": a.Rule, "rule": a.Rule, "severity": a.Severity, "tenant": a.Tenant,
+	for k, v := range map[string]string{"alertname": a.Rule, "rule": a.Rule, "severity": string(a.Severity), "tenant": a.Tenant,
 		"job": a.Job, "run_id": a.RunID, "source": a.Source} {
 		if _, ok := out[k]; !ok && v != "" {
 			out[k] = v
@@ -167,7 +168,7 @@ func (rt *Router) flat(label func(string) string) []Hop {
 
 // Targets are the receivers of an alert at now, each once, in route order;
 // routes muted at now send nothing.
-func (rt *Router) Targets(a *rules.Alert, now time.Time) []Target {
+func (rt *Router) Targets(a *model.Alert, now time.Time) []Target {
 	var hops []Hop
 	if rt.Tree == nil {
 		hops = rt.flat(func(l string) string { return rules.Label(a, l) })
@@ -187,7 +188,7 @@ func (rt *Router) Targets(a *rules.Alert, now time.Time) []Target {
 }
 
 // Receivers are the names of Targets.
-func (rt *Router) Receivers(a *rules.Alert, now time.Time) []string {
+func (rt *Router) Receivers(a *model.Alert, now time.Time) []string {
 	var out []string
 	for _, t := range rt.Targets(a, now) {
 		out = append(out, t.Receiver)
@@ -197,7 +198,7 @@ func (rt *Router) Receivers(a *rules.Alert, now time.Time) []string {
 
 // GroupKey is "label=value,..." of an alert's group_by labels, sorted; ""
 // without grouping.
-func GroupKey(a *rules.Alert, by []string) string {
+func GroupKey(a *model.Alert, by []string) string {
 	return groupKey(func(l string) string { return rules.Label(a, l) }, by)
 }
 

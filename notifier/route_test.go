@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier/routing"
 	"github.com/etlhub/etlhub/rules"
 	"gopkg.in/yaml.v3"
@@ -57,25 +58,25 @@ routes:
 `)
 	tuesdayNoon := time.Date(2026, 9, 1, 16, 0, 0, 0, time.UTC) // 12:00 in New York
 	tuesdayNight := time.Date(2026, 9, 1, 3, 0, 0, 0, time.UTC)
-	prom := rules.Alert{Fingerprint: rules.ExternalFingerprint(map[string]string{"alertname": "DiskFull"}), Rule: "DiskFull", Severity: "warning",
+	prom := model.Alert{Fingerprint: rules.ExternalFingerprint(map[string]string{"alertname": "DiskFull"}), Rule: "DiskFull", Severity: "warning",
 		Source: rules.ExternalSource, Details: map[string]any{"labels": map[string]any{"alertname": "DiskFull", "job": "node", "instance": "sftp-1"}}}
 	for _, tc := range []struct {
-		a    rules.Alert
+		a    model.Alert
 		at   time.Time
 		want string
 	}{
-		{rules.Alert{Rule: "predicted-breach", Severity: "critical", Tenant: "miami-dade"}, tuesdayNoon, "[pd slack]"},
-		{rules.Alert{Rule: "predicted-breach", Severity: "critical", Tenant: "miami-dade"}, tuesdayNight, "[pd]"}, // slack only in office hours
-		{rules.Alert{Rule: "stalled", Severity: "warning", Tenant: "broward"}, tuesdayNoon, "[broward]"},
-		{rules.Alert{Rule: "stalled", Severity: "warning", Tenant: "broward"}, tuesdayNight, "[]"}, // muted at night: nothing
-		{rules.Alert{Rule: "stalled", Severity: "warning", Tenant: "palm-beach"}, tuesdayNight, "[slack]"},
+		{model.Alert{Rule: "predicted-breach", Severity: "critical", Tenant: "miami-dade"}, tuesdayNoon, "[pd slack]"},
+		{model.Alert{Rule: "predicted-breach", Severity: "critical", Tenant: "miami-dade"}, tuesdayNight, "[pd]"}, // slack only in office hours
+		{model.Alert{Rule: "stalled", Severity: "warning", Tenant: "broward"}, tuesdayNoon, "[broward]"},
+		{model.Alert{Rule: "stalled", Severity: "warning", Tenant: "broward"}, tuesdayNight, "[]"}, // muted at night: nothing
+		{model.Alert{Rule: "stalled", Severity: "warning", Tenant: "palm-beach"}, tuesdayNight, "[slack]"},
 		{prom, tuesdayNight, "[platform]"},
 	} {
 		if got := fmt.Sprint(rt.Receivers(&tc.a, tc.at)); got != tc.want {
 			t.Errorf("%s %s/%s at %s: %s, want %s", tc.a.Rule, tc.a.Severity, tc.a.Tenant, tc.at.Format(time.RFC3339), got, tc.want)
 		}
 	}
-	tg := rt.Targets(&rules.Alert{Rule: "failed", Severity: "critical", Tenant: "miami-dade"}, tuesdayNoon)
+	tg := rt.Targets(&model.Alert{Rule: "failed", Severity: "critical", Tenant: "miami-dade"}, tuesdayNoon)
 	if len(tg) != 2 {
 		t.Fatalf("targets %+v", tg)
 	}
@@ -107,7 +108,7 @@ routes:
 	if len(hops) != 2 {
 		t.Fatalf("routes test shows every route: %+v", hops)
 	}
-	if got := fmt.Sprint(rt.Receivers(&rules.Alert{Severity: "critical", Tenant: "dade"}, base)); got != "[pd]" {
+	if got := fmt.Sprint(rt.Receivers(&model.Alert{Severity: "critical", Tenant: "dade"}, base)); got != "[pd]" {
 		t.Errorf("receivers %s", got)
 	}
 }

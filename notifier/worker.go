@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/retry"
-	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -21,7 +21,7 @@ type Outbox interface {
 	OutboxRetry(ctx context.Context, id uint64, next time.Time, reason string) error
 	OutboxFailed(ctx context.Context, id uint64, reason string) error
 	OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error)
-	PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]store.OutboxItem, error)
+	PendingGroup(ctx context.Context, receiver, groupKey string, event model.TransitionKind) ([]store.OutboxItem, error)
 	GroupFiring(ctx context.Context, receiver, groupKey string) (int64, error)
 }
 
@@ -142,13 +142,13 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		log.Warn("notification dropped: unknown receiver")
 		return nil
 	}
-	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard, GroupKey: it.GroupKey, Group: []rules.Alert{it.Alert}}
+	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard, GroupKey: it.GroupKey, Group: []model.Alert{it.Alert}}
 	batch := []store.OutboxItem{it}
 	if it.GroupKey != "" {
 		switch it.Event {
-		case "firing":
+		case model.TransitionFiring:
 			// Everything of the group waiting now goes in one notification.
-			members, err := w.outbox.PendingGroup(ctx, it.Receiver, it.GroupKey, "firing")
+			members, err := w.outbox.PendingGroup(ctx, it.Receiver, it.GroupKey, model.TransitionFiring)
 			if err != nil {
 				members = []store.OutboxItem{it}
 			}
@@ -160,7 +160,7 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			for _, x := range members {
 				m.Group = append(m.Group, x.Alert)
 			}
-		case "resolved":
+		case model.TransitionResolved:
 			// The group's page resolves with its last alert.
 			n, err := w.outbox.GroupFiring(ctx, it.Receiver, it.GroupKey)
 			if err == nil && n > 0 {
@@ -170,7 +170,7 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			}
 		}
 	}
-	if it.Event != "firing" {
+	if it.Event != model.TransitionFiring {
 		ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
 		if err != nil {
 			log.Warn("reading the firing's ref failed", "error", err)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
-	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"golang.org/x/time/rate"
 )
@@ -36,7 +36,7 @@ func (s *scripted) Notify(_ context.Context, m Message) (string, error) {
 		return "", err
 	}
 	s.got = append(s.got, m)
-	return "ref-" + m.Alert.Fingerprint + "-" + m.Event, nil
+	return "ref-" + m.Alert.Fingerprint + "-" + string(m.Event), nil
 }
 
 func openStore(t *testing.T) *store.Store {
@@ -52,9 +52,9 @@ var base = time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
 
 func queue(t *testing.T, st *store.Store, receiver, fp, event string, at time.Time) {
 	t.Helper()
-	a := rules.Alert{Fingerprint: fp, Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "j", State: rules.StateFiring}
-	tr := rules.Transition{At: at, Status: event, Alert: a}
-	if err := st.SaveAlerts(context.Background(), []rules.Alert{a}, []rules.Transition{tr},
+	a := model.Alert{Fingerprint: fp, Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "j", State: model.AlertFiring}
+	tr := model.Transition{At: at, Status: model.TransitionKind(event), Alert: a}
+	if err := st.SaveAlerts(context.Background(), []model.Alert{a}, []model.Transition{tr},
 		[]store.Notification{{Receiver: receiver, Trans: tr}}); err != nil {
 		t.Fatal(err)
 	}
@@ -159,13 +159,13 @@ func TestRouting(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		a    rules.Alert
+		a    model.Alert
 		want string
 	}{
-		{rules.Alert{Severity: "critical", Tenant: "miami-dade"}, "[pd dade-slack]"},
-		{rules.Alert{Severity: "critical", Tenant: "broward"}, "[pd]"},
-		{rules.Alert{Severity: "warning", Tenant: "miami-dade"}, "[dade-slack]"},
-		{rules.Alert{Severity: "warning", Tenant: "broward"}, "[slack]"},
+		{model.Alert{Severity: "critical", Tenant: "miami-dade"}, "[pd dade-slack]"},
+		{model.Alert{Severity: "critical", Tenant: "broward"}, "[pd]"},
+		{model.Alert{Severity: "warning", Tenant: "miami-dade"}, "[dade-slack]"},
+		{model.Alert{Severity: "warning", Tenant: "broward"}, "[slack]"},
 	} {
 		if got := fmt.Sprint(rt.Receivers(&tc.a, base)); got != tc.want {
 			t.Errorf("%+v routed to %s, want %s", tc.a, got, tc.want)
@@ -181,21 +181,21 @@ func TestGroupedAlertsMakeOnePage(t *testing.T) {
 	rt := &Router{Routes: []Route{{Match: map[string]string{"severity": "critical"}, Receiver: "pd", GroupBy: []string{"rule"}}}}
 	var p config.Problems
 	rt.Routes[0].Validate(&p, "r", map[string]bool{"pd": true})
-	save := func(fp, tenant, event string, state rules.AlertState, at time.Time) {
-		a := rules.Alert{Fingerprint: fp, Rule: "predicted-breach", Severity: "critical", Tenant: tenant, Job: "roster-import", State: state,
+	save := func(fp, tenant, event string, state model.AlertState, at time.Time) {
+		a := model.Alert{Fingerprint: fp, Rule: "predicted-breach", Severity: "critical", Tenant: tenant, Job: "roster-import", State: state,
 			Summary: tenant + " will be late"}
-		tr := rules.Transition{At: at, Status: event, Alert: a}
+		tr := model.Transition{At: at, Status: model.TransitionKind(event), Alert: a}
 		tg := rt.Targets(&a, at)[0]
 		n := store.Notification{Receiver: tg.Receiver, Trans: tr, GroupKey: tg.GroupKey}
 		if event == "firing" {
 			n.Wait = tg.GroupWait
 		}
-		if err := st.SaveAlerts(context.Background(), []rules.Alert{a}, []rules.Transition{tr}, []store.Notification{n}); err != nil {
+		if err := st.SaveAlerts(context.Background(), []model.Alert{a}, []model.Transition{tr}, []store.Notification{n}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := 0; i < 20; i++ {
-		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "firing", rules.StateFiring, base.Add(time.Duration(i)*time.Second))
+		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "firing", model.AlertFiring, base.Add(time.Duration(i)*time.Second))
 	}
 	w.RunOnce(context.Background())
 	if len(pd.got) != 0 {
@@ -211,14 +211,14 @@ func TestGroupedAlertsMakeOnePage(t *testing.T) {
 		t.Fatalf("group summary %q", s)
 	}
 	for i := 0; i < 19; i++ {
-		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "resolved", rules.StateResolved, clock)
+		save(fmt.Sprintf("pb|t%02d", i), fmt.Sprintf("t%02d", i), "resolved", model.AlertResolved, clock)
 	}
 	for w.RunOnce(context.Background()) > 0 {
 	}
 	if len(pd.got) != 1 {
 		t.Fatalf("a group resolved while one of its alerts still fires: %+v", pd.got[1:])
 	}
-	save("pb|t19", "t19", "resolved", rules.StateResolved, clock)
+	save("pb|t19", "t19", "resolved", model.AlertResolved, clock)
 	for w.RunOnce(context.Background()) > 0 {
 	}
 	if len(pd.got) != 2 || pd.got[1].Event != "resolved" || !pd.got[1].Grouped() {

@@ -7,12 +7,9 @@ import (
 	"github.com/etlhub/etlhub/model"
 )
 
-// JobKey names a tenant's job.
-type JobKey struct{ Tenant, Job string }
-
 // View is what the rules currently think of one job (for the API).
 type View struct {
-	Risk       string     `json:"risk"`
+	Risk       model.Risk `json:"risk"`
 	Prediction Prediction `json:"prediction"`
 	Active     int        `json:"active_alerts"`
 	Logs       string     `json:"logs,omitempty"` // fresh error lines from log searches
@@ -24,27 +21,17 @@ type View struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 }
 
-// Risks, from worst: breached, predicted to breach, at risk, running, ok, idle.
-const (
-	RiskBreached  = "breached"
-	RiskPredicted = "predicted-breach"
-	RiskAtRisk    = "at-risk"
-	RiskRunning   = "running"
-	RiskOK        = "ok"
-	RiskIdle      = "idle"
-)
-
 // Engine holds every job's state and the alert lifecycle. Observe and Tick
 // may be called from different goroutines.
 type Engine struct {
 	mu        sync.Mutex
 	p         Params
-	jobs      map[JobKey]*JobState
+	jobs      map[model.JobKey]*JobState
 	order     []*JobState
 	life      *Lifecycle
 	sources   []model.SourceHealth
 	downAfter map[string]time.Duration
-	views     map[JobKey]View
+	views     map[model.JobKey]View
 	// viewsAt is the last tick's time; judged says whether the views carry
 	// their nights' outcomes yet (judged when first asked for, not on every
 	// tick: replay and the hub tick far more often than anyone reads them).
@@ -60,19 +47,19 @@ type Engine struct {
 // NewEngine tracks specs (compiled) with params and per-rule timings (nil:
 // defaults).
 func NewEngine(specs []model.JobSpec, p Params, timings map[string]Timing) *Engine {
-	e := &Engine{p: p, jobs: make(map[JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
-		views: map[JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams()}
+	e := &Engine{p: p, jobs: make(map[model.JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
+		views: map[model.JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams()}
 	for i := range specs {
 		s := &specs[i]
 		j := NewJobState(s)
-		e.jobs[JobKey{s.Tenant, s.Job}] = j
+		e.jobs[model.JobKey{Tenant: s.Tenant, Job: s.Job}] = j
 		e.order = append(e.order, j)
 	}
 	return e
 }
 
 // Restore puts persisted active alerts back.
-func (e *Engine) Restore(alerts []Alert) {
+func (e *Engine) Restore(alerts []model.Alert) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.life.Restore(alerts)
@@ -119,19 +106,19 @@ func (e *Engine) Observe(obs []model.Observation, now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range obs {
-		if j := e.jobs[JobKey{obs[i].Tenant, obs[i].Job}]; j != nil {
+		if j := e.jobs[model.JobKey{Tenant: obs[i].Tenant, Job: obs[i].Job}]; j != nil {
 			j.Observe(&obs[i], now)
 		}
 	}
 }
 
 // Tick evaluates every rule at now and steps the alerts.
-func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
+func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.Alert) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var signals []Signal
 	var loads []Load
-	views := make(map[JobKey]View, len(e.order))
+	views := make(map[model.JobKey]View, len(e.order))
 	for _, j := range e.order {
 		j.Roll(now)
 		pr := Predict(j, e.p, now)
@@ -146,7 +133,7 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 			last := j.lastNight
 			v.LastNight = &last
 		}
-		views[JobKey{j.Spec.Tenant, j.Spec.Job}] = v
+		views[model.JobKey{Tenant: j.Spec.Tenant, Job: j.Spec.Job}] = v
 	}
 	open := 0
 	for _, a := range e.life.active {
@@ -162,8 +149,8 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 	signals = append(signals, e.externalSignals(now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)
 	for _, a := range e.life.active {
-		if a.State == StateFiring {
-			k := JobKey{a.Tenant, a.Job}
+		if a.State == model.AlertFiring {
+			k := model.JobKey{Tenant: a.Tenant, Job: a.Job}
 			if v, ok := views[k]; ok {
 				v.Active++
 				views[k] = v
@@ -174,44 +161,44 @@ func (e *Engine) Tick(now time.Time) (trans []Transition, changed []Alert) {
 	return trans, changed
 }
 
-func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) string {
+func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) model.Risk {
 	for _, s := range sig {
 		if s.Rule == RuleDeadlineMissed {
-			return RiskBreached
+			return model.RiskBreached
 		}
 	}
 	switch {
 	case pr.Done && j.succeeded.After(j.deadline):
-		return RiskBreached // late stays late after the fact
+		return model.RiskBreached // late stays late after the fact
 	case pr.Done:
-		return RiskOK
+		return model.RiskOK
 	case pr.PBreach >= p.PageProbability:
-		return RiskPredicted
+		return model.RiskPredicted
 	case pr.PBreach >= p.ResolveProbability || len(sig) > 0:
-		return RiskAtRisk
+		return model.RiskAtRisk
 	}
 	if cur := j.current(); cur != nil && !cur.state.Terminal() {
-		return RiskRunning
+		return model.RiskRunning
 	}
 	if now.Before(j.night) {
-		return RiskIdle
+		return model.RiskIdle
 	}
-	return RiskOK
+	return model.RiskOK
 }
 
 // groupUnderShared marks the critical job signals that a firing shared
 // alert explains: those of a job it slowed, of the night it slowed it.
 func (e *Engine) groupUnderShared(signals []Signal) {
 	for _, a := range e.life.active {
-		if a.Rule != RuleSharedSlowdown || a.State != StateFiring {
+		if a.Rule != RuleSharedSlowdown || a.State != model.AlertFiring {
 			continue
 		}
 		for i := range signals {
 			s := &signals[i]
-			if s.Scope != "" || s.Severity != SevCritical {
+			if s.Scope != "" || s.Severity != model.SeverityCritical {
 				continue
 			}
-			if n, ok := e.shared.affected[JobKey{s.Tenant, s.Job}]; ok && n.Equal(s.Night) {
+			if n, ok := e.shared.affected[model.JobKey{Tenant: s.Tenant, Job: s.Job}]; ok && n.Equal(s.Night) {
 				s.GroupedUnder = a.Fingerprint
 			}
 		}
@@ -220,7 +207,7 @@ func (e *Engine) groupUnderShared(signals []Signal) {
 
 // Views returns the last tick's view of every job. The map is not changed
 // after it is returned.
-func (e *Engine) Views() map[JobKey]View {
+func (e *Engine) Views() map[model.JobKey]View {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.judged {
@@ -236,21 +223,21 @@ func (e *Engine) Views() map[JobKey]View {
 }
 
 // Active returns the pending and firing alerts.
-func (e *Engine) Active() []Alert {
+func (e *Engine) Active() []model.Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.life.Active()
 }
 
 // Ack acknowledges the firing alert with id.
-func (e *Engine) Ack(id, who string, now time.Time) (Transition, error) {
+func (e *Engine) Ack(id, who string, now time.Time) (model.Transition, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.life.Ack(id, who, now)
 }
 
 // Human records a human's acknowledgement or resolve from PagerDuty.
-func (e *Engine) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (Alert, bool) {
+func (e *Engine) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (model.Alert, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.life.Human(key, keyOf, resolved, who, now)

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 // ExternalSource is the source of alerts posted by other systems
@@ -26,7 +28,7 @@ type External struct {
 }
 
 // IsExternal reports whether an alert was posted by another system.
-func IsExternal(a *Alert) bool { return strings.HasPrefix(a.Fingerprint, externalPrefix) }
+func IsExternal(a *model.Alert) bool { return strings.HasPrefix(a.Fingerprint, externalPrefix) }
 
 // ExternalFingerprint identifies a posted alert by its label set.
 func ExternalFingerprint(labels map[string]string) string {
@@ -43,9 +45,9 @@ func ExternalFingerprint(labels map[string]string) string {
 }
 
 func (x *External) signal() Signal {
-	sev := x.Labels["severity"]
-	if sev != SevCritical && sev != SevWarning && sev != SevInfo {
-		sev = SevWarning
+	sev := model.Severity(x.Labels["severity"])
+	if sev != model.SeverityCritical && sev != model.SeverityWarning && sev != model.SeverityInfo {
+		sev = model.SeverityWarning
 	}
 	sum := x.Annotations["summary"]
 	if sum == "" {
@@ -61,7 +63,7 @@ func (x *External) signal() Signal {
 }
 
 // externalFromAlert rebuilds a posted alert from its stored form (restart).
-func externalFromAlert(a *Alert) (External, bool) {
+func externalFromAlert(a *model.Alert) (External, bool) {
 	x := External{Labels: stringMap(a.Details["labels"]), Annotations: stringMap(a.Details["annotations"])}
 	if len(x.Labels) == 0 {
 		return x, false
@@ -77,7 +79,7 @@ func externalFromAlert(a *Alert) (External, bool) {
 }
 
 // ExternalLabels are a posted alert's own labels (nil for ours).
-func ExternalLabels(a *Alert) map[string]string {
+func ExternalLabels(a *model.Alert) map[string]string {
 	if !IsExternal(a) {
 		return nil
 	}

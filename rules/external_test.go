@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 // TestExternalAlertsFollowTheirPoster: a posted alert fires on the next
@@ -33,7 +35,7 @@ func TestExternalAlertsFollowTheirPoster(t *testing.T) {
 
 	// A restart: the stored alert (JSON round trip) comes back with its end.
 	b, _ := json.Marshal(e.Active())
-	var stored []Alert
+	var stored []model.Alert
 	json.Unmarshal(b, &stored)
 	e2 := NewEngine(nil, DefaultParams(), nil)
 	e2.Restore(stored)
@@ -48,7 +50,7 @@ func TestExternalAlertsFollowTheirPoster(t *testing.T) {
 	y := External{Labels: map[string]string{"alertname": "X", "severity": "page"}, EndsAt: now.Add(time.Hour)}
 	e2.PostExternal([]External{y}, now)
 	trans, _ = e2.Tick(now.Add(11 * time.Minute))
-	if len(trans) != 1 || trans[0].Alert.Severity != SevWarning {
+	if len(trans) != 1 || trans[0].Alert.Severity != model.SeverityWarning {
 		t.Fatalf("unknown severity: %+v", trans)
 	}
 }

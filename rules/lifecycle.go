@@ -6,62 +6,9 @@ import (
 	"errors"
 	"sort"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
-
-// AlertState is where an alert is in its lifecycle.
-type AlertState string
-
-const (
-	// StatePending: the rule triggered; the alert fires once it has held for
-	// the rule's for-duration. Left for firing, or dropped (never notified)
-	// when the trigger goes away first.
-	StatePending AlertState = "pending"
-	// StateFiring: notified. Left for resolved once no signal (trigger or
-	// hold) has been seen for the rule's keep-firing-for.
-	StateFiring AlertState = "firing"
-	// StateResolved: terminal; the alert's fingerprint may fire again later as
-	// a new alert.
-	StateResolved AlertState = "resolved"
-)
-
-// Alert is one active alert (one fingerprint).
-type Alert struct {
-	// ID names this life of the alert (its fingerprint may fire again later).
-	ID           string         `json:"id"`
-	Fingerprint  string         `json:"fingerprint"`
-	Rule         string         `json:"rule"`
-	Severity     string         `json:"severity"`
-	Tenant       string         `json:"tenant,omitempty"`
-	Job          string         `json:"job,omitempty"`
-	RunID        string         `json:"run_id,omitempty"`
-	Source       string         `json:"source,omitempty"`
-	Night        time.Time      `json:"night,omitzero"`
-	Summary      string         `json:"summary"`
-	Details      map[string]any `json:"details,omitempty"`
-	State        AlertState     `json:"state"`
-	PendingSince time.Time      `json:"pending_since"`
-	FiredAt      time.Time      `json:"fired_at,omitzero"`
-	ResolvedAt   time.Time      `json:"resolved_at,omitzero"`
-	LastSeen     time.Time      `json:"last_seen"`
-	// Silenced is set when the firing was silenced: neither it nor its resolve
-	// is notified. A silence that starts later never hides the resolve.
-	Silenced bool `json:"silenced"`
-	// Inhibited is set while a more important alert covers this one.
-	Inhibited bool `json:"inhibited"`
-	// AckedBy and AckedAt: a human acknowledged it (in the hub or PagerDuty).
-	AckedBy string    `json:"acked_by,omitempty"`
-	AckedAt time.Time `json:"acked_at,omitzero"`
-	// ResolvedBy: a human resolved its incident in PagerDuty.
-	ResolvedBy string `json:"resolved_by,omitempty"`
-	// Scope is "shared" for an alert about a cause many tenants or jobs
-	// share (tenant and job then empty); Affected lists what it covers.
-	Scope    string     `json:"scope,omitempty"`
-	Affected []Affected `json:"affected,omitempty"`
-	// GroupedUnder is the fingerprint of the shared alert this one is
-	// grouped under: it fires and shows as usual, but is not notified on
-	// its own (the shared alert's page covers it). Fixed when it fires.
-	GroupedUnder string `json:"grouped_under,omitempty"`
-}
 
 // alertID derives an alert's ID from its fingerprint and when it began.
 func alertID(fp string, since time.Time) string {
@@ -69,32 +16,26 @@ func alertID(fp string, since time.Time) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// Transition statuses beyond firing and resolved.
-const (
-	// TransitionAcknowledged: a human acknowledged a firing alert.
-	TransitionAcknowledged = "acknowledged"
-)
-
 // ErrNoAlert is returned for an alert that is not firing.
 var ErrNoAlert = errors.New("no such firing alert")
 
 // Ack marks the firing alert with id acknowledged by who at now and returns
 // the transition to notify.
-func (l *Lifecycle) Ack(id, who string, now time.Time) (Transition, error) {
+func (l *Lifecycle) Ack(id, who string, now time.Time) (model.Transition, error) {
 	for _, a := range l.active {
-		if a.ID == id && a.State == StateFiring {
+		if a.ID == id && a.State == model.AlertFiring {
 			a.AckedBy, a.AckedAt = who, now
-			return Transition{At: now, Status: TransitionAcknowledged, Alert: *a}, nil
+			return model.Transition{At: now, Status: model.TransitionAcknowledged, Alert: *a}, nil
 		}
 	}
-	return Transition{}, ErrNoAlert
+	return model.Transition{}, ErrNoAlert
 }
 
 // Human records an acknowledgement or resolve made in PagerDuty on the firing
 // alert whose key (as keyOf computes it) matches; ok is false when none does.
-func (l *Lifecycle) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (Alert, bool) {
+func (l *Lifecycle) Human(key string, keyOf func(string) string, resolved bool, who string, now time.Time) (model.Alert, bool) {
 	for _, a := range l.active {
-		if a.State == StateFiring && keyOf(a.Fingerprint) == key {
+		if a.State == model.AlertFiring && keyOf(a.Fingerprint) == key {
 			if resolved {
 				a.ResolvedBy = who
 			} else if a.AckedBy == "" {
@@ -103,14 +44,7 @@ func (l *Lifecycle) Human(key string, keyOf func(string) string, resolved bool, 
 			return *a, true
 		}
 	}
-	return Alert{}, false
-}
-
-// Transition is an alert changing to firing or resolved.
-type Transition struct {
-	At     time.Time `json:"at"`
-	Status string    `json:"status"` // firing | resolved
-	Alert  Alert     `json:"alert"`
+	return model.Alert{}, false
 }
 
 // Timing is a rule's for-duration and keep-firing-for (hysteresis).
@@ -138,7 +72,7 @@ var DefaultTiming = Timing{For: 0, KeepFiringFor: 10 * time.Minute}
 // Lifecycle holds the active alerts and steps them.
 type Lifecycle struct {
 	timings map[string]Timing
-	active  map[string]*Alert
+	active  map[string]*model.Alert
 	inhibit Inhibitor
 }
 
@@ -155,12 +89,12 @@ func NewLifecycle(timings map[string]Timing) *Lifecycle {
 	if timings == nil {
 		timings = DefaultTimings()
 	}
-	return &Lifecycle{timings: timings, active: map[string]*Alert{}}
+	return &Lifecycle{timings: timings, active: map[string]*model.Alert{}}
 }
 
 // timingOf is an alert's timing: a posted alert fires and resolves as its
 // poster says (Prometheus has its own for and keep_firing_for).
-func (l *Lifecycle) timingOf(a *Alert) Timing {
+func (l *Lifecycle) timingOf(a *model.Alert) Timing {
 	if IsExternal(a) {
 		return Timing{}
 	}
@@ -176,18 +110,18 @@ func (l *Lifecycle) timing(rule string) Timing {
 
 // Restore puts persisted active alerts back (after a restart), so nothing
 // pages twice and nothing is forgotten.
-func (l *Lifecycle) Restore(alerts []Alert) {
+func (l *Lifecycle) Restore(alerts []model.Alert) {
 	for i := range alerts {
 		a := alerts[i]
-		if a.State == StatePending || a.State == StateFiring {
+		if a.State == model.AlertPending || a.State == model.AlertFiring {
 			l.active[a.Fingerprint] = &a
 		}
 	}
 }
 
 // Active returns copies of the pending and firing alerts, by fingerprint.
-func (l *Lifecycle) Active() []Alert {
-	out := make([]Alert, 0, len(l.active))
+func (l *Lifecycle) Active() []model.Alert {
+	out := make([]model.Alert, 0, len(l.active))
 	for _, a := range l.active {
 		out = append(out, *a)
 	}
@@ -196,15 +130,15 @@ func (l *Lifecycle) Active() []Alert {
 }
 
 // Silencer says whether an alert is silenced at now.
-type Silencer func(a *Alert, now time.Time) bool
+type Silencer func(a *model.Alert, now time.Time) bool
 
 // Step applies this tick's signals at now and returns the transitions, in
 // fingerprint order. changed lists every alert whose stored form changed
 // (including pending ones), for persistence.
-func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (trans []Transition, changed []Alert) {
+func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (trans []model.Transition, changed []model.Alert) {
 	var inhibited map[string]bool
 	if l.inhibit != nil {
-		inhibited = l.inhibit(signals, func(fp string) bool { a := l.active[fp]; return a != nil && a.State == StateFiring })
+		inhibited = l.inhibit(signals, func(fp string) bool { a := l.active[fp]; return a != nil && a.State == model.AlertFiring })
 	} else {
 		inhibited = inhibitions(signals, l.active)
 	}
@@ -222,23 +156,23 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 			if lvl != Trigger {
 				continue
 			}
-			a = &Alert{ID: alertID(s.Fingerprint, now), Fingerprint: s.Fingerprint, Rule: s.Rule, Severity: s.Severity, Tenant: s.Tenant, Job: s.Job,
-				RunID: s.RunID, Source: s.Source, Night: s.Night, State: StatePending, PendingSince: now}
+			a = &model.Alert{ID: alertID(s.Fingerprint, now), Fingerprint: s.Fingerprint, Rule: s.Rule, Severity: s.Severity, Tenant: s.Tenant, Job: s.Job,
+				RunID: s.RunID, Source: s.Source, Night: s.Night, State: model.AlertPending, PendingSince: now}
 			l.active[s.Fingerprint] = a
 		}
 		a.Summary, a.Details, a.LastSeen, a.Inhibited = s.Summary, s.Details, now, inh
 		a.Scope, a.Affected = s.Scope, s.Affected
 		switch a.State {
-		case StatePending:
+		case model.AlertPending:
 			a.GroupedUnder = s.GroupedUnder // a firing alert keeps what it was notified as
 			if lvl == Trigger && now.Sub(a.PendingSince) >= l.timingOf(a).For {
-				a.State, a.FiredAt = StateFiring, now
+				a.State, a.FiredAt = model.AlertFiring, now
 				a.Silenced = silenced != nil && silenced(a, now)
-				trans = append(trans, Transition{At: now, Status: "firing", Alert: *a})
+				trans = append(trans, model.Transition{At: now, Status: model.TransitionFiring, Alert: *a})
 			} else if lvl != Trigger {
 				// Held but not triggered: it never fired, so it just goes.
 				delete(l.active, a.Fingerprint)
-				a.State = StateResolved
+				a.State = model.AlertResolved
 			}
 		}
 		changed = append(changed, *a)
@@ -248,23 +182,23 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 			continue
 		}
 		switch a.State {
-		case StatePending:
+		case model.AlertPending:
 			delete(l.active, fp)
-			a.State = StateResolved
+			a.State = model.AlertResolved
 			a.ResolvedAt = now
 			changed = append(changed, *a)
-		case StateFiring:
+		case model.AlertFiring:
 			if now.Sub(a.LastSeen) >= l.timingOf(a).KeepFiringFor {
 				delete(l.active, fp)
-				a.State, a.ResolvedAt = StateResolved, now
-				trans = append(trans, Transition{At: now, Status: "resolved", Alert: *a})
+				a.State, a.ResolvedAt = model.AlertResolved, now
+				trans = append(trans, model.Transition{At: now, Status: model.TransitionResolved, Alert: *a})
 				changed = append(changed, *a)
 			}
 		}
 	}
 	sort.Slice(trans, func(i, j int) bool {
 		if trans[i].Status != trans[j].Status {
-			return trans[i].Status == "resolved" // resolves first: a cleared cause before a new one
+			return trans[i].Status == model.TransitionResolved // resolves first: a cleared cause before a new one
 		}
 		return trans[i].Alert.Fingerprint < trans[j].Alert.Fingerprint
 	})
@@ -275,7 +209,7 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 // retries-exhausted of the same night; a predicted-breach that fires covers
 // retries-exhausted; a source that is down covers stalled and freshness alerts
 // fed by it.
-func inhibitions(signals []Signal, active map[string]*Alert) map[string]bool {
+func inhibitions(signals []Signal, active map[string]*model.Alert) map[string]bool {
 	type nightKeyT struct{ tenant, job string }
 	missed := map[nightKeyT]time.Time{}
 	breach := map[nightKeyT]time.Time{}
@@ -287,11 +221,11 @@ func inhibitions(signals []Signal, active map[string]*Alert) map[string]bool {
 		case RuleDeadlineMissed:
 			missed[k] = s.Night
 		case RulePredictedBreach:
-			if a := active[s.Fingerprint]; a != nil && a.State == StateFiring {
+			if a := active[s.Fingerprint]; a != nil && a.State == model.AlertFiring {
 				breach[k] = s.Night
 			}
 		case RuleSourceDown:
-			if a := active[s.Fingerprint]; a != nil && a.State == StateFiring {
+			if a := active[s.Fingerprint]; a != nil && a.State == model.AlertFiring {
 				down[s.Source] = true
 			}
 		}

@@ -3,12 +3,14 @@ package rules
 import (
 	"testing"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 var t0 = time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 
 func sig(fp string, lvl Level) Signal {
-	return Signal{Rule: "r", Severity: SevCritical, Fingerprint: fp, Tenant: "dade", Job: "j", Level: lvl, Summary: fp}
+	return Signal{Rule: "r", Severity: model.SeverityCritical, Fingerprint: fp, Tenant: "dade", Job: "j", Level: lvl, Summary: fp}
 }
 
 func at(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
@@ -39,7 +41,7 @@ func TestForDurationAndHysteresis(t *testing.T) {
 		tr, _ := l.Step(sigs, at(s.m), nil)
 		got := ""
 		if len(tr) == 1 {
-			got = tr[0].Status
+			got = string(tr[0].Status)
 		} else if len(tr) > 1 {
 			t.Fatalf("minute %d: %d transitions", s.m, len(tr))
 		}
@@ -111,7 +113,7 @@ func TestSilenceValidation(t *testing.T) {
 		}
 	}
 	re := Silence{Matchers: []Matcher{{Name: "job", Value: "roster-.*", IsRegex: true}}, StartsAt: at(0), EndsAt: at(10)}
-	if !re.Matches(&Alert{Job: "roster-import"}, at(5)) || re.Matches(&Alert{Job: "gradebook"}, at(5)) || re.Matches(&Alert{Job: "roster-import"}, at(10)) {
+	if !re.Matches(&model.Alert{Job: "roster-import"}, at(5)) || re.Matches(&model.Alert{Job: "gradebook"}, at(5)) || re.Matches(&model.Alert{Job: "roster-import"}, at(10)) {
 		t.Fatal("regex matcher or time range wrong")
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 // Log rule names.
@@ -59,7 +61,7 @@ func (e *Engine) ObserveLogs(signals []LogSignal) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range signals {
-		j := e.jobs[JobKey{s.Tenant, s.Job}]
+		j := e.jobs[model.JobKey{Tenant: s.Tenant, Job: s.Job}]
 		if j == nil {
 			continue
 		}
@@ -132,7 +134,7 @@ func (j *JobState) logContext(now time.Time) string {
 }
 
 // evaluateLogs is log-error-spike and log-silence for one job.
-func evaluateLogs(j *JobState, now time.Time, mk func(rule, def, key string, summary string, details map[string]any)) {
+func evaluateLogs(j *JobState, now time.Time, mk func(rule string, def model.Severity, key string, summary string, details map[string]any)) {
 	for name, t := range j.logs {
 		s := &t.last
 		if !s.fresh(now) {
@@ -147,7 +149,7 @@ func evaluateLogs(j *JobState, now time.Time, mk func(rule, def, key string, sum
 				spike, why = true, fmt.Sprintf("usually at most %.0f", usual)
 			}
 			if spike {
-				mk(RuleLogErrorSpike, SevWarning, name, fmt.Sprintf("%d error lines in the last %v (%s, search %s): %s",
+				mk(RuleLogErrorSpike, model.SeverityWarning, name, fmt.Sprintf("%d error lines in the last %v (%s, search %s): %s",
 					s.Count, s.Window, why, name, examples(s.Examples)),
 					map[string]any{"count": s.Count, "window": s.Window.String(), "search": name, "usual_p90": usual})
 			}
@@ -161,7 +163,7 @@ func evaluateLogs(j *JobState, now time.Time, mk func(rule, def, key string, sum
 				since = cur.started
 			}
 			if now.Sub(since) > s.SilenceAfter {
-				mk(RuleLogSilence, SevWarning, name, fmt.Sprintf("run %s is running but has logged nothing for %.0f min (search %s)",
+				mk(RuleLogSilence, model.SeverityWarning, name, fmt.Sprintf("run %s is running but has logged nothing for %.0f min (search %s)",
 					cur.id, now.Sub(since).Minutes(), name),
 					map[string]any{"last_line_at": t.lastSeen, "search": name})
 			}

@@ -14,7 +14,7 @@ func TestLogSignalsRaiseAndExplain(t *testing.T) {
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	// The run freezes at 02:35; error lines pile up.
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 90 * time.Minute}, "r1")
-	var tr []Transition
+	var tr []model.Transition
 	now := night
 	i := 0
 	for ; now.Before(night.Add(70 * time.Minute)); now = now.Add(time.Minute) {

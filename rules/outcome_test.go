@@ -103,12 +103,12 @@ func TestEngineViewKeepsALateNightLate(t *testing.T) {
 		{At: fin, Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin},
 	}, fin)
 	e.Tick(fin.Add(2 * time.Hour))
-	v := e.Views()[JobKey{"dade", "roster-import"}]
-	if v.Risk != RiskBreached || v.Outcome.Kind != OutcomeLate || v.Outcome.Summary != "late by 44 min" {
+	v := e.Views()[model.JobKey{Tenant: "dade", Job: "roster-import"}]
+	if v.Risk != model.RiskBreached || v.Outcome.Kind != OutcomeLate || v.Outcome.Summary != "late by 44 min" {
 		t.Fatalf("after a late success: risk %s, outcome %+v", v.Risk, v.Outcome)
 	}
 	e.Tick(night.Add(23*time.Hour + 30*time.Minute)) // the next night's window is open
-	v = e.Views()[JobKey{"dade", "roster-import"}]
+	v = e.Views()[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 	if v.LastNight == nil || v.LastNight.Kind != OutcomeLate || v.Outcome.Kind != OutcomeScheduled {
 		t.Fatalf("the next night: outcome %+v, last night %+v", v.Outcome, v.LastNight)
 	}

@@ -37,15 +37,6 @@ var Names = []string{RuleMissedStart, RuleFilesLate, RuleStalled, RuleRunningToo
 // IsRule reports whether name is one of Names.
 func IsRule(name string) bool { return slices.Contains(Names, name) }
 
-// Severities: critical pages; warning goes to Slack only. SevOff, as a job's
-// override, silences the rule for that job.
-const (
-	SevCritical = "critical"
-	SevWarning  = "warning"
-	SevInfo     = "info"
-	SevOff      = "off"
-)
-
 // Level says how strongly a signal holds.
 type Level int
 
@@ -60,7 +51,7 @@ const (
 // Signal is one rule's decision that an alert should be active.
 type Signal struct {
 	Rule        string
-	Severity    string
+	Severity    model.Severity
 	Fingerprint string
 	Tenant      string
 	Job         string
@@ -70,10 +61,10 @@ type Signal struct {
 	Level       Level
 	Summary     string
 	Details     map[string]any
-	// Scope is ScopeShared for an alert about a shared cause; Affected
+	// Scope is model.ScopeShared for an alert about a shared cause; Affected
 	// lists what it covers.
 	Scope    string
-	Affected []Affected
+	Affected []model.Affected
 	// GroupedUnder is the fingerprint of the shared alert that explains
 	// this one: it fires, but its notifications fold into that alert's.
 	GroupedUnder string
@@ -92,7 +83,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 		return nil
 	}
 	night := nightKey(j.night)
-	mk := func(rule, def, runID string, lvl Level, summary string, details map[string]any) {
+	mk := func(rule string, def model.Severity, runID string, lvl Level, summary string, details map[string]any) {
 		sev := spec.SeverityFor(rule, def)
 		parts := []string{rule, spec.Tenant, spec.Job, night}
 		if runID != "" {
@@ -114,7 +105,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	if !watched {
 		// nothing night-based
 	} else if !done && !now.Before(j.deadline) && (!j.lastAt().Before(j.deadline) || now.Sub(j.deadline) >= p.DeadlineEvidence) {
-		mk(RuleDeadlineMissed, SevCritical, "", Trigger,
+		mk(RuleDeadlineMissed, model.SeverityCritical, "", Trigger,
 			fmt.Sprintf("not succeeded by the deadline %s (%s)", hhmm(j.deadline), stateOf(cur)),
 			map[string]any{"deadline": j.deadline, "state": stateOf(cur)})
 	} else if !done && now.Before(j.deadline) {
@@ -125,7 +116,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			lvl = Hold
 		}
 		if lvl > 0 {
-			mk(RulePredictedBreach, SevCritical, "", lvl,
+			mk(RulePredictedBreach, model.SeverityCritical, "", lvl,
 				fmt.Sprintf("predicted to miss the %s deadline (p=%.2f): %s", hhmm(j.deadline), pr.PBreach, pr.Why),
 				map[string]any{"predicted_finish": pr.Finish, "finish_lo": pr.Lo, "finish_hi": pr.Hi, "deadline": j.deadline,
 					"p_breach": pr.PBreach, "basis": pr.Basis, "learned_from": pr.LearnedFrom, "why": pr.Why})
@@ -134,7 +125,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	// missed-start: nothing has started by the schedule plus a grace.
 	if watched && cur == nil && !now.Before(j.night.Add(p.MissedStartGrace)) && now.Before(j.deadline) {
-		mk(RuleMissedStart, SevWarning, "", Trigger,
+		mk(RuleMissedStart, model.SeverityWarning, "", Trigger,
 			fmt.Sprintf("no run started since %s (scheduled, +%v grace)", hhmm(j.night), p.MissedStartGrace),
 			map[string]any{"scheduled_at": j.night})
 	}
@@ -152,7 +143,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			if have {
 				latest = j.deadline.Add(-minutes(l.pre + l.load + l.post))
 			}
-			mk(RuleFilesLate, SevWarning, "", Trigger,
+			mk(RuleFilesLate, model.SeverityWarning, "", Trigger,
 				fmt.Sprintf("files expected by %s (%s) have not arrived; they must arrive by %s to make the %s deadline",
 					hhmm(expected), how, hhmm(latest), hhmm(j.deadline)),
 				map[string]any{"expected_by": expected, "latest_arrival": latest, "deadline": j.deadline})
@@ -162,7 +153,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	for _, r := range j.runs {
 		// stalled: a waiting or running run whose heartbeat stopped.
 		if (r.state == model.StateRunning || r.state == model.StateWaiting) && now.Sub(r.updated) > spec.StaleAfter.D() {
-			mk(RuleStalled, SevWarning, r.id, Trigger,
+			mk(RuleStalled, model.SeverityWarning, r.id, Trigger,
 				fmt.Sprintf("run %s: no heartbeat for %.0f min (stale after %v) in stage %s at %d of %d rows",
 					r.id, now.Sub(r.updated).Minutes(), spec.StaleAfter, stageName(r), r.rowsDone, r.rowsTotal),
 				map[string]any{"updated_at": r.updated, "stage": r.stage, "rows_done": r.rowsDone, "rows_total": r.rowsTotal})
@@ -176,7 +167,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 				why = fmt.Sprintf("usually %.0f min", l.pre+l.load+l.post)
 			}
 			if limit > 0 && el > limit {
-				mk(RuleRunningTooLong, SevWarning, r.id, Trigger,
+				mk(RuleRunningTooLong, model.SeverityWarning, r.id, Trigger,
 					fmt.Sprintf("run %s running for %.0f min (%s; limit %.0f min)", r.id, el.Minutes(), why, limit.Minutes()),
 					map[string]any{"elapsed_min": el.Minutes(), "limit_min": limit.Minutes()})
 			}
@@ -186,11 +177,11 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 			load := r.loadEnd.Sub(r.loadStart).Minutes()
 			switch {
 			case l.rows > 0 && float64(r.rowsTotal) < 0.5*l.rows:
-				mk(RuleTooFast, SevWarning, r.id, Trigger,
+				mk(RuleTooFast, model.SeverityWarning, r.id, Trigger,
 					fmt.Sprintf("run %s succeeded with %d rows, under half the usual %.0f", r.id, r.rowsTotal, l.rows),
 					map[string]any{"rows_total": r.rowsTotal, "usual_rows": l.rows})
 			case l.load > 10 && load < 0.3*l.load && r.rowsDone < r.rowsTotal/2:
-				mk(RuleTooFast, SevWarning, r.id, Trigger,
+				mk(RuleTooFast, model.SeverityWarning, r.id, Trigger,
 					fmt.Sprintf("run %s loaded in %.0f min, the usual is %.0f", r.id, load, l.load),
 					map[string]any{"load_min": load, "usual_load_min": l.load})
 			}
@@ -200,16 +191,16 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	// failed: the latest attempt failed (warning); no retry within the grace
 	// means retries are exhausted (critical unless a deadline page covers it).
 	if cur != nil && cur.state == model.StateFailed && !done {
-		mk(RuleFailed, SevWarning, cur.id, Trigger, fmt.Sprintf("run %s failed: %s", cur.id, cur.err),
+		mk(RuleFailed, model.SeverityWarning, cur.id, Trigger, fmt.Sprintf("run %s failed: %s", cur.id, cur.err),
 			map[string]any{"error": cur.err, "rows_done": cur.rowsDone})
 		if now.Sub(cur.finished) > p.RetryGrace {
-			mk(RuleRetriesExhaust, SevCritical, cur.id, Trigger,
+			mk(RuleRetriesExhaust, model.SeverityCritical, cur.id, Trigger,
 				fmt.Sprintf("run %s failed %.0f min ago (%s) and no retry started", cur.id, now.Sub(cur.finished).Minutes(), cur.err),
 				map[string]any{"error": cur.err})
 		}
 	}
 
-	evaluateLogs(j, now, func(rule, def, key, summary string, details map[string]any) {
+	evaluateLogs(j, now, func(rule string, def model.Severity, key, summary string, details map[string]any) {
 		sev := spec.SeverityFor(rule, def)
 		out = append(out, Signal{Rule: rule, Severity: sev, Fingerprint: fingerprint(rule, spec.Tenant, spec.Job, key),
 			Tenant: spec.Tenant, Job: spec.Job, Source: "logs:" + key, Night: j.night, Level: Trigger,
@@ -230,14 +221,14 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	// freshness: no success within success_max_age.
 	if spec.SuccessMaxAge > 0 && !j.lastSuccess.IsZero() && now.Sub(j.lastSuccess) > spec.SuccessMaxAge.D() {
-		out = append(out, Signal{Rule: RuleFreshness, Severity: spec.SeverityFor(RuleFreshness, SevWarning),
+		out = append(out, Signal{Rule: RuleFreshness, Severity: spec.SeverityFor(RuleFreshness, model.SeverityWarning),
 			Fingerprint: fingerprint(RuleFreshness, spec.Tenant, spec.Job), Tenant: spec.Tenant, Job: spec.Job,
 			Source: j.lastSource, Level: Trigger,
 			Summary: fmt.Sprintf("%s/%s: last success %s, older than %v", spec.Tenant, spec.Job,
 				j.lastSuccess.UTC().Format(time.RFC3339), spec.SuccessMaxAge)})
 	}
 	// A rule a job's severity turns off raises nothing for it, whichever rule.
-	return slices.DeleteFunc(out, func(s Signal) bool { return s.Severity == SevOff })
+	return slices.DeleteFunc(out, func(s Signal) bool { return s.Severity == model.SeverityOff })
 }
 
 func stateOf(r *runTrack) string {
@@ -256,7 +247,7 @@ func SourceSignals(sources []model.SourceHealth, downAfter map[string]time.Durat
 		if !ok || s.Healthy || s.FailingSince == nil || now.Sub(*s.FailingSince) < th {
 			continue
 		}
-		out = append(out, Signal{Rule: RuleSourceDown, Severity: SevCritical, Fingerprint: fingerprint(RuleSourceDown, s.Name),
+		out = append(out, Signal{Rule: RuleSourceDown, Severity: model.SeverityCritical, Fingerprint: fingerprint(RuleSourceDown, s.Name),
 			Source: s.Name, Level: Trigger,
 			Summary: fmt.Sprintf("source %s failing for %.0f min (%d attempts): %s", s.Name,
 				now.Sub(*s.FailingSince).Minutes(), s.ConsecutiveFailures, s.LastError),

@@ -105,8 +105,8 @@ func simulate(p nightPlan, runID string) []model.Observation {
 
 // drive feeds observations and ticks every minute from..to; it returns the
 // transitions.
-func drive(e *Engine, obs []model.Observation, from, to time.Time) []Transition {
-	var out []Transition
+func drive(e *Engine, obs []model.Observation, from, to time.Time) []model.Transition {
+	var out []model.Transition
 	i := 0
 	for now := from; !now.After(to); now = now.Add(time.Minute) {
 		j := i
@@ -121,8 +121,8 @@ func drive(e *Engine, obs []model.Observation, from, to time.Time) []Transition 
 	return out
 }
 
-func firing(tr []Transition, rule string) []Transition {
-	var out []Transition
+func firing(tr []model.Transition, rule string) []model.Transition {
+	var out []model.Transition
 	for _, t := range tr {
 		if t.Status == "firing" && t.Alert.Rule == rule {
 			out = append(out, t)
@@ -164,7 +164,7 @@ func TestPredictedBreachPagesBeforeTheDeadline(t *testing.T) {
 	if lead := deadline.Sub(p.At); lead < 15*time.Minute {
 		t.Fatalf("paged %v before the deadline, want at least 15m", lead)
 	}
-	if p.Alert.Severity != SevCritical || !strings.Contains(p.Alert.Summary, "rows/min") || !strings.Contains(p.Alert.Summary, "deadline") {
+	if p.Alert.Severity != model.SeverityCritical || !strings.Contains(p.Alert.Summary, "rows/min") || !strings.Contains(p.Alert.Summary, "deadline") {
 		t.Fatalf("page = %+v", p.Alert)
 	}
 	if got := p.Alert.Details["learned_from"]; got != 5 {
@@ -180,7 +180,7 @@ func TestNoPageWhenTheRunWillMakeIt(t *testing.T) {
 	obs := simulate(nightPlan{start: tonight, filesLate: 10 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.1, slowRate: 700}, "tonight")
 	tr := drive(e, obs, tonight.Add(-time.Hour), s.DeadlineFor(tonight).Add(time.Hour))
 	for _, x := range tr {
-		if x.Alert.Severity == SevCritical {
+		if x.Alert.Severity == model.SeverityCritical {
 			t.Fatalf("paged on a night that makes it: %+v", x.Alert)
 		}
 	}
@@ -203,7 +203,7 @@ func TestInsufficientHistoryIsSaidAndFallsBack(t *testing.T) {
 	if pages[0].Alert.Details["basis"] != "insufficient history" || !strings.Contains(pages[0].Alert.Summary, "insufficient history") {
 		t.Fatalf("the page does not say the history is insufficient: %+v", pages[0].Alert)
 	}
-	v := e.Views()[JobKey{"dade", "roster-import"}]
+	v := e.Views()[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 	if !v.Prediction.Insufficient || v.Prediction.LearnedFrom != 0 {
 		t.Fatalf("view prediction = %+v", v.Prediction)
 	}
@@ -218,7 +218,7 @@ func TestStalledFiresAndResolves(t *testing.T) {
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 40 * time.Minute}, "r1")
 	tr := drive(e, obs, night, night.Add(4*time.Hour))
-	var fired, resolved *Transition
+	var fired, resolved *model.Transition
 	for i := range tr {
 		if tr[i].Alert.Rule == RuleStalled {
 			if tr[i].Status == "firing" {
@@ -233,7 +233,7 @@ func TestStalledFiresAndResolves(t *testing.T) {
 	if fired == nil || fired.At.Sub(freeze) > 25*time.Minute || fired.At.Sub(freeze) < 20*time.Minute {
 		t.Fatalf("stalled fired at %+v, want 20-25 min after %v", fired, freeze)
 	}
-	if fired.Alert.Severity != SevWarning || fired.Alert.RunID != "r1" {
+	if fired.Alert.Severity != model.SeverityWarning || fired.Alert.RunID != "r1" {
 		t.Fatalf("stalled alert = %+v", fired.Alert)
 	}
 	if resolved == nil || resolved.At.Before(freeze.Add(40*time.Minute)) {
@@ -267,12 +267,12 @@ func TestFailedAndRetriesExhausted(t *testing.T) {
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, failAt: 0.3}, "r1")
 	tr := drive(e, obs, night, night.Add(3*time.Hour))
 	f := firing(tr, RuleFailed)
-	if len(f) != 1 || f[0].Alert.Severity != SevWarning || !strings.Contains(f[0].Alert.Summary, "mongo: connection reset") {
+	if len(f) != 1 || f[0].Alert.Severity != model.SeverityWarning || !strings.Contains(f[0].Alert.Summary, "mongo: connection reset") {
 		t.Fatalf("failed alerts = %+v", f)
 	}
 	x := firing(tr, RuleRetriesExhaust)
 	failedAt := night.Add(5*time.Minute + 18*time.Minute) // 30% of 30000 rows at 500 a minute
-	if len(x) != 1 || x[0].Alert.Severity != SevCritical || x[0].At.Sub(failedAt) <= DefaultParams().RetryGrace {
+	if len(x) != 1 || x[0].Alert.Severity != model.SeverityCritical || x[0].At.Sub(failedAt) <= DefaultParams().RetryGrace {
 		t.Fatalf("retries-exhausted = %+v", x)
 	}
 }
@@ -284,19 +284,19 @@ func TestTooFastWarnsOnHalfARoster(t *testing.T) {
 	obs := simulate(nightPlan{start: tonight, filesLate: 5 * time.Minute, rows: 20000, rate: 1000}, "small")
 	tr := drive(e, obs, tonight.Add(-time.Hour), tonight.Add(2*time.Hour))
 	f := firing(tr, RuleTooFast)
-	if len(f) != 1 || f[0].Alert.Severity != SevWarning || !strings.Contains(f[0].Alert.Summary, "20000 rows") {
+	if len(f) != 1 || f[0].Alert.Severity != model.SeverityWarning || !strings.Contains(f[0].Alert.Summary, "20000 rows") {
 		t.Fatalf("too-fast = %+v", f)
 	}
 }
 
 func TestSeverityOverrideEscalates(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
-	s.Severity = map[string]string{RuleStalled: SevCritical}
+	s.Severity = map[string]model.Severity{RuleStalled: model.SeverityCritical}
 	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	night := time.Date(2026, 9, 10, 2, 0, 0, 0, time.UTC)
 	obs := simulate(nightPlan{start: night, rows: 30000, rate: 500, stallAt: 0.5, stallFor: 40 * time.Minute}, "r1")
 	f := firing(drive(e, obs, night, night.Add(3*time.Hour)), RuleStalled)
-	if len(f) != 1 || f[0].Alert.Severity != SevCritical {
+	if len(f) != 1 || f[0].Alert.Severity != model.SeverityCritical {
 		t.Fatalf("stalled with override = %+v", f)
 	}
 }
@@ -333,7 +333,7 @@ func TestAutumnChangeNightIsOneNight(t *testing.T) {
 			t.Fatalf("%s on the change night: %+v", x.Alert.Rule, x.Alert)
 		}
 	}
-	v := e.Views()[JobKey{"dade", "roster-import"}]
+	v := e.Views()[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 	if !v.Prediction.Done || !v.Prediction.Deadline.Equal(time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)) {
 		t.Fatalf("view after the change night = %+v", v.Prediction)
 	}

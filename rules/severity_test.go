@@ -12,12 +12,12 @@ import (
 func TestSeverityOffSilencesEveryRule(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		severity map[string]string
-		want     string // the freshness alert's severity; "" for none
+		severity map[string]model.Severity
+		want     model.Severity // the freshness alert's severity; "" for none
 	}{
-		{"default", nil, SevWarning},
-		{"escalated", map[string]string{RuleFreshness: SevCritical}, SevCritical},
-		{"off", map[string]string{RuleFreshness: SevOff}, ""},
+		{"default", nil, model.SeverityWarning},
+		{"escalated", map[string]model.Severity{RuleFreshness: model.SeverityCritical}, model.SeverityCritical},
+		{"off", map[string]model.Severity{RuleFreshness: model.SeverityOff}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec(t, "UTC", "0 2 * * *", "04:00")
@@ -35,7 +35,7 @@ func TestSeverityOffSilencesEveryRule(t *testing.T) {
 					t.Fatalf("freshness is off but fired: %+v", got[0].Alert)
 				}
 				for _, x := range tr {
-					if x.Alert.Severity == SevOff {
+					if x.Alert.Severity == model.SeverityOff {
 						t.Fatalf("an alert with severity off: %+v", x.Alert)
 					}
 				}

@@ -18,9 +18,6 @@ import (
 // under it, so the on-call gets one page for the cause, not one per tenant.
 const RuleSharedSlowdown = "shared-slowdown"
 
-// ScopeShared marks an alert about a cause shared by many tenants or jobs.
-const ScopeShared = "shared"
-
 // SharedParams say when slowed loads count as one shared slowdown.
 type SharedParams struct {
 	// SlowRatio: a load is slowed when its last 15 minutes went at less than
@@ -46,12 +43,6 @@ type SharedParams struct {
 // of its own; day-to-day spread of a pace is about 12%.
 func DefaultSharedParams() SharedParams {
 	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, FractionAlone: 0.8}
-}
-
-// Affected names a job a shared alert covers.
-type Affected struct {
-	Tenant string `json:"tenant"`
-	Job    string `json:"job"`
 }
 
 // Load is one run in progress, as the shared-slowdown rule sees it.
@@ -103,8 +94,8 @@ func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (float64, b
 // each load in progress has gone.
 type sharedState struct {
 	since    time.Time
-	affected map[JobKey]time.Time
-	pace     map[JobKey]paceMark
+	affected map[model.JobKey]time.Time
+	pace     map[model.JobKey]paceMark
 }
 
 // paceMark: whether a load was seen at pace, and when it went under the
@@ -135,14 +126,14 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	var slowed []Load
 	tenants := map[string]bool{}
 	onsets := map[string]time.Time{} // by tenant, its load's known onset
-	pace := make(map[JobKey]paceMark, len(loads))
+	pace := make(map[model.JobKey]paceMark, len(loads))
 	measured := 0
 	for _, l := range loads {
 		if !l.Measured {
 			continue
 		}
 		measured++
-		k := JobKey{l.Tenant, l.Job}
+		k := model.JobKey{Tenant: l.Tenant, Job: l.Job}
 		m, seen := st.pace[k]
 		if l.Ratio >= sp.SlowRatio {
 			if l.Ratio >= sp.AtPace {
@@ -188,16 +179,16 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	}
 	if st.since.IsZero() {
 		st.since = now
-		st.affected = map[JobKey]time.Time{}
+		st.affected = map[model.JobKey]time.Time{}
 	}
 	// Every run in progress while it lasts shares the cause: a load that
 	// began during it has no pace of its own to be slow against.
 	for _, l := range loads {
-		st.affected[JobKey{l.Tenant, l.Job}] = l.Night
+		st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}] = l.Night
 	}
-	aff := make([]Affected, 0, len(st.affected))
+	aff := make([]model.Affected, 0, len(st.affected))
 	for k := range st.affected {
-		aff = append(aff, Affected{k.Tenant, k.Job})
+		aff = append(aff, model.Affected{Tenant: k.Tenant, Job: k.Job})
 	}
 	sort.Slice(aff, func(a, b int) bool {
 		if aff[a].Tenant != aff[b].Tenant {
@@ -218,8 +209,8 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) at %.0f%% of their usual pace since %s; "+
 		"look first at what they share (MongoDB, the SFTP host, Redis), not at each district",
 		len(slowed), measured, len(tenants), clipList(names, 6), 100*med, hhmm(st.since))
-	return &Signal{Rule: RuleSharedSlowdown, Severity: SevCritical, Fingerprint: fingerprint(RuleSharedSlowdown, nightKey(st.since)),
-		Level: level, Summary: summary, Scope: ScopeShared, Affected: aff,
+	return &Signal{Rule: RuleSharedSlowdown, Severity: model.SeverityCritical, Fingerprint: fingerprint(RuleSharedSlowdown, nightKey(st.since)),
+		Level: level, Summary: summary, Scope: model.ScopeShared, Affected: aff,
 		Details: map[string]any{"since": st.since, "slowed_loads": len(slowed), "loads_in_progress": measured, "runs_in_progress": len(loads),
 			"tenants": len(tenants), "median_pace_ratio": med}}
 }

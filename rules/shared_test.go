@@ -55,11 +55,11 @@ func TestTwentyTenantsSlowAtOnceGetOnePage(t *testing.T) {
 		return nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.3, slowRate: 400}
 	})
 	tr := drive(e, obs, obs[0].At.Add(-time.Hour), specs[0].DeadlineFor(tonight).Add(30*time.Minute))
-	var pages, grouped []Transition
-	var shared *Alert
+	var pages, grouped []model.Transition
+	var shared *model.Alert
 	for i := range tr {
 		x := &tr[i]
-		if x.Status != "firing" || x.Alert.Severity != SevCritical {
+		if x.Status != "firing" || x.Alert.Severity != model.SeverityCritical {
 			continue
 		}
 		if x.Alert.Rule == RuleSharedSlowdown {
@@ -78,7 +78,7 @@ func TestTwentyTenantsSlowAtOnceGetOnePage(t *testing.T) {
 		}
 		t.Fatalf("%d pages, want the one shared page: %v", len(pages), got)
 	}
-	if shared.Scope != ScopeShared || len(shared.Affected) != 20 || shared.Tenant != "" {
+	if shared.Scope != model.ScopeShared || len(shared.Affected) != 20 || shared.Tenant != "" {
 		t.Fatalf("shared alert %+v", shared)
 	}
 	// Loading starts 10 minutes after 02:00 and slows at 30% of 60k rows.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 // Matcher matches one alert label exactly, or by regular expression; with
@@ -49,7 +51,7 @@ var SilenceLabels = []string{"rule", "tenant", "job", "severity", "run_id", "sou
 
 // Label is an alert's value for a label name (rule, tenant, job, severity,
 // run_id, source), "" for any other name.
-func Label(a *Alert, name string) string {
+func Label(a *model.Alert, name string) string {
 	switch name {
 	case "rule":
 		return a.Rule
@@ -58,7 +60,7 @@ func Label(a *Alert, name string) string {
 	case "job":
 		return a.Job
 	case "severity":
-		return a.Severity
+		return string(a.Severity)
 	case "run_id":
 		return a.RunID
 	case "source":
@@ -107,7 +109,7 @@ func (s *Silence) Validate() error {
 }
 
 // Matches reports whether the silence covers a at now.
-func (s *Silence) Matches(a *Alert, now time.Time) bool {
+func (s *Silence) Matches(a *model.Alert, now time.Time) bool {
 	if now.Before(s.StartsAt) || !now.Before(s.EndsAt) {
 		return false
 	}
@@ -121,7 +123,7 @@ func (s *Silence) Matches(a *Alert, now time.Time) bool {
 
 // Silencing builds a Silencer from a set of silences.
 func Silencing(silences []Silence) Silencer {
-	return func(a *Alert, now time.Time) bool {
+	return func(a *model.Alert, now time.Time) bool {
 		for i := range silences {
 			if silences[i].Matches(a, now) {
 				return true

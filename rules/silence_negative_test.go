@@ -3,6 +3,8 @@ package rules
 import (
 	"testing"
 	"time"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 func TestNegativeAndRegexSilences(t *testing.T) {
@@ -12,18 +14,18 @@ func TestNegativeAndRegexSilences(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		s    Silence
-		a    Alert
+		a    model.Alert
 		want bool
 	}{
 		{"!= passes another tenant", win(Matcher{Name: "rule", Value: "stalled"}, Matcher{Name: "tenant", Value: "dade", IsEqual: &no}),
-			Alert{Rule: "stalled", Tenant: "broward"}, true},
+			model.Alert{Rule: "stalled", Tenant: "broward"}, true},
 		{"!= refuses its tenant", win(Matcher{Name: "rule", Value: "stalled"}, Matcher{Name: "tenant", Value: "dade", IsEqual: &no}),
-			Alert{Rule: "stalled", Tenant: "dade"}, false},
+			model.Alert{Rule: "stalled", Tenant: "dade"}, false},
 		{"!~ refuses a match", win(Matcher{Name: "rule", Value: "stalled"}, Matcher{Name: "tenant", Value: "miami-.*", IsRegex: true, IsEqual: &no}),
-			Alert{Rule: "stalled", Tenant: "miami-dade"}, false},
+			model.Alert{Rule: "stalled", Tenant: "miami-dade"}, false},
 		{"!~ passes the rest", win(Matcher{Name: "rule", Value: "stalled"}, Matcher{Name: "tenant", Value: "miami-.*", IsRegex: true, IsEqual: &no}),
-			Alert{Rule: "stalled", Tenant: "broward"}, true},
-		{"=~ is anchored", win(Matcher{Name: "job", Value: "roster", IsRegex: true}), Alert{Job: "roster-import"}, false},
+			model.Alert{Rule: "stalled", Tenant: "broward"}, true},
+		{"=~ is anchored", win(Matcher{Name: "job", Value: "roster", IsRegex: true}), model.Alert{Job: "roster-import"}, false},
 	} {
 		if err := tc.s.Validate(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

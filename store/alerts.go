@@ -7,34 +7,33 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
 // alertRow is one alert (one fingerprint's current or last life).
 type alertRow struct {
-	Fingerprint string    `gorm:"primaryKey;size:512"`
-	AlertID     string    `gorm:"size:32;not null;index"`
-	Rule        string    `gorm:"size:64;not null;index"`
-	Severity    string    `gorm:"size:16;not null"`
-	Tenant      string    `gorm:"size:128;not null;index"`
-	Job         string    `gorm:"size:128;not null"`
-	State       string    `gorm:"size:16;not null;index"`
-	UpdatedAt   time.Time `gorm:"not null;autoUpdateTime:false"`
-	Body        string    `gorm:"type:text;not null"` // the rules.Alert as JSON
+	Fingerprint string           `gorm:"primaryKey;size:512"`
+	AlertID     string           `gorm:"size:32;not null;index"`
+	Rule        string           `gorm:"size:64;not null;index"`
+	Severity    model.Severity   `gorm:"size:16;not null"`
+	Tenant      string           `gorm:"size:128;not null;index"`
+	Job         string           `gorm:"size:128;not null"`
+	State       model.AlertState `gorm:"size:16;not null;index"`
+	UpdatedAt   time.Time        `gorm:"not null;autoUpdateTime:false"`
+	Body        string           `gorm:"type:text;not null"` // the model.Alert as JSON
 }
 
 func (alertRow) TableName() string { return "alerts" }
 
 // alertEventRow is one transition, in order: the history of what fired.
 type alertEventRow struct {
-	ID          uint64    `gorm:"primaryKey;autoIncrement"`
-	At          time.Time `gorm:"not null;index"`
-	Fingerprint string    `gorm:"size:512;not null;index"`
-	Status      string    `gorm:"size:16;not null"`
-	Silenced    bool      `gorm:"not null"`
-	Body        string    `gorm:"type:text;not null"`
+	ID          uint64               `gorm:"primaryKey;autoIncrement"`
+	At          time.Time            `gorm:"not null;index"`
+	Fingerprint string               `gorm:"size:512;not null;index"`
+	Status      model.TransitionKind `gorm:"size:16;not null"`
+	Silenced    bool                 `gorm:"not null"`
+	Body        string               `gorm:"type:text;not null"`
 }
 
 func (alertEventRow) TableName() string { return "alert_events" }
@@ -42,7 +41,7 @@ func (alertEventRow) TableName() string { return "alert_events" }
 // SaveAlerts persists changed alerts, their transitions and the notifications
 // they cause in one transaction, so a restart neither pages twice nor forgets,
 // and no transition is lost between the alert and its notification.
-func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []rules.Transition, notify []Notification) error {
+func (s *Store) SaveAlerts(ctx context.Context, changed []model.Alert, trans []model.Transition, notify []Notification) error {
 	if len(changed) == 0 && len(trans) == 0 && len(notify) == 0 {
 		return nil
 	}
@@ -67,7 +66,7 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []r
 			return err
 		}
 		rows = append(rows, alertRow{Fingerprint: a.Fingerprint, AlertID: a.ID, Rule: a.Rule, Severity: a.Severity, Tenant: a.Tenant,
-			Job: a.Job, State: string(a.State), UpdatedAt: a.LastSeen.UTC(), Body: string(b)})
+			Job: a.Job, State: a.State, UpdatedAt: a.LastSeen.UTC(), Body: string(b)})
 	}
 	events := make([]alertEventRow, 0, len(trans))
 	for _, t := range trans {
@@ -103,19 +102,19 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []rules.Alert, trans []r
 // AlertFilter narrows ListAlerts.
 type AlertFilter struct {
 	Tenants  []string
-	States   []string // pending, firing, resolved
+	States   []model.AlertState
 	Rule     string
-	Severity string
+	Severity model.Severity
 	ID       string
 	Limit    int
 }
 
 // ListAlerts returns alerts, most recently updated first.
-func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, error) {
+func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]model.Alert, error) {
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 200
 	}
-	var out []rules.Alert
+	var out []model.Alert
 	err := s.read(ctx, "list_alerts", func(db *gorm.DB) error {
 		q := db.Model(&alertRow{})
 		if len(f.Tenants) > 0 {
@@ -137,9 +136,9 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]rules.Alert, e
 		if err := q.Order("updated_at DESC, fingerprint").Limit(f.Limit).Find(&rows).Error; err != nil {
 			return err
 		}
-		out = make([]rules.Alert, 0, len(rows))
+		out = make([]model.Alert, 0, len(rows))
 		for _, r := range rows {
-			var a rules.Alert
+			var a model.Alert
 			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
 				return fmt.Errorf("alert %s: %w", r.Fingerprint, err)
 			}
@@ -166,19 +165,19 @@ func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func(
 }
 
 // FiringsBetween returns the firing transitions in [since, until).
-func (s *Store) FiringsBetween(ctx context.Context, since, until time.Time) ([]rules.Transition, error) {
-	var out []rules.Transition
+func (s *Store) FiringsBetween(ctx context.Context, since, until time.Time) ([]model.Transition, error) {
+	var out []model.Transition
 	err := s.read(ctx, "firings_between", func(db *gorm.DB) error {
 		var rows []alertEventRow
-		if err := db.Where("status = ? AND at >= ? AND at < ?", "firing", since.UTC(), until.UTC()).Order("id").Find(&rows).Error; err != nil {
+		if err := db.Where("status = ? AND at >= ? AND at < ?", model.TransitionFiring, since.UTC(), until.UTC()).Order("id").Find(&rows).Error; err != nil {
 			return err
 		}
 		for _, r := range rows {
-			var a rules.Alert
+			var a model.Alert
 			if err := json.Unmarshal([]byte(r.Body), &a); err != nil {
 				return fmt.Errorf("alert event %d: %w", r.ID, err)
 			}
-			out = append(out, rules.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
+			out = append(out, model.Transition{At: r.At.UTC(), Status: r.Status, Alert: a})
 		}
 		return nil
 	})

@@ -40,7 +40,7 @@ func TestHardeningContract(t *testing.T) {
 						t.Fatalf("observation at %v read back with updated_at %v; none was sent", o.At, o.UpdatedAt)
 					}
 				}
-				r := mustLatest(t, s)[JobKey{"dade", "roster-import"}]
+				r := mustLatest(t, s)[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 				if r.UpdatedAt != nil || r.RowsDone != 20 {
 					t.Fatalf("run has updated_at %v (none was sent), rows %d", r.UpdatedAt, r.RowsDone)
 				}
@@ -62,14 +62,14 @@ func TestHardeningContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
-				br := latest[JobKey{"broward", "roster-import"}]
+				br := latest[model.JobKey{Tenant: "broward", Job: "roster-import"}]
 				if br.RunID != "shared/1" || br.State != model.StateRunning || br.RowsDone != 10 || br.Error != b.Error {
 					t.Fatalf("broward's run after dade pushed its run_id: %+v", br)
 				}
-				if d := latest[JobKey{"dade", "roster-import"}]; d.RunID != "shared/1" || d.State != model.StateSucceeded || d.Error != "" {
+				if d := latest[model.JobKey{Tenant: "dade", Job: "roster-import"}]; d.RunID != "shared/1" || d.State != model.StateSucceeded || d.Error != "" {
 					t.Fatalf("dade's run: %+v", d)
 				}
-				if d := latest[JobKey{"dade", "other-job"}]; d.RunID != "shared/1" || d.Tenant != "dade" {
+				if d := latest[model.JobKey{Tenant: "dade", Job: "other-job"}]; d.RunID != "shared/1" || d.Tenant != "dade" {
 					t.Fatalf("dade's other job's run: %+v", d)
 				}
 				owners, err := s.RunsByID(ctx, "shared/1", Filter{Tenants: []string{"dade"}})
@@ -116,10 +116,10 @@ func TestHardeningContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
-				if br := latest[JobKey{"broward", "roster-import"}]; br.RunID != "shared/1" || br.RowsDone != 10 {
+				if br := latest[model.JobKey{Tenant: "broward", Job: "roster-import"}]; br.RunID != "shared/1" || br.RowsDone != 10 {
 					t.Fatalf("broward's migrated run: %+v", br)
 				}
-				if d := latest[JobKey{"dade", "roster-import"}]; d.State != model.StateSucceeded {
+				if d := latest[model.JobKey{Tenant: "dade", Job: "roster-import"}]; d.State != model.StateSucceeded {
 					t.Fatalf("dade's run: %+v", d)
 				}
 			})
@@ -185,7 +185,7 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	stalled := func(e *rules.Engine) bool {
 		e.Tick(now)
 		for _, a := range e.Active() {
-			if a.Rule == rules.RuleStalled && a.State == rules.StateFiring {
+			if a.Rule == rules.RuleStalled && a.State == model.AlertFiring {
 				return true
 			}
 		}

@@ -14,7 +14,7 @@ const MaxJobRuns = 2000
 
 // JobRunsSince returns a job's runs that started (or were first seen) at or
 // after since, oldest first, at most MaxJobRuns (the newest ones).
-func (s *Store) JobRunsSince(ctx context.Context, k JobKey, since time.Time) ([]model.Run, error) {
+func (s *Store) JobRunsSince(ctx context.Context, k model.JobKey, since time.Time) ([]model.Run, error) {
 	var out []model.Run
 	err := s.read(ctx, "job_runs_since", func(db *gorm.DB) error {
 		var rows []runRow

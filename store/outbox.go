@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 	"gorm.io/gorm"
 )
 
@@ -25,30 +24,30 @@ const (
 
 // OutboxItem is one notification to one receiver: a transition of an alert.
 type OutboxItem struct {
-	ID          uint64      `json:"id"`
-	Fingerprint string      `json:"fingerprint"`
-	Receiver    string      `json:"receiver"`
-	Event       string      `json:"event"` // firing | resolved
-	Status      string      `json:"status"`
-	Attempts    int         `json:"attempts"`
-	CreatedAt   time.Time   `json:"created_at"`
-	NextAt      time.Time   `json:"next_at"`
-	DeliveredAt *time.Time  `json:"delivered_at,omitempty"`
-	LastError   string      `json:"last_error,omitempty"`
-	Ref         string      `json:"ref,omitempty"` // the receiver's id for it (a Slack message ts)
-	GroupKey    string      `json:"group_key,omitempty"`
-	Alert       rules.Alert `json:"alert"`
+	ID          uint64               `json:"id"`
+	Fingerprint string               `json:"fingerprint"`
+	Receiver    string               `json:"receiver"`
+	Event       model.TransitionKind `json:"event"`
+	Status      string               `json:"status"`
+	Attempts    int                  `json:"attempts"`
+	CreatedAt   time.Time            `json:"created_at"`
+	NextAt      time.Time            `json:"next_at"`
+	DeliveredAt *time.Time           `json:"delivered_at,omitempty"`
+	LastError   string               `json:"last_error,omitempty"`
+	Ref         string               `json:"ref,omitempty"` // the receiver's id for it (a Slack message ts)
+	GroupKey    string               `json:"group_key,omitempty"`
+	Alert       model.Alert          `json:"alert"`
 }
 
 type outboxRow struct {
-	ID          uint64    `gorm:"primaryKey;autoIncrement"`
-	Fingerprint string    `gorm:"size:512;not null;index:ix_outbox_fp,priority:1"`
-	Receiver    string    `gorm:"size:128;not null;index:ix_outbox_fp,priority:2"`
-	Event       string    `gorm:"size:16;not null"`
-	Status      string    `gorm:"size:16;not null;index:ix_outbox_due,priority:1"`
-	Attempts    int       `gorm:"not null"`
-	CreatedAt   time.Time `gorm:"not null"`
-	NextAt      time.Time `gorm:"not null;index:ix_outbox_due,priority:2"`
+	ID          uint64               `gorm:"primaryKey;autoIncrement"`
+	Fingerprint string               `gorm:"size:512;not null;index:ix_outbox_fp,priority:1"`
+	Receiver    string               `gorm:"size:128;not null;index:ix_outbox_fp,priority:2"`
+	Event       model.TransitionKind `gorm:"size:16;not null"`
+	Status      string               `gorm:"size:16;not null;index:ix_outbox_due,priority:1"`
+	Attempts    int                  `gorm:"not null"`
+	CreatedAt   time.Time            `gorm:"not null"`
+	NextAt      time.Time            `gorm:"not null;index:ix_outbox_due,priority:2"`
 	DeliveredAt *time.Time
 	LastError   string `gorm:"size:1024;not null"`
 	Ref         string `gorm:"size:256;not null"`
@@ -71,7 +70,7 @@ func (r *outboxRow) item() (OutboxItem, error) {
 // Notification asks SaveAlerts to queue a transition for a receiver.
 type Notification struct {
 	Receiver string
-	Trans    rules.Transition
+	Trans    model.Transition
 	GroupKey string        // grouped with other alerts of this key
 	Wait     time.Duration // hold it this long (group_wait) before it is due
 }
@@ -151,7 +150,7 @@ func (s *Store) OutboxFailed(ctx context.Context, id uint64, reason string) erro
 func (s *Store) OutboxRef(ctx context.Context, fingerprint, receiver string) (string, error) {
 	var rows []outboxRow
 	err := s.read(ctx, "outbox_ref", func(db *gorm.DB) error {
-		return db.Where("fingerprint = ? AND receiver = ? AND event = ? AND status = ?", fingerprint, receiver, "firing", OutboxDelivered).
+		return db.Where("fingerprint = ? AND receiver = ? AND event = ? AND status = ?", fingerprint, receiver, model.TransitionFiring, OutboxDelivered).
 			Order("id DESC").Limit(1).Find(&rows).Error
 	})
 	if err != nil || len(rows) == 0 {
@@ -182,7 +181,7 @@ func clip(s string, n int) string {
 
 // PendingGroup returns the pending notifications of a group for a receiver
 // and event, oldest first.
-func (s *Store) PendingGroup(ctx context.Context, receiver, groupKey, event string) ([]OutboxItem, error) {
+func (s *Store) PendingGroup(ctx context.Context, receiver, groupKey string, event model.TransitionKind) ([]OutboxItem, error) {
 	return s.outboxItems(ctx, "outbox_group", func(db *gorm.DB) *gorm.DB {
 		return db.Where("receiver = ? AND group_key = ? AND event = ? AND status = ?", receiver, groupKey, event, OutboxPending).
 			Order("id").Limit(1000)
@@ -194,7 +193,7 @@ func (s *Store) PendingGroup(ctx context.Context, receiver, groupKey, event stri
 func (s *Store) FiringMatching(ctx context.Context, labels map[string]string) (int64, error) {
 	var n int64
 	err := s.read(ctx, "firing_matching", func(db *gorm.DB) error {
-		q := db.Model(&alertRow{}).Where("state = ?", string(rules.StateFiring))
+		q := db.Model(&alertRow{}).Where("state = ?", model.AlertFiring)
 		for _, l := range []string{"rule", "tenant", "job", "severity"} {
 			if v, ok := labels[l]; ok {
 				q = q.Where(l+" = ?", v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
 )
 
@@ -25,7 +26,7 @@ func (s *Store) LastFirings(ctx context.Context, fingerprints []string) (map[Fir
 		chunk := fingerprints[:min(len(fingerprints), 500)]
 		fingerprints = fingerprints[len(chunk):]
 		err := s.read(ctx, "outbox_last_firings", func(db *gorm.DB) error {
-			newest := db.Model(&outboxRow{}).Select("MAX(id)").Where("event = ? AND fingerprint IN ?", "firing", chunk).Group("fingerprint, receiver")
+			newest := db.Model(&outboxRow{}).Select("MAX(id)").Where("event = ? AND fingerprint IN ?", model.TransitionFiring, chunk).Group("fingerprint, receiver")
 			var rows []outboxRow
 			if err := db.Where("id IN (?)", newest).Find(&rows).Error; err != nil {
 				return err
@@ -48,7 +49,7 @@ func (s *Store) LastFirings(ctx context.Context, fingerprints []string) (map[Fir
 func (s *Store) GroupLastFiring(ctx context.Context, receiver, groupKey string) (time.Time, error) {
 	var rows []outboxRow
 	err := s.read(ctx, "outbox_group_last", func(db *gorm.DB) error {
-		return db.Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, "firing").Order("id DESC").Limit(1).Find(&rows).Error
+		return db.Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, model.TransitionFiring).Order("id DESC").Limit(1).Find(&rows).Error
 	})
 	if err != nil || len(rows) == 0 {
 		return time.Time{}, err
@@ -65,8 +66,8 @@ func (s *Store) GroupLastFiring(ctx context.Context, receiver, groupKey string) 
 func (s *Store) GroupFiring(ctx context.Context, receiver, groupKey string) (int64, error) {
 	var n int64
 	err := s.read(ctx, "outbox_group_firing", func(db *gorm.DB) error {
-		members := db.Model(&outboxRow{}).Select("fingerprint").Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, "firing")
-		return db.Model(&alertRow{}).Where("state = ? AND fingerprint IN (?)", "firing", members).Count(&n).Error
+		members := db.Model(&outboxRow{}).Select("fingerprint").Where("receiver = ? AND group_key = ? AND event = ?", receiver, groupKey, model.TransitionFiring)
+		return db.Model(&alertRow{}).Where("state = ? AND fingerprint IN (?)", model.AlertFiring, members).Count(&n).Error
 	})
 	return n, err
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/model"
 )
 
 // A delivery error is cut to 1024 bytes on a character, never inside one:
@@ -18,10 +18,10 @@ func TestOutboxErrorCutOnACharacter(t *testing.T) {
 			s := open(t)
 			ctx := context.Background()
 			at := time.Date(2026, 9, 1, 5, 0, 0, 0, time.UTC)
-			a := rules.Alert{ID: "a1", Fingerprint: "fp1", Rule: "stalled", Severity: "warning", Tenant: "t", Job: "j",
-				State: rules.StateFiring, PendingSince: at, FiredAt: at, LastSeen: at}
-			tr := rules.Transition{At: at, Status: "firing", Alert: a}
-			if err := s.SaveAlerts(ctx, []rules.Alert{a}, []rules.Transition{tr},
+			a := model.Alert{ID: "a1", Fingerprint: "fp1", Rule: "stalled", Severity: "warning", Tenant: "t", Job: "j",
+				State: model.AlertFiring, PendingSince: at, FiredAt: at, LastSeen: at}
+			tr := model.Transition{At: at, Status: "firing", Alert: a}
+			if err := s.SaveAlerts(ctx, []model.Alert{a}, []model.Transition{tr},
 				[]Notification{{Receiver: "slack", Trans: tr}, {Receiver: "pd", Trans: tr}}); err != nil {
 				t.Fatal(err)
 			}

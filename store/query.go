@@ -10,12 +10,6 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// JobKey names a tenant's job.
-type JobKey struct {
-	Tenant string
-	Job    string
-}
-
 // Filter narrows queries to tenants (empty: all).
 type Filter struct {
 	Tenants []string
@@ -29,17 +23,17 @@ func (f Filter) apply(db *gorm.DB) *gorm.DB {
 }
 
 // LatestRuns returns the current run of every job: the one that started last.
-func (s *Store) LatestRuns(ctx context.Context, f Filter) (map[JobKey]model.Run, error) {
+func (s *Store) LatestRuns(ctx context.Context, f Filter) (map[model.JobKey]model.Run, error) {
 	return s.latestPerJob(ctx, "latest_runs", f, "")
 }
 
 // LastSuccess returns the last succeeded run of every job.
-func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[JobKey]model.Run, error) {
+func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[model.JobKey]model.Run, error) {
 	return s.latestPerJob(ctx, "last_success", f, string(model.StateSucceeded))
 }
 
-func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[JobKey]model.Run, error) {
-	out := map[JobKey]model.Run{}
+func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[model.JobKey]model.Run, error) {
+	out := map[model.JobKey]model.Run{}
 	err := s.read(ctx, op, func(db *gorm.DB) error {
 		sub := "SELECT MAX(r2.sort_at) FROM runs r2 WHERE r2.tenant = runs.tenant AND r2.job = runs.job"
 		q := f.apply(db.Model(&runRow{}))
@@ -55,7 +49,7 @@ func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state str
 		}
 		for i := range rows {
 			r := rows[i].run()
-			k := JobKey{r.Tenant, r.Job}
+			k := model.JobKey{Tenant: r.Tenant, Job: r.Job}
 			// Two runs may share a start time; keep the one seen last.
 			if old, ok := out[k]; !ok || r.LastSeenAt.After(old.LastSeenAt) {
 				out[k] = r
@@ -74,7 +68,7 @@ type Page struct {
 
 // Runs lists a job's runs, newest first, a page at a time; next is the cursor
 // of the following page, "" at the end.
-func (s *Store) Runs(ctx context.Context, k JobKey, p Page) (runs []model.Run, next string, err error) {
+func (s *Store) Runs(ctx context.Context, k model.JobKey, p Page) (runs []model.Run, next string, err error) {
 	if p.Limit <= 0 || p.Limit > 500 {
 		p.Limit = 50
 	}
@@ -231,8 +225,8 @@ func (s *Store) RunsBetween(ctx context.Context, since, until time.Time, f Filte
 }
 
 // JobKeys lists every tenant/job that has a run.
-func (s *Store) JobKeys(ctx context.Context) ([]JobKey, error) {
-	var out []JobKey
+func (s *Store) JobKeys(ctx context.Context) ([]model.JobKey, error) {
+	var out []model.JobKey
 	err := s.read(ctx, "job_keys", func(db *gorm.DB) error {
 		return db.Model(&runRow{}).Distinct("tenant", "job").Find(&out).Error
 	})

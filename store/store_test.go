@@ -10,7 +10,6 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/testsrv"
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 )
 
 func TestMain(m *testing.M) { testsrv.Main(m) }
@@ -84,7 +83,7 @@ func TestContract(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r := latest[JobKey{"dade", "roster-import"}]
+				r := latest[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 				if r.RowsDone != 60 || r.QualityErrors != 2 || r.State != model.StateRunning {
 					t.Fatalf("run = %+v; want rows_done 60, 2 quality errors, running", r)
 				}
@@ -109,7 +108,7 @@ func TestContract(t *testing.T) {
 				if _, err := s.Ingest(ctx, []model.Observation{late}); err != nil {
 					t.Fatal(err)
 				}
-				r := mustLatest(t, s)[JobKey{"dade", "roster-import"}]
+				r := mustLatest(t, s)[model.JobKey{Tenant: "dade", Job: "roster-import"}]
 				if r.State != model.StateSucceeded || r.RowsDone != 100 {
 					t.Fatalf("run rolled back to %s %d", r.State, r.RowsDone)
 				}
@@ -127,17 +126,17 @@ func TestContract(t *testing.T) {
 					t.Fatal(err)
 				}
 				latest := mustLatest(t, s)
-				if got := latest[JobKey{"dade", "roster-import"}].RunID; got != "dade/r/2" {
+				if got := latest[model.JobKey{Tenant: "dade", Job: "roster-import"}].RunID; got != "dade/r/2" {
 					t.Fatalf("latest dade run %q, want dade/r/2", got)
 				}
 				succ, err := s.LastSuccess(ctx, Filter{})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if r := succ[JobKey{"dade", "roster-import"}]; r.RunID != "dade/r/1" || !r.FinishedAt.Equal(ts("2026-09-01T05:00:00Z")) {
+				if r := succ[model.JobKey{Tenant: "dade", Job: "roster-import"}]; r.RunID != "dade/r/1" || !r.FinishedAt.Equal(ts("2026-09-01T05:00:00Z")) {
 					t.Fatalf("last success = %+v", r)
 				}
-				if _, ok := succ[JobKey{"broward", "roster-import"}]; ok {
+				if _, ok := succ[model.JobKey{Tenant: "broward", Job: "roster-import"}]; ok {
 					t.Fatal("broward never succeeded but has a last success")
 				}
 				only, err := s.LatestRuns(ctx, Filter{Tenants: []string{"broward"}})
@@ -161,7 +160,7 @@ func TestContract(t *testing.T) {
 				var ids []string
 				cursor := ""
 				for pages := 0; ; pages++ {
-					runs, next, err := s.Runs(ctx, JobKey{"dade", "roster-import"}, Page{Limit: 3, Before: cursor})
+					runs, next, err := s.Runs(ctx, model.JobKey{Tenant: "dade", Job: "roster-import"}, Page{Limit: 3, Before: cursor})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -177,7 +176,7 @@ func TestContract(t *testing.T) {
 				if fmt.Sprint(ids) != want {
 					t.Fatalf("paged ids %v, want %s", ids, want)
 				}
-				if _, _, err := s.Runs(ctx, JobKey{"dade", "roster-import"}, Page{Before: "garbage!"}); err == nil {
+				if _, _, err := s.Runs(ctx, model.JobKey{Tenant: "dade", Job: "roster-import"}, Page{Before: "garbage!"}); err == nil {
 					t.Fatal("a forged cursor was accepted")
 				}
 			})
@@ -202,14 +201,14 @@ func TestContract(t *testing.T) {
 			t.Run("an alert saved twice in one call keeps its last state", func(t *testing.T) {
 				s := open(t)
 				ctx := context.Background()
-				a := rules.Alert{ID: "x1", Fingerprint: "stalled|dade|r", Rule: "stalled", Severity: "warning", Tenant: "dade", State: rules.StatePending}
+				a := model.Alert{ID: "x1", Fingerprint: "stalled|dade|r", Rule: "stalled", Severity: "warning", Tenant: "dade", State: model.AlertPending}
 				b := a
-				b.State = rules.StateFiring
-				if err := s.SaveAlerts(ctx, []rules.Alert{a, b}, nil, nil); err != nil {
+				b.State = model.AlertFiring
+				if err := s.SaveAlerts(ctx, []model.Alert{a, b}, nil, nil); err != nil {
 					t.Fatal(err)
 				}
-				got, err := s.ListAlerts(ctx, AlertFilter{States: []string{"pending", "firing"}})
-				if err != nil || len(got) != 1 || got[0].State != rules.StateFiring {
+				got, err := s.ListAlerts(ctx, AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}})
+				if err != nil || len(got) != 1 || got[0].State != model.AlertFiring {
 					t.Fatalf("alerts = %+v, %v", got, err)
 				}
 			})
@@ -247,7 +246,7 @@ func TestContract(t *testing.T) {
 	}
 }
 
-func mustLatest(t *testing.T, s *Store) map[JobKey]model.Run {
+func mustLatest(t *testing.T, s *Store) map[model.JobKey]model.Run {
 	t.Helper()
 	m, err := s.LatestRuns(context.Background(), Filter{})
 	if err != nil {

@@ -579,7 +579,9 @@ function changed(tenants) {
     const ts = [...liveState.tenants];
     liveState.tenants.clear();
     liveState.lastDraw = Date.now();
-    try { await applyChange(ts); } finally { liveState.pending = null; }
+    // Changes heard while this one was read wait for the next turn: without
+    // it, the last push of a burst stayed unshown until some other change.
+    try { await applyChange(ts); } finally { liveState.pending = null; if (liveState.tenants.size) changed([]); }
   }, wait);
 }
 

@@ -14,20 +14,23 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/etlhub/etlhub/model"
 )
 
 // riskOrder sorts the board: the worst first.
-var riskOrder = map[string]int{"breached": 0, "predicted-breach": 1, "at-risk": 2, "running": 3, "ok": 4, "idle": 5, "": 6}
+var riskOrder = map[model.Risk]int{model.RiskBreached: 0, model.RiskPredicted: 1, model.RiskAtRisk: 2, model.RiskRunning: 3, model.RiskOK: 4, model.RiskIdle: 5, "": 6}
 
 // statusRow is the part of /api/v1/status the board shows.
 type statusRow struct {
-	Tenant, Job, Risk, State, Stage, Error string
-	ProgressPct                            *float64   `json:"progress_pct"`
-	ElapsedS                               *int64     `json:"elapsed_s"`
-	PredictedFinish                        *time.Time `json:"predicted_finish"`
-	Deadline                               *time.Time `json:"deadline"`
-	LastSuccessAt                          *time.Time `json:"last_success_at"`
-	ActiveAlerts                           int        `json:"active_alerts"`
+	Tenant, Job, State, Stage, Error string
+	Risk                             model.Risk
+	ProgressPct                      *float64   `json:"progress_pct"`
+	ElapsedS                         *int64     `json:"elapsed_s"`
+	PredictedFinish                  *time.Time `json:"predicted_finish"`
+	Deadline                         *time.Time `json:"deadline"`
+	LastSuccessAt                    *time.Time `json:"last_success_at"`
+	ActiveAlerts                     int        `json:"active_alerts"`
 }
 
 // status prints the hub's board: `etlhub status [--tenant T] [--json]`.
@@ -123,7 +126,7 @@ func status(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 	table := [][]string{{"TENANT", "JOB", "RISK", "STATE", "STAGE", "PROGRESS", "ELAPSED", "PREDICTED", "DEADLINE", "LAST SUCCESS", "ALERTS"}}
 	for _, k := range order {
 		r := rows[k]
-		table = append(table, []string{clean(r.Tenant), clean(r.Job), dash(clean(r.Risk)), dash(clean(r.State)), dash(clean(r.Stage)),
+		table = append(table, []string{clean(r.Tenant), clean(r.Job), dash(clean(string(r.Risk))), dash(clean(r.State)), dash(clean(r.Stage)),
 			pct(r.ProgressPct), dur(r.ElapsedS), hm(r.PredictedFinish), hm(r.Deadline), ago(r.LastSuccessAt), fmt.Sprint(r.ActiveAlerts)})
 	}
 	var paintCell func(row, col int, s string) string
@@ -229,7 +232,7 @@ func envOr(k, d string) string {
 }
 
 func colour(risk string) string {
-	code := map[string]string{"breached": "1;31", "predicted-breach": "31", "at-risk": "33", "running": "36", "ok": "32"}[strings.TrimSpace(risk)]
+	code := map[model.Risk]string{model.RiskBreached: "1;31", model.RiskPredicted: "31", model.RiskAtRisk: "33", model.RiskRunning: "36", model.RiskOK: "32"}[model.Risk(strings.TrimSpace(risk))]
 	if code == "" {
 		return risk
 	}

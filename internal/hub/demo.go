@@ -23,7 +23,6 @@ import (
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
-	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -144,7 +143,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "demo", Token: config.Secret(token), Role: "admin"}}}}
 	if o.PagerDuty != nil {
 		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "pagerduty", PagerDuty: o.PagerDuty})
-		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Match: map[string]string{"severity": "critical"}, Receiver: "pagerduty", Continue: true})
+		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Match: map[string]string{"severity": string(model.SeverityCritical)}, Receiver: "pagerduty", Continue: true})
 	}
 	if o.Slack != nil {
 		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "slack", Slack: o.Slack})
@@ -370,8 +369,8 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 // printTransitions is the demo's console receiver: one line a transition.
 // A summary holds outside text (a pushed tenant or job, a posted alert's
 // annotation): terminal escapes and line breaks are taken out.
-func printTransitions(w io.Writer, at string, trans []rules.Transition) {
+func printTransitions(w io.Writer, at string, trans []model.Transition) {
 	for _, tr := range trans {
-		fmt.Fprintf(w, "%s  %-8s %-9s %s\n", at, redact.Printable(tr.Alert.Severity), tr.Status, redact.Printable(tr.Alert.Summary))
+		fmt.Fprintf(w, "%s  %-8s %-9s %s\n", at, redact.Printable(string(tr.Alert.Severity)), tr.Status, redact.Printable(tr.Alert.Summary))
 	}
 }

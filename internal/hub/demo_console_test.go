@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -19,7 +20,7 @@ func TestDemoConsoleEscapesOutsideText(t *testing.T) {
 	hostile := "disk full\x1b]0;owned\x07\x1b[2J\r\n06:00  critical firing forged\u009b2J \u202eevil"
 	e.PostExternal([]rules.External{{Labels: map[string]string{"alertname": "DiskFull", "tenant": "polk", "severity": "critical"},
 		Annotations: map[string]string{"summary": hostile}, StartsAt: now, EndsAt: now.Add(time.Hour)}}, now)
-	var trans []rules.Transition
+	var trans []model.Transition
 	for m := 0; m <= 10 && len(trans) == 0; m++ {
 		trans, _ = e.Tick(now.Add(time.Duration(m) * time.Minute))
 	}

@@ -19,7 +19,7 @@ func signalLabels(s *rules.Signal) map[string]string {
 	if !s.Night.IsZero() {
 		night = s.Night.UTC().Format("2006-01-02T15:04Z")
 	}
-	for k, v := range map[string]string{"alertname": s.Rule, "rule": s.Rule, "severity": s.Severity, "tenant": s.Tenant,
+	for k, v := range map[string]string{"alertname": s.Rule, "rule": s.Rule, "severity": string(s.Severity), "tenant": s.Tenant,
 		"job": s.Job, "run_id": s.RunID, "source": s.Source, "night": night} {
 		if _, ok := out[k]; !ok && v != "" {
 			out[k] = v

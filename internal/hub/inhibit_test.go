@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -44,7 +45,7 @@ func inhibitedOf(l *rules.Lifecycle) string {
 func firingOf(l *rules.Lifecycle) string {
 	var out []string
 	for _, a := range l.Active() {
-		if a.State == rules.StateFiring {
+		if a.State == model.AlertFiring {
 			out = append(out, a.Fingerprint)
 		}
 	}

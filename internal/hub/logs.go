@@ -187,9 +187,9 @@ func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, j
 		last time.Time
 		msgs map[string]int
 	}
-	by := map[rules.JobKey]*acc{}
+	by := map[model.JobKey]*acc{}
 	for _, r := range rows {
-		k := rules.JobKey{Tenant: r[s.TenantField], Job: r[s.JobField]}
+		k := model.JobKey{Tenant: r[s.TenantField], Job: r[s.JobField]}
 		if k.Tenant == "" || k.Job == "" {
 			continue
 		}
@@ -212,7 +212,7 @@ func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, j
 	}
 	if s.Kind == rules.LogActivity {
 		for _, j := range jobs {
-			k := rules.JobKey{Tenant: j.Tenant, Job: j.Job}
+			k := model.JobKey{Tenant: j.Tenant, Job: j.Job}
 			if by[k] == nil {
 				by[k] = &acc{}
 			}

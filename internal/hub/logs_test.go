@@ -86,7 +86,7 @@ func TestFileLogSearchFeedsTheRules(t *testing.T) {
 	l.run(context.Background(), cfg.Logs.Searches[0], now)
 	l.run(context.Background(), cfg.Logs.Searches[1], now)
 	tr, _ := engine.Tick(now)
-	var spike *rules.Transition
+	var spike *model.Transition
 	for i := range tr {
 		if tr[i].Alert.Rule == rules.RuleLogErrorSpike {
 			spike = &tr[i]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/email"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
@@ -209,7 +210,7 @@ func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Re
 // groupLast, when set, is when a group last had a firing notification: a
 // new alert of a group notified less than group_interval ago waits until
 // then, as in Alertmanager, instead of paging again after group_wait.
-func notifications(rt *notifier.Router, trans []rules.Transition, skip func(receiver string) bool, groupLast func(receiver, key string) time.Time) []store.Notification {
+func notifications(rt *notifier.Router, trans []model.Transition, skip func(receiver string) bool, groupLast func(receiver, key string) time.Time) []store.Notification {
 	var out []store.Notification
 	for _, t := range trans {
 		if t.Alert.Silenced || t.Alert.GroupedUnder != "" {
@@ -220,7 +221,7 @@ func notifications(rt *notifier.Router, trans []rules.Transition, skip func(rece
 				continue
 			}
 			n := store.Notification{Receiver: tg.Receiver, Trans: t, GroupKey: tg.GroupKey}
-			if t.Status == "firing" {
+			if t.Status == model.TransitionFiring {
 				n.Wait = tg.GroupWait
 				if tg.GroupKey != "" && tg.GroupInterval > 0 && groupLast != nil {
 					if last := groupLast(tg.Receiver, tg.GroupKey); !last.IsZero() && t.At.Before(last.Add(tg.GroupInterval)) {
@@ -240,11 +241,11 @@ func notifications(rt *notifier.Router, trans []rules.Transition, skip func(rece
 // receiver whose newest firing notification of it was queued at least its
 // route's repeat_interval ago (or never: the route was muted when it
 // fired) and is not still pending. The flat routes never repeat.
-func repeats(rt *notifier.Router, active []rules.Alert, silenced rules.Silencer, last map[store.FiringKey]store.LastFiring, now time.Time) []store.Notification {
+func repeats(rt *notifier.Router, active []model.Alert, silenced rules.Silencer, last map[store.FiringKey]store.LastFiring, now time.Time) []store.Notification {
 	var out []store.Notification
 	for i := range active {
 		a := active[i]
-		if a.State != rules.StateFiring || a.Silenced || a.Inhibited || a.GroupedUnder != "" || a.AckedBy != "" || (silenced != nil && silenced(&a, now)) {
+		if a.State != model.AlertFiring || a.Silenced || a.Inhibited || a.GroupedUnder != "" || a.AckedBy != "" || (silenced != nil && silenced(&a, now)) {
 			continue
 		}
 		for _, tg := range rt.Targets(&a, now) {
@@ -256,7 +257,7 @@ func repeats(rt *notifier.Router, active []rules.Alert, silenced rules.Silencer,
 				continue
 			}
 			out = append(out, store.Notification{Receiver: tg.Receiver, GroupKey: tg.GroupKey,
-				Trans: rules.Transition{At: now, Status: "firing", Alert: a}})
+				Trans: model.Transition{At: now, Status: model.TransitionFiring, Alert: a}})
 		}
 	}
 	return out

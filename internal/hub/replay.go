@@ -76,9 +76,9 @@ type AlertLine struct {
 	Rule        string    `json:"rule"`
 	Fingerprint string    `json:"fingerprint"`
 	Summary     string    `json:"summary"`
-	// Scope "shared", Affected and GroupedUnder: see rules.Alert.
+	// Scope "shared", Affected and GroupedUnder: see model.Alert.
 	Scope        string           `json:"scope,omitempty"`
-	Affected     []rules.Affected `json:"affected,omitempty"`
+	Affected     []model.Affected `json:"affected,omitempty"`
 	GroupedUnder string           `json:"grouped_under,omitempty"`
 }
 
@@ -187,8 +187,8 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 				continue
 			}
 			a := t.Alert
-			if err := enc.Encode(AlertLine{At: t.At, Tenant: a.Tenant, Job: a.Job, Severity: a.Severity,
-				Status: t.Status, Rule: a.Rule, Fingerprint: a.Fingerprint, Summary: a.Summary,
+			if err := enc.Encode(AlertLine{At: t.At, Tenant: a.Tenant, Job: a.Job, Severity: string(a.Severity),
+				Status: string(t.Status), Rule: a.Rule, Fingerprint: a.Fingerprint, Summary: a.Summary,
 				Scope: a.Scope, Affected: a.Affected, GroupedUnder: a.GroupedUnder}); err != nil {
 				return res, err
 			}

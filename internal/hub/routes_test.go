@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/model"
 )
 
 const receiversDoc = `notify:
@@ -39,8 +39,8 @@ func TestRoutingTreeConfig(t *testing.T) {
 	rt := c.Notify.Router()
 	weekday := time.Date(2026, 9, 1, 8, 0, 0, 0, time.UTC)
 	sundayNight := time.Date(2026, 9, 6, 7, 0, 0, 0, time.UTC) // 03:00 in New York
-	a := rules.Alert{Fingerprint: "f", Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "roster-import"}
-	trans := []rules.Transition{{At: weekday, Status: "firing", Alert: a}, {At: sundayNight, Status: "firing", Alert: a}}
+	a := model.Alert{Fingerprint: "f", Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "roster-import"}
+	trans := []model.Transition{{At: weekday, Status: "firing", Alert: a}, {At: sundayNight, Status: "firing", Alert: a}}
 	notes := notifications(rt, trans, nil, nil)
 	var got []string
 	for _, n := range notes {
@@ -49,7 +49,7 @@ func TestRoutingTreeConfig(t *testing.T) {
 	if want := "pd@Tue/alertname=stalled/0s dade@Tue/alertname=stalled/30s pd@Sun/alertname=stalled/0s"; strings.Join(got, " ") != want {
 		t.Errorf("notifications %s, want %s (dade muted in its maintenance window)", strings.Join(got, " "), want)
 	}
-	if n := notifications(rt, []rules.Transition{{At: weekday, Status: "firing", Alert: rules.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil, nil); len(n) != 1 || n[0].Receiver != "slack" {
+	if n := notifications(rt, []model.Transition{{At: weekday, Status: "firing", Alert: model.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil, nil); len(n) != 1 || n[0].Receiver != "slack" {
 		t.Errorf("the root takes what no route does: %+v", n)
 	}
 }

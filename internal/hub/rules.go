@@ -109,8 +109,8 @@ type ruleLoop struct {
 	// unsaved holds what a failed SaveAlerts did not store; it is stored
 	// first on the next tick, so no transition or notification is lost.
 	unsaved struct {
-		changed []rules.Alert
-		trans   []rules.Transition
+		changed []model.Alert
+		trans   []model.Transition
 		notes   []store.Notification
 	}
 }
@@ -135,8 +135,8 @@ func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.
 	// Every series exists from the start, so increase() sees the first one.
 	for _, r := range alertRules() {
 		for _, sev := range severities {
-			for _, s := range []string{"firing", "resolved", rules.TransitionAcknowledged} {
-				l.firing.WithLabelValues(r, sev, s)
+			for _, s := range []model.TransitionKind{model.TransitionFiring, model.TransitionResolved, model.TransitionAcknowledged} {
+				l.firing.WithLabelValues(r, string(sev), string(s))
 			}
 		}
 	}
@@ -145,7 +145,7 @@ func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.
 
 // warm restores active alerts and replays recent history into the engine.
 func (l *ruleLoop) warm(ctx context.Context, now time.Time) error {
-	active, err := l.st.ListAlerts(ctx, store.AlertFilter{States: []string{"pending", "firing"}, Limit: 1000})
+	active, err := l.st.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
 	if err != nil {
 		return err
 	}
@@ -203,8 +203,8 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 	}
 	for _, tr := range trans {
 		a := tr.Alert
-		l.firing.WithLabelValues(a.Rule, a.Severity, tr.Status).Inc()
-		l.log.Info("alert "+tr.Status, "rule", a.Rule, "severity", a.Severity, "tenant", a.Tenant, "job", a.Job,
+		l.firing.WithLabelValues(a.Rule, string(a.Severity), string(tr.Status)).Inc()
+		l.log.Info("alert "+string(tr.Status), "rule", a.Rule, "severity", a.Severity, "tenant", a.Tenant, "job", a.Job,
 			"fingerprint", a.Fingerprint, "silenced", a.Silenced, "summary", a.Summary)
 	}
 	l.ticks.Observe(time.Since(start).Seconds())
@@ -212,11 +212,11 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 }
 
 // JobViews adapts the engine's views for the API.
-func (l *ruleLoop) JobViews() map[store.JobKey]api.JobView {
+func (l *ruleLoop) JobViews() map[model.JobKey]api.JobView {
 	v := l.engine.Views()
-	out := make(map[store.JobKey]api.JobView, len(v))
+	out := make(map[model.JobKey]api.JobView, len(v))
 	for k, x := range v {
-		jv := api.JobView{Risk: x.Risk, ActiveAlerts: x.Active, PBreach: x.Prediction.PBreach,
+		jv := api.JobView{Risk: string(x.Risk), ActiveAlerts: x.Active, PBreach: x.Prediction.PBreach,
 			Basis: x.Prediction.Basis, LearnedFrom: x.Prediction.LearnedFrom, Why: x.Prediction.Why, Logs: x.Logs}
 		if !x.Prediction.Finish.IsZero() {
 			f := x.Prediction.Finish
@@ -235,24 +235,24 @@ func (l *ruleLoop) JobViews() map[store.JobKey]api.JobView {
 			jv.Outcome = &o
 		}
 		jv.LastNight = x.LastNight
-		out[store.JobKey{Tenant: k.Tenant, Job: k.Job}] = jv
+		out[model.JobKey{Tenant: k.Tenant, Job: k.Job}] = jv
 	}
 	return out
 }
 
 // Ack acknowledges a firing alert from the hub: stored, and sent to every
 // receiver of the alert (PagerDuty gets an acknowledge event).
-func (l *ruleLoop) Ack(ctx context.Context, id, who string) (rules.Alert, error) {
+func (l *ruleLoop) Ack(ctx context.Context, id, who string) (model.Alert, error) {
 	tr, err := l.engine.Ack(id, who, time.Now().UTC())
 	if err != nil {
-		return rules.Alert{}, err
+		return model.Alert{}, err
 	}
 	return tr.Alert, l.record(ctx, tr, nil)
 }
 
 // notifications routes transitions, with the store's view of when each
 // group last went out (group_interval).
-func (l *ruleLoop) notifications(ctx context.Context, trans []rules.Transition, skip func(string) bool) []store.Notification {
+func (l *ruleLoop) notifications(ctx context.Context, trans []model.Transition, skip func(string) bool) []store.Notification {
 	return notifications(l.router, trans, skip, func(receiver, key string) time.Time {
 		t, err := l.st.GroupLastFiring(ctx, receiver, key)
 		if err != nil {
@@ -267,10 +267,10 @@ func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Sil
 	if l.router.Tree == nil {
 		return nil
 	}
-	var firing []rules.Alert
+	var firing []model.Alert
 	var fps []string
 	for _, a := range l.engine.Active() {
-		if a.State == rules.StateFiring {
+		if a.State == model.AlertFiring {
 			firing = append(firing, a)
 			fps = append(fps, a.Fingerprint)
 		}
@@ -298,12 +298,12 @@ func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Sil
 	return notes
 }
 
-func (l *ruleLoop) record(ctx context.Context, tr rules.Transition, skip func(string) bool) error {
-	notes := l.notifications(ctx, []rules.Transition{tr}, skip)
-	if err := l.st.SaveAlerts(ctx, []rules.Alert{tr.Alert}, []rules.Transition{tr}, notes); err != nil {
+func (l *ruleLoop) record(ctx context.Context, tr model.Transition, skip func(string) bool) error {
+	notes := l.notifications(ctx, []model.Transition{tr}, skip)
+	if err := l.st.SaveAlerts(ctx, []model.Alert{tr.Alert}, []model.Transition{tr}, notes); err != nil {
 		return err
 	}
-	l.firing.WithLabelValues(tr.Alert.Rule, tr.Alert.Severity, tr.Status).Inc()
+	l.firing.WithLabelValues(tr.Alert.Rule, string(tr.Alert.Severity), string(tr.Status)).Inc()
 	if len(notes) > 0 && l.worker != nil {
 		l.worker.Kick()
 	}
@@ -356,14 +356,14 @@ func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature 
 		return nil
 	}
 	l.log.Info("alert changed in PagerDuty", "event_type", ev.Event.EventType, "by", who, "fingerprint", a.Fingerprint)
-	status := rules.TransitionAcknowledged
+	status := model.TransitionAcknowledged
 	if resolved {
 		status = "resolved-by-human"
 	}
-	tr := rules.Transition{At: now, Status: status, Alert: a}
+	tr := model.Transition{At: now, Status: status, Alert: a}
 	if resolved {
 		// Recorded on the alert; the rules resolve it when its cause clears.
-		err = l.st.SaveAlerts(ctx, []rules.Alert{a}, []rules.Transition{tr}, nil)
+		err = l.st.SaveAlerts(ctx, []model.Alert{a}, []model.Transition{tr}, nil)
 	} else {
 		err = l.record(ctx, tr, l.cfg.Notify.isPagerDuty)
 	}

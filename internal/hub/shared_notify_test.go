@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/rules"
 )
@@ -13,17 +14,17 @@ import (
 func TestGroupedAlertsFoldIntoTheSharedPage(t *testing.T) {
 	rt := &notifier.Router{Default: "pd"}
 	at := time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC)
-	shared := rules.Alert{Fingerprint: "shared-slowdown|x", Rule: rules.RuleSharedSlowdown, Severity: rules.SevCritical, Scope: rules.ScopeShared}
-	own := rules.Alert{Fingerprint: "predicted-breach|dade", Rule: rules.RulePredictedBreach, Severity: rules.SevCritical, Tenant: "dade", Job: "roster-import",
+	shared := model.Alert{Fingerprint: "shared-slowdown|x", Rule: rules.RuleSharedSlowdown, Severity: model.SeverityCritical, Scope: model.ScopeShared}
+	own := model.Alert{Fingerprint: "predicted-breach|dade", Rule: rules.RulePredictedBreach, Severity: model.SeverityCritical, Tenant: "dade", Job: "roster-import",
 		GroupedUnder: shared.Fingerprint}
-	other := rules.Alert{Fingerprint: "predicted-breach|polk", Rule: rules.RulePredictedBreach, Severity: rules.SevCritical, Tenant: "polk", Job: "roster-import"}
-	trans := []rules.Transition{{At: at, Status: "firing", Alert: shared}, {At: at, Status: "firing", Alert: own},
+	other := model.Alert{Fingerprint: "predicted-breach|polk", Rule: rules.RulePredictedBreach, Severity: model.SeverityCritical, Tenant: "polk", Job: "roster-import"}
+	trans := []model.Transition{{At: at, Status: "firing", Alert: shared}, {At: at, Status: "firing", Alert: own},
 		{At: at, Status: "firing", Alert: other}, {At: at.Add(time.Hour), Status: "resolved", Alert: own}}
 	got := notifications(rt, trans, nil, nil)
 	if len(got) != 2 || got[0].Trans.Alert.Fingerprint != shared.Fingerprint || got[1].Trans.Alert.Fingerprint != other.Fingerprint {
 		var fps []string
 		for _, n := range got {
-			fps = append(fps, n.Trans.Status+" "+n.Trans.Alert.Fingerprint)
+			fps = append(fps, string(n.Trans.Status)+" "+n.Trans.Alert.Fingerprint)
 		}
 		t.Fatalf("notified %v, want the shared page and polk's own", fps)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/buildinfo"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,16 +23,16 @@ func alertRules() []string {
 }
 
 var (
-	severities   = []string{rules.SevCritical, rules.SevWarning, rules.SevInfo}
-	activeStates = []rules.AlertState{rules.StatePending, rules.StateFiring}
-	risks        = []string{rules.RiskBreached, rules.RiskPredicted, rules.RiskAtRisk, rules.RiskRunning, rules.RiskOK, rules.RiskIdle}
+	severities   = []model.Severity{model.SeverityCritical, model.SeverityWarning, model.SeverityInfo}
+	activeStates = []model.AlertState{model.AlertPending, model.AlertFiring}
+	risks        = []model.Risk{model.RiskBreached, model.RiskPredicted, model.RiskAtRisk, model.RiskRunning, model.RiskOK, model.RiskIdle}
 )
 
 // stateSource is what the hub knows at this moment: the engine's alerts and
 // job views.
 type stateSource interface {
-	Active() []rules.Alert
-	Views() map[rules.JobKey]rules.View
+	Active() []model.Alert
+	Views() map[model.JobKey]rules.View
 }
 
 // backlogSource reads the outbox's pending notifications.
@@ -49,7 +50,7 @@ const jobLabel = "etl_job"
 type stateCollector struct {
 	state     stateSource
 	backlog   backlogSource
-	jobs      []rules.JobKey
+	jobs      []model.JobKey
 	receivers []string
 	now       func() time.Time
 	log       *slog.Logger
@@ -77,7 +78,7 @@ func newStateCollector(cfg *Config, state stateSource, backlog backlogSource, no
 		scrapeErr: prometheus.NewDesc("etlhub_state_scrape_error", "1 when the outbox backlog could not be read for this scrape.", nil, nil),
 	}
 	for _, j := range cfg.Jobs {
-		c.jobs = append(c.jobs, rules.JobKey{Tenant: j.Tenant, Job: j.Job})
+		c.jobs = append(c.jobs, model.JobKey{Tenant: j.Tenant, Job: j.Job})
 	}
 	for _, r := range cfg.Notify.Receivers {
 		c.receivers = append(c.receivers, r.Name)
@@ -98,12 +99,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range alertRules() {
 		for _, sev := range severities {
 			for _, st := range activeStates {
-				counts[alertKey{r, sev, string(st)}] = 0
+				counts[alertKey{r, string(sev), string(st)}] = 0
 			}
 		}
 	}
 	for _, a := range c.state.Active() {
-		counts[alertKey{a.Rule, a.Severity, string(a.State)}]++
+		counts[alertKey{a.Rule, string(a.Severity), string(a.State)}]++
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.alerts, prometheus.GaugeValue, float64(n), k.rule, k.severity, k.state)
@@ -116,14 +117,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.activeAlerts, prometheus.GaugeValue, float64(v.Active), k.Tenant, k.Job)
 		cur := v.Risk
 		if !seen || cur == "" {
-			cur = rules.RiskIdle
+			cur = model.RiskIdle
 		}
 		for _, r := range risks {
 			x := 0.0
 			if r == cur {
 				x = 1
 			}
-			ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue, x, k.Tenant, k.Job, r)
+			ch <- prometheus.MustNewConstMetric(c.risk, prometheus.GaugeValue, x, k.Tenant, k.Job, string(r))
 		}
 		if !v.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(c.lastSuccess, prometheus.GaugeValue, float64(v.LastSuccess.UnixMilli())/1000, k.Tenant, k.Job)

@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 // TLS modes.
@@ -222,7 +222,7 @@ func (n *Notifier) Subject(m notifier.Message) string {
 	if m.Grouped() && len(m.Group) > 1 {
 		what = m.GroupSummary()
 	}
-	return oneLine(fmt.Sprintf("%s %s %s: %s", n.cfg.SubjectPrefix, strings.ToUpper(m.Event), m.Alert.Severity, what), 200)
+	return oneLine(fmt.Sprintf("%s %s %s: %s", n.cfg.SubjectPrefix, strings.ToUpper(string(m.Event)), m.Alert.Severity, what), 200)
 }
 
 // oneLine removes line breaks (no header injection) and cuts to n bytes.
@@ -260,7 +260,7 @@ func (n *Notifier) Compose(m notifier.Message) (string, []byte, error) {
 		h("References", m.Ref)
 	}
 	h("MIME-Version", "1.0")
-	h("X-Etlhub-Status", m.Event)
+	h("X-Etlhub-Status", string(m.Event))
 	mw := multipart.NewWriter(&b)
 	h("Content-Type", `multipart/alternative; boundary="`+mw.Boundary()+`"`)
 	b.WriteString("\r\n")
@@ -280,15 +280,15 @@ func (n *Notifier) Compose(m notifier.Message) (string, []byte, error) {
 	return id, b.Bytes(), nil
 }
 
-func alertsOf(m notifier.Message) []rules.Alert {
+func alertsOf(m notifier.Message) []model.Alert {
 	if len(m.Group) > 0 {
 		return m.Group
 	}
-	return []rules.Alert{m.Alert}
+	return []model.Alert{m.Alert}
 }
 
 // facts are an alert's labelled details, sorted.
-func facts(a rules.Alert) [][2]string {
+func facts(a model.Alert) [][2]string {
 	d := notifier.Details(a)
 	keys := make([]string, 0, len(d))
 	for k := range d {
@@ -305,7 +305,7 @@ func facts(a rules.Alert) [][2]string {
 // Text is the plain-text body.
 func Text(m notifier.Message) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n\n", strings.ToUpper(m.Event), m.GroupSummary())
+	fmt.Fprintf(&b, "%s: %s\n\n", strings.ToUpper(string(m.Event)), m.GroupSummary())
 	for _, a := range alertsOf(m) {
 		fmt.Fprintf(&b, "%s [%s] %s\n", a.Rule, a.Severity, a.Summary)
 		for _, f := range facts(a) {
@@ -325,7 +325,7 @@ func Text(m notifier.Message) string {
 var page = template.Must(template.New("mail").Parse(`<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{.Title}}</title></head>
 <body style="font-family: sans-serif">
-<h2 style="color: {{if eq .Event "resolved"}}#1a7f37{{else}}#b42318{{end}}">{{.Title}}</h2>
+<h2 style="color: {{if .Resolved}}#1a7f37{{else}}#b42318{{end}}">{{.Title}}</h2>
 {{range .Alerts}}<h3>{{.Rule}} <small>({{.Severity}})</small></h3>
 <p>{{.Summary}}</p>
 <table cellpadding="4" style="border-collapse: collapse">
@@ -342,9 +342,10 @@ func HTML(m notifier.Message) string {
 		Facts                   [][2]string
 	}
 	data := struct {
-		Title, Event, URL string
-		Alerts            []al
-	}{Title: strings.ToUpper(m.Event) + ": " + m.GroupSummary(), Event: m.Event}
+		Title, URL string
+		Resolved   bool
+		Alerts     []al
+	}{Title: strings.ToUpper(string(m.Event)) + ": " + m.GroupSummary(), Resolved: m.Event == model.TransitionResolved}
 	if strings.HasPrefix(m.DashboardURL, "https://") || strings.HasPrefix(m.DashboardURL, "http://") {
 		data.URL = m.DashboardURL
 	}
@@ -353,7 +354,7 @@ func HTML(m notifier.Message) string {
 		if a.AckedBy != "" {
 			f = append(f, [2]string{"acknowledged by", a.AckedBy})
 		}
-		data.Alerts = append(data.Alerts, al{Rule: a.Rule, Severity: a.Severity, Summary: a.Summary, Facts: f})
+		data.Alerts = append(data.Alerts, al{Rule: a.Rule, Severity: string(a.Severity), Summary: a.Summary, Facts: f})
 	}
 	var b bytes.Buffer
 	if err := page.Execute(&b, data); err != nil {

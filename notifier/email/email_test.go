@@ -14,8 +14,8 @@ import (
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -87,10 +87,10 @@ type listed struct {
 	} `json:"messages"`
 }
 
-func hostile() rules.Alert {
+func hostile() model.Alert {
 	at := time.Date(2026, 9, 1, 9, 30, 0, 0, time.UTC)
-	return rules.Alert{ID: "a1b2", Fingerprint: "fp", Rule: "files-late", Severity: "warning", Tenant: "dade", Job: "roster-import",
-		Summary: "dade/roster-import: files late <script>alert(1)</script>\r\nBcc: victim@evil.test", State: rules.StateFiring,
+	return model.Alert{ID: "a1b2", Fingerprint: "fp", Rule: "files-late", Severity: "warning", Tenant: "dade", Job: "roster-import",
+		Summary: "dade/roster-import: files late <script>alert(1)</script>\r\nBcc: victim@evil.test", State: model.AlertFiring,
 		FiredAt: at, Details: map[string]any{"expected_by": "02:00 <b>"}}
 }
 
@@ -108,7 +108,7 @@ func TestDeliversOverSTARTTLSWithAuth(t *testing.T) {
 		t.Fatalf("firing: %v", err)
 	}
 	r := a
-	r.State, r.ResolvedAt = rules.StateResolved, a.FiredAt.Add(time.Hour)
+	r.State, r.ResolvedAt = model.AlertResolved, a.FiredAt.Add(time.Hour)
 	if _, err := n.Notify(ctx, notifier.Message{Event: "resolved", Alert: r, Ref: ref}); err != nil {
 		t.Fatalf("resolve: %v", err)
 	}

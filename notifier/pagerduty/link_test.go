@@ -3,8 +3,8 @@ package pagerduty
 import (
 	"testing"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 // PagerDuty shows client_url as a link: only http(s) URLs are sent.
@@ -16,7 +16,7 @@ func TestClientURLIsAWebLink(t *testing.T) {
 		"file:///etc/passwd":           "",
 		"":                             "",
 	} {
-		ev := n.Event(notifier.Message{Event: "firing", DashboardURL: u, Alert: rules.Alert{Fingerprint: "f", Severity: "critical"}})
+		ev := n.Event(notifier.Message{Event: "firing", DashboardURL: u, Alert: model.Alert{Fingerprint: "f", Severity: "critical"}})
 		if ev.ClientURL != want {
 			t.Errorf("dashboard %q: client_url %q, want %q", u, ev.ClientURL, want)
 		}

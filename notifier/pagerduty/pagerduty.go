@@ -17,6 +17,7 @@ import (
 
 	"github.com/PagerDuty/go-pagerduty"
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 )
 
@@ -91,11 +92,11 @@ func DedupKey(fp string) string {
 }
 
 // Severity maps ours to PagerDuty's: critical, error, warning, info.
-func Severity(s string) string {
+func Severity(s model.Severity) string {
 	switch s {
-	case "critical":
+	case model.SeverityCritical:
 		return "critical"
-	case "warning":
+	case model.SeverityWarning:
 		return "warning"
 	}
 	return "info"
@@ -106,9 +107,9 @@ func (n *Notifier) Event(m notifier.Message) *pagerduty.V2Event {
 	a := m.Alert
 	action := "trigger"
 	switch m.Event {
-	case "resolved":
+	case model.TransitionResolved:
 		action = "resolve"
-	case "acknowledged":
+	case model.TransitionAcknowledged:
 		action = "acknowledge"
 	}
 	dedup := a.Fingerprint

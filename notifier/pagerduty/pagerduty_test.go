@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 const key = "R0UT1NGKEY0123456789abcdefABCDEF"
@@ -70,7 +70,7 @@ func setup(t *testing.T, timeout time.Duration) (*fakePD, *Notifier) {
 }
 
 func msg(event string) notifier.Message {
-	return notifier.Message{Event: event, DashboardURL: "https://hub.example/jobs/dade/roster-import", Alert: rules.Alert{
+	return notifier.Message{Event: model.TransitionKind(event), DashboardURL: "https://hub.example/jobs/dade/roster-import", Alert: model.Alert{
 		Fingerprint: "predicted-breach|dade|roster-import|2026-09-01T07:15Z", Rule: "predicted-breach", Severity: "critical",
 		Tenant: "dade", Job: "roster-import", RunID: "dade/1", Summary: strings.Repeat("late ", 400),
 		Details: map[string]any{"p_breach": 0.93, "deadline": "2026-09-01T11:00:00Z"}, FiredAt: time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)}}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 const (
@@ -21,7 +21,7 @@ const (
 // or plant a link.
 func hostile(event string) notifier.Message {
 	at := time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC)
-	return notifier.Message{Event: event, DashboardURL: "https://hub.example/?a=1&b=2", Alert: rules.Alert{
+	return notifier.Message{Event: model.TransitionKind(event), DashboardURL: "https://hub.example/?a=1&b=2", Alert: model.Alert{
 		Fingerprint: "stalled|x", Rule: "stalled", Severity: "warning", Tenant: "dade" + mention, Job: "roster" + phish,
 		RunID: "r1`" + mention + "`", Summary: "no heartbeat: " + phish + " " + mention + " & <@U0ADMIN>",
 		AckedBy: "Mallory " + mention, AckedAt: at, FiredAt: at, ResolvedAt: at}}

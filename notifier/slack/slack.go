@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 	"github.com/slack-go/slack"
 )
 
@@ -95,13 +95,13 @@ func (n *Notifier) Notify(ctx context.Context, m notifier.Message) (string, erro
 			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
 		return "", n.verdict(err)
 	}
-	if m.Event != "firing" && m.Ref != "" {
+	if m.Event != model.TransitionFiring && m.Ref != "" {
 		ch, ts, _ := strings.Cut(m.Ref, "|")
 		if _, _, _, err := n.api.UpdateMessageContext(ctx, ch, ts, slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false)); err != nil {
 			return "", n.verdict(err)
 		}
 		note := fmt.Sprintf("Resolved at %s", m.Alert.ResolvedAt.UTC().Format("15:04 MST"))
-		if m.Event == "acknowledged" {
+		if m.Event == model.TransitionAcknowledged {
 			note = fmt.Sprintf("Acknowledged by %s at %s", notifier.Mrkdwn(m.Alert.AckedBy), m.Alert.AckedAt.UTC().Format("15:04 MST"))
 		}
 		_, _, err := n.api.PostMessageContext(ctx, ch, slack.MsgOptionTS(ts), slack.MsgOptionText(note, false))
@@ -146,25 +146,25 @@ func fallback(m notifier.Message) string {
 // status is the event in capitals, with who acknowledged it (escaped mrkdwn).
 func status(m notifier.Message) string {
 	switch m.Event {
-	case "resolved":
+	case model.TransitionResolved:
 		return "RESOLVED"
-	case "acknowledged":
+	case model.TransitionAcknowledged:
 		if m.Alert.AckedBy == "" {
 			return "ACKNOWLEDGED"
 		}
 		return "ACKNOWLEDGED by " + notifier.Mrkdwn(m.Alert.AckedBy)
 	}
-	return strings.ToUpper(notifier.Mrkdwn(m.Alert.Severity))
+	return strings.ToUpper(notifier.Mrkdwn(string(m.Alert.Severity)))
 }
 
 // Blocks is the alert as Block Kit, within Slack's limits.
 func Blocks(m notifier.Message) []slack.Block {
 	a := m.Alert
-	icon := map[string]string{"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}[a.Severity]
+	icon := map[model.Severity]string{model.SeverityCritical: ":rotating_light:", model.SeverityWarning: ":warning:", model.SeverityInfo: ":information_source:"}[a.Severity]
 	switch m.Event {
-	case "resolved":
+	case model.TransitionResolved:
 		icon = ":white_check_mark:"
-	case "acknowledged":
+	case model.TransitionAcknowledged:
 		icon = ":eyes:"
 	}
 	esc := notifier.Mrkdwn
@@ -177,7 +177,7 @@ func Blocks(m notifier.Message) []slack.Block {
 	}
 	members := m.Group
 	if len(members) <= 1 {
-		members = []rules.Alert{a}
+		members = []model.Alert{a}
 	}
 	// One section per alert, keeping room for the title, the "more" line and the context.
 	for i, g := range members {

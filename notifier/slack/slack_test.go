@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 const token = "xoxb-1234-5678-secretsecret"
@@ -81,7 +81,7 @@ func setup(t *testing.T) (*fakeSlack, *Notifier) {
 }
 
 func message(event string) notifier.Message {
-	return notifier.Message{Event: event, DashboardURL: "https://hub.example/", Alert: rules.Alert{
+	return notifier.Message{Event: model.TransitionKind(event), DashboardURL: "https://hub.example/", Alert: model.Alert{
 		Fingerprint: "stalled|dade|roster-import|n|r1", Rule: "stalled", Severity: "warning", Tenant: "dade",
 		Job: "roster-import", RunID: "r1", Summary: strings.Repeat("no heartbeat ", 500),
 		FiredAt: time.Date(2026, 9, 1, 9, 0, 0, 0, time.UTC), ResolvedAt: time.Date(2026, 9, 1, 9, 30, 0, 0, time.UTC)}}

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 // Headers of a signed delivery: the signature is "sha256=" and the hex
@@ -92,8 +92,8 @@ type Alert struct {
 
 // Labels are an alert's identifying labels in Alertmanager's terms:
 // alertname is the rule.
-func Labels(a rules.Alert) map[string]string {
-	l := map[string]string{"alertname": a.Rule, "severity": a.Severity}
+func Labels(a model.Alert) map[string]string {
+	l := map[string]string{"alertname": a.Rule, "severity": string(a.Severity)}
 	for k, v := range map[string]string{"tenant": a.Tenant, "job": a.Job, "run_id": a.RunID, "source": a.Source} {
 		if v != "" {
 			l[k] = v
@@ -103,7 +103,7 @@ func Labels(a rules.Alert) map[string]string {
 }
 
 // Annotations are an alert's summary and details as strings.
-func Annotations(a rules.Alert, event string) map[string]string {
+func Annotations(a model.Alert, event model.TransitionKind) map[string]string {
 	an := map[string]string{"summary": a.Summary}
 	for k, v := range a.Details {
 		switch x := v.(type) {
@@ -117,8 +117,8 @@ func Annotations(a rules.Alert, event string) map[string]string {
 	if !a.Night.IsZero() {
 		an["night"] = a.Night.UTC().Format(time.RFC3339)
 	}
-	if event != "firing" && event != "resolved" {
-		an["etlhub_event"] = event // acknowledged: the status stays firing
+	if event != model.TransitionFiring && event != model.TransitionResolved {
+		an["etlhub_event"] = string(event) // acknowledged: the status stays firing
 	}
 	if a.AckedBy != "" {
 		an["acknowledged_by"] = a.AckedBy
@@ -128,15 +128,15 @@ func Annotations(a rules.Alert, event string) map[string]string {
 
 // Build makes the body for a message to receiver; dashboard links it.
 func Build(m notifier.Message, receiver string, maxAlerts int) Payload {
-	status := "firing"
-	if m.Event == "resolved" {
-		status = "resolved"
+	status := model.TransitionFiring
+	if m.Event == model.TransitionResolved {
+		status = model.TransitionResolved
 	}
 	alerts := m.Group
 	if len(alerts) == 0 {
-		alerts = []rules.Alert{m.Alert}
+		alerts = []model.Alert{m.Alert}
 	}
-	p := Payload{Version: "4", Status: status, Receiver: receiver, ExternalURL: m.DashboardURL,
+	p := Payload{Version: "4", Status: string(status), Receiver: receiver, ExternalURL: m.DashboardURL,
 		GroupLabels: map[string]string{}, CommonAnnotations: map[string]string{}}
 	p.GroupKey = m.GroupKey
 	if p.GroupKey == "" {
@@ -150,12 +150,12 @@ func Build(m notifier.Message, receiver string, maxAlerts int) Payload {
 		alerts = alerts[:maxAlerts]
 	}
 	for i, a := range alerts {
-		x := Alert{Status: status, Labels: Labels(a), Annotations: Annotations(a, m.Event), Fingerprint: a.Fingerprint,
+		x := Alert{Status: string(status), Labels: Labels(a), Annotations: Annotations(a, m.Event), Fingerprint: a.Fingerprint,
 			StartsAt: a.FiredAt, GeneratorURL: m.DashboardURL}
 		if x.StartsAt.IsZero() {
 			x.StartsAt = a.PendingSince
 		}
-		if status == "resolved" {
+		if status == model.TransitionResolved {
 			x.EndsAt = a.ResolvedAt
 		}
 		p.Alerts = append(p.Alerts, x)

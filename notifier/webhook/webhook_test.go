@@ -12,16 +12,16 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
-	"github.com/etlhub/etlhub/rules"
 )
 
 const secret = "hmac-secret-0123456789"
 
-func alert(tenant string) rules.Alert {
+func alert(tenant string) model.Alert {
 	at := time.Date(2026, 9, 1, 9, 30, 0, 0, time.UTC)
-	return rules.Alert{ID: "a1", Fingerprint: "fp-" + tenant, Rule: "predicted-breach", Severity: "critical", Tenant: tenant,
-		Job: "roster-import", Summary: tenant + "/roster-import: predicted to miss <06:00>", State: rules.StateFiring,
+	return model.Alert{ID: "a1", Fingerprint: "fp-" + tenant, Rule: "predicted-breach", Severity: "critical", Tenant: tenant,
+		Job: "roster-import", Summary: tenant + "/roster-import: predicted to miss <06:00>", State: model.AlertFiring,
 		PendingSince: at, FiredAt: at, Details: map[string]any{"p_breach": 0.93, "why": "slow load"}}
 }
 
@@ -52,7 +52,7 @@ func TestPayloadIsAlertmanagersWebhook(t *testing.T) {
 	}))
 	defer srv.Close()
 	n := newNotifier(t, srv.URL+"/hook", Config{HMACSecret: secret, BearerToken: "bearer-abcdef"})
-	m := notifier.Message{Event: "firing", Alert: alert("dade"), Group: []rules.Alert{alert("dade"), alert("polk")},
+	m := notifier.Message{Event: "firing", Alert: alert("dade"), Group: []model.Alert{alert("dade"), alert("polk")},
 		GroupKey: "rule=predicted-breach,severity=critical", DashboardURL: "https://hub.example/"}
 	if _, err := n.Notify(context.Background(), m); err != nil {
 		t.Fatal(err)
@@ -78,8 +78,8 @@ func TestPayloadIsAlertmanagersWebhook(t *testing.T) {
 	// A resolve says resolved with its end; max_alerts truncates.
 	n = newNotifier(t, srv.URL+"/hook", Config{MaxAlerts: 1})
 	r := alert("dade")
-	r.State, r.ResolvedAt = rules.StateResolved, r.FiredAt.Add(time.Hour)
-	m = notifier.Message{Event: "resolved", Alert: r, Group: []rules.Alert{r, alert("polk")}}
+	r.State, r.ResolvedAt = model.AlertResolved, r.FiredAt.Add(time.Hour)
+	m = notifier.Message{Event: "resolved", Alert: r, Group: []model.Alert{r, alert("polk")}}
 	if _, err := n.Notify(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
