@@ -16,7 +16,7 @@ import (
 
 	"github.com/etlhub/etlhub/importer"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/app"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -175,7 +175,7 @@ func TestKubernetesManifests(t *testing.T) {
 
 func checkHubConfig(t *testing.T, name string, data []byte) {
 	t.Helper()
-	var c hub.Config
+	var c app.Config
 	if _, err := config.ParseWith(name, data, &c, config.Options{AllowMissingEnv: true}); err != nil {
 		t.Errorf("%v", err)
 	}

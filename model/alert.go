@@ -75,6 +75,10 @@ const (
 	// TransitionAcknowledged: a human acknowledged the firing alert (in the
 	// hub or in PagerDuty); the alert keeps firing.
 	TransitionAcknowledged TransitionKind = "acknowledged"
+	// TransitionResolvedByHuman: a human resolved the alert's incident in
+	// PagerDuty. Recorded in the alert's history only: the alert keeps
+	// firing until its cause clears, and nothing is sent for it.
+	TransitionResolvedByHuman TransitionKind = "resolved-by-human"
 )
 
 // ScopeShared marks an alert about a cause many tenants or jobs share.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
 )
@@ -26,7 +26,7 @@ func demo(ctx context.Context, c command, args []string, stdout, stderr io.Write
 		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o := hub.DemoOptions{Listen: *listen, Step: *step, Out: stdout}
+	o := app.DemoOptions{Listen: *listen, Step: *step, Out: stdout}
 	// Real receivers when their keys are in the environment (never flags:
 	// they would sit in the shell's history).
 	if k := os.Getenv("PAGERDUTY_ROUTING_KEY"); k != "" {
@@ -37,7 +37,7 @@ func demo(ctx context.Context, c command, args []string, stdout, stderr io.Write
 	} else if hook := os.Getenv("SLACK_WEBHOOK_URL"); hook != "" {
 		o.Slack = &slack.Config{WebhookURL: config.Secret(hook)}
 	}
-	if err := hub.Demo(ctx, o, log); err != nil {
+	if err := app.Demo(ctx, o, log); err != nil {
 		fmt.Fprintln(stderr, "etlhub demo:", err)
 		return 1
 	}

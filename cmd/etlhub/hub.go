@@ -10,7 +10,7 @@ import (
 
 	"github.com/etlhub/etlhub/importer"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/app"
 )
 
 // serve runs `etlhub serve --config etlhub.yaml`.
@@ -20,7 +20,7 @@ func serve(ctx context.Context, c command, args []string, stdout, stderr io.Writ
 	if _, code, done := c.parse(fs, args, stdout, stderr); done {
 		return code
 	}
-	cfg, err := hub.Load(*path)
+	cfg, err := app.Load(*path)
 	if err != nil {
 		if !wrongConfig(stderr, *path, "serve") {
 			fmt.Fprintln(stderr, err)
@@ -28,9 +28,9 @@ func serve(ctx context.Context, c command, args []string, stdout, stderr io.Writ
 		return 1
 	}
 	cfg.Version = buildVersion()
-	log := hub.NewLogger(cfg.Log, stderr)
+	log := app.NewLogger(cfg.Log, stderr)
 	log.Info("etlhub starting", "version", buildVersion(), "config", *path)
-	if err := hub.Serve(ctx, cfg, log, nil); err != nil {
+	if err := app.Serve(ctx, cfg, log, nil); err != nil {
 		log.Error("etlhub stopped with an error", "error", err)
 		return 1
 	}
@@ -46,7 +46,7 @@ func checkConfig(_ context.Context, c command, args []string, stdout, stderr io.
 		return code
 	}
 	file := pos[0]
-	var cfg hub.Config
+	var cfg app.Config
 	notes, err := config.LoadWith(file, &cfg, config.Options{AllowMissingEnv: *allowEnv})
 	if err != nil {
 		if wrongConfig(stderr, file, "check-config") {
@@ -75,12 +75,12 @@ func wrongConfig(w io.Writer, file, cmd string) bool {
 	}
 	switch cmd {
 	case "check-config", "serve":
-		if config.BelongsTo(data, hub.Config{}, importer.Config{}) {
+		if config.BelongsTo(data, app.Config{}, importer.Config{}) {
 			fmt.Fprintf(w, "%s: this is an importer config (keys like tenants, redis, mongo): check it with 'etlhub importer --config %s --check' and run it with 'etlhub importer --config %s'\n", file, file, file)
 			return true
 		}
 	case "importer":
-		if config.BelongsTo(data, importer.Config{}, hub.Config{}) {
+		if config.BelongsTo(data, importer.Config{}, app.Config{}) {
 			fmt.Fprintf(w, "%s: this is a hub config (keys like auth, jobs, sources): check it with 'etlhub check-config %s' and run it with 'etlhub serve --config %s'\n", file, file, file)
 			return true
 		}

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/rules"
 )
 
@@ -31,7 +31,7 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 		return c.fail(stderr, "--scenario, --observations and --out are required")
 	}
 	start := time.Now()
-	res, err := hub.Replay(ctx, hub.ReplayOptions{
+	res, err := app.Replay(ctx, app.ReplayOptions{
 		Scenario: *scen, Observations: *obsPath, Out: *out, StorePath: *storePath, Tick: *tick,
 		Params: params,
 	})

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/internal/hub"
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/notifier/routing"
 )
 
@@ -45,7 +45,7 @@ func routesCmd(_ context.Context, c command, args []string, stdout, stderr io.Wr
 		}
 		labels[m.Name] = m.Value
 	}
-	var cfg hub.Config
+	var cfg app.Config
 	if _, err := config.LoadWith(*path, &cfg, config.Options{AllowMissingEnv: true}); err != nil {
 		if !wrongConfig(stderr, *path, "check-config") {
 			fmt.Fprintln(stderr, err)

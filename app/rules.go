@@ -1,4 +1,4 @@
-package hub
+package app
 
 import (
 	"context"
@@ -358,7 +358,7 @@ func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature 
 	l.log.Info("alert changed in PagerDuty", "event_type", ev.Event.EventType, "by", who, "fingerprint", a.Fingerprint)
 	status := model.TransitionAcknowledged
 	if resolved {
-		status = "resolved-by-human"
+		status = model.TransitionResolvedByHuman
 	}
 	tr := model.Transition{At: now, Status: status, Alert: a}
 	if resolved {

@@ -1,4 +1,4 @@
-package hub
+package app
 
 import (
 	"errors"
@@ -123,7 +123,7 @@ func TestAllowMissingEnv(t *testing.T) {
 // FuzzConfigParse: no document makes the loader panic, and every problem it
 // reports is plain text with a line inside the document (or none).
 //
-//	go test -run '^$' -fuzz FuzzConfigParse -fuzztime 10m ./internal/hub/
+//	go test -run '^$' -fuzz FuzzConfigParse -fuzztime 10m ./app/
 func FuzzConfigParse(f *testing.F) {
 	f.Add([]byte(base))
 	f.Add([]byte("rules: {tick: 30 seconds}\njobs: [{stale_after: -5m, severity: {stalld: off}}]\n"))

@@ -1,7 +1,7 @@
 // Package hub wires the hub together: configuration, the store, collectors,
 // the ingest path and the API. cmd/etlhub only parses flags and calls in here,
 // so tests run the whole hub in-process.
-package hub
+package app
 
 import (
 	"fmt"
