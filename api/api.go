@@ -88,6 +88,10 @@ type Options struct {
 	// X-Forwarded-For / X-Real-IP name the client; none by default, so the
 	// logged client is the peer that connected.
 	TrustedProxies []string
+	// PingRate and PingBurst bound the pings of one ping key (default
+	// PingRate a second, bursts of PingBurst).
+	PingRate  float64
+	PingBurst int
 }
 
 type server struct {
@@ -98,6 +102,7 @@ type server struct {
 	jobs    *jobGuard
 	started time.Time // when the handler was built (uptime in /api/v2/status)
 	live    *live     // the event streams
+	pings   *pinger   // the ping API's keys
 }
 
 // New builds the HTTP handler.
@@ -121,7 +126,8 @@ func New(o Options) http.Handler {
 	if o.EventStreamFor <= 0 {
 		o.EventStreamFor = 50 * time.Second
 	}
-	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[model.JobKey]*model.JobSpec{}, started: o.Now().UTC(), live: o.Live}
+	s := &server{o: o, auth: newAuthenticator(o.Auth), specs: map[model.JobKey]*model.JobSpec{}, started: o.Now().UTC(), live: o.Live,
+		pings: newPinger(o.Auth.PingKeys, o.PingRate, o.PingBurst)}
 	if s.live == nil {
 		// No hub to tell of every ingest: announce the pushes at least.
 		s.live = NewLive()
@@ -195,6 +201,8 @@ func New(o Options) http.Handler {
 	}
 	v1.POST("/observations", s.auth.require(parseRole(o.Auth.PushRole)), s.push)
 	s.alertmanagerRoutes(r)
+	// Jobs that can run curl: a key in the path instead of a bearer token.
+	s.pingRoutes(r)
 	return r
 }
 

@@ -48,6 +48,9 @@ type AuthConfig struct {
 	// PushRole is the least role that may push observations (default viewer;
 	// give pushers their own tokens).
 	PushRole string `yaml:"push_role"`
+	// PingKeys let jobs report to /ping/KEY/... (the ping API), each for
+	// one tenant and job.
+	PingKeys []PingKeyConfig `yaml:"ping_keys"`
 }
 
 // TokenConfig is one bearer token.
@@ -88,6 +91,7 @@ func (a *AuthConfig) Validate(p *config.Problems, key string) {
 			p.Add(k+".role", "%q is not viewer, operator or admin", t.Role)
 		}
 	}
+	a.validatePingKeys(p, key)
 }
 
 // principal is who a request is.

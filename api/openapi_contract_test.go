@@ -43,6 +43,9 @@ const (
 	ctOp    = "contract-operator-0123456789"
 	ctView  = "contract-viewer-0123456789"
 	ctAlpha = "contract-alpha-0123456789"
+	// Ping keys: alpha's unconfigured nightly-export, and four of bravo's.
+	ctPing  = "contract-alpha-ping-0123456789"
+	ctPingB = "contract-bravo-ping-%d-0123456789"
 )
 
 func init() {
@@ -130,7 +133,11 @@ func newContractHub(t *testing.T, now time.Time, tweaks ...hubTweak) *contractHu
 		{Name: "op", Token: config.Secret(ctOp), Role: "operator"},
 		{Name: "viewer", Token: config.Secret(ctView), Role: "viewer"},
 		{Name: "alpha", Token: config.Secret(ctAlpha), Role: "operator", Tenants: []string{"alpha"}},
-	}}
+	}, PingKeys: []PingKeyConfig{{Name: "alpha-export", Key: config.Secret(ctPing), Tenant: "alpha", Job: "nightly-export"}}}
+	for i := 1; i <= 4; i++ {
+		auth.PingKeys = append(auth.PingKeys, PingKeyConfig{Name: fmt.Sprintf("bravo-%d", i), Key: config.Secret(fmt.Sprintf(ctPingB, i)),
+			Tenant: "bravo", Job: fmt.Sprintf("export-%d", i)})
+	}
 	var p config.Problems
 	auth.Validate(&p, "auth")
 	if err := p.Err("auth"); err != nil {
@@ -313,6 +320,9 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	down := newContractHub(t, now)
 	down.st.Close()
 	noPoster := newContractHub(t, now, func(o *Options) { o.Actions = noActions{} })
+	// capped takes one unconfigured job and one ping per key.
+	capped := newContractHub(t, now, func(o *Options) { o.MaxUnconfiguredJobs, o.PingRate, o.PingBurst = 1, 0.001, 1 })
+	pingB := func(i int) string { return "/ping/" + fmt.Sprintf(ctPingB, i) }
 
 	obs := func(tenant, job, run string, extra string) string {
 		return `{"at":"2026-09-01T05:30:00Z","tenant":"` + tenant + `","job":"` + job + `","run_id":"` + run + `","state":"running"` + extra + `}`
@@ -580,6 +590,44 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "am expire silence", route: "DELETE /api/v2/silence/{id}", token: ctOp, method: "DELETE", path: "/api/v2/silence/bravosilence", code: 200, request: "valid"},
 		{name: "am receivers", route: "GET /api/v2/receivers", token: ctView, path: "/api/v2/receivers", code: 200, request: "valid"},
 		{name: "am receivers without token", route: "GET /api/v2/receivers", path: "/api/v2/receivers", code: 401},
+
+		{name: "ping start", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/start?rid=ct-1", code: 200, request: "valid",
+			check: wantIn(`"run_id":"ct-1"`, `"state":"running"`)},
+		{name: "ping heartbeat", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/heartbeat?rid=ct-1&updated_at=2026-09-01T05:59:00Z", code: 200, request: "valid"},
+		{name: "ping heartbeat from the future", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/heartbeat?rid=ct-1&updated_at=2026-09-01T07:00:00Z", code: 422, request: "valid"},
+		{name: "ping exit code", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/3?rid=ct-1", body: "boom\n", ctype: "text/plain", code: 200, request: "valid",
+			check: wantIn(`"state":"failed"`)},
+		{name: "ping start of a finished run", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/start?rid=ct-1", code: 409, request: "valid"},
+		{name: "ping, bad rid", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/start?rid=a%20b", code: 400, request: "invalid"},
+		{name: "ping, no such ping", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/nope", code: 404, request: "invalid"},
+		{name: "ping, unknown key", route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/unknown-key-0123456789/start", code: 404, request: "valid"},
+		{name: "ping, too large", hub: tight, route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/fail", body: strings.Repeat("x", 5000), ctype: "text/plain", code: 413},
+		{name: "ping, store down", hub: down, route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/start", code: 503, request: "valid"},
+		{name: "ping success", route: "POST /ping/{key}", method: "POST", path: "/ping/" + ctPing, body: "all good", ctype: "text/plain", code: 200, request: "valid",
+			check: wantIn(`"state":"succeeded"`)},
+		{name: "ping success, bad duration", route: "POST /ping/{key}", method: "POST", path: "/ping/" + ctPing + "?duration=long", code: 400, request: "invalid"},
+		{name: "ping success, unknown key", route: "POST /ping/{key}", method: "POST", path: "/ping/unknown-key-0123456789", code: 404, request: "valid"},
+		{name: "ping success, too large", hub: tight, route: "POST /ping/{key}", method: "POST", path: "/ping/" + ctPing, body: strings.Repeat("x", 5000), ctype: "text/plain", code: 413},
+		{name: "ping success, store down", hub: down, route: "POST /ping/{key}", method: "POST", path: "/ping/" + ctPing, code: 503, request: "valid"},
+		{name: "ping success by GET", route: "GET /ping/{key}", path: "/ping/" + ctPing + "?duration=12", code: 200, request: "valid"},
+		{name: "ping success by GET, empty rid", route: "GET /ping/{key}", path: "/ping/" + ctPing + "?rid=", code: 400, request: "invalid"},
+		{name: "ping success by GET, unknown key", route: "GET /ping/{key}", path: "/ping/unknown-key-0123456789", code: 404, request: "valid"},
+		{name: "ping success by GET, store down", hub: down, route: "GET /ping/{key}", path: "/ping/" + ctPing, code: 503, request: "valid"},
+		{name: "ping start by GET", route: "GET /ping/{key}/{action}", path: "/ping/" + ctPing + "/start", code: 200, request: "valid"},
+		{name: "ping by GET, updated_at on a start", route: "GET /ping/{key}/{action}", path: "/ping/" + ctPing + "/start?updated_at=2026-09-01T05:59:00Z", code: 400},
+		{name: "ping by GET, unknown key", route: "GET /ping/{key}/{action}", path: "/ping/unknown-key-0123456789/fail", code: 404, request: "valid"},
+		{name: "ping heartbeat by GET of a finished run", route: "GET /ping/{key}/{action}", path: "/ping/" + ctPing + "/heartbeat?rid=ct-1", code: 409, request: "valid"},
+		{name: "ping by GET, store down", hub: down, route: "GET /ping/{key}/{action}", path: "/ping/" + ctPing + "/1", code: 503, request: "valid"},
+		// capped: alpha's ping takes the one unconfigured job; bravo's are refused, then limited.
+		{name: "ping, the one unconfigured job", hub: capped, route: "POST /ping/{key}/{action}", method: "POST", path: "/ping/" + ctPing + "/start", code: 200, request: "valid"},
+		{name: "ping success by GET, a job too many", hub: capped, route: "GET /ping/{key}", path: pingB(1), code: 422, request: "valid"},
+		{name: "ping success by GET, too often", hub: capped, route: "GET /ping/{key}", path: pingB(1), code: 429, request: "valid"},
+		{name: "ping success, a job too many", hub: capped, route: "POST /ping/{key}", method: "POST", path: pingB(2), code: 422, request: "valid"},
+		{name: "ping success, too often", hub: capped, route: "POST /ping/{key}", method: "POST", path: pingB(2), code: 429, request: "valid"},
+		{name: "ping by GET, a job too many", hub: capped, route: "GET /ping/{key}/{action}", path: pingB(3) + "/start", code: 422, request: "valid"},
+		{name: "ping by GET, too often", hub: capped, route: "GET /ping/{key}/{action}", path: pingB(3) + "/start", code: 429, request: "valid"},
+		{name: "ping, a job too many", hub: capped, route: "POST /ping/{key}/{action}", method: "POST", path: pingB(4) + "/0", code: 422, request: "valid"},
+		{name: "ping, too often", hub: capped, route: "POST /ping/{key}/{action}", method: "POST", path: pingB(4) + "/0", code: 429, request: "valid"},
 	}
 
 	seen := map[string]map[int]bool{} // route → status codes answered

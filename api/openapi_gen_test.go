@@ -201,6 +201,8 @@ var fieldDocs = map[string]fieldDoc{
 	"PostableSilence.comment":   {extra: maxLen(1024)},
 	"PostableMatcher.name":      {desc: "alertname, tenant, job, severity, run_id or source.", extra: obj{"enum": []string{"alertname", "tenant", "job", "severity", "run_id", "source"}}},
 	"PostableMatcher.isEqual":   {desc: "false: a negative matcher (!=, !~); true when absent."},
+	"PingResult.run_id":         {desc: "The run the ping opened, kept alive or closed (?rid=, or derived from the start time).", extra: maxLen(model.MaxRunIDLen)},
+	"PingResult.duplicate":      {desc: "The run was already in this state (a retried ping): nothing was stored."},
 	"ErrorBody.code":            {desc: "A machine-readable reason; each answer lists the ones it can carry."},
 	"ErrorBody.details":         {desc: "More about the error, when there is more."},
 }
@@ -247,6 +249,7 @@ var typeDocs = map[string]string{
 	"SilenceRequest":  "A new silence.",
 	"Notification":    "One notification in the outbox (to one receiver).",
 	"PushResult":      "How a push went, item by item.",
+	"PingResult":      "The run a ping reported on.",
 	"PostableAlert":   "An alert in Alertmanager's API v2 format, as Prometheus posts it.",
 	"PostableSilence": "A silence in Alertmanager's API v2 format, as amtool posts it.",
 	"ErrorBody":       "What went wrong.",
@@ -493,6 +496,8 @@ type op struct {
 	params       []obj
 	body         obj
 	bodyDesc     string
+	bodyType     string // the body's media type; application/json when empty
+	bodyOptional bool
 	resps        []resp
 }
 
@@ -606,7 +611,7 @@ func openAPIOperations(g *docGen) []op {
 	list := func(field string, items obj) obj { return closed([]string{field}, obj{field: arrOf(items)}) }
 	viewer, operator := "viewer", "operator"
 	pushRole := "the push role (ingest: auth.push_role, operator by default)"
-	return []op{
+	return append(append([]op{
 		{method: "GET", path: "/healthz", id: "getHealth", tag: "operations", public: true,
 			summary: "Liveness", desc: "Answers while the process serves HTTP; touches nothing else.",
 			resps: []resp{okR(200, "The process is alive.", closed([]string{"status"}, obj{"status": strEnum("ok")}))}},
@@ -737,7 +742,7 @@ func openAPIOperations(g *docGen) []op {
 				errR(403, "The token's role is below the push role.", "forbidden"),
 				errR(413, "The body is over ingest.max_body_bytes, or holds more than ingest.max_items observations.", "body_too_large", "too_many_items"),
 				okR(422, "No item was accepted; errors says why.", pushResult), r503}},
-
+	}, pingOperations(g)...), []op{
 		{method: "GET", path: "/api/v2/status", id: "getAlertmanagerStatus", tag: "alertmanager", role: viewer,
 			summary: "Alertmanager status (amtool)", desc: "Alertmanager's API v2 status, so amtool can talk to the hub.",
 			resps: []resp{okR(200, "The status.", closed([]string{"cluster", "config", "uptime", "versionInfo"}, obj{
@@ -788,6 +793,53 @@ func openAPIOperations(g *docGen) []op {
 		{method: "GET", path: "/api/v2/receivers", id: "getAlertmanagerReceivers", tag: "alertmanager", role: viewer,
 			summary: "Receivers (amtool)", desc: "Alertmanager's receivers list; the hub's receivers are not listed here.",
 			resps: []resp{okR(200, "The receivers.", obj{"type": "array", "maxItems": 0, "items": closed([]string{"name"}, obj{"name": str()})}), r401}},
+	}...)
+}
+
+// pingOperations are the ping API's: a key in the path instead of a bearer
+// token, by POST (with the output's last lines as the body) or by GET.
+func pingOperations(g *docGen) []op {
+	pingResult := g.answer(reflect.TypeFor[PingResult]())
+	key := pathParam("key", "A ping key (auth.ping_keys): it names one tenant and job, and is a secret.",
+		obj{"type": "string", "minLength": 16, "maxLength": 128, "pattern": `^[A-Za-z0-9._~-]+$`})
+	action := pathParam("action", "start opens a run; heartbeat says it still runs; fail, or an exit code from 1 to 255, closes it as failed; 0 closes it as succeeded.",
+		obj{"type": "string", "pattern": `^(start|heartbeat|fail|[0-9]|[1-9][0-9]|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$`})
+	rid := queryParam("rid", "The client's id of the run (as healthchecks.io's rid), so that concurrent runs do not collide. Without it a start derives the run id from its time, and the other pings are about the job's most recent open run.",
+		obj{"type": "string", "minLength": 1, "maxLength": maxRID, "pattern": `^[A-Za-z0-9._~:#@+-]+$`})
+	updated := queryParam("updated_at", "Heartbeats: the job's last sign of progress (now when absent); a running run whose updated_at stops moving stalls.", dateTime())
+	duration := queryParam("duration", "Success and failure: the seconds the run took, placing the start of a run whose start the hub never heard.",
+		obj{"type": "number", "minimum": 0, "maximum": maxPingDuration.Seconds()})
+	body := obj{"type": "string", "maxLength": MaxPingBody, "description": "The last lines of the job's output."}
+	bodyDesc := "Optional: the last lines of the job's output (at most 100 KiB, or ingest.max_body_bytes when smaller). A failure keeps its end as the run's error, control characters and terminal escapes removed."
+	resps := func(method string, withAction bool) []resp {
+		rs := []resp{okR(200, "The run, as the ping left it.", pingResult),
+			errR(400, "rid, updated_at or duration is malformed, or given to a ping it does not belong to.", "bad_request"),
+			errR(404, "No such ping key (nothing says which keys exist), or no such ping.", "not_found")}
+		if withAction {
+			rs = append(rs, errR(409, "A start or heartbeat for a run (rid) that has finished.", "run_finished"))
+		}
+		if method == "POST" {
+			rs = append(rs, errR(413, "The body is over 100 KiB (or ingest.max_body_bytes).", "body_too_large"))
+		}
+		return append(rs,
+			errR(422, "The observation the ping makes is not valid (updated_at too far from now), or its job would exceed ingest.max_unconfigured_jobs.", "invalid_observation"),
+			resp{code: 429, desc: "More than 10 pings a second with this key.", errs: []string{"rate_limited"},
+				headers: obj{"Retry-After": obj{"description": "Seconds to wait.", "schema": obj{"type": "integer"}}}},
+			r503)
+	}
+	success := "Closes the job's run (rid, or the most recent open one) as succeeded; without an open run, records a run that started when it ended (or duration before)."
+	pinged := "start opens a run (state running), heartbeat keeps it alive, fail and exit codes 1 to 255 close it as failed (the exit code, the time it took and the end of the output become its error), 0 closes it as succeeded. Each ping is one observation through the push path: the same validation, rules and board."
+	return []op{
+		{method: "POST", path: "/ping/{key}", id: "pingSuccess", tag: "ping", public: true,
+			summary: "Report a success", desc: success, params: []obj{key, rid, duration},
+			body: body, bodyType: "text/plain", bodyOptional: true, bodyDesc: bodyDesc, resps: resps("POST", false)},
+		{method: "GET", path: "/ping/{key}", id: "pingSuccessByGet", tag: "ping", public: true,
+			summary: "Report a success (GET)", desc: success + " As POST, without a body.", params: []obj{key, rid, duration}, resps: resps("GET", false)},
+		{method: "POST", path: "/ping/{key}/{action}", id: "ping", tag: "ping", public: true,
+			summary: "Report a start, heartbeat, failure or exit code", desc: pinged, params: []obj{key, action, rid, updated, duration},
+			body: body, bodyType: "text/plain", bodyOptional: true, bodyDesc: bodyDesc, resps: resps("POST", true)},
+		{method: "GET", path: "/ping/{key}/{action}", id: "pingByGet", tag: "ping", public: true,
+			summary: "Report a start, heartbeat, failure or exit code (GET)", desc: pinged + " As POST, without a body.", params: []obj{key, action, rid, updated, duration}, resps: resps("GET", true)},
 	}
 }
 
@@ -800,6 +852,7 @@ var openAPITags = []obj{
 	{"name": "silences", "description": "Muting alerts, now or as maintenance windows."},
 	{"name": "notifications", "description": "The outbox of pages and messages."},
 	{"name": "ingest", "description": "Observations pushed by the jobs themselves."},
+	{"name": "ping", "description": "Runs reported by any job that can run curl (healthchecks.io-style pings), with a ping key instead of a bearer token."},
 	{"name": "webhooks", "description": "Events from PagerDuty."},
 	{"name": "alertmanager", "description": "The part of Alertmanager's API v2 that Prometheus and amtool use."},
 	{"name": "operations", "description": "Probes, metrics and this document."},
@@ -835,11 +888,15 @@ func buildOpenAPI() ([]byte, error) {
 			m["parameters"] = o.params
 		}
 		if o.body != nil {
-			content := obj{"application/json": obj{"schema": o.body}}
+			ct := o.bodyType
+			if ct == "" {
+				ct = "application/json"
+			}
+			content := obj{ct: obj{"schema": o.body}}
 			if o.id == "pushObservations" {
 				content["application/x-ndjson"] = obj{"schema": ref("ObservationIn")}
 			}
-			m["requestBody"] = obj{"required": true, "content": content}
+			m["requestBody"] = obj{"required": !o.bodyOptional, "content": content}
 			if o.bodyDesc != "" {
 				m["requestBody"].(obj)["description"] = o.bodyDesc
 			}
@@ -910,7 +967,7 @@ func buildOpenAPI() ([]byte, error) {
 			"title":   "etlhub hub API",
 			"version": "1",
 			"description": "Status, runs, alerts, silences and push ingest of etlhub's hub, and the part of Alertmanager's API v2 that Prometheus and amtool use. " +
-				"Every operation but the probes, this document, the dashboard's files and the signed PagerDuty webhook needs a bearer token (auth.tokens); " +
+				"Every operation but the probes, this document, the dashboard's files, the signed PagerDuty webhook and the pings (a ping key in the path, auth.ping_keys) needs a bearer token (auth.tokens); " +
 				"x-etlhub-role names the least role (viewer < operator < admin; push is auth.push_role). A token scoped to tenants sees and changes only their data. " +
 				"Errors are {\"error\": {\"code\", \"message\"}}; each answer lists the codes it can carry. Times are RFC 3339, in UTC.",
 			"contact": obj{"name": "etlhub"},

@@ -34,6 +34,7 @@ const (
 	bravoAlert  = "b0b0b0b0b0b0b0b0"
 	bravoExtFP  = "bravo-external-label"
 	alphaAlert  = "a1a1a1a1a1a1a1a1"
+	alphaPing   = "alpha-ping-key-0123456789"
 )
 
 // bravoMarkers and bravo's name may never appear in an answer to alpha's
@@ -96,7 +97,7 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	auth := AuthConfig{Tokens: []TokenConfig{
 		{Name: "admin", Token: config.Secret(auditAdmin), Role: "admin"},
 		{Name: "alpha-op", Token: config.Secret(alphaTok), Role: "operator", Tenants: []string{"alpha"}},
-	}}
+	}, PingKeys: []PingKeyConfig{{Name: "alpha-ping", Key: config.Secret(alphaPing), Tenant: "alpha", Job: "roster-import"}}}
 	var p config.Problems
 	auth.Validate(&p, "auth")
 	actions := &auditActions{}
@@ -279,6 +280,21 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 		"POST /api/v1/observations": {
 			{method: "POST", path: "/api/v1/observations", write: true, code: 422, after: noNewBravoRun,
 				body: `{"at":"2026-09-01T05:30:00Z","tenant":"bravo","job":"roster-import","run_id":"` + bravoRun + `","state":"succeeded","rows_done":10,"rows_total":10}`},
+		},
+		// Pings: the key names the tenant and job; nothing in the request
+		// (a run id, a tenant, alpha's token) reaches bravo's.
+		"POST /ping/:key/:action": {
+			{method: "POST", path: "/ping/" + alphaPing + "/fail?rid=" + bravoRun + "&tenant=bravo", body: "alpha output", code: 200, want: `"state":"failed"`, after: noNewBravoRun},
+			{method: "POST", path: "/ping/no-such-key-0123456789/start?rid=" + bravoRun, write: true, code: 404, after: noNewBravoRun},
+		},
+		"GET /ping/:key/:action": {
+			{method: "GET", path: "/ping/" + alphaPing + "/start?rid=alpha-pinged&tenant=bravo", code: 200, want: "alpha-pinged", after: noNewBravoRun},
+		},
+		"POST /ping/:key": {
+			{method: "POST", path: "/ping/" + alphaPing + "?tenant=bravo&job=roster-import", code: 200, want: `"state":"succeeded"`, after: noNewBravoRun},
+		},
+		"GET /ping/:key": {
+			{method: "GET", path: "/ping/" + alphaPing + "?rid=" + bravoRun, code: 200, after: noNewBravoRun},
 		},
 		"GET /api/v2/status":    {{method: "GET", path: "/api/v2/status", code: 200}},
 		"GET /api/v2/receivers": {{method: "GET", path: "/api/v2/receivers", code: 200}},

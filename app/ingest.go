@@ -28,9 +28,9 @@ type Ingestor struct {
 // NewIngestor counts what it stores in reg.
 func NewIngestor(s *store.Store, reg prometheus.Registerer) *Ingestor {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_ingest_observations_total",
-		Help: "Observations ingested, by path (push, collector) and result (stored, duplicate, future: refused, from after the clock)."}, []string{"via", "result"})
+		Help: "Observations ingested, by path (push, ping, collector) and result (stored, duplicate, future: refused, from after the clock)."}, []string{"via", "result"})
 	reg.MustRegister(c)
-	for _, via := range []string{"push", "collector"} {
+	for _, via := range []string{"push", "ping", "collector"} {
 		for _, r := range []string{"stored", "duplicate"} {
 			c.WithLabelValues(via, r)
 		}
