@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/internal/config"
@@ -36,7 +37,7 @@ type Config struct {
 	Ingest    IngestConfig              `yaml:"ingest"`
 	Silences  SilencesConfig            `yaml:"silences"`
 	Auth      api.AuthConfig            `yaml:"auth"`
-	Rules     RulesConfig               `yaml:"rules"`
+	Rules     alerting.RulesConfig      `yaml:"rules"`
 	Notify    NotifyConfig              `yaml:"notify"`
 	Logs      LogsConfig                `yaml:"logs"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`

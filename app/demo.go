@@ -24,7 +24,6 @@ import (
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
 	"github.com/etlhub/etlhub/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DemoOptions shape `etlhub demo`.
@@ -154,33 +153,21 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	if err := p.Err("the demo's receivers (PAGERDUTY_ROUTING_KEY, SLACK_*)"); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ing := NewIngestor(st, reg)
-	rl := newRuleLoop(cfg, st, log, reg)
-	// Whatever is stored (pushed or collected) goes to the rules and is
-	// announced to the pages' event streams.
-	changes := api.NewLive()
-	ing.after = func(obs []model.Observation, now time.Time) {
-		rl.engine.Observe(obs, now)
-		changes.Changed(obs)
-	}
+	// The hub as etlhub serve wires it, on the demo's simulated clock; the
+	// demo steps the alert loop itself, one simulated minute at a time.
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	if len(cfg.Notify.Receivers) > 0 {
-		delivered := make(chan struct{})
-		wctx, stopWorker := context.WithCancel(ctx)
-		go func() { defer close(delivered); newWorker(cfg, st, log, reg, now).Run(wctx) }()
-		defer func() { stopWorker(); <-delivered }()
+	h, err := New(ctx, cfg, Options{Log: log, Now: now, Stepped: true})
+	if err != nil {
+		return err
 	}
-	ing.now = now
-	handler := api.New(api.Options{Live: changes, Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg,
-		Views: rl, Actions: rl, Log: log, Now: now})
+	if err := h.Start(ctx); err != nil {
+		h.Stop()
+		return err
+	}
+	defer h.Stop()
+	ing, handler := h.Ingest, h.Handler
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
@@ -225,7 +212,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	}
 	// Let the rules learn the history night by night.
 	for t := night.AddDate(0, 0, -5).Add(-time.Hour); t.Before(night.Add(-time.Hour)); t = t.Add(time.Hour) {
-		rl.engine.Tick(t)
+		h.Alerting.Engine().Tick(t)
 	}
 	end := night.Add(6*time.Hour + 30*time.Minute)
 	for sim := night.Add(-time.Hour); !sim.After(end); sim = sim.Add(time.Minute) {
@@ -279,8 +266,10 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 				}
 			}
 		}
-		trans, changed := rl.engine.Tick(sim)
-		st.SaveAlerts(ctx, changed, trans, rl.notifications(ctx, trans, nil))
+		trans, err := h.Alerting.StepTransitions(ctx, sim)
+		if err != nil {
+			fmt.Fprintf(o.Out, "%s  the alerts could not be saved (kept, saved on the next minute): %v\n", sim.In(tz).Format("15:04 MST"), err)
+		}
 		printTransitions(o.Out, sim.In(tz).Format("15:04 MST"), trans)
 		select {
 		case <-ctx.Done():

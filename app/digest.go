@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -55,39 +56,56 @@ func (d *DigestConfig) validate(p *config.Problems, key string, n *NotifyConfig)
 	}
 }
 
-// digests posts every configured digest on its schedule.
+// digests posts every configured digest on its schedule: a service whose
+// sends run on its context, so stopping the hub cancels a digest in flight
+// instead of waiting out its timeout.
 type digests struct {
-	cfg  *Config
-	st   *store.Store
-	log  *slog.Logger
-	cron *cron.Cron
+	cfg    *Config
+	st     *store.Store
+	log    *slog.Logger
+	now    func() time.Time
+	cron   *cron.Cron
+	cancel context.CancelFunc
 }
 
-func startDigests(cfg *Config, st *store.Store, log *slog.Logger) *digests {
-	d := &digests{cfg: cfg, st: st, log: log.With("part", "digest"),
+func newDigests(cfg *Config, st *store.Store, log *slog.Logger, now func() time.Time) *digests {
+	return &digests{cfg: cfg, st: st, log: log.With("part", "digest"), now: now,
 		cron: cron.New(cron.WithParser(model.Cron), cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
-	for i := range cfg.Notify.Digests {
-		dc := cfg.Notify.Digests[i]
+}
+
+func (d *digests) Name() string { return "digests" }
+
+func (d *digests) Start(ctx context.Context) error {
+	ctx, d.cancel = context.WithCancel(ctx)
+	for i := range d.cfg.Notify.Digests {
+		dc := d.cfg.Notify.Digests[i]
 		var sc slack.Config
-		for _, r := range cfg.Notify.Receivers {
+		for _, r := range d.cfg.Notify.Receivers {
 			if r.Name == dc.Receiver && r.Slack != nil {
 				sc = *r.Slack
 			}
 		}
 		n := slack.New(sc)
-		d.cron.AddFunc("CRON_TZ="+dc.Timezone+" "+dc.Schedule, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		if _, err := d.cron.AddFunc("CRON_TZ="+dc.Timezone+" "+dc.Schedule, func() {
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			defer cancel()
-			if err := d.send(ctx, dc, n, time.Now().UTC()); err != nil {
+			if err := d.send(sctx, dc, n, d.now().UTC()); err != nil {
 				d.log.Error("digest not sent", "digest", dc.Name, "error", err)
 			}
-		})
+		}); err != nil {
+			return fmt.Errorf("digest %q: %w", dc.Name, err)
+		}
 	}
 	d.cron.Start()
-	return d
+	return nil
 }
 
-func (d *digests) stop() { <-d.cron.Stop().Done() }
+func (d *digests) Stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	<-d.cron.Stop().Done()
+}
 
 // send builds the digest for the window ending now and posts it, retrying
 // a few times on errors worth retrying.

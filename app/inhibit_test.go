@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 )
@@ -77,7 +78,7 @@ func TestInhibitRulesReplaceTheBuiltIns(t *testing.T) {
 			sig(rules.RuleStalled, "dade", "roster", "importer", night, rules.Trigger)},
 	}
 	builtin, configured := rules.NewLifecycle(nil), rules.NewLifecycle(nil)
-	configured.SetInhibitor(inhibitor(c.Notify.inhibit))
+	configured.SetInhibitor(alerting.Inhibitor(c.Notify.inhibit))
 	for i, sigs := range ticks {
 		at := now.Add(time.Duration(i) * time.Minute)
 		builtin.Step(sigs, at, nil)
@@ -106,7 +107,7 @@ func TestInhibitRulesReplaceTheBuiltIns(t *testing.T) {
     - {source_matchers: [severity=critical], target_matchers: [severity=warning], equal: [tenant]}
 `)
 	l := rules.NewLifecycle(nil)
-	l.SetInhibitor(inhibitor(c.Notify.inhibit))
+	l.SetInhibitor(alerting.Inhibitor(c.Notify.inhibit))
 	warn := sig(rules.RuleFilesLate, "dade", "roster", "importer", night, rules.Trigger)
 	warn.Severity, warn.Fingerprint = "warning", "files-late|dade"
 	warnB := warn

@@ -113,32 +113,49 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 	}
 }
 
-// logSearches runs every search on its cron.
+// logSearches runs every search on its cron: a service whose searches run
+// on its context, so stopping the hub cancels a search in flight.
 type logSearches struct {
 	cfg    *Config
 	st     *store.Store
 	engine *rules.Engine
 	sumo   *sumologic.Client
 	log    *slog.Logger
+	now    func() time.Time
 	cron   *cron.Cron
+	cancel context.CancelFunc
 }
 
-func startLogSearches(cfg *Config, st *store.Store, engine *rules.Engine, log *slog.Logger) *logSearches {
-	l := &logSearches{cfg: cfg, st: st, engine: engine, log: log.With("part", "logs"),
+func newLogSearches(cfg *Config, st *store.Store, engine *rules.Engine, log *slog.Logger, now func() time.Time) *logSearches {
+	l := &logSearches{cfg: cfg, st: st, engine: engine, log: log.With("part", "logs"), now: now,
 		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(model.Cron),
 			cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
 	if cfg.Logs.SumoLogic != nil {
 		l.sumo = sumologic.New(*cfg.Logs.SumoLogic)
 	}
-	for i := range cfg.Logs.Searches {
-		s := cfg.Logs.Searches[i]
-		l.cron.AddFunc(s.Schedule, func() { l.run(context.Background(), s, time.Now().UTC()) })
-	}
-	l.cron.Start()
 	return l
 }
 
-func (l *logSearches) stop() { <-l.cron.Stop().Done() }
+func (l *logSearches) Name() string { return "log searches" }
+
+func (l *logSearches) Start(ctx context.Context) error {
+	ctx, l.cancel = context.WithCancel(ctx)
+	for i := range l.cfg.Logs.Searches {
+		s := l.cfg.Logs.Searches[i]
+		if _, err := l.cron.AddFunc(s.Schedule, func() { l.run(ctx, s, l.now().UTC()) }); err != nil {
+			return fmt.Errorf("log search %q: %w", s.Name, err)
+		}
+	}
+	l.cron.Start()
+	return nil
+}
+
+func (l *logSearches) Stop() {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	<-l.cron.Stop().Done()
+}
 
 // run performs one search, feeds its signals to the rules and records the
 // search's health like any source's.

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func treeLoop(t *testing.T, notify string) *ruleLoop {
+func treeLoop(t *testing.T, notify string) *testLoop {
 	t.Helper()
 	cfg, probs := parse(t, base+receiversDoc+notify)
 	if len(probs) != 0 {
@@ -27,12 +27,12 @@ func treeLoop(t *testing.T, notify string) *ruleLoop {
 }
 
 // post keeps a Prometheus alert firing (it fires at once) until far ahead.
-func post(l *ruleLoop, now time.Time, labels map[string]string) {
+func post(l *testLoop, now time.Time, labels map[string]string) {
 	l.engine.PostExternal([]rules.External{{Labels: labels, StartsAt: now, EndsAt: now.Add(24 * time.Hour)}}, now)
 }
 
 // firings are the firing notifications queued, oldest first.
-func firings(t *testing.T, l *ruleLoop) []store.OutboxItem {
+func firings(t *testing.T, l *testLoop) []store.OutboxItem {
 	t.Helper()
 	items, err := l.st.ListOutbox(context.Background(), "", 1000)
 	if err != nil {
@@ -47,7 +47,7 @@ func firings(t *testing.T, l *ruleLoop) []store.OutboxItem {
 	return out
 }
 
-func deliverAll(t *testing.T, l *ruleLoop, at time.Time) {
+func deliverAll(t *testing.T, l *testLoop, at time.Time) {
 	t.Helper()
 	for _, it := range firings(t, l) {
 		if it.Status == store.OutboxPending {

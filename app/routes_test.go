@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
 	"github.com/etlhub/etlhub/model"
 )
 
@@ -41,7 +42,7 @@ func TestRoutingTreeConfig(t *testing.T) {
 	sundayNight := time.Date(2026, 9, 6, 7, 0, 0, 0, time.UTC) // 03:00 in New York
 	a := model.Alert{Fingerprint: "f", Rule: "stalled", Severity: "critical", Tenant: "dade", Job: "roster-import"}
 	trans := []model.Transition{{At: weekday, Status: "firing", Alert: a}, {At: sundayNight, Status: "firing", Alert: a}}
-	notes := notifications(rt, trans, nil, nil)
+	notes := alerting.Notifications(rt, trans, nil, nil)
 	var got []string
 	for _, n := range notes {
 		got = append(got, n.Receiver+"@"+n.Trans.At.Format("Mon")+"/"+n.GroupKey+"/"+n.Wait.String())
@@ -49,7 +50,7 @@ func TestRoutingTreeConfig(t *testing.T) {
 	if want := "pd@Tue/alertname=stalled/0s dade@Tue/alertname=stalled/30s pd@Sun/alertname=stalled/0s"; strings.Join(got, " ") != want {
 		t.Errorf("notifications %s, want %s (dade muted in its maintenance window)", strings.Join(got, " "), want)
 	}
-	if n := notifications(rt, []model.Transition{{At: weekday, Status: "firing", Alert: model.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil, nil); len(n) != 1 || n[0].Receiver != "slack" {
+	if n := alerting.Notifications(rt, []model.Transition{{At: weekday, Status: "firing", Alert: model.Alert{Rule: "x", Severity: "info", Tenant: "broward"}}}, nil, nil); len(n) != 1 || n[0].Receiver != "slack" {
 		t.Errorf("the root takes what no route does: %+v", n)
 	}
 }

@@ -10,9 +10,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/etlhub/etlhub/api"
-	"github.com/etlhub/etlhub/collectors"
-	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,7 +26,9 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// Serve runs the hub until ctx is done, then shuts down gracefully. ready, if
+// Serve runs the hub until ctx is done, then shuts down gracefully: the API
+// stops taking requests (those in flight get shutdown_grace), then every
+// service stops in reverse order of start, its context cancelled. ready, if
 // not nil, receives the API's address once it listens.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
 	// Bind first: a port in use fails at once, not after the store is
@@ -42,63 +41,22 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	defer ln.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), buildInfo(cfg.Version))
-
-	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
+	h, err := New(ctx, cfg, Options{Log: log, Registry: reg})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	log.Info("store open", "driver", st.Dialect())
-
-	ing := NewIngestor(st, reg)
-	rl := newRuleLoop(cfg, st, log, reg)
-	if err := rl.warm(ctx, time.Now().UTC()); err != nil {
-		return fmt.Errorf("rules: %w", err)
-	}
-	// Whatever is stored (pushed or collected) goes to the rules and is
-	// announced to the pages' event streams.
-	live := api.NewLive()
-	ing.after = func(obs []model.Observation, now time.Time) {
-		rl.engine.Observe(obs, now)
-		live.Changed(obs)
-	}
-	rl.worker = newWorker(cfg, st, log, reg, nil)
-	cm := collectors.NewMetrics(reg)
-	for _, s := range cfg.Sources {
-		cm.Known(s.Name)
-	}
-	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, cm, time.Now)
-	if err != nil {
-		return err
-	}
-
-	handler := api.New(api.Options{
-		Live:  live,
-		Store: st, Ingest: ing, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: rl, Actions: rl,
-		Log: log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems,
-		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
-	})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("api listening", "addr", ln.Addr().String())
-
-	if err := runner.Start(ctx); err != nil {
+	svcCtx, cancelServices := context.WithCancel(ctx)
+	defer cancelServices()
+	if err := h.Start(svcCtx); err != nil {
 		srv.Close()
+		h.Stop()
 		return err
 	}
-	pruneCtx, stopPrune := context.WithCancel(ctx)
-	pruned := make(chan struct{})
-	go func() { defer close(pruned); prune(pruneCtx, st, cfg.Retention, log) }()
-	ruled := make(chan struct{})
-	go func() { defer close(ruled); rl.run(pruneCtx) }()
-	dg := startDigests(cfg, st, log)
-	defer dg.stop()
-	ls := startLogSearches(cfg, st, rl.engine, log)
-	defer ls.stop()
-	delivered := make(chan struct{})
-	go func() { defer close(delivered); rl.worker.Run(pruneCtx) }()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -118,11 +76,8 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "error", err)
 	}
-	runner.Stop()
-	stopPrune()
-	<-pruned
-	<-ruled
-	<-delivered
+	cancelServices()
+	h.Stop()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
@@ -131,11 +86,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 }
 
 // prune deletes history older than the retention, every Every.
-func prune(ctx context.Context, st *store.Store, r RetentionConfig, log *slog.Logger) {
+func prune(ctx context.Context, st *store.Store, r RetentionConfig, log *slog.Logger, clock func() time.Time) {
 	t := time.NewTicker(r.Every)
 	defer t.Stop()
 	for {
-		now := time.Now().UTC()
+		now := clock().UTC()
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		o, n, err := st.Prune(pctx, now.Add(-r.Observations), now.Add(-r.Runs))
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/rules"
@@ -20,7 +21,7 @@ func TestGroupedAlertsFoldIntoTheSharedPage(t *testing.T) {
 	other := model.Alert{Fingerprint: "predicted-breach|polk", Rule: rules.RulePredictedBreach, Severity: model.SeverityCritical, Tenant: "polk", Job: "roster-import"}
 	trans := []model.Transition{{At: at, Status: "firing", Alert: shared}, {At: at, Status: "firing", Alert: own},
 		{At: at, Status: "firing", Alert: other}, {At: at.Add(time.Hour), Status: "resolved", Alert: own}}
-	got := notifications(rt, trans, nil, nil)
+	got := alerting.Notifications(rt, trans, nil, nil)
 	if len(got) != 2 || got[0].Trans.Alert.Fingerprint != shared.Fingerprint || got[1].Trans.Alert.Fingerprint != other.Fingerprint {
 		var fps []string
 		for _, n := range got {

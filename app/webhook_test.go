@@ -25,7 +25,7 @@ func signed(body []byte) string {
 	return "v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-func hookLoop(t *testing.T, path string) *ruleLoop {
+func hookLoop(t *testing.T, path string) *testLoop {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: path}, nil)
 	if err != nil {

@@ -1,4 +1,4 @@
-package app
+package alerting
 
 import (
 	"github.com/etlhub/etlhub/notifier/routing"
@@ -28,9 +28,9 @@ func signalLabels(s *rules.Signal) map[string]string {
 	return out
 }
 
-// inhibitor applies notify.inhibit_rules: a source is an alert that fires or
+// Inhibitor applies notify.inhibit_rules: a source is an alert that fires or
 // triggers this tick; nil (the built-in inhibitions) when none are set.
-func inhibitor(rs []routing.InhibitRule) rules.Inhibitor {
+func Inhibitor(rs []routing.InhibitRule) rules.Inhibitor {
 	if len(rs) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package app
+package alerting
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/buildinfo"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
@@ -59,7 +58,7 @@ type stateCollector struct {
 	outboxPending, outboxOldest, scrapeErr           *prometheus.Desc
 }
 
-func newStateCollector(cfg *Config, state stateSource, backlog backlogSource, now func() time.Time, log *slog.Logger) *stateCollector {
+func newStateCollector(cfg Config, state stateSource, backlog backlogSource, now func() time.Time, log *slog.Logger) *stateCollector {
 	c := &stateCollector{state: state, backlog: backlog, now: now, log: log,
 		alerts: prometheus.NewDesc("etlhub_alerts", "Active alerts by rule (alertname for alerts posted by Prometheus), severity and state (pending, firing).",
 			[]string{"rule", "severity", "state"}, nil),
@@ -80,9 +79,7 @@ func newStateCollector(cfg *Config, state stateSource, backlog backlogSource, no
 	for _, j := range cfg.Jobs {
 		c.jobs = append(c.jobs, model.JobKey{Tenant: j.Tenant, Job: j.Job})
 	}
-	for _, r := range cfg.Notify.Receivers {
-		c.receivers = append(c.receivers, r.Name)
-	}
+	c.receivers = append(c.receivers, cfg.Receivers...)
 	return c
 }
 
@@ -156,9 +153,4 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.outboxOldest, prometheus.GaugeValue, age, r)
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeErr, prometheus.GaugeValue, failed)
-}
-
-// buildInfo is etlhub_build_info{version, revision, goversion} 1.
-func buildInfo(version string) prometheus.Collector {
-	return buildinfo.Collector("etlhub_build_info", "1, labelled with the version, VCS revision and Go version etlhub was built with.", version)
 }

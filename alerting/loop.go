@@ -1,111 +1,63 @@
-package app
+package alerting
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/lifecycle"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/notifier"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
+	"github.com/etlhub/etlhub/notifier/routing"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// RulesConfig tunes the rules engine.
-type RulesConfig struct {
-	// Tick is how often every rule is evaluated.
-	Tick time.Duration `yaml:"tick"`
-	// History is how far back observations are replayed into the rules at
-	// start-up (what they learn durations and rates from).
-	History time.Duration `yaml:"history"`
-	// PageProbability is the breach probability at which predicted-breach pages.
-	PageProbability float64 `yaml:"page_probability"`
-	// SlowdownPersistence is the mean remaining length of a slowdown.
-	SlowdownPersistence time.Duration `yaml:"slowdown_persistence"`
-	// MinHistory is how many nights a job needs before its history is trusted.
-	MinHistory int `yaml:"min_history"`
-	// Timings override a rule's for-duration and keep-firing-for.
-	Timings map[string]TimingConfig `yaml:"timings"`
+// Config is what the alert loop needs: its own section (rules) and, from
+// the other sections, only what it uses.
+type Config struct {
+	Rules RulesConfig
+	Jobs  []model.JobSpec
+	// DownAfter is how long each source (collectors by name, log searches as
+	// "logs:NAME") may fail before source-down fires.
+	DownAfter map[string]time.Duration
+	// Router routes transitions to receivers; Inhibit replaces the built-in
+	// inhibitions when set; Receivers names every receiver (for the outbox
+	// gauges); IsPagerDuty tells PagerDuty receivers apart.
+	Router      *notifier.Router
+	Inhibit     []routing.InhibitRule
+	Receivers   []string
+	IsPagerDuty func(receiver string) bool
+	// PagerDutyWebhookSecret and Window check PagerDuty's webhooks.
+	PagerDutyWebhookSecret config.Secret
+	PagerDutyWebhookWindow time.Duration
+	// Now is the clock (nil: the real one, in UTC).
+	Now func() time.Time
 }
 
-// TimingConfig is one rule's pending and hysteresis durations.
-type TimingConfig struct {
-	For           time.Duration `yaml:"for"`
-	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
-}
-
-func (r *RulesConfig) timings() map[string]rules.Timing {
-	t := rules.DefaultTimings()
-	for name, v := range r.Timings {
-		t[name] = rules.Timing{For: v.For, KeepFiringFor: v.KeepFiringFor}
-	}
-	return t
-}
-
-// Validate sets defaults and checks the section.
-func (r *RulesConfig) Validate(p *config.Problems, key string) {
-	d := rules.DefaultParams()
-	if r.Tick == 0 {
-		r.Tick = 30 * time.Second
-	}
-	if r.History == 0 {
-		r.History = 21 * 24 * time.Hour
-	}
-	if r.PageProbability == 0 {
-		r.PageProbability = d.PageProbability
-	}
-	if r.SlowdownPersistence == 0 {
-		r.SlowdownPersistence = d.SlowdownPersistence
-	}
-	if r.MinHistory == 0 {
-		r.MinHistory = d.MinHistory
-	}
-	if r.Tick < time.Second || r.Tick > 10*time.Minute {
-		p.Add(key+".tick", "%v is outside 1s..10m", r.Tick)
-	}
-	if r.PageProbability <= 0 || r.PageProbability > 1 {
-		p.Add(key+".page_probability", "%v is not in (0, 1]", r.PageProbability)
-	}
-	if r.MinHistory < 1 {
-		p.Add(key+".min_history", "must be at least 1")
-	}
-	for name, t := range r.Timings {
-		if !rules.IsRule(name) {
-			p.Add(key+".timings."+name, "is not a rule (%s)", strings.Join(rules.Names, ", "))
-		}
-		if t.For < 0 || t.KeepFiringFor < 0 {
-			p.Add(key+".timings."+name, "durations must not be negative")
-		}
-	}
-}
-
-func (r *RulesConfig) params() rules.Params {
-	p := rules.DefaultParams()
-	p.PageProbability = r.PageProbability
-	p.SlowdownPersistence = r.SlowdownPersistence
-	p.MinHistory = r.MinHistory
-	return p
-}
-
-// ruleLoop evaluates the rules every tick and persists what changed.
-type ruleLoop struct {
-	cfg       *Config
-	st        *store.Store
-	engine    *rules.Engine
-	log       *slog.Logger
-	downAfter map[string]time.Duration
-	router    *notifier.Router
-	worker    *notifier.Worker
-	firing    *prometheus.CounterVec
-	ticks     prometheus.Histogram
-	lastTick  prometheus.Gauge
+// Loop is the alert loop: every tick the rules are evaluated, what changed
+// is saved with the notifications it routes to (one transaction, the
+// outbox), and the delivery worker is woken. It also takes the
+// acknowledgements made in the hub and PagerDuty's webhooks. As a service it
+// ticks every rules.tick until stopped.
+type Loop struct {
+	*lifecycle.Loop
+	cfg      Config
+	st       *store.Store
+	engine   *rules.Engine
+	log      *slog.Logger
+	now      func() time.Time
+	router   *notifier.Router
+	worker   *notifier.Worker
+	firing   *prometheus.CounterVec
+	ticks    prometheus.Histogram
+	lastTick prometheus.Gauge
 	// unsaved holds what a failed SaveAlerts did not store; it is stored
 	// first on the next tick, so no transition or notification is lost.
 	unsaved struct {
@@ -115,23 +67,29 @@ type ruleLoop struct {
 	}
 }
 
-func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *ruleLoop {
-	l := &ruleLoop{cfg: cfg, st: st, log: log, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.params(), cfg.Rules.timings()),
-		downAfter: map[string]time.Duration{}, router: cfg.Notify.Router()}
-	l.engine.SetInhibitor(inhibitor(cfg.Notify.inhibit))
-	for _, s := range cfg.Sources {
-		l.downAfter[s.Name] = s.DownAfter
+// New makes the alert loop and registers its metrics.
+func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) *Loop {
+	now := cfg.Now
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
 	}
-	for _, s := range cfg.Logs.Searches {
-		l.downAfter["logs:"+s.Name] = s.DownAfter
+	if cfg.Router == nil {
+		cfg.Router = &notifier.Router{}
 	}
+	if cfg.IsPagerDuty == nil {
+		cfg.IsPagerDuty = func(string) bool { return false }
+	}
+	l := &Loop{cfg: cfg, st: st, log: log, now: now, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.EngineParams(), cfg.Rules.RuleTimings()),
+		router: cfg.Router}
+	l.Loop = lifecycle.NewLoop("alerting", l.run)
+	l.engine.SetInhibitor(Inhibitor(cfg.Inhibit))
 	l.firing = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_alert_transitions_total",
 		Help: "Alert transitions by rule, severity and status."}, []string{"rule", "severity", "status"})
 	l.ticks = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "etlhub_rules_tick_duration_seconds",
 		Help: "Time to evaluate every rule once.", Buckets: prometheus.DefBuckets})
 	l.lastTick = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_rules_last_tick_timestamp_seconds",
 		Help: "When the rules were last evaluated (Unix time); stale when the rule loop is stuck."})
-	reg.MustRegister(l.firing, l.ticks, l.lastTick, newStateCollector(cfg, l.engine, st, time.Now, log))
+	reg.MustRegister(l.firing, l.ticks, l.lastTick, newStateCollector(cfg, l.engine, st, now, log))
 	// Every series exists from the start, so increase() sees the first one.
 	for _, r := range alertRules() {
 		for _, sev := range severities {
@@ -143,8 +101,18 @@ func newRuleLoop(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.
 	return l
 }
 
-// warm restores active alerts and replays recent history into the engine.
-func (l *ruleLoop) warm(ctx context.Context, now time.Time) error {
+// SetWorker is the delivery worker to wake when notifications are queued.
+func (l *Loop) SetWorker(w *notifier.Worker) { l.worker = w }
+
+// Engine is the rules engine the loop steps (replay and the demo feed it
+// history directly).
+func (l *Loop) Engine() *rules.Engine { return l.engine }
+
+// Observe hands stored observations to the rules.
+func (l *Loop) Observe(obs []model.Observation, now time.Time) { l.engine.Observe(obs, now) }
+
+// Warm restores active alerts and replays recent history into the engine.
+func (l *Loop) Warm(ctx context.Context, now time.Time) error {
 	active, err := l.st.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
 	if err != nil {
 		return err
@@ -160,11 +128,11 @@ func (l *ruleLoop) warm(ctx context.Context, now time.Time) error {
 	return err
 }
 
-func (l *ruleLoop) run(ctx context.Context) {
+func (l *Loop) run(ctx context.Context) {
 	t := time.NewTicker(l.cfg.Rules.Tick)
 	defer t.Stop()
 	for {
-		l.tick(ctx, time.Now().UTC())
+		_ = l.Step(ctx, l.now())
 		select {
 		case <-ctx.Done():
 			return
@@ -173,12 +141,22 @@ func (l *ruleLoop) run(ctx context.Context) {
 	}
 }
 
-func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
+// Step evaluates the rules once at now: sources and silences read, the
+// engine ticked, what changed saved with the notifications it routes to, and
+// the worker woken. A failed save is kept and saved first on the next step
+// (nothing is lost); its error is returned.
+func (l *Loop) Step(ctx context.Context, now time.Time) error {
+	_, err := l.StepTransitions(ctx, now)
+	return err
+}
+
+// StepTransitions is Step, returning the transitions of this step too.
+func (l *Loop) StepTransitions(ctx context.Context, now time.Time) ([]model.Transition, error) {
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.Rules.Tick)
 	defer cancel()
 	start := time.Now()
 	if h, err := l.st.Sources(tctx); err == nil {
-		l.engine.SetSources(h, l.downAfter)
+		l.engine.SetSources(h, l.cfg.DownAfter)
 	}
 	sil, silErr := l.st.Silences(tctx, now)
 	if silErr == nil {
@@ -190,8 +168,9 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 	notes := l.notifications(tctx, trans, nil)
 	u := &l.unsaved
 	u.changed, u.trans, u.notes = append(u.changed, changed...), append(u.trans, trans...), append(u.notes, notes...)
-	if err := l.st.SaveAlerts(tctx, u.changed, u.trans, u.notes); err != nil {
-		l.log.Error("saving alerts failed; will retry next tick", "error", err, "transitions", len(u.trans))
+	saveErr := l.st.SaveAlerts(tctx, u.changed, u.trans, u.notes)
+	if saveErr != nil {
+		l.log.Error("saving alerts failed; will retry next tick", "error", saveErr, "transitions", len(u.trans))
 	} else {
 		u.changed, u.trans, u.notes = u.changed[:0], u.trans[:0], u.notes[:0]
 		if silErr == nil { // a repeat must not page through a silence it could not read
@@ -209,10 +188,11 @@ func (l *ruleLoop) tick(ctx context.Context, now time.Time) {
 	}
 	l.ticks.Observe(time.Since(start).Seconds())
 	l.lastTick.Set(float64(time.Now().UnixMilli()) / 1000)
+	return trans, saveErr
 }
 
 // JobViews adapts the engine's views for the API.
-func (l *ruleLoop) JobViews() map[model.JobKey]api.JobView {
+func (l *Loop) JobViews() map[model.JobKey]api.JobView {
 	v := l.engine.Views()
 	out := make(map[model.JobKey]api.JobView, len(v))
 	for k, x := range v {
@@ -242,8 +222,8 @@ func (l *ruleLoop) JobViews() map[model.JobKey]api.JobView {
 
 // Ack acknowledges a firing alert from the hub: stored, and sent to every
 // receiver of the alert (PagerDuty gets an acknowledge event).
-func (l *ruleLoop) Ack(ctx context.Context, id, who string) (model.Alert, error) {
-	tr, err := l.engine.Ack(id, who, time.Now().UTC())
+func (l *Loop) Ack(ctx context.Context, id, who string) (model.Alert, error) {
+	tr, err := l.engine.Ack(id, who, l.now())
 	if err != nil {
 		return model.Alert{}, err
 	}
@@ -252,8 +232,8 @@ func (l *ruleLoop) Ack(ctx context.Context, id, who string) (model.Alert, error)
 
 // notifications routes transitions, with the store's view of when each
 // group last went out (group_interval).
-func (l *ruleLoop) notifications(ctx context.Context, trans []model.Transition, skip func(string) bool) []store.Notification {
-	return notifications(l.router, trans, skip, func(receiver, key string) time.Time {
+func (l *Loop) notifications(ctx context.Context, trans []model.Transition, skip func(string) bool) []store.Notification {
+	return Notifications(l.router, trans, skip, func(receiver, key string) time.Time {
 		t, err := l.st.GroupLastFiring(ctx, receiver, key)
 		if err != nil {
 			l.log.Warn("reading a group's last notification failed; it waits group_wait", "receiver", receiver, "error", err)
@@ -263,7 +243,7 @@ func (l *ruleLoop) notifications(ctx context.Context, trans []model.Transition, 
 }
 
 // repeat queues the re-notifications of still-firing alerts (repeat_interval).
-func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Silencer) []store.Notification {
+func (l *Loop) repeat(ctx context.Context, now time.Time, silenced rules.Silencer) []store.Notification {
 	if l.router.Tree == nil {
 		return nil
 	}
@@ -283,7 +263,7 @@ func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Sil
 		l.log.Warn("reading the last notifications failed; no repeats this tick", "error", err)
 		return nil
 	}
-	notes := repeats(l.router, firing, silenced, last, now)
+	notes := Repeats(l.router, firing, silenced, last, now)
 	if len(notes) == 0 {
 		return nil
 	}
@@ -298,7 +278,7 @@ func (l *ruleLoop) repeat(ctx context.Context, now time.Time, silenced rules.Sil
 	return notes
 }
 
-func (l *ruleLoop) record(ctx context.Context, tr model.Transition, skip func(string) bool) error {
+func (l *Loop) record(ctx context.Context, tr model.Transition, skip func(string) bool) error {
 	notes := l.notifications(ctx, []model.Transition{tr}, skip)
 	if err := l.st.SaveAlerts(ctx, []model.Alert{tr.Alert}, []model.Transition{tr}, notes); err != nil {
 		return err
@@ -316,12 +296,12 @@ func (l *ruleLoop) record(ctx context.Context, tr model.Transition, skip func(st
 // stored, so a replay is refused across restarts too). An incident
 // acknowledged or resolved by a human is recorded on its alert and shown in
 // Slack (not sent back to PagerDuty), named by PagerDuty's agent.
-func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature string) error {
-	if !pagerduty.VerifySignature([]byte(l.cfg.Notify.PagerDutyWebhookSecret.Value()), body, signature) {
+func (l *Loop) PagerDutyWebhook(ctx context.Context, body []byte, signature string) error {
+	if !pagerduty.VerifySignature([]byte(l.cfg.PagerDutyWebhookSecret.Value()), body, signature) {
 		return api.ErrBadSignature
 	}
-	now := time.Now().UTC()
-	window := l.cfg.Notify.PagerDutyWebhookWindow
+	now := l.now()
+	window := l.cfg.PagerDutyWebhookWindow
 	if window <= 0 {
 		window = pagerduty.DefaultWebhookWindow
 	}
@@ -365,7 +345,7 @@ func (l *ruleLoop) PagerDutyWebhook(ctx context.Context, body []byte, signature 
 		// Recorded on the alert; the rules resolve it when its cause clears.
 		err = l.st.SaveAlerts(ctx, []model.Alert{a}, []model.Transition{tr}, nil)
 	} else {
-		err = l.record(ctx, tr, l.cfg.Notify.isPagerDuty)
+		err = l.record(ctx, tr, l.cfg.IsPagerDuty)
 	}
 	if err != nil {
 		// Not taken after all: PagerDuty retries a 5xx, and that retry must count.

@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/etlhub/etlhub/alerting"
+	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/collectors"
+	"github.com/etlhub/etlhub/internal/lifecycle"
+	"github.com/etlhub/etlhub/model"
+	"github.com/etlhub/etlhub/notifier"
+	"github.com/etlhub/etlhub/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// alerting is the alert loop's part of the config: its own section and,
+// from the others, only what it uses.
+func (c *Config) alerting(now func() time.Time) alerting.Config {
+	down := map[string]time.Duration{}
+	for _, s := range c.Sources {
+		down[s.Name] = s.DownAfter
+	}
+	for _, s := range c.Logs.Searches {
+		down["logs:"+s.Name] = s.DownAfter
+	}
+	var receivers []string
+	for _, r := range c.Notify.Receivers {
+		receivers = append(receivers, r.Name)
+	}
+	return alerting.Config{Rules: c.Rules, Jobs: c.Jobs, DownAfter: down, Router: c.Notify.Router(), Inhibit: c.Notify.inhibit,
+		Receivers: receivers, IsPagerDuty: c.Notify.isPagerDuty, PagerDutyWebhookSecret: c.Notify.PagerDutyWebhookSecret,
+		PagerDutyWebhookWindow: c.Notify.PagerDutyWebhookWindow, Now: now}
+}
+
+// Options are what differs between etlhub serve, the demo and replay.
+type Options struct {
+	Log *slog.Logger
+	// Now is the hub's clock (nil: the real one). The demo passes its
+	// simulated clock: every part of the hub then reads the same time.
+	Now func() time.Time
+	// Registry takes the metrics (nil: a new one).
+	Registry *prometheus.Registry
+	// Stepped leaves the alert loop out of the services: the caller steps
+	// it (Hub.Alerting.Step) on its own clock, as the demo does.
+	Stepped bool
+}
+
+// Hub is the hub's parts, wired once for serve, the demo and replay.
+type Hub struct {
+	Config   *Config
+	Store    *store.Store
+	Registry *prometheus.Registry
+	Ingest   *Ingestor
+	Alerting *alerting.Loop
+	Worker   *notifier.Worker
+	Live     *api.Live
+	// Handler is the API and the dashboard.
+	Handler http.Handler
+	log     *slog.Logger
+	group   lifecycle.Group
+}
+
+// New opens the store, warms the rules and wires every part; nothing runs
+// until Start. cfg must have been validated.
+func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	now := o.Now
+	if now == nil {
+		now = func() time.Time { return time.Now().UTC() }
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
+	if err != nil {
+		return nil, err
+	}
+	o.Log.Info("store open", "driver", st.Dialect())
+	h := &Hub{Config: cfg, Store: st, Registry: reg, log: o.Log, Live: api.NewLive()}
+	h.group.Log = o.Log
+	h.Ingest = NewIngestor(st, reg)
+	h.Ingest.now = now
+	h.Alerting = alerting.New(cfg.alerting(now), st, o.Log, reg)
+	if err := h.Alerting.Warm(ctx, now()); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	// Whatever is stored (pushed or collected) goes to the rules and is
+	// announced to the pages' event streams.
+	h.Ingest.after = func(obs []model.Observation, at time.Time) {
+		h.Alerting.Observe(obs, at)
+		h.Live.Changed(obs)
+	}
+	h.Worker = newWorker(cfg, st, o.Log, reg, now)
+	h.Alerting.SetWorker(h.Worker)
+	cm := collectors.NewMetrics(reg)
+	for _, s := range cfg.Sources {
+		cm.Known(s.Name)
+	}
+	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	h.Handler = api.New(api.Options{
+		Live:  h.Live,
+		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: h.Alerting, Actions: h.Alerting,
+		Log: o.Log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, Now: now,
+		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
+	})
+	// The order of start; they stop in reverse: the collectors and the
+	// schedules stop before the alert loop, the loop before the worker that
+	// delivers what it queued.
+	h.group.Add(lifecycle.NewLoop("notifier", h.Worker.Run))
+	if !o.Stepped {
+		h.group.Add(h.Alerting)
+	}
+	h.group.Add(
+		lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
+		newDigests(cfg, st, o.Log, now),
+		newLogSearches(cfg, st, h.Alerting.Engine(), o.Log, now),
+		&lifecycle.Funcs{N: "collectors", StartFn: runner.Start, StopFn: runner.Stop},
+	)
+	return h, nil
+}
+
+// Services lists the hub's long-running parts in start order.
+func (h *Hub) Services() []lifecycle.Service { return h.group.Services() }
+
+// Start starts every service.
+func (h *Hub) Start(ctx context.Context) error { return h.group.Start(ctx) }
+
+// Stop stops every service (in reverse order) and closes the store.
+func (h *Hub) Stop() {
+	h.group.Stop()
+	if err := h.Store.Close(); err != nil {
+		h.log.Warn("closing the store", "error", err)
+	}
+}
