@@ -14,9 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/importer"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/app"
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"

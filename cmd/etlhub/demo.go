@@ -9,8 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/app"
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
 )

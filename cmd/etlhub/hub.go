@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/importer"
 	"github.com/etlhub/etlhub/internal/config"
-	"github.com/etlhub/etlhub/app"
 )
 
 // serve runs `etlhub serve --config etlhub.yaml`.

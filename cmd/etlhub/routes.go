@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/app"
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/notifier/routing"
 )
 
