@@ -9,10 +9,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/notifier/pagerduty"
 	"github.com/etlhub/etlhub/notifier/slack"
+	"github.com/etlhub/etlhub/sim"
 )
 
 // demo runs `etlhub demo`: a night on embedded defaults. Alerts print to
@@ -26,7 +26,7 @@ func demo(ctx context.Context, c command, args []string, stdout, stderr io.Write
 		return code
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o := app.DemoOptions{Listen: *listen, Step: *step, Out: stdout}
+	o := sim.DemoOptions{Listen: *listen, Step: *step, Out: stdout}
 	// Real receivers when their keys are in the environment (never flags:
 	// they would sit in the shell's history).
 	if k := os.Getenv("PAGERDUTY_ROUTING_KEY"); k != "" {
@@ -37,7 +37,7 @@ func demo(ctx context.Context, c command, args []string, stdout, stderr io.Write
 	} else if hook := os.Getenv("SLACK_WEBHOOK_URL"); hook != "" {
 		o.Slack = &slack.Config{WebhookURL: config.Secret(hook)}
 	}
-	if err := app.Demo(ctx, o, log); err != nil {
+	if err := sim.Demo(ctx, o, log); err != nil {
 		fmt.Fprintln(stderr, "etlhub demo:", err)
 		return 1
 	}

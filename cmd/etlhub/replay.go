@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/rules"
+	"github.com/etlhub/etlhub/sim"
 )
 
 // replay feeds a scenario's observations through the ingest path and the
@@ -31,7 +31,7 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 		return c.fail(stderr, "--scenario, --observations and --out are required")
 	}
 	start := time.Now()
-	res, err := app.Replay(ctx, app.ReplayOptions{
+	res, err := sim.Replay(ctx, sim.ReplayOptions{
 		Scenario: *scen, Observations: *obsPath, Out: *out, StorePath: *storePath, Tick: *tick,
 		Params: params,
 	})

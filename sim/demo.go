@@ -1,4 +1,4 @@
-package app
+package sim
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/model"
@@ -138,14 +139,14 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	var tok [16]byte
 	rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])
-	cfg := &Config{Listen: o.Listen, Store: store.Config{Driver: "sqlite", Path: filepath.Join(dir, "demo.db")}, Jobs: specs,
+	cfg := &app.Config{Listen: o.Listen, Store: store.Config{Driver: "sqlite", Path: filepath.Join(dir, "demo.db")}, Jobs: specs,
 		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "demo", Token: config.Secret(token), Role: "admin"}}}}
 	if o.PagerDuty != nil {
-		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "pagerduty", PagerDuty: o.PagerDuty})
+		cfg.Notify.Receivers = append(cfg.Notify.Receivers, app.ReceiverConfig{Name: "pagerduty", PagerDuty: o.PagerDuty})
 		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Match: map[string]string{"severity": string(model.SeverityCritical)}, Receiver: "pagerduty", Continue: true})
 	}
 	if o.Slack != nil {
-		cfg.Notify.Receivers = append(cfg.Notify.Receivers, ReceiverConfig{Name: "slack", Slack: o.Slack})
+		cfg.Notify.Receivers = append(cfg.Notify.Receivers, app.ReceiverConfig{Name: "slack", Slack: o.Slack})
 		cfg.Notify.Routes = append(cfg.Notify.Routes, notifier.Route{Receiver: "slack"})
 	}
 	var p config.Problems
@@ -158,7 +159,7 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	var mu sync.Mutex
 	clock := night.AddDate(0, 0, -5).Add(-time.Hour)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	h, err := New(ctx, cfg, Options{Log: log, Now: now, Stepped: true})
+	h, err := app.New(ctx, cfg, app.Options{Log: log, Now: now, Stepped: true})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package app
+package sim
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
@@ -122,7 +123,7 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	// The rules see each tick's observations at once; the store takes them in
 	// batches of up to 1000, as a pusher would send them. Both are the live
 	// hub's code: the Ingestor stores, then hands the batch to the rules.
-	ing := NewIngestor(st, prometheus.NewRegistry())
+	ing := app.NewIngestor(st, prometheus.NewRegistry())
 	var pending []model.Observation
 	flush := func() error {
 		if len(pending) == 0 {
