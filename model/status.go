@@ -67,7 +67,7 @@ type Quality struct {
 	Warnings int64 `json:"warnings"`
 }
 
-// Observation is what a collector saw of one run at one moment (DESIGN.md).
+// Observation is what a collector saw of one run at one moment (the contract: docs/architecture.md).
 type Observation struct {
 	At             time.Time  `json:"at"`
 	Source         string     `json:"source"`

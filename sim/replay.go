@@ -67,7 +67,7 @@ func LoadScenario(path string) (*Scenario, error) {
 	return &sc, nil
 }
 
-// AlertLine is one line of a replay's output (DESIGN.md, "Alert transitions").
+// AlertLine is one line of a replay's output (docs/architecture.md, "Alert line").
 type AlertLine struct {
 	At          time.Time `json:"at"`
 	Tenant      string    `json:"tenant"`

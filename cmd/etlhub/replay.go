@@ -13,7 +13,7 @@ import (
 
 // replay feeds a scenario's observations through the ingest path and the
 // rules on a simulated clock that ticks every minute, and writes the alert
-// transitions as JSON lines (DESIGN.md, "Replay").
+// transitions as JSON lines (docs/architecture.md, "Replay").
 func replay(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	scen := fs.String("scenario", "", "scenario.json (jobs)")

