@@ -72,11 +72,21 @@ type Store struct {
 	// SQLITE_BUSY. PostgreSQL writers run concurrently.
 	writeMu sync.Mutex
 	metrics *Metrics
+	// lock is SQLite's one-hub-per-file lock (nil on PostgreSQL).
+	lock *fileLock
 }
 
-// Open connects, tunes and migrates.
-func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
+// Open connects, tunes and migrates. A SQLite file is the hub's alone: a
+// second Open of it (in this process or another) fails with ErrLocked until
+// the first store is closed.
+func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 	var dial gorm.Dialector
+	var lock *fileLock
+	defer func() {
+		if err != nil {
+			lock.release()
+		}
+	}()
 	switch c.Driver {
 	case "", "sqlite":
 		if c.Path == "" {
@@ -84,6 +94,9 @@ func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
 		}
 		if err := prepareSQLiteFile(c.Path); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
+		}
+		if lock, err = lockSQLite(c.Path); err != nil {
+			return nil, err
 		}
 		bt := c.BusyTimeout
 		if bt == 0 {
@@ -110,7 +123,7 @@ func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{db: db, dialect: db.Dialector.Name(), metrics: m}
+	s = &Store{db: db, dialect: db.Dialector.Name(), metrics: m, lock: lock}
 	if s.dialect == "sqlite" {
 		// WAL lets readers run beside the one writer.
 		sqlDB.SetMaxOpenConns(4)
@@ -227,8 +240,9 @@ func copyRunsV1(tx *gorm.DB) error {
 	return tx.Exec("DROP TABLE runs_v1").Error
 }
 
-// Close releases the database.
+// Close releases the database (and SQLite's lock).
 func (s *Store) Close() error {
+	defer s.lock.release()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
