@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/etlhub/etlhub/api"
@@ -58,6 +59,11 @@ type Loop struct {
 	firing   *prometheus.CounterVec
 	ticks    prometheus.Histogram
 	lastTick prometheus.Gauge
+	// tail follows the observations other replicas store (PostgreSQL): the
+	// transaction horizon read up to (tailAt), guarded by tailMu.
+	tailMu sync.Mutex
+	tailAt int64
+	tailOn bool
 	// unsaved holds what a failed SaveAlerts did not store; it is stored
 	// first on the next tick, so no transition or notification is lost.
 	unsaved struct {
@@ -112,8 +118,19 @@ func (l *Loop) Engine() *rules.Engine { return l.engine }
 func (l *Loop) Observe(obs []model.Observation, now time.Time) { l.engine.Observe(obs, now) }
 
 // Warm restores active alerts and replays recent history into the engine.
+// On PostgreSQL the loop then follows what every replica stores (Tail), from
+// a horizon taken before the replay: nothing falls between the two.
 func (l *Loop) Warm(ctx context.Context, now time.Time) error {
-	active, err := l.st.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
+	if l.st.Tails() {
+		h, err := l.st.ObservationHorizon(ctx)
+		if err != nil {
+			return err
+		}
+		l.tailMu.Lock()
+		l.tailAt, l.tailOn = h, true
+		l.tailMu.Unlock()
+	}
+	active, err := l.activeAlerts(ctx)
 	if err != nil {
 		return err
 	}
@@ -127,6 +144,70 @@ func (l *Loop) Warm(ctx context.Context, now time.Time) error {
 	l.log.Info("rules warmed", "active_alerts", len(active), "observations", n)
 	return err
 }
+
+func (l *Loop) activeAlerts(ctx context.Context) ([]model.Alert, error) {
+	return l.st.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
+}
+
+// Tail feeds the engine what was stored since the last call by any replica
+// (what this one stored itself it has seen already: seeing it twice changes
+// nothing). It does nothing on SQLite.
+func (l *Loop) Tail(ctx context.Context, now time.Time) error {
+	l.tailMu.Lock()
+	defer l.tailMu.Unlock()
+	if !l.tailOn {
+		return nil
+	}
+	next, err := l.st.ObservationsCommitted(ctx, l.tailAt, func(obs []model.Observation) error {
+		l.engine.Observe(obs, now)
+		return nil
+	})
+	l.tailAt = next
+	return err
+}
+
+// TakeOver makes the store's alerts the engine's: a replica that becomes the
+// leader carries on from what the last leader saved (a pending alert keeps
+// its start, a firing one stays firing: neither restarts nor pages again),
+// not from what it saw as a follower.
+func (l *Loop) TakeOver(ctx context.Context, now time.Time) error {
+	if err := l.Tail(ctx, now); err != nil {
+		return fmt.Errorf("reading what other replicas stored: %w", err)
+	}
+	active, err := l.activeAlerts(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the alerts: %w", err)
+	}
+	l.engine.ReplaceAlerts(active)
+	l.unsaved.changed, l.unsaved.trans, l.unsaved.notes = nil, nil, nil
+	l.log.Info("alert state taken over from the store", "active_alerts", len(active))
+	return nil
+}
+
+// Follow keeps a follower's views current: what the replicas stored, the
+// rules evaluated (their transitions are the leader's to save: dropped
+// here), and the alerts as the leader saved them.
+func (l *Loop) Follow(ctx context.Context, now time.Time) error {
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.Rules.Tick)
+	defer cancel()
+	if err := l.Tail(tctx, now); err != nil {
+		return err
+	}
+	if h, err := l.st.Sources(tctx); err == nil {
+		l.engine.SetSources(h, l.cfg.DownAfter)
+	}
+	l.engine.Tick(now)
+	active, err := l.activeAlerts(tctx)
+	if err != nil {
+		return err
+	}
+	l.engine.ReplaceAlerts(active)
+	return nil
+}
+
+// Service is the loop's ticking as a new service (one per leadership term:
+// a replica that leads again starts a fresh one).
+func (l *Loop) Service() lifecycle.Service { return lifecycle.NewLoop("alerting", l.run) }
 
 func (l *Loop) run(ctx context.Context) {
 	t := time.NewTicker(l.cfg.Rules.Tick)
@@ -155,6 +236,9 @@ func (l *Loop) StepTransitions(ctx context.Context, now time.Time) ([]model.Tran
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.Rules.Tick)
 	defer cancel()
 	start := time.Now()
+	if err := l.Tail(tctx, now); err != nil {
+		l.log.Warn("reading what other replicas stored failed; will retry next tick", "error", err)
+	}
 	if h, err := l.st.Sources(tctx); err == nil {
 		l.engine.SetSources(h, l.cfg.DownAfter)
 	}

@@ -92,6 +92,8 @@ type Options struct {
 	// PingRate a second, bursts of PingBurst).
 	PingRate  float64
 	PingBurst int
+	// Cluster tells GET /api/v1/cluster the replicas and the lease.
+	Cluster Cluster
 }
 
 type server struct {
@@ -193,6 +195,7 @@ func New(o Options) http.Handler {
 	v1.POST("/silences", op, s.createSilence)
 	v1.DELETE("/silences/:id", op, s.deleteSilence)
 	v1.GET("/notifications", view, s.notifications)
+	v1.GET("/cluster", s.auth.require(RoleAdmin), unscoped("the cluster"), s.cluster)
 	s.boardRoutes(v1, view)
 	if o.Actions != nil {
 		v1.POST("/alerts/:id/ack", op, s.ack)

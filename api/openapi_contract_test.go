@@ -113,6 +113,25 @@ func (v contractViews) JobViews() map[model.JobKey]JobView {
 	}
 }
 
+// contractCluster is two replicas, the first leading.
+type contractCluster struct {
+	st  *store.Store
+	now time.Time
+}
+
+func (c contractCluster) Cluster(ctx context.Context) (ClusterStatus, error) {
+	if err := c.st.Ping(ctx); err != nil {
+		return ClusterStatus{}, err
+	}
+	return ClusterStatus{Self: "hub-b", Store: "postgres", LeaseTTL: "15s", LeaseRenew: "5s",
+		Lease: &LeaseStatus{Holder: "hub-a", Token: 3, ExpiresAt: c.now.Add(10 * time.Second), RenewedAt: c.now.Add(-5 * time.Second),
+			AcquiredAt: c.now.Add(-time.Hour), Valid: true},
+		Replicas: []ReplicaStatus{
+			{ID: "hub-a", Address: "10.0.0.1:8080", Version: "1.4.0", Role: "leader", StartedAt: c.now.Add(-2 * time.Hour), LastSeen: c.now.Add(-5 * time.Second)},
+			{ID: "hub-b", Address: "10.0.0.2:8080", Version: "1.4.0", Role: "follower", StartedAt: c.now.Add(-time.Hour), LastSeen: c.now, Self: true},
+		}}, nil
+}
+
 type contractHub struct {
 	srv     *httptest.Server
 	st      *store.Store
@@ -157,7 +176,7 @@ func newContractHub(t *testing.T, now time.Time, tweaks ...hubTweak) *contractHu
 	}
 	actions := &contractActions{st: st}
 	reg := prometheus.NewRegistry()
-	o := Options{Store: st, Ingest: storeIngest{st}, Jobs: jobs, Auth: auth, Views: contractViews{now}, Actions: actions,
+	o := Options{Store: st, Ingest: storeIngest{st}, Jobs: jobs, Auth: auth, Views: contractViews{now}, Actions: actions, Cluster: contractCluster{st, now},
 		Gatherer: reg, Registerer: reg, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
 	for _, tw := range tweaks {
 		tw(&o)
@@ -485,6 +504,11 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "expire an expired silence", route: "DELETE /api/v1/silences/{id}", token: ctOp, method: "DELETE", path: "/api/v1/silences/alphasilence", code: 404, request: "valid"},
 		{name: "expire silence, store down", hub: down, route: "DELETE /api/v1/silences/{id}", token: ctOp, method: "DELETE", path: "/api/v1/silences/x", code: 503, request: "valid"},
 
+		{name: "cluster", route: "GET /api/v1/cluster", token: ctAdmin, path: "/api/v1/cluster", code: 200, request: "valid",
+			check: wantIn(`"role":"leader"`, `"token":3`)},
+		{name: "cluster for an operator", route: "GET /api/v1/cluster", token: ctOp, path: "/api/v1/cluster", code: 403, request: "valid"},
+		{name: "cluster without token", route: "GET /api/v1/cluster", path: "/api/v1/cluster", code: 401},
+		{name: "cluster, store down", hub: down, route: "GET /api/v1/cluster", token: ctAdmin, path: "/api/v1/cluster", code: 503, request: "valid"},
 		{name: "notifications", route: "GET /api/v1/notifications", token: ctView, path: "/api/v1/notifications", code: 200, request: "valid", check: wantIn(`"group_key":"alpha"`)},
 		{name: "pending notifications", route: "GET /api/v1/notifications", token: ctAlpha, path: "/api/v1/notifications?status=pending", code: 200, request: "valid"},
 		{name: "notifications, bad status", route: "GET /api/v1/notifications", token: ctView, path: "/api/v1/notifications?status=lost", code: 400, request: "invalid"},

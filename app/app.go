@@ -62,7 +62,14 @@ type Hub struct {
 	Handler http.Handler
 	log     *slog.Logger
 	group   lifecycle.Group
+	// cluster is the leadership on PostgreSQL (nil on SQLite: always the
+	// leader).
+	cluster *cluster
+	leader  prometheus.Gauge
 }
+
+// Leader says whether this hub runs the singletons now (always on SQLite).
+func (h *Hub) Leader() bool { return h.cluster == nil || h.cluster.Leader() }
 
 // New opens the store, warms the rules and wires every part; nothing runs
 // until Start. cfg must have been validated.
@@ -109,25 +116,65 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		st.Close()
 		return nil, err
 	}
+	h.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_leader",
+		Help: "1 while this replica is the leader (runs the rules, the alert lifecycle, delivery, collectors, digests, log searches); always 1 on SQLite."})
+	reg.MustRegister(h.leader)
+	self := store.Replica{ID: cfg.Cluster.ReplicaID, Address: cfg.Listen, Version: cfg.Version, StartedAt: now()}
+	if self.ID == "" {
+		self.ID = newReplicaID()
+	}
+	var view clusterView = single{self: self, st: st, now: now}.status
+	// The singletons: what one hub of the store must run, and only one. On
+	// SQLite this hub is the one, for ever; on PostgreSQL the replica holding
+	// the leader's lease runs them, a fresh set each term. Delivery is the
+	// leader's too, so notifications go out in order per alert and
+	// receiver, from one process.
+	singletons := func(alertLoop lifecycle.Service) []lifecycle.Service {
+		s := []lifecycle.Service{lifecycle.NewLoop("notifier", h.Worker.Run)}
+		if alertLoop != nil {
+			s = append(s, alertLoop)
+		}
+		r, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
+		if err != nil { // the config was validated: not expected
+			o.Log.Error("collectors", "error", err)
+			r = runner
+		}
+		return append(s,
+			lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
+			newDigests(cfg, st, o.Log, now),
+			newLogSearches(cfg, st, h.Alerting.Engine(), o.Log, now),
+			&lifecycle.Funcs{N: "collectors", StartFn: r.Start, StopFn: r.Stop},
+		)
+	}
+	if st.Dialect() == "postgres" {
+		if o.Stepped {
+			st.Close()
+			return nil, fmt.Errorf("a stepped hub (the demo) runs on SQLite only")
+		}
+		h.cluster = newCluster(cfg, st, h.Alerting, o.Log, now, h.leader, func() []lifecycle.Service { return singletons(h.Alerting.Service()) })
+		view = h.cluster.status
+		h.group.Add(h.cluster)
+	} else {
+		h.leader.Set(1)
+		// The order of start; they stop in reverse: the collectors and the
+		// schedules stop before the alert loop, the loop before the worker
+		// that delivers what it queued.
+		var alertLoop lifecycle.Service
+		if !o.Stepped {
+			alertLoop = h.Alerting
+		}
+		h.group.Add(singletons(alertLoop)...)
+	}
 	h.Handler = api.New(api.Options{
 		Live:  h.Live,
 		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: h.Alerting, Actions: h.Alerting,
 		Log: o.Log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, Now: now,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
+		Cluster: view,
 	})
-	// The order of start; they stop in reverse: the collectors and the
-	// schedules stop before the alert loop, the loop before the worker that
-	// delivers what it queued.
-	h.group.Add(lifecycle.NewLoop("notifier", h.Worker.Run))
-	if !o.Stepped {
-		h.group.Add(h.Alerting)
+	if h.cluster != nil {
+		h.Handler = h.cluster.forward(h.Handler)
 	}
-	h.group.Add(
-		lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
-		newDigests(cfg, st, o.Log, now),
-		newLogSearches(cfg, st, h.Alerting.Engine(), o.Log, now),
-		&lifecycle.Funcs{N: "collectors", StartFn: runner.Start, StopFn: runner.Stop},
-	)
 	return h, nil
 }
 

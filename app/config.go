@@ -33,6 +33,7 @@ type Config struct {
 	// PublicURL is where people reach the dashboard (links in pages and messages).
 	PublicURL string                    `yaml:"public_url"`
 	Store     store.Config              `yaml:"store"`
+	Cluster   ClusterConfig             `yaml:"cluster"`
 	Retention RetentionConfig           `yaml:"retention"`
 	Ingest    IngestConfig              `yaml:"ingest"`
 	Silences  SilencesConfig            `yaml:"silences"`
@@ -132,6 +133,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Add("log.format", "%q is not json or text", c.Log.Format)
 	}
 	c.Store.Validate(p, "store")
+	c.Cluster.Validate(p, "cluster")
 	if c.Retention.Observations == 0 {
 		c.Retention.Observations = 30 * 24 * time.Hour
 	}

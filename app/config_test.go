@@ -74,6 +74,9 @@ func TestConfigProblems(t *testing.T) {
 		{"list where a value goes", base + "log: {level: [debug]}\n", []string{"12 log.level: is a list; a single value is expected (text)"}},
 		{"value where a list goes", strings.Replace(base, "role: admin}", "role: admin, tenants: dade}", 1), []string{`4 auth.tokens[0].tenants: "dade" is a single value; a list is expected`}},
 		{"shutdown grace", base + "shutdown_grace: 1h\n", []string{"12 shutdown_grace: 1h0m0s is outside 0s..10m"}},
+		{"cluster", base + "cluster: {lease_ttl: 10s}\n", nil},
+		{"lease too short", base + "cluster: {lease_ttl: 1s}\n", []string{"12 cluster.lease_ttl: 1s is outside 3s..5m"}},
+		{"renewal too rare", base + "cluster:\n  lease_ttl: 10s\n  lease_renew: 6s\n", []string{"14 cluster.lease_renew: 6s is outside 500ms..lease_ttl/2 (5s)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, probs := parse(t, tc.doc)

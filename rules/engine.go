@@ -58,6 +58,20 @@ func NewEngine(specs []model.JobSpec, p Params, timings map[string]Timing) *Engi
 	return e
 }
 
+// ReplaceAlerts makes the stored alerts the engine's, forgetting the
+// pending and firing ones it had: a replica that becomes the leader carries
+// on from the store (what the last leader saved), and a follower shows it.
+// The jobs' history stays (observations are the same on every replica).
+func (e *Engine) ReplaceAlerts(alerts []model.Alert) {
+	e.mu.Lock()
+	inhibit := e.life.inhibit
+	e.life = NewLifecycle(e.life.timings)
+	e.life.inhibit = inhibit
+	e.external = nil
+	e.mu.Unlock()
+	e.Restore(alerts)
+}
+
 // Restore puts persisted active alerts back.
 func (e *Engine) Restore(alerts []model.Alert) {
 	e.mu.Lock()

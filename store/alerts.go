@@ -77,7 +77,7 @@ func (s *Store) SaveAlerts(ctx context.Context, changed []model.Alert, trans []m
 		events = append(events, alertEventRow{At: t.At.UTC(), Fingerprint: t.Alert.Fingerprint, Status: t.Status,
 			Silenced: t.Alert.Silenced, Body: string(b)})
 	}
-	return s.write(ctx, "save_alerts", func(tx *gorm.DB) error {
+	return s.fencedWrite(ctx, "save_alerts", func(tx *gorm.DB) error {
 		for start := 0; start < len(rows); start += maxBatch {
 			end := min(start+maxBatch, len(rows))
 			if err := tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "fingerprint"}}, UpdateAll: true}).

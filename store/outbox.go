@@ -123,7 +123,7 @@ func (s *Store) outboxItems(ctx context.Context, op string, query func(*gorm.DB)
 // OutboxDelivered marks a notification delivered, with the receiver's ref.
 func (s *Store) OutboxDelivered(ctx context.Context, id uint64, at time.Time, ref string) error {
 	t := at.UTC()
-	return s.write(ctx, "outbox_delivered", func(tx *gorm.DB) error {
+	return s.fencedWrite(ctx, "outbox_delivered", func(tx *gorm.DB) error {
 		return tx.Model(&outboxRow{}).Where("id = ?", id).
 			Updates(map[string]any{"status": OutboxDelivered, "delivered_at": &t, "ref": ref, "attempts": gorm.Expr("attempts + 1")}).Error
 	})
@@ -131,7 +131,7 @@ func (s *Store) OutboxDelivered(ctx context.Context, id uint64, at time.Time, re
 
 // OutboxRetry records a failed attempt to be tried again at next.
 func (s *Store) OutboxRetry(ctx context.Context, id uint64, next time.Time, reason string) error {
-	return s.write(ctx, "outbox_retry", func(tx *gorm.DB) error {
+	return s.fencedWrite(ctx, "outbox_retry", func(tx *gorm.DB) error {
 		return tx.Model(&outboxRow{}).Where("id = ?", id).
 			Updates(map[string]any{"next_at": next.UTC(), "last_error": clip(reason, 1024), "attempts": gorm.Expr("attempts + 1")}).Error
 	})
@@ -139,7 +139,7 @@ func (s *Store) OutboxRetry(ctx context.Context, id uint64, next time.Time, reas
 
 // OutboxFailed gives up on a notification with the reason.
 func (s *Store) OutboxFailed(ctx context.Context, id uint64, reason string) error {
-	return s.write(ctx, "outbox_failed", func(tx *gorm.DB) error {
+	return s.fencedWrite(ctx, "outbox_failed", func(tx *gorm.DB) error {
 		return tx.Model(&outboxRow{}).Where("id = ?", id).
 			Updates(map[string]any{"status": OutboxFailed, "last_error": clip(reason, 1024), "attempts": gorm.Expr("attempts + 1")}).Error
 	})

@@ -74,6 +74,8 @@ type Store struct {
 	metrics *Metrics
 	// lock is SQLite's one-hub-per-file lock (nil on PostgreSQL).
 	lock *fileLock
+	// fencing guards the leader's writes (lease.go).
+	fencing fencing
 }
 
 // Open connects, tunes and migrates. A SQLite file is the hub's alone: a
@@ -192,6 +194,9 @@ func (s *Store) migrate() error {
 		}
 		if err := tx.AutoMigrate(allModels...); err != nil {
 			return err
+		}
+		if err := s.migrateTail(tx); err != nil {
+			return fmt.Errorf("observations by transaction: %w", err)
 		}
 		if ownRuns && s.dialect != "postgres" {
 			if err := copyRunsV1(tx); err != nil {
