@@ -40,6 +40,9 @@ type Config struct {
 	PagerDutyWebhookWindow time.Duration
 	// Now is the clock (nil: the real one, in UTC).
 	Now func() time.Time
+	// Blind, when set, gives the hub's blind intervals at now (its store's
+	// outages): the rules do not judge silences over them.
+	Blind func(now time.Time) []rules.Interval
 }
 
 // Loop is the alert loop: every tick the rules are evaluated, what changed
@@ -196,6 +199,9 @@ func (l *Loop) Follow(ctx context.Context, now time.Time) error {
 	if h, err := l.st.Sources(tctx); err == nil {
 		l.engine.SetSources(h, l.cfg.DownAfter)
 	}
+	if l.cfg.Blind != nil {
+		l.engine.SetBlind(l.cfg.Blind(now))
+	}
 	l.engine.Tick(now)
 	active, err := l.activeAlerts(tctx)
 	if err != nil {
@@ -236,6 +242,9 @@ func (l *Loop) StepTransitions(ctx context.Context, now time.Time) ([]model.Tran
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.Rules.Tick)
 	defer cancel()
 	start := time.Now()
+	if l.cfg.Blind != nil {
+		l.engine.SetBlind(l.cfg.Blind(now))
+	}
 	if err := l.Tail(tctx, now); err != nil {
 		l.log.Warn("reading what other replicas stored failed; will retry next tick", "error", err)
 	}

@@ -94,7 +94,22 @@ type Options struct {
 	PingBurst int
 	// Cluster tells GET /api/v1/cluster the replicas and the lease.
 	Cluster Cluster
+	// Health, when set, says whether the store is known to be down (the
+	// hub pings it every second): /readyz says since when and why, and
+	// pushes are answered 503 at once.
+	Health Health
 }
+
+// Health is what the hub knows of its store's health.
+type Health interface {
+	// Down says whether the store is unreachable, since when (its last
+	// answer) and why.
+	Down() (since time.Time, reason string, down bool)
+}
+
+// RetryAfterStoreError is the Retry-After (seconds) of a 503 for a store
+// that did not answer.
+const RetryAfterStoreError = 5
 
 type server struct {
 	o       Options
@@ -267,9 +282,15 @@ func (s *server) logRequests() gin.HandlerFunc {
 }
 
 func (s *server) ready(c *gin.Context) {
+	if msg, down := s.storeDown(); down {
+		c.Header("Retry-After", strconv.Itoa(RetryAfterStoreError))
+		abort(c, 503, "store_unreachable", msg)
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.o.Store.Ping(ctx); err != nil {
+		c.Header("Retry-After", strconv.Itoa(RetryAfterStoreError))
 		abort(c, 503, "store_unreachable", "the store does not answer")
 		return
 	}
@@ -579,11 +600,24 @@ func unscoped(what string) gin.HandlerFunc {
 	}
 }
 
+// storeDown says, when the hub knows its store is down, since when and why.
+func (s *server) storeDown() (string, bool) {
+	if s.o.Health == nil {
+		return "", false
+	}
+	since, reason, down := s.o.Health.Down()
+	if !down {
+		return "", false
+	}
+	return fmt.Sprintf("the store has not answered since %s (%s)", since.UTC().Format(time.RFC3339), reason), true
+}
+
 func (s *server) storeError(c *gin.Context, err error) {
 	if errors.Is(err, context.Canceled) {
 		abort(c, 499, "canceled", "request canceled")
 		return
 	}
+	c.Header("Retry-After", strconv.Itoa(RetryAfterStoreError))
 	s.o.Log.Error("store query failed", "route", c.FullPath(), "error", err)
 	abort(c, 503, "store_error", "the store could not answer; try again")
 }

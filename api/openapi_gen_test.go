@@ -509,7 +509,8 @@ func errR(code int, desc string, codes ...string) resp {
 var (
 	r401 = resp{code: 401, desc: "No bearer token, or one the hub does not know.", errs: []string{"unauthorized"},
 		headers: obj{"WWW-Authenticate": obj{"description": "Bearer realm=\"etlhub\"", "schema": obj{"type": "string"}}}}
-	r503 = errR(503, "The store did not answer; retry later.", "store_error")
+	r503 = resp{code: 503, desc: "The store did not answer; retry after Retry-After seconds.", errs: []string{"store_error"},
+		headers: obj{"Retry-After": obj{"description": "Seconds to wait before retrying.", "schema": obj{"type": "integer"}}}}
 )
 
 func r403Role(role string) resp {
@@ -616,9 +617,10 @@ func openAPIOperations(g *docGen) []op {
 			summary: "Liveness", desc: "Answers while the process serves HTTP; touches nothing else.",
 			resps: []resp{okR(200, "The process is alive.", closed([]string{"status"}, obj{"status": strEnum("ok")}))}},
 		{method: "GET", path: "/readyz", id: "getReadiness", tag: "operations", public: true,
-			summary: "Readiness", desc: "Answers 200 when the store answers a ping within 2 seconds.",
+			summary: "Readiness", desc: "Answers 200 when the store answers a ping within 2 seconds; 503 while it does not, saying since when and why (the hub pings it every second).",
 			resps: []resp{okR(200, "Ready to serve.", closed([]string{"status"}, obj{"status": strEnum("ready")})),
-				errR(503, "The store does not answer.", "store_unreachable")}},
+				resp{code: 503, desc: "The store does not answer.", errs: []string{"store_unreachable"},
+					headers: obj{"Retry-After": obj{"description": "Seconds to wait before retrying.", "schema": obj{"type": "integer"}}}}}},
 		{method: "GET", path: "/metrics", id: "getMetrics", tag: "operations", role: viewer,
 			summary: "Prometheus metrics", desc: "The hub's metrics in the Prometheus text format. Needs a token without tenants, unless auth.metrics_public serves it to anyone.",
 			resps: []resp{{code: 200, desc: "The metrics.", ctype: "text/plain", schema: str()}, r401,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/etlhub/etlhub/model"
 	"github.com/gin-gonic/gin"
@@ -45,6 +46,13 @@ func (s *server) push(c *gin.Context) {
 	p := who(c)
 	now := s.o.Now().UTC()
 	res := PushResult{Errors: []ItemError{}}
+	if msg, down := s.storeDown(); down {
+		// Nothing can be stored: the pusher keeps its observations and
+		// sends them again after Retry-After.
+		c.Header("Retry-After", strconv.Itoa(RetryAfterStoreError))
+		abort(c, 503, "store_error", msg+"; retry")
+		return
+	}
 	if err := s.jobs.refresh(c.Request.Context(), s.o.Store, now); err != nil {
 		s.storeError(c, err)
 		return

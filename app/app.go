@@ -66,6 +66,7 @@ type Hub struct {
 	// leader).
 	cluster *cluster
 	leader  prometheus.Gauge
+	watch   *storeWatch
 }
 
 // Leader says whether this hub runs the singletons now (always on SQLite).
@@ -94,7 +95,17 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	h.group.Log = o.Log
 	h.Ingest = NewIngestor(st, reg)
 	h.Ingest.now = now
-	h.Alerting = alerting.New(cfg.alerting(now), st, o.Log, reg)
+	replicaID := cfg.Cluster.ReplicaID
+	if replicaID == "" {
+		replicaID = newReplicaID()
+		cfg.Cluster.ReplicaID = replicaID
+	}
+	h.watch = newStoreWatch(st, o.Log, now, replicaID, reg)
+	// Every replica watches its store: readiness, pushes, blind intervals.
+	h.group.Add(h.watch)
+	acfg := cfg.alerting(now)
+	acfg.Blind = h.watch.Blind
+	h.Alerting = alerting.New(acfg, st, o.Log, reg)
 	if err := h.Alerting.Warm(ctx, now()); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("rules: %w", err)
@@ -119,10 +130,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	h.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_leader",
 		Help: "1 while this replica is the leader (runs the rules, the alert lifecycle, delivery, collectors, digests, log searches); always 1 on SQLite."})
 	reg.MustRegister(h.leader)
-	self := store.Replica{ID: cfg.Cluster.ReplicaID, Address: cfg.Listen, Version: cfg.Version, StartedAt: now()}
-	if self.ID == "" {
-		self.ID = newReplicaID()
-	}
+	self := store.Replica{ID: replicaID, Address: cfg.Listen, Version: cfg.Version, StartedAt: now()}
 	var view clusterView = single{self: self, st: st, now: now}.status
 	// The singletons: what one hub of the store must run, and only one. On
 	// SQLite this hub is the one, for ever; on PostgreSQL the replica holding
@@ -170,7 +178,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: h.Alerting, Actions: h.Alerting,
 		Log: o.Log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, Now: now,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
-		Cluster: view,
+		Cluster: view, Health: h.watch,
 	})
 	if h.cluster != nil {
 		h.Handler = h.cluster.forward(h.Handler)

@@ -96,6 +96,13 @@ func (e *Engine) SetInhibitor(f Inhibitor) {
 	e.life.SetInhibitor(f)
 }
 
+// SetBlind gives the hub's blind intervals for the next ticks (Params.Blind).
+func (e *Engine) SetBlind(b []Interval) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.p.Blind = append([]Interval(nil), b...)
+}
+
 // SetSilencer sets how silences are checked.
 func (e *Engine) SetSilencer(s Silencer) {
 	e.mu.Lock()

@@ -43,6 +43,9 @@ type Params struct {
 	// nights whose deadline lies beyond it are not judged, as nothing could
 	// show whether they made it. Zero in the live hub.
 	Horizon time.Time
+	// Blind are the hub's own blind intervals (its store did not answer):
+	// silences are measured without them (Seen). Set each tick (SetBlind).
+	Blind []Interval
 }
 
 // DefaultParams are the defaults.

@@ -124,7 +124,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	}
 
 	// missed-start: nothing has started by the schedule plus a grace.
-	if watched && cur == nil && !now.Before(j.night.Add(p.MissedStartGrace)) && now.Before(j.deadline) {
+	if watched && cur == nil && Seen(j.night, now, p.Blind) >= p.MissedStartGrace && now.Before(j.deadline) {
 		mk(RuleMissedStart, model.SeverityWarning, "", Trigger,
 			fmt.Sprintf("no run started since %s (scheduled, +%v grace)", hhmm(j.night), p.MissedStartGrace),
 			map[string]any{"scheduled_at": j.night})
@@ -152,10 +152,11 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 
 	for _, r := range j.runs {
 		// stalled: a waiting or running run whose heartbeat stopped.
-		if (r.state == model.StateRunning || r.state == model.StateWaiting) && now.Sub(r.updated) > spec.StaleAfter.D() {
+		// Time the hub itself was blind to is not the run's silence.
+		if silent := Seen(r.updated, now, p.Blind); (r.state == model.StateRunning || r.state == model.StateWaiting) && silent > spec.StaleAfter.D() {
 			mk(RuleStalled, model.SeverityWarning, r.id, Trigger,
 				fmt.Sprintf("run %s: no heartbeat for %.0f min (stale after %v) in stage %s at %d of %d rows",
-					r.id, now.Sub(r.updated).Minutes(), spec.StaleAfter, stageName(r), r.rowsDone, r.rowsTotal),
+					r.id, silent.Minutes(), spec.StaleAfter, stageName(r), r.rowsDone, r.rowsTotal),
 				map[string]any{"updated_at": r.updated, "stage": r.stage, "rows_done": r.rowsDone, "rows_total": r.rowsTotal})
 		}
 		// running-too-long.
