@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/etlhub/etlhub/api"
@@ -64,6 +65,9 @@ type Loop struct {
 	lastTick prometheus.Gauge
 	// tail follows the observations other replicas store (PostgreSQL): the
 	// transaction horizon read up to (tailAt), guarded by tailMu.
+	// ticked is when the last tick completed with its changes saved (Unix
+	// nanoseconds, the process clock): the watchdog's evidence.
+	ticked atomic.Int64
 	tailMu sync.Mutex
 	tailAt int64
 	tailOn bool
@@ -108,6 +112,16 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 		}
 	}
 	return l
+}
+
+// LastTick is when the last tick completed with its changes saved (zero:
+// none yet), by the process clock.
+func (l *Loop) LastTick() time.Time {
+	n := l.ticked.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // SetWorker is the delivery worker to wake when notifications are queued.
@@ -265,6 +279,7 @@ func (l *Loop) StepTransitions(ctx context.Context, now time.Time) ([]model.Tran
 	if saveErr != nil {
 		l.log.Error("saving alerts failed; will retry next tick", "error", saveErr, "transitions", len(u.trans))
 	} else {
+		l.ticked.Store(time.Now().UnixNano())
 		u.changed, u.trans, u.notes = u.changed[:0], u.trans[:0], u.notes[:0]
 		if silErr == nil { // a repeat must not page through a silence it could not read
 			notes = append(notes, l.repeat(tctx, now, rules.Silencing(sil))...)

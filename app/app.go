@@ -137,10 +137,18 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	// the leader's lease runs them, a fresh set each term. Delivery is the
 	// leader's too, so notifications go out in order per alert and
 	// receiver, from one process.
+	var pings *prometheus.CounterVec
+	var lastPing prometheus.Gauge
+	if cfg.Notify.Watchdog != nil {
+		pings, lastPing = newWatchdogMetrics(reg)
+	}
 	singletons := func(alertLoop lifecycle.Service) []lifecycle.Service {
 		s := []lifecycle.Service{lifecycle.NewLoop("notifier", h.Worker.Run)}
 		if alertLoop != nil {
 			s = append(s, alertLoop)
+		}
+		if cfg.Notify.Watchdog != nil {
+			s = append(s, newWatchdog(cfg, st, h.Alerting.LastTick, h.watch, o.Log, pings, lastPing))
 		}
 		r, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
 		if err != nil { // the config was validated: not expected

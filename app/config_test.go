@@ -75,6 +75,9 @@ func TestConfigProblems(t *testing.T) {
 		{"value where a list goes", strings.Replace(base, "role: admin}", "role: admin, tenants: dade}", 1), []string{`4 auth.tokens[0].tenants: "dade" is a single value; a list is expected`}},
 		{"shutdown grace", base + "shutdown_grace: 1h\n", []string{"12 shutdown_grace: 1h0m0s is outside 0s..10m"}},
 		{"cluster", base + "cluster: {lease_ttl: 10s}\n", nil},
+		{"watchdog", base + "notify:\n  watchdog: {url: \"https://hc-ping.example/abc\"}\n", nil},
+		{"bad watchdog", base + "notify:\n  watchdog:\n    url: \"ftp://x\"\n    method: PUT\n    interval: 2h\n",
+			[]string{"14 notify.watchdog.url: is not an http(s) URL", "15 notify.watchdog.method: \"PUT\" is not GET or POST", "16 notify.watchdog.interval: 2h0m0s is outside 1s..1h"}},
 		{"lease too short", base + "cluster: {lease_ttl: 1s}\n", []string{"12 cluster.lease_ttl: 1s is outside 3s..5m"}},
 		{"renewal too rare", base + "cluster:\n  lease_ttl: 10s\n  lease_renew: 6s\n", []string{"14 cluster.lease_renew: 6s is outside 500ms..lease_ttl/2 (5s)"}},
 	} {

@@ -41,6 +41,8 @@ type NotifyConfig struct {
 	PagerDutyWebhookWindow time.Duration `yaml:"pagerduty_webhook_window"`
 	// Digests are product owners' summaries, posted to Slack on a schedule.
 	Digests []DigestConfig `yaml:"digests"`
+	// Watchdog is a dead man's switch pinged while the hub is healthy.
+	Watchdog *WatchdogConfig `yaml:"watchdog"`
 
 	tree      *routing.Node
 	intervals routing.Intervals
@@ -92,6 +94,9 @@ func (n *NotifyConfig) Validate(p *config.Problems, key string) {
 	}
 	if n.PagerDutyWebhookWindow < 10*time.Second || n.PagerDutyWebhookWindow > 24*time.Hour {
 		p.Add(key+".pagerduty_webhook_window", "%v is outside 10s..24h", n.PagerDutyWebhookWindow)
+	}
+	if n.Watchdog != nil {
+		n.Watchdog.Validate(p, key+".watchdog")
 	}
 	names := map[string]bool{}
 	for i := range n.Receivers {
