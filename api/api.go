@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/etlhub/etlhub/model"
@@ -119,6 +120,7 @@ type server struct {
 	jobs    *jobGuard
 	started time.Time // when the handler was built (uptime in /api/v2/status)
 	live    *live     // the event streams
+	board   boardCache
 	pings   *pinger   // the ping API's keys
 }
 
@@ -335,7 +337,7 @@ func (s *server) status(c *gin.Context) {
 	if !ok {
 		return
 	}
-	latest, succ, ok := s.currentRuns(c, f)
+	latest, succ, stale, ok := s.lastRuns(c, f)
 	if !ok {
 		return
 	}
@@ -382,7 +384,59 @@ func (s *server) status(c *gin.Context) {
 		}
 		return rows[i].Job < rows[j].Job
 	})
+	if stale != nil {
+		// The store does not answer: the last board read, and since when it
+		// is old, rather than nothing.
+		c.JSON(200, gin.H{"generated_at": now, "jobs": rows, "stale_since": stale})
+		return
+	}
 	c.JSON(200, gin.H{"generated_at": now, "jobs": rows})
+}
+
+// boardCache keeps the last runs the board read, per filter, for when the
+// store does not answer.
+type boardCache struct {
+	mu   sync.Mutex
+	last map[string]boardRead
+}
+
+type boardRead struct {
+	latest, succ map[model.JobKey]model.Run
+	at           time.Time
+}
+
+// lastRuns is currentRuns, falling back on the last answer read for the same
+// filter when the store fails (stale then says since when it is old).
+func (s *server) lastRuns(c *gin.Context, f store.Filter) (latest, succ map[model.JobKey]model.Run, stale *time.Time, ok bool) {
+	key := strings.Join(f.Tenants, "\x00")
+	if f.Tenants == nil {
+		key = "\x01all"
+	}
+	ctx := c.Request.Context()
+	latest, err := s.o.Store.LatestRuns(ctx, f)
+	if err == nil {
+		succ, err = s.o.Store.LastSuccess(ctx, f)
+	}
+	b := &s.board
+	if err == nil {
+		b.mu.Lock()
+		if b.last == nil || len(b.last) >= 1024 {
+			b.last = map[string]boardRead{}
+		}
+		b.last[key] = boardRead{latest: latest, succ: succ, at: s.o.Now().UTC()}
+		b.mu.Unlock()
+		return latest, succ, nil, true
+	}
+	b.mu.Lock()
+	r, found := b.last[key]
+	b.mu.Unlock()
+	if !found || errors.Is(err, context.Canceled) {
+		s.storeError(c, err)
+		return nil, nil, nil, false
+	}
+	s.o.Log.Warn("the store failed: the board answers with its last read", "route", c.FullPath(), "error", err, "read_at", r.at)
+	at := r.at
+	return r.latest, r.succ, &at, true
 }
 
 // currentRuns reads every job's current run and last success; on an error it

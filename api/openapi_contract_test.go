@@ -338,6 +338,12 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	// down's store is closed; noPoster's alert actions take no Prometheus alerts.
 	down := newContractHub(t, now)
 	down.st.Close()
+	// stale read the board once, then lost its store.
+	stale := newContractHub(t, now)
+	if code, body := stale.call(t, ctView, "GET", "/api/v1/status", "", ""); code != 200 {
+		t.Fatalf("status: %d %s", code, body)
+	}
+	stale.st.Close()
 	noPoster := newContractHub(t, now, func(o *Options) { o.Actions = noActions{} })
 	// capped takes one unconfigured job and one ping per key.
 	capped := newContractHub(t, now, func(o *Options) { o.MaxUnconfiguredJobs, o.PingRate, o.PingBurst = 1, 0.001, 1 })
@@ -389,6 +395,8 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 			check: wantIn(`"job":"never-seen"`)},
 		{name: "status with a bad token", route: "GET /api/v1/status", token: "not-a-token-0123456789", path: "/api/v1/status", code: 401},
 		{name: "status of another tenant", route: "GET /api/v1/status", token: ctAlpha, path: "/api/v1/status?tenant=bravo", code: 403, request: "valid"},
+		{name: "status, store down after a read", hub: stale, route: "GET /api/v1/status", token: ctView, path: "/api/v1/status", code: 200, request: "valid",
+			check: wantIn(`"stale_since"`)},
 		{name: "status, store down", hub: down, route: "GET /api/v1/status", token: ctView, path: "/api/v1/status", code: 503, request: "valid"},
 
 		{name: "job", route: "GET /api/v1/jobs/{tenant}/{job}", token: ctView, path: "/api/v1/jobs/alpha/roster-import", code: 200, request: "valid",

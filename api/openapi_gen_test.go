@@ -554,6 +554,8 @@ func openAPIOperations(g *docGen) []op {
 	g.schemas["StatusPage"] = closed([]string{"generated_at", "jobs"}, obj{
 		"generated_at": dateTime(),
 		"jobs":         arrOf(g.answer(reflect.TypeFor[StatusRow]())),
+		"stale_since": obj{"type": "string", "format": "date-time",
+			"description": "Present when the store did not answer: the jobs are the last ones read, at this time."},
 	})
 	g.schemas["JobDetail"] = closed([]string{"tenant", "job", "spec"}, obj{
 		"tenant":       str(),

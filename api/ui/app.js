@@ -166,6 +166,7 @@ const PROBLEM = (j) => rank(j) <= RISK["at-risk"];
 async function board() {
   const body = await api("/api/v1/status");
   noteClock(body.generated_at);
+  if (body.stale_since) stale("the hub's store does not answer; the board as read " + human((now() - new Date(body.stale_since).getTime()) / 1000) + " ago");
   view.jobs = body.jobs;
   view.at = new Map(view.jobs.map((j, i) => [jobKey(j), i]));
   for (const j of view.jobs) if (j.timezone) view.zones.add(j.timezone);
