@@ -121,7 +121,7 @@ type server struct {
 	started time.Time // when the handler was built (uptime in /api/v2/status)
 	live    *live     // the event streams
 	board   boardCache
-	pings   *pinger   // the ping API's keys
+	pings   *pinger // the ping API's keys
 }
 
 // New builds the HTTP handler.
