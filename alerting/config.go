@@ -23,6 +23,99 @@ type RulesConfig struct {
 	MinHistory int `yaml:"min_history"`
 	// Timings override a rule's for-duration and keep-firing-for.
 	Timings map[string]TimingConfig `yaml:"timings"`
+	// Dependencies tunes dependency-down and dependency-degraded.
+	Dependencies DependencyRulesConfig `yaml:"dependencies"`
+}
+
+// DependencyRulesConfig tunes the dependency rules (rules.DependencyParams):
+// each condition has a trigger level and a lower clear level.
+type DependencyRulesConfig struct {
+	// Window of history a subject's baseline is learned from.
+	Window time.Duration `yaml:"window"`
+	// Stale: a subject not measured for this long is not judged.
+	Stale time.Duration `yaml:"stale"`
+	// Recent probes make "now" (their median is judged).
+	Recent int `yaml:"recent"`
+	// MinBaseline probes before latency and error rates are judged.
+	MinBaseline int `yaml:"min_baseline"`
+	// Latency: trigger and clear as multiples of the baseline's median; the
+	// trigger also needs latency_floor_ms more than it.
+	LatencyTrigger float64 `yaml:"latency_trigger"`
+	LatencyClear   float64 `yaml:"latency_clear"`
+	LatencyFloorMs float64 `yaml:"latency_floor_ms"`
+	// ErrorRate: above the baseline's, as fractions of calls.
+	ErrorRateTrigger float64 `yaml:"error_rate_trigger"`
+	ErrorRateClear   float64 `yaml:"error_rate_clear"`
+	// Saturation: memory and connections as fractions of their limits.
+	SaturationTrigger float64 `yaml:"saturation_trigger"`
+	SaturationClear   float64 `yaml:"saturation_clear"`
+}
+
+func (d *DependencyRulesConfig) validate(p *config.Problems, key string) {
+	def := rules.DefaultDependencyParams()
+	setD := func(v *time.Duration, x time.Duration) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	setI := func(v *int, x int) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	setF := func(v *float64, x float64) {
+		if *v == 0 {
+			*v = x
+		}
+	}
+	setD(&d.Window, def.Window)
+	setD(&d.Stale, def.Stale)
+	setI(&d.Recent, def.Recent)
+	setI(&d.MinBaseline, def.MinBaseline)
+	setF(&d.LatencyTrigger, def.LatencyTrigger)
+	setF(&d.LatencyClear, def.LatencyClear)
+	setF(&d.LatencyFloorMs, def.LatencyFloorMs)
+	setF(&d.ErrorRateTrigger, def.ErrorRateTrigger)
+	setF(&d.ErrorRateClear, def.ErrorRateClear)
+	setF(&d.SaturationTrigger, def.SaturationTrigger)
+	setF(&d.SaturationClear, def.SaturationClear)
+	if d.Window < time.Hour || d.Window > 30*24*time.Hour {
+		p.Add(key+".window", "%v is outside 1h..720h", d.Window)
+	}
+	if d.Stale < time.Minute {
+		p.Add(key+".stale", "%v is shorter than a minute", d.Stale)
+	}
+	if d.Recent < 1 || d.Recent > 100 {
+		p.Add(key+".recent", "%d is outside 1..100", d.Recent)
+	}
+	if d.MinBaseline < 3 {
+		p.Add(key+".min_baseline", "%d is less than 3", d.MinBaseline)
+	}
+	if d.LatencyClear < 1 || d.LatencyTrigger <= d.LatencyClear {
+		p.Add(key+".latency_clear", "%v must be at least 1 and below latency_trigger (%v)", d.LatencyClear, d.LatencyTrigger)
+	}
+	if d.LatencyFloorMs < 0 {
+		p.Add(key+".latency_floor_ms", "must not be negative")
+	}
+	if d.ErrorRateTrigger > 1 || d.ErrorRateClear <= 0 || d.ErrorRateTrigger <= d.ErrorRateClear {
+		p.Add(key+".error_rate_clear", "%v must be above 0 and below error_rate_trigger (%v, at most 1)", d.ErrorRateClear, d.ErrorRateTrigger)
+	}
+	if d.SaturationTrigger > 1 || d.SaturationClear <= 0 || d.SaturationTrigger <= d.SaturationClear {
+		p.Add(key+".saturation_clear", "%v must be above 0 and below saturation_trigger (%v, at most 1)", d.SaturationClear, d.SaturationTrigger)
+	}
+}
+
+// DependencyParams are the dependency rules' parameters with the section's
+// values (defaults where it sets none).
+func (r *RulesConfig) DependencyParams() rules.DependencyParams {
+	d := r.Dependencies
+	d.validate(&config.Problems{}, "") // defaults only: Validate reported the problems
+	p := rules.DefaultDependencyParams()
+	p.Window, p.Stale, p.Recent, p.MinBaseline = d.Window, d.Stale, d.Recent, d.MinBaseline
+	p.LatencyTrigger, p.LatencyClear, p.LatencyFloorMs = d.LatencyTrigger, d.LatencyClear, d.LatencyFloorMs
+	p.ErrorRateTrigger, p.ErrorRateClear = d.ErrorRateTrigger, d.ErrorRateClear
+	p.SaturationTrigger, p.SaturationClear = d.SaturationTrigger, d.SaturationClear
+	return p
 }
 
 // TimingConfig is one rule's pending and hysteresis durations.
@@ -68,6 +161,7 @@ func (r *RulesConfig) Validate(p *config.Problems, key string) {
 	if r.MinHistory < 1 {
 		p.Add(key+".min_history", "must be at least 1")
 	}
+	r.Dependencies.validate(p, key+".dependencies")
 	for name, t := range r.Timings {
 		if !rules.IsRule(name) {
 			p.Add(key+".timings."+name, "is not a rule (%s)", strings.Join(rules.Names, ", "))

@@ -29,6 +29,9 @@ type Config struct {
 	// DownAfter is how long each source (collectors by name, log searches as
 	// "logs:NAME") may fail before source-down fires.
 	DownAfter map[string]time.Duration
+	// DependencySeverity overrides the dependency rules' severities, by the
+	// name of the source that measures the dependency (sources[].severity).
+	DependencySeverity map[string]map[string]model.Severity
 	// Router routes transitions to receivers; Inhibit replaces the built-in
 	// inhibitions when set; Receivers names every receiver (for the outbox
 	// gauges); IsPagerDuty tells PagerDuty receivers apart.
@@ -96,6 +99,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 		router: cfg.Router}
 	l.Loop = lifecycle.NewLoop("alerting", l.run)
 	l.engine.SetInhibitor(Inhibitor(cfg.Inhibit))
+	l.engine.SetDependencies(cfg.Rules.DependencyParams(), cfg.DependencySeverity)
 	l.firing = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_alert_transitions_total",
 		Help: "Alert transitions by rule, severity and status."}, []string{"rule", "severity", "status"})
 	l.ticks = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "etlhub_rules_tick_duration_seconds",
@@ -134,6 +138,9 @@ func (l *Loop) Engine() *rules.Engine { return l.engine }
 // Observe hands stored observations to the rules.
 func (l *Loop) Observe(obs []model.Observation, now time.Time) { l.engine.Observe(obs, now) }
 
+// Measure hands stored measurements to the dependency rules.
+func (l *Loop) Measure(ms []model.Measurement) { l.engine.Measure(ms) }
+
 // Warm restores active alerts and replays recent history into the engine.
 // On PostgreSQL the loop then follows what every replica stores (Tail), from
 // a horizon taken before the replay: nothing falls between the two.
@@ -158,7 +165,16 @@ func (l *Loop) Warm(ctx context.Context, now time.Time) error {
 		l.engine.Observe(obs, now)
 		return nil
 	})
-	l.log.Info("rules warmed", "active_alerts", len(active), "observations", n)
+	if err != nil {
+		return err
+	}
+	nm := 0
+	err = l.st.MeasurementsSince(ctx, now.Add(-l.cfg.Rules.DependencyParams().Window), "", func(ms []model.Measurement) error {
+		nm += len(ms)
+		l.engine.Measure(ms)
+		return nil
+	})
+	l.log.Info("rules warmed", "active_alerts", len(active), "observations", n, "measurements", nm)
 	return err
 }
 

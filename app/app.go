@@ -21,8 +21,12 @@ import (
 // from the others, only what it uses.
 func (c *Config) alerting(now func() time.Time) alerting.Config {
 	down := map[string]time.Duration{}
+	depSev := map[string]map[string]model.Severity{}
 	for _, s := range c.Sources {
 		down[s.Name] = s.DownAfter
+		if len(s.Severity) > 0 {
+			depSev[s.Name] = s.Severity
+		}
 	}
 	for _, s := range c.Logs.Searches {
 		down["logs:"+s.Name] = s.DownAfter
@@ -31,7 +35,7 @@ func (c *Config) alerting(now func() time.Time) alerting.Config {
 	for _, r := range c.Notify.Receivers {
 		receivers = append(receivers, r.Name)
 	}
-	return alerting.Config{Rules: c.Rules, Jobs: c.Jobs, DownAfter: down, Router: c.Notify.Router(), Inhibit: c.Notify.inhibit,
+	return alerting.Config{Rules: c.Rules, Jobs: c.Jobs, DownAfter: down, DependencySeverity: depSev, Router: c.Notify.Router(), Inhibit: c.Notify.inhibit,
 		Receivers: receivers, IsPagerDuty: c.Notify.isPagerDuty, PagerDutyWebhookSecret: c.Notify.PagerDutyWebhookSecret,
 		PagerDutyWebhookWindow: c.Notify.PagerDutyWebhookWindow, Now: now}
 }
@@ -116,6 +120,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		h.Alerting.Observe(obs, at)
 		h.Live.Changed(obs)
 	}
+	h.Ingest.measured = h.Alerting.Measure
 	h.Worker = newWorker(cfg, st, o.Log, reg, now)
 	h.Alerting.SetWorker(h.Worker)
 	cm := collectors.NewMetrics(reg)

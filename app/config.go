@@ -58,6 +58,9 @@ type LogConfig struct {
 type RetentionConfig struct {
 	Observations time.Duration `yaml:"observations"`
 	Runs         time.Duration `yaml:"runs"`
+	// Measurements is how long probes' measurements of dependencies are
+	// kept (at least the rules' dependency window: their baselines).
+	Measurements time.Duration `yaml:"measurements"`
 	Every        time.Duration `yaml:"every"`
 }
 
@@ -143,6 +146,9 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.Retention.Every == 0 {
 		c.Retention.Every = time.Hour
 	}
+	if c.Retention.Measurements == 0 {
+		c.Retention.Measurements = 7 * 24 * time.Hour
+	}
 	if c.Retention.Observations < time.Hour {
 		p.Add("retention.observations", "%v is shorter than an hour", c.Retention.Observations)
 	}
@@ -174,6 +180,9 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Add("silences.max_active", "%d must be at least 1", c.Silences.MaxActive)
 	}
 	c.Rules.Validate(p, "rules")
+	if w := c.Rules.Dependencies.Window; c.Retention.Measurements < w {
+		p.Add("retention.measurements", "%v is shorter than rules.dependencies.window (%v): the baselines are learned from it", c.Retention.Measurements, w)
+	}
 	c.Notify.Validate(p, "notify")
 	c.Logs.Validate(p, "logs")
 	c.Auth.Validate(p, "auth")
@@ -194,6 +203,13 @@ func (c *Config) Validate(p *config.Problems) {
 			p.Add(k+".name", "%q is used twice", c.Sources[i].Name)
 		}
 		names[c.Sources[i].Name] = true
+		for rule, sev := range c.Sources[i].Severity {
+			if !rules.IsDependencyRule(rule) {
+				p.Add(k+".severity."+rule, "is not a dependency rule (%s, %s)", rules.RuleDependencyDown, rules.RuleDependencyDegraded)
+			} else if !sev.Valid() {
+				p.Add(k+".severity."+rule, "%q is not critical, warning, info or off", sev)
+			}
+		}
 	}
 	jobs := map[string]bool{}
 	for i := range c.Jobs {

@@ -18,6 +18,9 @@ type Ingestor struct {
 	// after is called with the observations once they are stored (the rules),
 	// and the clock they arrived by.
 	after func([]model.Observation, time.Time)
+	// measured is called with measurements once they are stored (the
+	// dependency rules).
+	measured func([]model.Measurement)
 	// now is the hub's clock (simulated in the demo).
 	now func() time.Time
 	// fed remembers the (source, tenant) pairs already in the store, so a
@@ -93,6 +96,28 @@ func (c collectorSink) Ingest(ctx context.Context, obs []model.Observation) erro
 			c.fed.Delete(k)
 		}
 		return err
+	}
+	return nil
+}
+
+// Measure stores probes' measurements (validated by the runner; one from
+// the future is not stored) and hands them to the rules.
+func (c collectorSink) Measure(ctx context.Context, ms []model.Measurement) error {
+	now := c.now().UTC()
+	keep := ms[:0:0]
+	for i := range ms {
+		if !ms[i].At.After(now.Add(model.MaxSkew)) {
+			keep = append(keep, ms[i])
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	if err := c.store.SaveMeasurements(ctx, keep); err != nil {
+		return err
+	}
+	if c.measured != nil {
+		c.measured(keep)
 	}
 	return nil
 }

@@ -93,6 +93,13 @@ func prune(ctx context.Context, st *store.Store, r RetentionConfig, log *slog.Lo
 		now := clock().UTC()
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		o, n, err := st.Prune(pctx, now.Add(-r.Observations), now.Add(-r.Runs))
+		if err == nil {
+			var m int64
+			m, err = st.PruneMeasurements(pctx, now.Add(-r.Measurements))
+			if m > 0 {
+				log.Info("pruned measurements", "measurements", m)
+			}
+		}
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("prune failed", "error", err)

@@ -27,7 +27,14 @@ type Collector interface {
 // Result is what one collection read.
 type Result struct {
 	Observations []model.Observation
-	// Rejected are items the source sent that are not valid observations.
+	// Measurements are what a probe saw of a dependency or a queue (the
+	// contract: model.Measurement). A probe that cannot reach its
+	// dependency returns its Up=false measurement and the error: the
+	// measurement is stored (dependency-down reads it) and the attempt
+	// counts as failed (source health, backoff).
+	Measurements []model.Measurement
+	// Rejected are items the source sent that are not valid observations
+	// or measurements.
 	Rejected []error
 }
 
@@ -52,6 +59,10 @@ type SourceConfig struct {
 	DownAfter time.Duration `yaml:"down_after"`
 	// HTTPJSON maps a generic status API's JSON to observations.
 	HTTPJSON *HTTPJSONConfig `yaml:"httpjson"`
+	// Severity overrides the dependency rules' severities for what this
+	// source measures (dependency-down, dependency-degraded: critical,
+	// warning, info or off); checked by the hub's config, which knows the rules.
+	Severity map[string]model.Severity `yaml:"severity"`
 }
 
 // BackoffConfig is the retry policy after failures.
@@ -60,12 +71,18 @@ type BackoffConfig struct {
 	Max  time.Duration `yaml:"max"`
 }
 
-type factory func(SourceConfig) (Collector, error)
+// kind is one registered collector kind: how to build it and how to check
+// its own keys (each kind says which of url, addr, ... it needs).
+type kind struct {
+	new func(SourceConfig) (Collector, error)
+	// validate sets the kind's defaults and checks its keys at key.
+	validate func(c *SourceConfig, p *config.Problems, key string)
+}
 
 // kinds is the one registry of collector kinds.
-var kinds = map[string]factory{
-	"httpjson": newHTTPJSON,
-	"importer": newImporter,
+var kinds = map[string]kind{
+	"httpjson": {new: newHTTPJSON, validate: validateHTTPJSON},
+	"importer": {new: newImporter, validate: validateHTTPURL},
 }
 
 // Kinds lists the registered collector kinds.
@@ -80,11 +97,11 @@ func Kinds() []string {
 
 // New builds the collector for a validated config.
 func New(c SourceConfig) (Collector, error) {
-	f, ok := kinds[c.Kind]
+	k, ok := kinds[c.Kind]
 	if !ok {
 		return nil, fmt.Errorf("source %q: unknown kind %q", c.Name, c.Kind)
 	}
-	return f(c)
+	return k.new(c)
 }
 
 // Validate sets defaults and checks one source at key.
@@ -92,7 +109,8 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if strings.TrimSpace(c.Name) == "" || len(c.Name) > model.MaxNameLen {
 		p.Add(key+".name", "is required (at most 128 bytes)")
 	}
-	if _, ok := kinds[c.Kind]; !ok {
+	k, ok := kinds[c.Kind]
+	if !ok {
 		p.Add(key+".kind", "%q is not one of %s", c.Kind, strings.Join(Kinds(), ", "))
 	}
 	if c.Schedule == "" {
@@ -131,20 +149,27 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if c.DownAfter == 0 {
 		c.DownAfter = 10 * time.Minute
 	}
+	if c.Kind != "httpjson" && c.HTTPJSON != nil {
+		p.Add(key+".httpjson", "is only for kind httpjson")
+	}
+	if ok {
+		k.validate(c, p, key)
+	}
+}
+
+// validateHTTPURL checks the url of a kind that reads an HTTP API.
+func validateHTTPURL(c *SourceConfig, p *config.Problems, key string) {
 	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		p.Add(key+".url", "%q is not an http(s) URL", redactURL(c.URL))
 	}
-	switch c.Kind {
-	case "httpjson":
-		if c.HTTPJSON == nil {
-			p.Add(key+".httpjson", "is required for kind httpjson")
-		} else {
-			c.HTTPJSON.validate(p, key+".httpjson")
-		}
-	default:
-		if c.HTTPJSON != nil {
-			p.Add(key+".httpjson", "is only for kind httpjson")
-		}
+}
+
+func validateHTTPJSON(c *SourceConfig, p *config.Problems, key string) {
+	validateHTTPURL(c, p, key)
+	if c.HTTPJSON == nil {
+		p.Add(key+".httpjson", "is required for kind httpjson")
+	} else {
+		c.HTTPJSON.validate(p, key+".httpjson")
 	}
 }
 

@@ -22,7 +22,21 @@ import (
 type memSink struct {
 	mu     sync.Mutex
 	obs    []model.Observation
+	ms     []model.Measurement
 	health map[string]model.SourceHealth
+}
+
+func (m *memSink) Measure(_ context.Context, ms []model.Measurement) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ms = append(m.ms, ms...)
+	return nil
+}
+
+func (m *memSink) measurements() []model.Measurement {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]model.Measurement(nil), m.ms...)
 }
 
 func (m *memSink) Ingest(_ context.Context, obs []model.Observation) error {
@@ -290,9 +304,16 @@ func TestConfigProblemsNameKeys(t *testing.T) {
 	var p config.Problems
 	c.Validate(&p, "sources[2]")
 	got := fmt.Sprint(p)
-	for _, want := range []string{"sources[2].kind", "sources[2].url", "sources[2].schedule"} {
+	for _, want := range []string{"sources[2].kind", "sources[2].schedule"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems %s do not name %s", got, want)
 		}
+	}
+	// Which keys a kind needs is the kind's: an importer needs an http(s) url.
+	c = SourceConfig{Name: "x", Kind: "importer", URL: "gopher://x"}
+	p = config.Problems{}
+	c.Validate(&p, "sources[3]")
+	if got := fmt.Sprint(p); !strings.Contains(got, "sources[3].url") {
+		t.Errorf("problems %s do not name sources[3].url", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,10 +16,13 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// Sink is where collected observations and source health go (the store,
-// through the hub's ingest path).
+// Sink is where collected observations, measurements and source health go
+// (the store, through the hub's ingest path).
 type Sink interface {
 	Ingest(ctx context.Context, obs []model.Observation) error
+	// Measure stores probes' measurements (validated, secrets scrubbed) and
+	// hands them to the rules.
+	Measure(ctx context.Context, ms []model.Measurement) error
 	SaveSource(ctx context.Context, h model.SourceHealth) error
 	Source(ctx context.Context, name string) (model.SourceHealth, error)
 }
@@ -168,6 +172,13 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 	defer cancel()
 	res, err := s.c.Collect(cctx, now)
 	if err != nil {
+		// A probe's Up=false measurement is what it saw: stored, then the
+		// attempt fails (health, backoff).
+		if len(res.Measurements) > 0 {
+			if _, merr := r.measure(ctx, s, res.Measurements); merr != nil {
+				r.log.Error("storing measurements failed", "source", s.cfg.Name, "error", merr)
+			}
+		}
 		return 0, err
 	}
 	for i := range res.Rejected {
@@ -177,23 +188,56 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 		o := &res.Observations[i]
 		o.Error, o.Stage, o.URL = s.red.String(o.Error), model.Stage(s.red.String(string(o.Stage))), s.red.String(o.URL)
 	}
+	nm, merr := r.measure(ctx, s, res.Measurements)
+	if merr != nil {
+		return 0, merr
+	}
 	if len(res.Rejected) > 0 {
 		r.metrics.rejected(s.cfg.Name, len(res.Rejected))
 		r.log.Warn("source sent invalid observations", "source", s.cfg.Name,
 			"rejected", len(res.Rejected), "first", res.Rejected[0].Error())
-		if len(res.Observations) == 0 {
+		if len(res.Observations) == 0 && nm == 0 {
 			return 0, fmt.Errorf("all %d items are invalid; first: %w", len(res.Rejected), res.Rejected[0])
 		}
 	}
 	if len(res.Observations) == 0 {
-		return 0, nil
+		return nm, nil
 	}
 	ictx, icancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer icancel()
 	if err := r.sink.Ingest(ictx, res.Observations); err != nil {
 		return 0, fmt.Errorf("store: %w", err)
 	}
-	return len(res.Observations), nil
+	return len(res.Observations) + nm, nil
+}
+
+// measure scrubs the source's secrets from measurements, names the source,
+// validates them (an invalid one is counted and logged, not stored) and
+// stores the rest; it returns how many were stored.
+func (r *Runner) measure(ctx context.Context, s *source, ms []model.Measurement) (int, error) {
+	keep := ms[:0:0]
+	for i := range ms {
+		m := ms[i]
+		m.Source = s.cfg.Name
+		m.Error = model.Clip(strings.ToValidUTF8(s.red.String(m.Error), "\uFFFD"), model.MaxErrorLen)
+		m.Subject = s.red.String(m.Subject)
+		if err := m.Validate(); err != nil {
+			r.metrics.rejected(s.cfg.Name, 1)
+			r.log.Warn("source sent an invalid measurement", "source", s.cfg.Name, "error", s.red.Error(err))
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if len(keep) == 0 {
+		return 0, nil
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.sink.Measure(mctx, keep); err != nil {
+		return 0, fmt.Errorf("store measurements: %w", err)
+	}
+	r.metrics.measured(keep)
+	return len(keep), nil
 }
 
 // CronLogger adapts slog to robfig/cron's logger.
@@ -214,6 +258,10 @@ type Metrics struct {
 	obs      *prometheus.CounterVec
 	invalid  *prometheus.CounterVec
 	up       *prometheus.GaugeVec
+	// depUp and depValue are the latest measurement of each subject.
+	depUp    *prometheus.GaugeVec
+	depValue *prometheus.GaugeVec
+	depAt    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the collectors' metrics with reg.
@@ -230,8 +278,36 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etlhub_source_up",
 			Help: "1 when the source's last collection succeeded."}, []string{"source"}),
 	}
-	reg.MustRegister(m.runs, m.duration, m.obs, m.invalid, m.up)
+	m.depUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etlhub_dependency_up",
+		Help: "1 when the latest probe of the dependency (subject) reached it."}, []string{"subject", "kind", "source"})
+	m.depValue = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etlhub_dependency_value",
+		Help: "The latest probe's values (name: latency_ms, memory_used_ratio, p95_ms, error_rate, ...) per dependency."},
+		[]string{"subject", "kind", "source", "name"})
+	m.depAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "etlhub_dependency_last_probe_timestamp_seconds",
+		Help: "When the dependency was last measured (Unix time)."}, []string{"subject", "kind", "source"})
+	reg.MustRegister(m.runs, m.duration, m.obs, m.invalid, m.up, m.depUp, m.depValue, m.depAt)
 	return m
+}
+
+// measured sets the dependency gauges from the latest measurements; a value
+// the latest probe did not report is removed, not left at its old value.
+func (m *Metrics) measured(ms []model.Measurement) {
+	if m == nil {
+		return
+	}
+	for i := range ms {
+		x := &ms[i]
+		up := 0.0
+		if x.Up {
+			up = 1
+		}
+		m.depUp.WithLabelValues(x.Subject, string(x.Kind), x.Source).Set(up)
+		m.depAt.WithLabelValues(x.Subject, string(x.Kind), x.Source).Set(float64(x.At.UnixMilli()) / 1000)
+		m.depValue.DeletePartialMatch(prometheus.Labels{"subject": x.Subject, "source": x.Source})
+		for _, name := range x.ValueNames() {
+			m.depValue.WithLabelValues(x.Subject, string(x.Kind), x.Source, name).Set(x.Values[name])
+		}
+	}
 }
 
 func (m *Metrics) record(source string, d time.Duration, n int, err error) {

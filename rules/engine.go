@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -42,13 +43,19 @@ type Engine struct {
 	external map[string]External
 	shared   sharedState
 	sp       SharedParams
+	// deps is each subject's measurements in at order (bounded by dp);
+	// depSev the dependency rules' severities by source.
+	deps   map[string][]model.Measurement
+	dp     DependencyParams
+	depSev map[string]map[string]model.Severity
 }
 
 // NewEngine tracks specs (compiled) with params and per-rule timings (nil:
 // defaults).
 func NewEngine(specs []model.JobSpec, p Params, timings map[string]Timing) *Engine {
 	e := &Engine{p: p, jobs: make(map[model.JobKey]*JobState, len(specs)), life: NewLifecycle(timings),
-		views: map[model.JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams()}
+		views: map[model.JobKey]View{}, downAfter: map[string]time.Duration{}, sp: DefaultSharedParams(),
+		deps: map[string][]model.Measurement{}, dp: DefaultDependencyParams()}
 	for i := range specs {
 		s := &specs[i]
 		j := NewJobState(s)
@@ -120,6 +127,81 @@ func (e *Engine) SetSources(h []model.SourceHealth, downAfter map[string]time.Du
 	}
 }
 
+// SetDependencies tunes the dependency rules: their params and, by source
+// name, severity overrides per rule (sources[].severity).
+func (e *Engine) SetDependencies(p DependencyParams, severity map[string]map[string]model.Severity) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dp, e.depSev = p, severity
+	for k, h := range e.deps {
+		e.deps[k] = trimHistory(h, p)
+	}
+}
+
+// Measure feeds probes' measurements (any order) to their subjects'
+// histories, which keep DependencyParams.Window (and at most MaxSamples)
+// behind each subject's newest measurement.
+func (e *Engine) Measure(ms []model.Measurement) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	touched := map[string]bool{}
+	for i := range ms {
+		m := ms[i]
+		h := e.deps[m.Subject]
+		if n := len(h); n > 0 && m.At.Before(h[n-1].At) {
+			j := sort.Search(n, func(j int) bool { return h[j].At.After(m.At) })
+			h = append(h, model.Measurement{})
+			copy(h[j+1:], h[j:])
+			h[j] = m
+		} else {
+			h = append(h, m)
+		}
+		e.deps[m.Subject] = h
+		touched[m.Subject] = true
+	}
+	for k := range touched {
+		e.deps[k] = trimHistory(e.deps[k], e.dp)
+	}
+}
+
+func trimHistory(h []model.Measurement, p DependencyParams) []model.Measurement {
+	if len(h) == 0 {
+		return h
+	}
+	cut := h[len(h)-1].At.Add(-p.Window)
+	i := sort.Search(len(h), func(i int) bool { return !h[i].At.Before(cut) })
+	if p.MaxSamples > 0 {
+		i = max(i, len(h)-p.MaxSamples)
+	}
+	if i > 0 {
+		h = append(h[:0:0], h[i:]...)
+	}
+	return h
+}
+
+func (e *Engine) dependencySignals(now time.Time) []Signal {
+	subjects := make([]string, 0, len(e.deps))
+	for k, h := range e.deps {
+		if len(h) > 0 && now.Sub(h[len(h)-1].At) > e.dp.Window {
+			delete(e.deps, k) // no longer probed
+			continue
+		}
+		subjects = append(subjects, k)
+	}
+	sort.Strings(subjects)
+	sev := func(source, rule string) model.Severity {
+		if s, ok := e.depSev[source][rule]; ok {
+			return s
+		}
+		return DependencySeverities[rule]
+	}
+	var out []Signal
+	for _, k := range subjects {
+		out = append(out, DependencySignals(e.deps[k], e.dp, sev, now)...)
+	}
+	return out
+}
+
 // Observe feeds observations, in at order, to their jobs; now is the clock
 // when they arrive (the rules believe nothing from after it). Observations of
 // jobs without a spec are ignored by the rules (they still show in status).
@@ -167,6 +249,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 	}
 	e.groupUnderShared(signals)
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
+	signals = append(signals, e.dependencySignals(now)...)
 	signals = append(signals, e.externalSignals(now)...)
 	trans, changed = e.life.Step(signals, now, e.silencer)
 	for _, a := range e.life.active {

@@ -63,6 +63,12 @@ func DefaultTimings() map[string]Timing {
 		// A shared slowdown must hold five minutes: one slow poll of a few
 		// loads is not an incident.
 		RuleSharedSlowdown: {For: 5 * time.Minute, KeepFiringFor: 15 * time.Minute},
+		// A dependency down for a minute (two probes at the default @every
+		// 30s) pages; degraded must hold two minutes. Both keep firing a few
+		// minutes after the last probe that met them (with the rules' own
+		// clear levels, that is the hysteresis).
+		RuleDependencyDown:     {For: time.Minute, KeepFiringFor: 2 * time.Minute},
+		RuleDependencyDegraded: {For: 2 * time.Minute, KeepFiringFor: 5 * time.Minute},
 	}
 }
 
@@ -208,12 +214,16 @@ func (l *Lifecycle) Step(signals []Signal, now time.Time, silenced Silencer) (tr
 // inhibitions: deadline-missed supersedes predicted-breach and
 // retries-exhausted of the same night; a predicted-breach that fires covers
 // retries-exhausted; a source that is down covers stalled and freshness alerts
-// fed by it.
+// fed by it; dependency-down (triggered, or still active) covers the
+// source-down of the probe that measures it (one page: the dependency, not
+// its probe) and the subject's dependency-degraded.
 func inhibitions(signals []Signal, active map[string]*model.Alert) map[string]bool {
 	type nightKeyT struct{ tenant, job string }
 	missed := map[nightKeyT]time.Time{}
 	breach := map[nightKeyT]time.Time{}
 	down := map[string]bool{}
+	depDown := map[string]bool{}   // probe sources whose dependency is down
+	depDownFP := map[string]bool{} // subjects down
 	for i := range signals {
 		s := &signals[i]
 		k := nightKeyT{s.Tenant, s.Job}
@@ -227,6 +237,14 @@ func inhibitions(signals []Signal, active map[string]*model.Alert) map[string]bo
 		case RuleSourceDown:
 			if a := active[s.Fingerprint]; a != nil && a.State == model.AlertFiring {
 				down[s.Source] = true
+			}
+		case RuleDependencyDown:
+			// Pending or firing: the probe fails because its dependency does.
+			if s.Level == Trigger || active[s.Fingerprint] != nil {
+				depDown[s.Source] = true
+				if subj, ok := s.Details["subject"].(string); ok {
+					depDownFP[subj] = true
+				}
 			}
 		}
 	}
@@ -248,6 +266,14 @@ func inhibitions(signals []Signal, active map[string]*model.Alert) map[string]bo
 			}
 		case RuleStalled, RuleFreshness:
 			if down[s.Source] {
+				out[s.Fingerprint] = true
+			}
+		case RuleSourceDown:
+			if depDown[s.Source] {
+				out[s.Fingerprint] = true
+			}
+		case RuleDependencyDegraded:
+			if subj, ok := s.Details["subject"].(string); ok && depDownFP[subj] {
 				out[s.Fingerprint] = true
 			}
 		}
