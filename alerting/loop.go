@@ -168,14 +168,24 @@ func (l *Loop) Warm(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	nm := 0
-	err = l.st.MeasurementsSince(ctx, now.Add(-l.cfg.Rules.DependencyParams().Window), "", func(ms []model.Measurement) error {
-		nm += len(ms)
-		l.engine.Measure(ms)
-		return nil
-	})
+	nm, err := l.loadMeasurements(ctx, now)
 	l.log.Info("rules warmed", "active_alerts", len(active), "observations", n, "measurements", nm)
 	return err
+}
+
+// loadMeasurements replaces the dependency rules' histories with the
+// store's (the measurements a previous leader's probes took, too).
+func (l *Loop) loadMeasurements(ctx context.Context, now time.Time) (int, error) {
+	var all []model.Measurement
+	err := l.st.MeasurementsSince(ctx, now.Add(-l.cfg.Rules.DependencyParams().Window), "", func(ms []model.Measurement) error {
+		all = append(all, ms...)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading measurements: %w", err)
+	}
+	l.engine.ReplaceMeasurements(all)
+	return len(all), nil
 }
 
 func (l *Loop) activeAlerts(ctx context.Context) ([]model.Alert, error) {
@@ -212,6 +222,9 @@ func (l *Loop) TakeOver(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("reading the alerts: %w", err)
 	}
 	l.engine.ReplaceAlerts(active)
+	if _, err := l.loadMeasurements(ctx, now); err != nil {
+		return err
+	}
 	l.unsaved.changed, l.unsaved.trans, l.unsaved.notes = nil, nil, nil
 	l.log.Info("alert state taken over from the store", "active_alerts", len(active))
 	return nil

@@ -164,6 +164,15 @@ func (e *Engine) Measure(ms []model.Measurement) {
 	}
 }
 
+// ReplaceMeasurements makes ms (in at order) the dependency rules' whole
+// history: what the store holds, when a replica takes over as the leader.
+func (e *Engine) ReplaceMeasurements(ms []model.Measurement) {
+	e.mu.Lock()
+	e.deps = map[string][]model.Measurement{}
+	e.mu.Unlock()
+	e.Measure(ms)
+}
+
 func trimHistory(h []model.Measurement, p DependencyParams) []model.Measurement {
 	if len(h) == 0 {
 		return h
