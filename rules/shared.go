@@ -94,6 +94,7 @@ func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (float64, b
 // each load in progress has gone.
 type sharedState struct {
 	since    time.Time
+	over     time.Time // when its aftermath began (zero: not in it)
 	affected map[model.JobKey]time.Time
 	pace     map[model.JobKey]paceMark
 }
@@ -163,7 +164,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		frac = float64(len(slowed)) / float64(measured)
 	}
 	many := together(ts, sp.Together) >= 2 || (len(tenants) >= sp.MinTenants && frac >= sp.FractionAlone)
-	level := Level(0)
+	level, after := Level(0), false
 	switch {
 	case many && frac >= sp.Fraction:
 		level = Trigger
@@ -172,19 +173,36 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		// It lasts while a load it struck is still slow, and while an alert
 		// it explains is open (a late import is still its consequence).
 		level = Hold
+	default:
+		// Its aftermath: the loads it struck are back at pace but still
+		// running, behind by the time they lost. A page for one of them
+		// tonight (a deadline the lost time now makes it miss) is still its
+		// consequence and is grouped under it, not paged on its own.
+		for _, l := range loads {
+			if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+				level, after = Hold, true
+				break
+			}
+		}
 	}
 	if level == 0 {
-		st.since = time.Time{}
+		st.since, st.over = time.Time{}, time.Time{}
 		return nil
 	}
 	if st.since.IsZero() {
 		st.since = now
 		st.affected = map[model.JobKey]time.Time{}
 	}
-	// Every run in progress while it lasts shares the cause: a load that
-	// began during it has no pace of its own to be slow against.
-	for _, l := range loads {
-		st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}] = l.Night
+	switch {
+	case !after:
+		st.over = time.Time{}
+		// Every run in progress while it lasts shares the cause: a load
+		// that began during it has no pace of its own to be slow against.
+		for _, l := range loads {
+			st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}] = l.Night
+		}
+	case st.over.IsZero():
+		st.over = now // a run that begins in its aftermath is not its
 	}
 	aff := make([]model.Affected, 0, len(st.affected))
 	for k := range st.affected {
@@ -209,10 +227,21 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) at %.0f%% of their usual pace since %s; "+
 		"look first at what they share (MongoDB, the SFTP host, Redis), not at each district",
 		len(slowed), measured, len(tenants), clipList(names, 6), 100*med, hhmm(st.since))
+	if after {
+		var behind []string
+		for _, l := range loads {
+			if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+				behind = append(behind, l.Tenant+"/"+l.Job)
+			}
+		}
+		slices.Sort(behind)
+		summary = fmt.Sprintf("shared slowdown from %s to %s is over; %d of the %d runs it slowed are still running, behind by the time they lost (%s): "+
+			"a late finish among them is its consequence", hhmm(st.since), hhmm(st.over), len(behind), len(aff), clipList(behind, 6))
+	}
 	return &Signal{Rule: RuleSharedSlowdown, Severity: model.SeverityCritical, Fingerprint: fingerprint(RuleSharedSlowdown, nightKey(st.since)),
 		Level: level, Summary: summary, Scope: model.ScopeShared, Affected: aff,
 		Details: map[string]any{"since": st.since, "slowed_loads": len(slowed), "loads_in_progress": measured, "runs_in_progress": len(loads),
-			"tenants": len(tenants), "median_pace_ratio": med}}
+			"tenants": len(tenants), "median_pace_ratio": med, "aftermath": after}}
 }
 
 // clipList joins names, the first n of them and how many more.

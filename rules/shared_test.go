@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,9 +146,26 @@ func TestSharedSlowdownRule(t *testing.T) {
 	if s == nil || s.Level != Trigger || len(s.Affected) != 3 {
 		t.Fatalf("two struck together of three: %+v", s)
 	}
-	// They recover; nothing it explains is open: it ends.
-	if s := SharedSlowdown(loads(1, 1, 1), 0, sp, &st, t0.Add(time.Hour)); s != nil {
-		t.Fatalf("held after recovery: %+v", s)
+	// They recover but are still running, behind by what they lost: its
+	// aftermath holds it (a late finish among them is its consequence),
+	// and a run that begins now is not one it slowed.
+	late := append(loads(1, 1, 1), Load{Tenant: "new", Job: "j", Night: t0, Measured: true, Ratio: 1})
+	s = SharedSlowdown(late, 0, sp, &st, t0.Add(time.Hour))
+	if s == nil || s.Level != Hold || len(s.Affected) != 3 || s.Details["aftermath"] != true ||
+		!strings.Contains(s.Summary, "is over; 3 of the 3 runs it slowed are still running") {
+		t.Fatalf("aftermath: %+v", s)
+	}
+	// A run of another night is not behind because of it.
+	other := []Load{{Tenant: "t0", Job: "j", Night: t0.Add(24 * time.Hour), Measured: true, Ratio: 1}}
+	if s := SharedSlowdown(other, 0, sp, &st, t0.Add(2*time.Hour)); s != nil {
+		t.Fatalf("held by the next night's run: %+v", s)
+	}
+	// They finish; nothing it explains is open: it ends.
+	var st1 sharedState
+	SharedSlowdown(loads(1, 1, 1), 0, sp, &st1, t0)
+	SharedSlowdown(loads(0.6, 0.6, 1), 0, sp, &st1, t0.Add(time.Minute))
+	if s := SharedSlowdown(nil, 0, sp, &st1, t0.Add(time.Hour)); s != nil {
+		t.Fatalf("held after its runs finished: %+v", s)
 	}
 	// Slow from their first measure (no onset): only nearly everything counts.
 	var st2 sharedState
