@@ -20,9 +20,9 @@ import (
 	"sync"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/termtext"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/store"
 	"github.com/gin-gonic/gin"
@@ -355,7 +355,7 @@ func (s *server) ping(c *gin.Context) {
 		}
 		o.State, o.StartedAt, o.UpdatedAt, o.FinishedAt = state, &start, &end, &end
 		if state == model.StateFailed {
-			o.Error = failureText(exit, end.Sub(start), cleanOutput(body))
+			o.Error = failureText(exit, end.Sub(start), termtext.Clean(body))
 		}
 	}
 	if err := o.Validate(); err != nil {
@@ -482,89 +482,5 @@ func failureText(exit int, took time.Duration, output string) string {
 	if output == "" {
 		return head
 	}
-	return head + "\n" + tailBytes(output, model.MaxErrorLen-len(head)-1)
-}
-
-// tailBytes keeps the end of s within max bytes, cut on a line (or at
-// least on a character), marked with "…" where it was cut.
-func tailBytes(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	const mark = "…\n"
-	cut := len(s) - (max - len(mark))
-	for cut < len(s) && !utf8.RuneStart(s[cut]) {
-		cut++
-	}
-	if nl := strings.IndexByte(s[cut:], '\n'); nl >= 0 && nl < 512 && cut+nl+1 < len(s) {
-		cut += nl + 1
-	}
-	return mark + s[cut:]
-}
-
-// cleanOutput makes a job's output safe to store and show: valid UTF-8,
-// terminal escape sequences and control characters (but newline and tab)
-// removed, a carriage return keeping what a terminal would show (the text
-// after it), bidirectional overrides removed, trailing space trimmed. It
-// is still outside text: every place that shows it escapes it.
-func cleanOutput(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	out := make([]byte, 0, len(s))
-	lineStart := 0 // where the current line begins in out
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == 0x1b: // ESC: skip the whole sequence
-			i += n + escapeLen(s[i+n:])
-			continue
-		case r == '\r':
-			if i+1 < len(s) && s[i+1] != '\n' {
-				// The terminal returns to the line's start: what follows overwrites it.
-				out = out[:lineStart]
-			}
-		case r == '\n':
-			out = append(out, '\n')
-			lineStart = len(out)
-		case r == '\t':
-			out = append(out, '\t')
-		case unicode.IsControl(r), isBidiControl(r):
-		default:
-			out = append(out, s[i:i+n]...)
-		}
-		i += n
-	}
-	return strings.TrimRightFunc(string(out), unicode.IsSpace)
-}
-
-// escapeLen is the length of the escape sequence after an ESC: CSI
-// (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), or one character.
-func escapeLen(s string) int {
-	if s == "" {
-		return 0
-	}
-	switch s[0] {
-	case '[':
-		for i := 1; i < len(s); i++ {
-			if s[i] >= 0x40 && s[i] <= 0x7e {
-				return i + 1
-			}
-		}
-		return len(s)
-	case ']', 'P', '_', '^':
-		for i := 1; i < len(s); i++ {
-			if s[i] == 0x07 {
-				return i + 1
-			}
-			if s[i] == 0x1b && i+1 < len(s) && s[i+1] == '\\' {
-				return i + 2
-			}
-		}
-		return len(s)
-	}
-	_, n := utf8.DecodeRuneInString(s)
-	return n
-}
-
-func isBidiControl(r rune) bool {
-	return r == 0x061c || r == 0x200e || r == 0x200f || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+	return head + "\n" + termtext.Tail(output, model.MaxErrorLen-len(head)-1)
 }

@@ -365,23 +365,3 @@ func TestPingKeyConfig(t *testing.T) {
 		}
 	}
 }
-
-func TestCleanOutput(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain\n":                         "plain",
-		"a\r\nb\r\n":                      "a\nb",
-		"10%\r50%\r100%\ndone":            "100%\ndone",
-		"\x1b[1;32mok\x1b[0m":             "ok",
-		"\x1b]8;;http://evil\x1b\\link":   "link",
-		"tab\there":                       "tab\there",
-		"nul\x00bell\x07del\x7fc1\u0085!": "nulbelldelc1!",
-		"\u202eevil\u2066x\u2069":         "evilx",
-		"bad \xc3\x28 utf8":               "bad \uFFFD( utf8",
-		"trailing esc \x1b":               "trailing esc",
-		"unterminated \x1b[31":            "unterminated",
-	} {
-		if got := cleanOutput([]byte(in)); got != want {
-			t.Errorf("cleanOutput(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -30,7 +30,8 @@ var mayImport = map[string][]string{
 	"importer":   {"model", "internal", "importer"},
 	"app":        {"model", "internal", "rules", "store", "collectors", "notifier", "api", "alerting"},
 	"sim":        {"model", "internal", "rules", "store", "collectors", "notifier", "api", "alerting", "importer", "app"},
-	"cmd":        {"model", "internal", "rules", "store", "collectors", "notifier", "api", "alerting", "importer", "app", "sim"},
+	"jobrun":     {"model", "internal"},
+	"cmd":        {"model", "internal", "rules", "store", "collectors", "notifier", "api", "alerting", "importer", "app", "sim", "jobrun"},
 	"deploy":     {},
 	"docs":       {},
 }

@@ -19,7 +19,7 @@ func TestEverySubcommandFollowsCLIConventions(t *testing.T) {
 	for _, c := range commands {
 		names = append(names, c.name)
 	}
-	if want := "demo serve check-config routes replay status importer gen-roster validate-roster healthcheck version"; strings.Join(names, " ") != want {
+	if want := "demo serve check-config routes replay status run importer gen-roster validate-roster healthcheck version"; strings.Join(names, " ") != want {
 		t.Fatalf("commands = %v; add the new one to this test's expectations", names)
 	}
 	for _, c := range commands {
@@ -79,6 +79,10 @@ func TestEverySubcommandFollowsCLIConventions(t *testing.T) {
 	out.Reset()
 	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "etlhub check-config") {
 		t.Fatalf("--help: exit %d, %q", code, out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"run", "--job", "dade/export"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "missing the command to run") {
+		t.Fatalf("run without a command: exit %d, %q", code, errb.String())
 	}
 	errb.Reset()
 	if code := run([]string{"no-such-command"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown command "no-such-command"`) {

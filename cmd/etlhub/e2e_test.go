@@ -108,6 +108,12 @@ jobs:
 %s
 %s
 `, addr, filepath.Join(dir, "hub.db"), sources, jobs, extra)
+	return runHub(t, dir, addr, cfg)
+}
+
+// runHub runs `etlhub serve` on config cfg (written to dir), listening on addr.
+func runHub(t *testing.T, dir, addr, cfg string) *hubProc {
+	t.Helper()
 	path := filepath.Join(dir, "etlhub.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
