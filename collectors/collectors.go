@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	awsc "github.com/etlhub/etlhub/collectors/aws"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/model"
@@ -41,14 +42,15 @@ type Result struct {
 // SourceConfig is one configured status source.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Kind selects the collector: httpjson or importer.
+	// Kind selects the collector (Kinds lists them).
 	Kind string `yaml:"kind"`
 	// Schedule is a cron expression (5 fields, UTC) or @every DURATION.
 	Schedule string `yaml:"schedule"`
 	// Timeout bounds one collection, connection to last byte.
 	Timeout time.Duration `yaml:"timeout"`
-	URL     string        `yaml:"url"`
-	Method  string        `yaml:"method"`
+	// URL is the status API of the HTTP kinds (httpjson, importer).
+	URL    string `yaml:"url"`
+	Method string `yaml:"method"`
 	// Headers are sent with every request; values may be "${ENV_VAR}".
 	Headers map[string]config.Secret `yaml:"headers"`
 	// MaxBodyBytes bounds a response; a larger one fails the attempt.
@@ -63,6 +65,18 @@ type SourceConfig struct {
 	// source measures (dependency-down, dependency-degraded: critical,
 	// warning, info or off); checked by the hub's config, which knows the rules.
 	Severity map[string]model.Severity `yaml:"severity"`
+
+	// Region, Endpoint, Credentials and Retry are the AWS kinds': the
+	// region ("" = the standard chain's), an endpoint override, static keys
+	// ("${ENV}"; nil = the standard chain) and the SDK retryer's policy.
+	Region      string            `yaml:"region"`
+	Endpoint    string            `yaml:"endpoint"`
+	Credentials *awsc.Credentials `yaml:"credentials"`
+	Retry       awsc.Retry        `yaml:"retry"`
+	// StepFunctions watches the executions of state machines.
+	StepFunctions *awsc.StepFunctionsConfig `yaml:"stepfunctions"`
+	// Batch watches the jobs of AWS Batch job queues.
+	Batch *awsc.BatchConfig `yaml:"batch"`
 }
 
 // BackoffConfig is the retry policy after failures.
@@ -77,12 +91,16 @@ type kind struct {
 	new func(SourceConfig) (Collector, error)
 	// validate sets the kind's defaults and checks its keys at key.
 	validate func(c *SourceConfig, p *config.Problems, key string)
+	// aws kinds take region, endpoint, credentials and retry (validateAWS).
+	aws bool
 }
 
 // kinds is the one registry of collector kinds.
 var kinds = map[string]kind{
-	"httpjson": {new: newHTTPJSON, validate: validateHTTPJSON},
-	"importer": {new: newImporter, validate: validateHTTPURL},
+	"httpjson":      {new: newHTTPJSON, validate: validateHTTPJSON},
+	"importer":      {new: newImporter, validate: validateHTTPURL},
+	"stepfunctions": {new: newStepFunctions, validate: validateStepFunctions, aws: true},
+	"batch":         {new: newBatch, validate: validateBatch, aws: true},
 }
 
 // Kinds lists the registered collector kinds.
@@ -149,12 +167,33 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if c.DownAfter == 0 {
 		c.DownAfter = 10 * time.Minute
 	}
-	if c.Kind != "httpjson" && c.HTTPJSON != nil {
-		p.Add(key+".httpjson", "is only for kind httpjson")
+	for name, set := range map[string]bool{"httpjson": c.HTTPJSON != nil, "stepfunctions": c.StepFunctions != nil, "batch": c.Batch != nil} {
+		if set && c.Kind != name {
+			p.Add(key+"."+name, "is only for kind %s", name)
+		}
+	}
+	if ok && !k.aws {
+		for name, set := range map[string]bool{"region": c.Region != "", "endpoint": c.Endpoint != "",
+			"credentials": c.Credentials != nil, "retry": c.Retry != (awsc.Retry{})} {
+			if set {
+				p.Add(key+"."+name, "is only for the AWS kinds (%s)", strings.Join(awsKinds(), ", "))
+			}
+		}
 	}
 	if ok {
 		k.validate(c, p, key)
 	}
+}
+
+func awsKinds() []string {
+	var out []string
+	for name, k := range kinds {
+		if k.aws {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // validateHTTPURL checks the url of a kind that reads an HTTP API.
@@ -180,6 +219,7 @@ func (c *SourceConfig) scrubber() *redact.Scrubber {
 	for _, v := range c.Headers {
 		secrets = append(secrets, redact.HeaderSecrets(v.Value())...)
 	}
+	secrets = append(secrets, c.Credentials.Secrets()...)
 	return redact.New(append(secrets, redact.URLSecrets(c.URL)...)...)
 }
 

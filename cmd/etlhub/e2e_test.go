@@ -619,7 +619,7 @@ func TestExamplesStayValid(t *testing.T) {
 		"IMPORTER_STATUS_TOKEN": "importer-token-0123456789"} {
 		t.Setenv(k, v)
 	}
-	for _, f := range []string{"../../examples/etlhub.yaml", "../../examples/quickstart.yaml"} {
+	for _, f := range []string{"../../examples/etlhub.yaml", "../../examples/quickstart.yaml", "../../examples/aws.yaml"} {
 		var out, errb bytes.Buffer
 		if code := run([]string{"check-config", f}, &out, &errb); code != 0 {
 			t.Errorf("%s: exit %d: %s", f, code, errb.String())
