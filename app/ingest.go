@@ -129,3 +129,6 @@ func (c collectorSink) SaveSource(ctx context.Context, h model.SourceHealth) err
 func (c collectorSink) Source(ctx context.Context, name string) (model.SourceHealth, error) {
 	return c.store.Source(ctx, name)
 }
+
+// Ping says whether the store answers (the store probe's measurement).
+func (c collectorSink) Ping(ctx context.Context) error { return c.store.Ping(ctx) }

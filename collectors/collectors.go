@@ -42,7 +42,9 @@ type Result struct {
 // SourceConfig is one configured status source.
 type SourceConfig struct {
 	Name string `yaml:"name"`
-	// Kind selects the collector (Kinds lists them).
+	// Kind selects the collector (Kinds lists them): httpjson, importer and
+	// the AWS kinds read run statuses; redis, mongodb, sftp and store probe
+	// a dependency.
 	Kind string `yaml:"kind"`
 	// Schedule is a cron expression (5 fields, UTC) or @every DURATION.
 	Schedule string `yaml:"schedule"`
@@ -61,6 +63,13 @@ type SourceConfig struct {
 	DownAfter time.Duration `yaml:"down_after"`
 	// HTTPJSON maps a generic status API's JSON to observations.
 	HTTPJSON *HTTPJSONConfig `yaml:"httpjson"`
+	// Probe is what the probe kinds (redis, mongodb, sftp, store) share:
+	// the subject measured, and the tenant and job it serves when not shared.
+	Probe ProbeConfig `yaml:"probe"`
+	// Redis, MongoDB and SFTP are the probe kinds' own settings.
+	Redis   *RedisProbeConfig `yaml:"redis"`
+	MongoDB *MongoProbeConfig `yaml:"mongodb"`
+	SFTP    *SFTPProbeConfig  `yaml:"sftp"`
 	// Severity overrides the dependency rules' severities for what this
 	// source measures (dependency-down, dependency-degraded: critical,
 	// warning, info or off); checked by the hub's config, which knows the rules.
@@ -101,6 +110,10 @@ var kinds = map[string]kind{
 	"importer":      {new: newImporter, validate: validateHTTPURL},
 	"stepfunctions": {new: newStepFunctions, validate: validateStepFunctions, aws: true},
 	"batch":         {new: newBatch, validate: validateBatch, aws: true},
+	"redis":         {new: newRedisProbe, validate: validateRedis},
+	"mongodb":       {new: newMongoProbe, validate: validateMongo},
+	"sftp":          {new: newSFTPProbe, validate: validateSFTP},
+	"store":         {new: newStoreProbe, validate: validateStore},
 }
 
 // Kinds lists the registered collector kinds.
@@ -180,6 +193,7 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 			}
 		}
 	}
+	c.otherBlocks(p, key)
 	if ok {
 		k.validate(c, p, key)
 	}
@@ -220,6 +234,7 @@ func (c *SourceConfig) scrubber() *redact.Scrubber {
 		secrets = append(secrets, redact.HeaderSecrets(v.Value())...)
 	}
 	secrets = append(secrets, c.Credentials.Secrets()...)
+	secrets = append(secrets, c.probeSecrets()...)
 	return redact.New(append(secrets, redact.URLSecrets(c.URL)...)...)
 }
 

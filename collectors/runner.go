@@ -3,6 +3,7 @@ package collectors
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -66,6 +67,9 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 		if err != nil {
 			return nil, err
 		}
+		if sp, ok := col.(*storeProbe); ok {
+			sp.ping, _ = sink.(Pinger)
+		}
 		r.sources = append(r.sources, &source{
 			cfg: c, c: col, red: c.scrubber(),
 			policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
@@ -98,14 +102,21 @@ func (r *Runner) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops scheduling and waits for running collections to end.
+// Stop stops scheduling, waits for running collections to end and closes
+// the collectors that hold connections (the probes).
 func (r *Runner) Stop() {
-	if r.cron == nil {
-		return
+	if r.cron != nil {
+		<-r.cron.Stop().Done()
+		r.cancel()
+		r.wg.Wait()
 	}
-	<-r.cron.Stop().Done()
-	r.cancel()
-	r.wg.Wait()
+	for _, s := range r.sources {
+		if c, ok := s.c.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				r.log.Debug("closing a collector", "source", s.cfg.Name, "error", err)
+			}
+		}
+	}
 }
 
 // Health returns a copy of every source's health.

@@ -65,3 +65,6 @@ func (f *Ferret) Stop() {
 		f.cancel = nil
 	}
 }
+
+// Dir is where the server keeps its data (one SQLite file per database).
+func (f *Ferret) Dir() string { return f.dir }

@@ -21,6 +21,12 @@ type Redis struct {
 // persistence; it stops when the test ends.
 func StartRedis(t testing.TB) *Redis { return startRedis(t, "--save", "", "--appendonly", "no") }
 
+// StartRedisWith starts redis-server without persistence and with extra
+// settings ("--maxmemory", "2mb", ...).
+func StartRedisWith(t testing.TB, args ...string) *Redis {
+	return startRedis(t, append([]string{"--save", "", "--appendonly", "no"}, args...)...)
+}
+
 // StartDurableRedis starts redis-server with an append-only file synced on
 // every write, so a Stop and Start keeps every acknowledged write.
 func StartDurableRedis(t testing.TB) *Redis {

@@ -34,7 +34,11 @@ type SSHD struct {
 
 // StartSSHD starts /usr/sbin/sshd on a free loopback port; it stops when the
 // test ends. Under CI=true a missing sshd fails the test.
-func StartSSHD(t testing.TB) *SSHD {
+func StartSSHD(t testing.TB) *SSHD { t.Helper(); return StartSSHDWith(t, "") }
+
+// StartSSHDWith starts sshd with extra sshd_config lines (e.g.
+// "MaxStartups 1:100:1").
+func StartSSHDWith(t testing.TB, extra string) *SSHD {
 	t.Helper()
 	bin, err := findBinary("sshd", "/usr/sbin")
 	if err != nil {
@@ -80,7 +84,8 @@ UsePAM no
 StrictModes no
 PidFile %s
 Subsystem sftp internal-sftp
-`, s.Port, hostKey, auth, filepath.Join(dir, "sshd.pid"))
+%s
+`, s.Port, hostKey, auth, filepath.Join(dir, "sshd.pid"), extra)
 	os.WriteFile(s.config, []byte(cfg), 0o600)
 	s.bin = bin
 	s.Start(t)
