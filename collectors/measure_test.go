@@ -3,11 +3,15 @@ package collectors
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/model"
@@ -86,4 +90,59 @@ func TestRunnerStoresMeasurementsAndFailedProbes(t *testing.T) {
 		t.Fatalf("%d value gauges left after a failed probe", n)
 	}
 	_ = reg
+}
+
+// The importer collector turns what the importer sees of its dependencies
+// (GET /api/v1/dependencies) into measurements of the importer's view: an
+// open breaker is down as the importer sees it.
+func TestImporterCollectorReadsDependencies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(401)
+			return
+		}
+		switch r.URL.Path {
+		case "/api/v1/runs":
+			io.WriteString(w, `{"runs": []}`)
+		case "/api/v1/dependencies":
+			io.WriteString(w, `{"dependencies": [
+			  {"name": "mongo", "calls": 120, "errors": 6, "error_rate": 0.05, "p50_ms": 12, "p95_ms": 240, "in_flight": 3, "breaker": "closed", "window_s": 300},
+			  {"name": "redis", "calls": 0, "errors": 0, "in_flight": 0, "breaker": "open", "last_error": "dial tcp: connection refused", "window_s": 300},
+			  {"name": "sftp:dade", "calls": 4, "errors": 0, "error_rate": 0, "p50_ms": 80, "p95_ms": 95, "in_flight": 1, "breaker": "half-open", "window_s": 300}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	cfg := SourceConfig{Name: "importer-east", Kind: "importer", URL: srv.URL + "/api/v1/runs", Headers: map[string]config.Secret{"Authorization": "Bearer tok"}}
+	var p config.Problems
+	cfg.Validate(&p, "s")
+	sink := &memSink{}
+	r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RunOnce(context.Background(), "importer-east")
+	ms := sink.measurements()
+	if len(ms) != 3 {
+		t.Fatalf("measurements %+v", ms)
+	}
+	by := map[string]model.Measurement{}
+	for _, m := range ms {
+		by[m.Subject] = m
+	}
+	mg := by["mongodb:importer-east"]
+	if !mg.Up || mg.Kind != model.KindMongoDB || mg.Values[model.ValueP95Ms] != 240 || mg.Values[model.ValueErrorRate] != 0.05 ||
+		mg.Values[model.ValueInFlight] != 3 || mg.Values[model.ValueBreakerOpen] != 0 {
+		t.Fatalf("mongo %+v", mg)
+	}
+	if rd := by["redis:importer-east"]; rd.Up || !strings.Contains(rd.Error, "breaker is open") || rd.Values[model.ValueBreakerOpen] != 1 {
+		t.Fatalf("redis %+v", rd)
+	}
+	if sf := by["sftp:importer-east:dade"]; sf.Tenant != "dade" || sf.Values[model.ValueBreakerOpen] != 0.5 {
+		t.Fatalf("sftp %+v", sf)
+	}
+	if h := r.Health()[0]; !h.Healthy {
+		t.Fatalf("health %+v", h)
+	}
 }

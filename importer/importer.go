@@ -240,7 +240,10 @@ type Importer struct {
 	policy, attempts retry.Policy
 	tries            int
 	metrics          *metrics
-	mu               sync.Mutex
+	// deps is what the importer sees of each dependency's calls
+	// (GET /api/v1/dependencies).
+	deps depStats
+	mu   sync.Mutex
 	// zips remembers bundles that already opened, by tenant, name, size and
 	// mtime, so a waiting bundle is not re-read on every poll.
 	zips map[upload.Entry]bool
@@ -397,6 +400,7 @@ func (im *Importer) handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"breakers": im.Breakers()})
 	})
+	mux.HandleFunc("GET /api/v1/dependencies", im.serveDependencies)
 	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
 		if !im.authorized(w, r) {
 			return

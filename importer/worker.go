@@ -185,14 +185,17 @@ func (im *Importer) guarded(ctx context.Context, a *attempt, dep string, fn func
 			}
 			return err
 		}
+		end, abandon := im.deps.begin(dep)
 		err := fn()
 		switch {
 		case err == nil || errors.Is(err, coord.ErrHeld) || errors.Is(err, coord.ErrLost) || errors.As(err, new(permanent)):
+			end(false)
 			b.Record(time.Now(), nil) // the dependency answered
 			if a != nil {
 				a.recovered(dep, time.Now().UTC())
 			}
 		case ctx.Err() == nil:
+			end(true)
 			b.Record(time.Now(), err)
 			im.metrics.failures.WithLabelValues(dep).Inc()
 			l := im.log
@@ -202,6 +205,7 @@ func (im *Importer) guarded(ctx context.Context, a *attempt, dep string, fn func
 			}
 			l.Warn("dependency call failed", "dependency", dep, "try", try, "of", im.tries, "error", err)
 		default:
+			abandon()
 			b.Abandon() // cancelled: the call's outcome says nothing of the dependency
 		}
 		return err
