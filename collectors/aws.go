@@ -51,7 +51,7 @@ type awsCollector struct {
 
 func (a awsCollector) Collect(ctx context.Context, now time.Time) (Result, error) {
 	r, err := a.collect(ctx, now)
-	return Result{Observations: r.Observations, Rejected: r.Rejected}, err
+	return Result{Observations: r.Observations, Measurements: r.Measurements, Rejected: r.Rejected}, err
 }
 
 func newStepFunctions(c SourceConfig) (Collector, error) {
@@ -68,4 +68,38 @@ func newBatch(c SourceConfig) (Collector, error) {
 		return nil, err
 	}
 	return awsCollector{b.Collect}, nil
+}
+
+func validateSQS(c *SourceConfig, p *config.Problems, key string) {
+	validateAWS(c, p, key)
+	if c.SQS == nil {
+		p.Add(key+".sqs", "is required for kind sqs")
+		return
+	}
+	c.SQS.Validate(p, key+".sqs")
+}
+
+func validateLambda(c *SourceConfig, p *config.Problems, key string) {
+	validateAWS(c, p, key)
+	if c.Lambda == nil {
+		p.Add(key+".lambda", "is required for kind lambda")
+		return
+	}
+	c.Lambda.Validate(p, key+".lambda")
+}
+
+func newSQS(c SourceConfig) (Collector, error) {
+	q, err := awsc.NewSQS(c.awsSource(), *c.SQS)
+	if err != nil {
+		return nil, err
+	}
+	return awsCollector{q.Collect}, nil
+}
+
+func newLambda(c SourceConfig) (Collector, error) {
+	l, err := awsc.NewLambda(c.awsSource(), *c.Lambda)
+	if err != nil {
+		return nil, err
+	}
+	return awsCollector{l.Collect}, nil
 }

@@ -32,6 +32,10 @@ func awsSourceConfig(kind, endpoint string) SourceConfig {
 			Map: awsc.Mapping{{Tenant: "dade", Job: "sis"}}}
 	case "batch":
 		c.Batch = &awsc.BatchConfig{JobQueues: []string{"reports"}, Map: awsc.Mapping{{Tenant: "dade", Job: "report"}}}
+	case "sqs":
+		c.SQS = &awsc.SQSConfig{Queues: []awsc.SQSQueue{{Name: "inbox"}}}
+	case "lambda":
+		c.Lambda = &awsc.LambdaConfig{Functions: []awsc.LambdaFunction{{Name: "load"}}}
 	}
 	return c
 }
@@ -40,7 +44,7 @@ func awsSourceConfig(kind, endpoint string) SourceConfig {
 // with, is unhealthy with an error naming the source, and the keys show
 // nowhere: not in its health (the API, the database), not in the logs.
 func TestAWSSourceGarbageIsUnhealthy(t *testing.T) {
-	for _, kind := range []string{"stepfunctions", "batch"} {
+	for _, kind := range []string{"stepfunctions", "batch", "sqs", "lambda"} {
 		for name, h := range map[string]http.HandlerFunc{
 			"not json": func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
@@ -75,7 +79,11 @@ func TestAWSSourceGarbageIsUnhealthy(t *testing.T) {
 					t.Fatalf("health %+v", hl)
 				}
 				api, _ := json.Marshal(hl)
-				for _, text := range []string{string(api), logs.String()} {
+				stored, _ := json.Marshal(sink.measurements())
+				if (kind == "sqs") != (len(sink.measurements()) == 1) {
+					t.Errorf("measurements stored: %s", stored)
+				}
+				for _, text := range []string{string(api), logs.String(), string(stored)} {
 					for _, s := range []string{awsLeakKeyID, awsLeakSecret} {
 						for i := 0; i+8 <= len(s); i += 3 {
 							if strings.Contains(text, s[i:i+8]) {
@@ -109,7 +117,7 @@ func TestSourceConfigPerKind(t *testing.T) {
 		{"retry bounds", func(c *SourceConfig) { c.Retry.MaxAttempts = 50 }, "sources[0].retry.max_attempts: 50 is outside 1..10"},
 		{"http kinds take no region", func(c *SourceConfig) {
 			*c = SourceConfig{Name: "i", Kind: "importer", URL: "http://127.0.0.1:1", Region: "us-east-1"}
-		}, "sources[0].region: is only for the AWS kinds (batch, stepfunctions)"},
+		}, "sources[0].region: is only for the AWS kinds (batch, lambda, sqs, stepfunctions)"},
 		{"http kinds still need a url", func(c *SourceConfig) { *c = SourceConfig{Name: "i", Kind: "importer"} }, `sources[0].url: "" is not an http(s) URL`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -86,6 +86,10 @@ type SourceConfig struct {
 	StepFunctions *awsc.StepFunctionsConfig `yaml:"stepfunctions"`
 	// Batch watches the jobs of AWS Batch job queues.
 	Batch *awsc.BatchConfig `yaml:"batch"`
+	// SQS measures queues (depth, in flight, oldest message, dead letters).
+	SQS *awsc.SQSConfig `yaml:"sqs"`
+	// Lambda measures functions (errors, throttles, durations) from CloudWatch.
+	Lambda *awsc.LambdaConfig `yaml:"lambda"`
 }
 
 // BackoffConfig is the retry policy after failures.
@@ -114,6 +118,8 @@ var kinds = map[string]kind{
 	"mongodb":       {new: newMongoProbe, validate: validateMongo},
 	"sftp":          {new: newSFTPProbe, validate: validateSFTP},
 	"store":         {new: newStoreProbe, validate: validateStore},
+	"sqs":           {new: newSQS, validate: validateSQS, aws: true},
+	"lambda":        {new: newLambda, validate: validateLambda, aws: true},
 }
 
 // Kinds lists the registered collector kinds.
@@ -180,7 +186,8 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if c.DownAfter == 0 {
 		c.DownAfter = 10 * time.Minute
 	}
-	for name, set := range map[string]bool{"httpjson": c.HTTPJSON != nil, "stepfunctions": c.StepFunctions != nil, "batch": c.Batch != nil} {
+	for name, set := range map[string]bool{"httpjson": c.HTTPJSON != nil, "stepfunctions": c.StepFunctions != nil, "batch": c.Batch != nil,
+		"sqs": c.SQS != nil, "lambda": c.Lambda != nil} {
 		if set && c.Kind != name {
 			p.Add(key+"."+name, "is only for kind %s", name)
 		}

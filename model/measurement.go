@@ -86,6 +86,29 @@ const (
 	ValueBreakerOpen = "breaker_open"
 	// ValueInFlight: calls under way now.
 	ValueInFlight = "in_flight"
+
+	// An SQS queue (GetQueueAttributes, CloudWatch AWS/SQS):
+	// ValueQueueDepth: messages waiting (ApproximateNumberOfMessages).
+	ValueQueueDepth = "queue_depth"
+	// ValueQueueInFlight: messages received and not yet deleted
+	// (ApproximateNumberOfMessagesNotVisible).
+	ValueQueueInFlight = "queue_in_flight"
+	// ValueQueueDelayed: messages not yet visible (ApproximateNumberOfMessagesDelayed).
+	ValueQueueDelayed = "queue_delayed"
+	// ValueOldestAgeS: the age in seconds of the oldest message waiting
+	// (CloudWatch ApproximateAgeOfOldestMessage, its latest minute).
+	ValueOldestAgeS = "oldest_age_s"
+	// ValueDLQDepth: messages in the queue's dead-letter queue.
+	ValueDLQDepth = "dlq_depth"
+
+	// A Lambda function (CloudWatch AWS/Lambda, over the probe's window):
+	// ValueInvocations, ValueErrors and ValueThrottles are counts in the
+	// window; ValueDurationAvgMs and ValueP95Ms its durations; the error
+	// rate (ValueErrorRate, ValueCalls) is errors over invocations.
+	ValueInvocations   = "invocations"
+	ValueErrors        = "errors"
+	ValueThrottles     = "throttles"
+	ValueDurationAvgMs = "duration_avg_ms"
 )
 
 // Limits of a measurement.

@@ -165,6 +165,9 @@ func (s Source) sdkConfig(ctx context.Context) (sdk.Config, error) {
 // Result is what one collection read.
 type Result struct {
 	Observations []model.Observation
+	// Measurements are what the sqs and lambda kinds saw of their queues
+	// and functions.
+	Measurements []model.Measurement
 	// Rejected are items that map to no tenant and job, or are not valid
 	// observations, each naming the item and why.
 	Rejected []error
