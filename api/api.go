@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -206,6 +207,7 @@ func New(o Options) http.Handler {
 	v1.GET("/jobs/:tenant/:job/runs", view, s.runs)
 	v1.GET("/runs/*run_id", view, s.run)
 	v1.GET("/sources", view, s.sources)
+	v1.GET("/dependencies", view, s.dependencies)
 	v1.GET("/alerts", view, s.alerts)
 	v1.GET("/silences", view, s.listSilences)
 	op := s.auth.require(RoleOperator)
@@ -641,6 +643,36 @@ func (s *server) sources(c *gin.Context) {
 		out = append(out, v)
 	}
 	c.JSON(200, gin.H{"sources": out})
+}
+
+// DependencyView is one dependency's latest measurement (the contract:
+// model.Measurement) and how old it is.
+type DependencyView struct {
+	model.Measurement
+	// AgeS is how long ago it was measured, by the hub's clock.
+	AgeS float64 `json:"age_s"`
+}
+
+// dependencies answers the latest measurement of every dependency, by
+// subject. Shared infrastructure (no tenant) is for tokens of every tenant;
+// a tenant-scoped token sees its tenants' dependencies only (their SFTP
+// endpoints), as it sees only its tenants' alerts.
+func (s *server) dependencies(c *gin.Context) {
+	all, err := s.o.Store.Dependencies(c.Request.Context())
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	p := who(c)
+	now := s.o.Now().UTC()
+	out := make([]DependencyView, 0, len(all))
+	for _, m := range all {
+		if p.tenants != nil && (m.Tenant == "" || !p.CanSee(m.Tenant)) {
+			continue
+		}
+		out = append(out, DependencyView{Measurement: m, AgeS: math.Max(0, math.Round(now.Sub(m.At).Seconds()))})
+	}
+	c.JSON(200, gin.H{"dependencies": out})
 }
 
 // unscoped refuses tenant-scoped tokens where scoping cannot apply.

@@ -211,6 +211,14 @@ func (h *contractHub) seed(t *testing.T, now time.Time) {
 	if err := h.st.NoteSourceTenants(ctx, map[string][]string{"alpha-sis": {"alpha"}, "bravo-sis": {"bravo"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := h.st.SaveMeasurements(ctx, []model.Measurement{
+		{At: now.Add(-30 * time.Second), Source: "redis-main", Subject: "redis:main", Kind: model.KindRedis, Up: true,
+			Values: map[string]float64{model.ValueLatencyMs: 0.4, model.ValueMemoryUsedRatio: 0.93}},
+		{At: now.Add(-time.Minute), Source: "alpha-sftp", Subject: "sftp:sftp.alpha.example:22", Kind: model.KindSFTP, Tenant: "alpha",
+			Error: "3 of 3 connections refused"},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	alert := func(id, tenant string, state model.AlertState) model.Alert {
 		a := model.Alert{ID: id, Fingerprint: "stalled|" + tenant + "|" + id, Rule: rules.RuleStalled, Severity: model.SeverityCritical, Tenant: tenant,
 			Job: "roster-import", RunID: "r", Source: tenant + "-sis", Night: now.Add(-2 * time.Hour), Summary: "stalled",
@@ -452,6 +460,15 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 		{name: "sources", route: "GET /api/v1/sources", token: ctView, path: "/api/v1/sources", code: 200, request: "valid", check: wantIn(`"failing_since"`, `"tenants":["alpha"]`)},
 		{name: "sources of a scoped token", route: "GET /api/v1/sources", token: ctAlpha, path: "/api/v1/sources", code: 200, request: "valid"},
 		{name: "sources without token", route: "GET /api/v1/sources", path: "/api/v1/sources", code: 401},
+		{name: "dependencies", route: "GET /api/v1/dependencies", token: ctView, path: "/api/v1/dependencies", code: 200, request: "valid",
+			check: wantIn(`"subject":"redis:main"`, `"memory_used_ratio":0.93`, `"up":false`)},
+		{name: "dependencies of a scoped token", route: "GET /api/v1/dependencies", token: ctAlpha, path: "/api/v1/dependencies", code: 200, request: "valid",
+			check: func(t *testing.T, body []byte) {
+				wantIn(`"subject":"sftp:sftp.alpha.example:22"`)(t, body)
+				wantOut(`redis:main`)(t, body) // shared infrastructure: tokens of every tenant only
+			}},
+		{name: "dependencies without token", route: "GET /api/v1/dependencies", path: "/api/v1/dependencies", code: 401},
+		{name: "dependencies, store down", hub: down, route: "GET /api/v1/dependencies", token: ctView, path: "/api/v1/dependencies", code: 503, request: "valid"},
 		{name: "sources, store down", hub: down, route: "GET /api/v1/sources", token: ctView, path: "/api/v1/sources", code: 503, request: "valid"},
 
 		{name: "alerts", route: "GET /api/v1/alerts", token: ctView, path: "/api/v1/alerts", code: 200, request: "valid",
@@ -775,6 +792,17 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 				if !seen[route][n] {
 					t.Errorf("%s declares %s, which no request here got", route, code)
 				}
+			}
+		}
+	}
+}
+
+// wantOut fails when the answer holds any of parts.
+func wantOut(parts ...string) func(t *testing.T, body []byte) {
+	return func(t *testing.T, body []byte) {
+		for _, p := range parts {
+			if bytes.Contains(body, []byte(p)) {
+				t.Errorf("the answer holds %s: %.600s", p, body)
 			}
 		}
 	}

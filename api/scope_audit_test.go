@@ -133,6 +133,13 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 	if err := st.NoteSourceTenants(ctx, map[string][]string{"alpha-sis": {"alpha"}, bravoSource: {"bravo"}, "shared-sis": {"alpha", "bravo"}}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.SaveMeasurements(ctx, []model.Measurement{
+		{At: now, Source: "alpha-sftp", Subject: "sftp:alpha-inbox:22", Kind: model.KindSFTP, Tenant: "alpha", Up: true},
+		{At: now, Source: bravoSource, Subject: "sftp:" + bravoSource + ":22", Kind: model.KindSFTP, Tenant: "bravo", Error: bravoError},
+		{At: now, Source: "redis-main", Subject: "redis:main", Kind: model.KindRedis, Up: true},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	alert := func(id, tenant, summary string) model.Alert {
 		return model.Alert{ID: id, Fingerprint: "run_failed|" + tenant, Rule: "run_failed", Severity: "critical", Tenant: tenant,
 			Job: "roster-import", RunID: tenant + "-run", Summary: summary, State: model.AlertFiring, PendingSince: now.Add(-time.Hour),
@@ -254,6 +261,9 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 			{method: "GET", path: "/api/v1/runs/" + bravoRun + "?tenant=bravo&job=roster-import", code: 404},
 		},
 		"GET /api/v1/sources": {{method: "GET", path: "/api/v1/sources", code: 200, want: "shared-sis"}},
+		// Alpha's SFTP endpoint; not bravo's, nor the shared Redis (shared
+		// infrastructure is for tokens of every tenant, as its alerts are).
+		"GET /api/v1/dependencies": {{method: "GET", path: "/api/v1/dependencies", code: 200, want: "sftp:alpha-inbox:22"}},
 		"GET /api/v1/alerts": {
 			{method: "GET", path: "/api/v1/alerts", code: 200, want: alphaAlert},
 			{method: "GET", path: "/api/v1/alerts?state=pending,firing,resolved&rule=run_failed", code: 200, want: alphaAlert},

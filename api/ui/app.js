@@ -331,9 +331,43 @@ async function sources() {
   const rows = data.sources.map((s) => el("tr", {}, el("td", {}, s.name), el("td", {}, s.kind),
     el("td", {}, badge(s.healthy ? "risk-ok" : "risk-breached", s.healthy ? "healthy" : "failing")),
     el("td", {}, ago(s.last_success_at)), el("td", {}, Number(s.consecutive_failures) || 0), el("td", { style: "white-space:normal" }, s.last_error || "")));
+  const deps = await api("/api/v1/dependencies").catch(() => ({ dependencies: [] }));
   show(el("h2", { class: "sr" }, "Sources"),
     el("table", { id: "sources" }, el("thead", {}, el("tr", {}, ["Source", "Kind", "Health", "Last success", "Failures", "Last error"].map((n) => el("th", { scope: "col" }, n)))),
-      el("tbody", {}, rows)));
+      el("tbody", {}, rows)),
+    dependencies(deps.dependencies || []));
+}
+
+// The Dependencies panel: the latest probe of each dependency (Redis,
+// MongoDB, SFTP endpoints, the store), what it measured and why it failed.
+// Every string from the API goes in as text.
+const ratio = (v) => Math.round(100 * Number(v)) + "%";
+const msOf = (v) => (Number(v) < 10 ? Number(v).toFixed(1) : Math.round(Number(v))) + " ms";
+function depFacts(v) {
+  const f = [];
+  if (v.p95_ms != null) f.push("p95 " + msOf(v.p95_ms));
+  if (v.memory_used_ratio != null) f.push("memory " + ratio(v.memory_used_ratio));
+  if (v.connections_used_ratio != null) f.push("connections " + ratio(v.connections_used_ratio));
+  if (v.clients_blocked) f.push(Number(v.clients_blocked) + " blocked");
+  if (v.rejected_connections) f.push(Number(v.rejected_connections) + " refused");
+  if (v.evictions_per_s) f.push(Number(v.evictions_per_s).toFixed(1) + " evictions/s");
+  if (v.error_rate != null && v.calls) f.push(ratio(v.error_rate) + " errors of " + Number(v.calls));
+  if (v.breaker_open) f.push(Number(v.breaker_open) >= 1 ? "breaker open" : "breaker half-open");
+  if (v.in_flight) f.push(Number(v.in_flight) + " in flight");
+  return f.join(", ");
+}
+function dependencies(list) {
+  const rows = list.map((d) => {
+    const v = d.values || {};
+    return el("tr", {}, el("td", {}, d.subject), el("td", {}, d.kind), el("td", {}, d.tenant || "shared"),
+      el("td", {}, badge(d.up ? "risk-ok" : "risk-breached", d.up ? "up" : "down")),
+      el("td", {}, v.latency_ms != null ? msOf(v.latency_ms) : ""), el("td", { style: "white-space:normal" }, depFacts(v)),
+      el("td", {}, ago(d.at)), el("td", { style: "white-space:normal" }, d.error || ""));
+  });
+  return el("section", { id: "dependencies", "aria-labelledby": "deps-h" }, el("h2", { id: "deps-h" }, "Dependencies"),
+    list.length === 0 ? el("p", {}, "No dependency is probed (sources of kind redis, mongodb, sftp or store).") :
+      el("table", {}, el("thead", {}, el("tr", {}, ["Subject", "Kind", "Tenant", "State", "Latency", "Measured", "When", "Error"].map((n) => el("th", { scope: "col" }, n)))),
+        el("tbody", {}, rows)));
 }
 
 // ---- Night history ----------------------------------------------------------

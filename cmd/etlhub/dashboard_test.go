@@ -37,7 +37,9 @@ func TestDashboardInChromium(t *testing.T) {
 	mStart, mDue := now.Add(-3*time.Hour).In(ny), now.Add(-time.Hour).In(ny)
 	miami := fmt.Sprintf("  - {tenant: miami, job: roster-import, timezone: America/New_York, schedule: \"%d %d * * *\", deadline: \"%s\", stale_after: 20m}\n",
 		mStart.Minute(), mStart.Hour(), mDue.Format("15:04"))
-	h := startHubIn(t, t.TempDir(), "  []", nowJobs("", "dade", "broward")+miami, "rules: {tick: 1s}")
+	// The hub probes its own store, under a subject with markup in it.
+	storeProbe := `  - {name: hub-store, kind: store, schedule: "@every 1s", probe: {subject: 'store:<img src=x onerror="window.__pwned=3">'}}`
+	h := startHubIn(t, t.TempDir(), storeProbe, nowJobs("", "dade", "broward")+miami, "rules: {tick: 1s}")
 	push := func(tenant string, frozen time.Duration, done int) {
 		for k := 4; k >= 0; k-- {
 			at := now.Add(-time.Duration(k) * 5 * time.Minute)
@@ -181,6 +183,17 @@ func TestDashboardInChromium(t *testing.T) {
 	})
 	shot("alerts.png")
 	b.axe("alerts page")
+
+	step("dependencies", chromedp.Navigate(h.url+"/#/sources"), chromedp.WaitVisible(`#dependencies tbody tr`))
+	if dep := text(`#dependencies tbody tr`); !strings.Contains(dep, `store:<img src=x onerror="window.__pwned=3">`) || !strings.Contains(dep, "up") ||
+		!strings.Contains(dep, " ms") {
+		t.Fatalf("the dependencies panel shows %q", dep)
+	}
+	if n := b.eval(`(window.__pwned || 0) + (document.querySelector("#dependencies img") ? 10 : 0)`); n != 0 {
+		t.Fatalf("a subject's markup ran or became elements (%v)", n)
+	}
+	shot("dependencies.png")
+	b.axe("sources and dependencies")
 
 	step("run page", chromedp.Navigate(h.url+"/#/run/dade%2F1/dade/roster-import"), chromedp.WaitVisible(`#chart polyline`))
 	chart, err := chromedp.Run(ctx, chromedp.OuterHTML(`#chart`))
