@@ -271,3 +271,51 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// etlhub status shows the dependencies after the board: state, latency and
+// what matters of the rest, strings from outside cleaned; --tenant keeps
+// that tenant's and the shared ones; --json carries them whole.
+func TestStatusShowsDependencies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/status":
+			w.Write([]byte(`{"jobs": [{"tenant": "dade", "job": "roster-import", "risk": "ok", "state": "succeeded"}]}`))
+		case "/api/v1/dependencies":
+			w.Write([]byte(`{"dependencies": [
+			  {"at": "2026-12-03T03:10:00Z", "source": "mongo", "subject": "mongodb:roster", "kind": "mongodb", "up": true, "values": {"latency_ms": 240.4, "p95_ms": 310}, "age_s": 5},
+			  {"at": "2026-12-03T03:10:00Z", "source": "bsftp", "subject": "sftp:broward\u001b[2J:22", "kind": "sftp", "tenant": "broward", "up": false, "error": "3 of 3 connections refused\n", "values": {"rejected_connections": 3}, "age_s": 5},
+			  {"at": "2026-12-03T03:10:00Z", "source": "redis", "subject": "redis:main", "kind": "redis", "up": true, "values": {"latency_ms": 0.4, "memory_used_ratio": 0.93}, "age_s": 5}]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("ETLHUB_URL", srv.URL)
+	t.Setenv("ETLHUB_TOKEN", "x")
+	var out, errb bytes.Buffer
+	if code := run([]string{"status"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"DEPENDENCY", "mongodb:roster", "240.4 ms", "p95 310 ms", "memory 93%", `sftp:broward\x1b[2J:22`, "down", "3 refused"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("status lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "\x1b") || strings.Count(s, "\n") != 7 {
+		t.Fatalf("raw control characters or forged rows:\n%q", s)
+	}
+	out.Reset()
+	run([]string{"status", "--tenant", "dade"}, &out, &errb)
+	if strings.Contains(out.String(), "broward") || !strings.Contains(out.String(), "redis:main") {
+		t.Fatalf("--tenant dade:\n%s", out.String())
+	}
+	out.Reset()
+	run([]string{"status", "--json"}, &out, &errb)
+	var got struct {
+		Dependencies []map[string]any `json:"dependencies"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got.Dependencies) != 3 {
+		t.Fatalf("--json: %v\n%s", err, out.String())
+	}
+}

@@ -35,7 +35,7 @@ var commands = []struct {
 	{command{"check-config", "[--allow-missing-env] FILE", "Validate a hub config: every problem with its line and key; exit 1 on any.", 1, 1}, checkConfig},
 	{command{"routes", "test [--config etlhub.yaml] [--tree] [--at TIME] [--expect R1,R2] LABEL=VALUE...", "Print the receivers an alert with these labels reaches (like amtool config routes test).", 1, 1 << 16}, routesCmd},
 	{command{"replay", "--scenario S --observations O --out A", "Replay observations through the rules on a simulated clock and write the alert transitions.", 0, 0}, replay},
-	{command{"status", "[--tenant T] [--url URL] [--json] [--color auto|always|never]", "The board as a table, worst first (ETLHUB_URL, ETLHUB_TOKEN; NO_COLOR and TERM=dumb turn colour off).", 0, 0}, status},
+	{command{"status", "[--tenant T] [--url URL] [--json] [--color auto|always|never]", "The board as a table, worst first, then the dependencies the hub probes (ETLHUB_URL, ETLHUB_TOKEN; NO_COLOR and TERM=dumb turn colour off).", 0, 0}, status},
 	{command{"run", "--job TENANT/JOB [--hub URL] [--key KEY] [--heartbeat 1m] [--tail-lines 20] -- CMD ARGS...", "Run a command and report it to the hub's ping API (start, heartbeats, exit code, duration, output's tail); exit with its exit code (ETLHUB_PING_KEY, ETLHUB_URL).", 1, 1 << 16}, runJob},
 	{command{"importer", "[--config importer.yaml] [--group NAME] [--check]", "Run the importer (SFTP -> OneRoster -> MongoDB), or check its config.", 0, 0}, runImporter},
 	{command{"gen-roster", "--students N --out DIR [--version 1.1|1.2] [--inject-errors]", "Write a OneRoster 1.1 or 1.2 bulk set.", 0, 0}, genRoster},

@@ -110,12 +110,17 @@ func status(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 		}
 		return a.Tenant+a.Job < b.Tenant+b.Job
 	})
+	deps := dependencies(ctx, *hub, *tenant)
 	if *asJSON {
 		out := make([]json.RawMessage, len(order))
 		for i, k := range order {
 			out[i] = body.Jobs[k]
 		}
-		b, err := json.MarshalIndent(map[string]any{"jobs": out}, "", "  ")
+		doc := map[string]any{"jobs": out}
+		if deps != nil {
+			doc["dependencies"] = deps
+		}
+		b, err := json.MarshalIndent(doc, "", "  ")
 		if err != nil {
 			fmt.Fprintln(stderr, "etlhub status:", err)
 			return 1
@@ -139,7 +144,119 @@ func status(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 		}
 	}
 	writeTable(stdout, table, paintCell)
+	if len(deps) > 0 {
+		dt := [][]string{{"DEPENDENCY", "KIND", "TENANT", "STATE", "LATENCY", "MEASURED", "WHEN", "ERROR"}}
+		for _, d := range deps {
+			state := "up"
+			if !d.Up {
+				state = "down"
+			}
+			lat := "-"
+			if v, ok := d.Values["latency_ms"]; ok {
+				lat = fmt.Sprintf("%.1f ms", v)
+			}
+			dt = append(dt, []string{clean(d.Subject), clean(d.Kind), dash(clean(d.Tenant)), state, lat, clean(depFacts(d.Values)),
+				ago(&d.At), clean(model.Clip(d.Error, 120))})
+		}
+		var paintDep func(row, col int, s string) string
+		if paint {
+			paintDep = func(row, col int, s string) string {
+				if row == 0 || col != 3 {
+					return s
+				}
+				if strings.TrimSpace(s) == "down" {
+					return "\x1b[1;31m" + s + "\x1b[0m"
+				}
+				return "\x1b[32m" + s + "\x1b[0m"
+			}
+		}
+		fmt.Fprintln(stdout)
+		writeTable(stdout, dt, paintDep)
+	}
 	return 0
+}
+
+// dependency is the part of /api/v1/dependencies the status shows.
+type dependency struct {
+	Subject string             `json:"subject"`
+	Kind    string             `json:"kind"`
+	Tenant  string             `json:"tenant,omitempty"`
+	Up      bool               `json:"up"`
+	Error   string             `json:"error,omitempty"`
+	At      time.Time          `json:"at"`
+	Values  map[string]float64 `json:"values,omitempty"`
+}
+
+// dependencies reads the hub's dependencies (nil when the hub has none to
+// show or is older than the endpoint); with tenant, that tenant's and the
+// shared ones.
+func dependencies(ctx context.Context, hub, tenant string) []dependency {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(hub, "/")+"/api/v1/dependencies", nil)
+	if err != nil {
+		return nil
+	}
+	if tok := os.Getenv("ETLHUB_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil
+	}
+	var body struct {
+		Dependencies []dependency `json:"dependencies"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
+		return nil
+	}
+	out := body.Dependencies[:0]
+	for _, d := range body.Dependencies {
+		if tenant == "" || d.Tenant == "" || d.Tenant == tenant {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// depFacts is the few values worth a glance, in words.
+func depFacts(v map[string]float64) string {
+	var f []string
+	add := func(name, format string) {
+		if x, ok := v[name]; ok {
+			f = append(f, fmt.Sprintf(format, x))
+		}
+	}
+	add("p95_ms", "p95 %.0f ms")
+	if x, ok := v["memory_used_ratio"]; ok {
+		f = append(f, fmt.Sprintf("memory %.0f%%", 100*x))
+	}
+	if x, ok := v["connections_used_ratio"]; ok {
+		f = append(f, fmt.Sprintf("connections %.0f%%", 100*x))
+	}
+	if v["rejected_connections"] > 0 {
+		add("rejected_connections", "%.0f refused")
+	}
+	if v["clients_blocked"] > 0 {
+		add("clients_blocked", "%.0f blocked")
+	}
+	if v["evictions_per_s"] > 0 {
+		add("evictions_per_s", "%.1f evictions/s")
+	}
+	if x, ok := v["error_rate"]; ok && v["calls"] > 0 {
+		f = append(f, fmt.Sprintf("%.0f%% errors", 100*x))
+	}
+	if x := v["breaker_open"]; x >= 1 {
+		f = append(f, "breaker open")
+	} else if x > 0 {
+		f = append(f, "breaker half-open")
+	}
+	if len(f) == 0 {
+		return "-"
+	}
+	return strings.Join(f, ", ")
 }
 
 // writeTable aligns cells in columns two spaces apart, measuring text in
