@@ -49,6 +49,13 @@ type DependencyRulesConfig struct {
 	// Saturation: memory and connections as fractions of their limits.
 	SaturationTrigger float64 `yaml:"saturation_trigger"`
 	SaturationClear   float64 `yaml:"saturation_clear"`
+	// QueueBacklogAge: an SQS queue whose oldest message is older (and
+	// getting older) is not draining (queue-backlog); QueueBacklogClear
+	// (lower) ends it. DeadLetterWindow: dead letters that arrived within it
+	// and are still there hold dead-letters.
+	QueueBacklogAge   time.Duration `yaml:"queue_backlog_age"`
+	QueueBacklogClear time.Duration `yaml:"queue_backlog_clear"`
+	DeadLetterWindow  time.Duration `yaml:"dead_letter_window"`
 }
 
 func (d *DependencyRulesConfig) validate(p *config.Problems, key string) {
@@ -79,6 +86,15 @@ func (d *DependencyRulesConfig) validate(p *config.Problems, key string) {
 	setF(&d.ErrorRateClear, def.ErrorRateClear)
 	setF(&d.SaturationTrigger, def.SaturationTrigger)
 	setF(&d.SaturationClear, def.SaturationClear)
+	setD(&d.QueueBacklogAge, def.Queue.BacklogAge)
+	setD(&d.QueueBacklogClear, def.Queue.BacklogClear)
+	setD(&d.DeadLetterWindow, def.Queue.DeadLetterWindow)
+	if d.QueueBacklogClear <= 0 || d.QueueBacklogAge <= d.QueueBacklogClear {
+		p.Add(key+".queue_backlog_clear", "%v must be above 0 and below queue_backlog_age (%v)", d.QueueBacklogClear, d.QueueBacklogAge)
+	}
+	if d.DeadLetterWindow < time.Minute || d.DeadLetterWindow > d.Window {
+		p.Add(key+".dead_letter_window", "%v is outside 1m..window (%v)", d.DeadLetterWindow, d.Window)
+	}
 	if d.Window < time.Hour || d.Window > 30*24*time.Hour {
 		p.Add(key+".window", "%v is outside 1h..720h", d.Window)
 	}
@@ -115,6 +131,7 @@ func (r *RulesConfig) DependencyParams() rules.DependencyParams {
 	p.LatencyTrigger, p.LatencyClear, p.LatencyFloorMs = d.LatencyTrigger, d.LatencyClear, d.LatencyFloorMs
 	p.ErrorRateTrigger, p.ErrorRateClear = d.ErrorRateTrigger, d.ErrorRateClear
 	p.SaturationTrigger, p.SaturationClear = d.SaturationTrigger, d.SaturationClear
+	p.Queue = rules.QueueParams{BacklogAge: d.QueueBacklogAge, BacklogClear: d.QueueBacklogClear, DeadLetterWindow: d.DeadLetterWindow}
 	return p
 }
 

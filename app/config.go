@@ -205,7 +205,7 @@ func (c *Config) Validate(p *config.Problems) {
 		names[c.Sources[i].Name] = true
 		for rule, sev := range c.Sources[i].Severity {
 			if !rules.IsDependencyRule(rule) {
-				p.Add(k+".severity."+rule, "is not a dependency rule (%s, %s)", rules.RuleDependencyDown, rules.RuleDependencyDegraded)
+				p.Add(k+".severity."+rule, "is not a rule of measurements (%s)", strings.Join(rules.DependencyRules(), ", "))
 			} else if !sev.Valid() {
 				p.Add(k+".severity."+rule, "%q is not critical, warning, info or off", sev)
 			}

@@ -55,6 +55,8 @@ type DependencyParams struct {
 	// Saturation (memory_used_ratio, connections_used_ratio): triggered at
 	// SaturationTrigger, held at SaturationClear.
 	SaturationTrigger, SaturationClear float64
+	// Queue tunes queue-backlog and dead-letters.
+	Queue QueueParams
 }
 
 // DefaultDependencyParams: a day of history, three probes make "now", a
@@ -65,14 +67,28 @@ func DefaultDependencyParams() DependencyParams {
 	return DependencyParams{Window: 24 * time.Hour, MaxSamples: 5000, Stale: 15 * time.Minute, Recent: 3, MinBaseline: 12,
 		LatencyTrigger: 4, LatencyClear: 2, LatencyMADs: 6, LatencyFloorMs: 20,
 		ErrorRateTrigger: 0.2, ErrorRateClear: 0.05, MinCalls: 10,
-		SaturationTrigger: 0.9, SaturationClear: 0.8}
+		SaturationTrigger: 0.9, SaturationClear: 0.8, Queue: DefaultQueueParams()}
 }
 
-// DependencySeverities are the default severities of the dependency rules;
-// a source's severity map overrides them (sources[].severity).
+// DependencySeverities are the default severities of the rules that judge
+// measurements (the dependency and queue rules; a queue's like a job's
+// stalled and failed); a source's severity map overrides them
+// (sources[].severity).
 var DependencySeverities = map[string]model.Severity{
 	RuleDependencyDown:     model.SeverityCritical,
 	RuleDependencyDegraded: model.SeverityWarning,
+	RuleQueueBacklog:       model.SeverityWarning,
+	RuleDeadLetters:        model.SeverityWarning,
+}
+
+// DependencyRules lists the rules that judge measurements, sorted.
+func DependencyRules() []string {
+	out := make([]string, 0, len(DependencySeverities))
+	for r := range DependencySeverities {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // IsDependencyRule reports whether rule judges measurements.

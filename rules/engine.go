@@ -207,6 +207,7 @@ func (e *Engine) dependencySignals(now time.Time) []Signal {
 	var out []Signal
 	for _, k := range subjects {
 		out = append(out, DependencySignals(e.deps[k], e.dp, sev, now)...)
+		out = append(out, QueueSignals(e.deps[k], e.dp, sev, now)...)
 	}
 	return out
 }

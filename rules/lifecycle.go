@@ -69,6 +69,12 @@ func DefaultTimings() map[string]Timing {
 		// clear levels, that is the hysteresis).
 		RuleDependencyDown:     {For: time.Minute, KeepFiringFor: 2 * time.Minute},
 		RuleDependencyDegraded: {For: 2 * time.Minute, KeepFiringFor: 5 * time.Minute},
+		// A queue's backlog must not drain for two minutes more past its
+		// age threshold (two probes at @every 1m); dead letters fire at
+		// once. Both keep firing ten minutes after the last probe that met
+		// them, with the rules' own clear levels as the other half.
+		RuleQueueBacklog: {For: 2 * time.Minute, KeepFiringFor: 10 * time.Minute},
+		RuleDeadLetters:  {For: 0, KeepFiringFor: 10 * time.Minute},
 	}
 }
 

@@ -32,7 +32,8 @@ const (
 // overrides) and the engine share.
 var Names = []string{RuleMissedStart, RuleFilesLate, RuleStalled, RuleRunningTooLong, RuleTooFast,
 	RulePredictedBreach, RuleDeadlineMissed, RuleFailed, RuleRetriesExhaust, RuleFreshness,
-	RuleLogErrorSpike, RuleLogSilence, RuleSourceDown, RuleSharedSlowdown, RuleDependencyDown, RuleDependencyDegraded}
+	RuleLogErrorSpike, RuleLogSilence, RuleSourceDown, RuleSharedSlowdown, RuleDependencyDown, RuleDependencyDegraded,
+	RuleQueueBacklog, RuleDeadLetters}
 
 // IsRule reports whether name is one of Names.
 func IsRule(name string) bool { return slices.Contains(Names, name) }

@@ -20,6 +20,7 @@ import (
 	goawsrouter "github.com/Admiral-Piett/goaws/app/router"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/model"
+	"github.com/etlhub/etlhub/rules"
 	"github.com/sirupsen/logrus"
 )
 
@@ -362,4 +363,85 @@ func TestSQSMissingQueueAndGarbage(t *testing.T) {
 		t.Fatalf("%v %+v", err, res.Measurements)
 	}
 	assertNoSecret(t, "error", err.Error())
+}
+
+// The rules on what goaws really held: a queue that drains is fine, one
+// whose consumer stopped is not draining (queue-backlog, on the job it
+// serves), messages failed twice are dead letters (dead-letters), and a
+// consumer back at work clears the backlog.
+func TestSQSSignalsFromGoaws(t *testing.T) {
+	s := startGoaws(t)
+	n := queueSeq.Add(1)
+	inboxName, dlqName := fmt.Sprintf("roster-inbox-%d", n), fmt.Sprintf("roster-dlq-%d", n)
+	s.createQueue(dlqName, "", 0)
+	inbox := s.createQueue(inboxName, dlqName, 1)
+	c := sqsCollector(t, s.url, SQSConfig{Queues: []SQSQueue{{Name: inboxName, Tenant: "broward", Job: "roster-sync"}}, OldestAge: new(false)})
+	t0 := time.Date(2026, 9, 1, 3, 0, 0, 0, time.UTC)
+	var hist []model.Measurement
+	probe := func(minute int) []rules.Signal {
+		t.Helper()
+		at := t0.Add(time.Duration(minute) * time.Minute)
+		res, err := c.Collect(context.Background(), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist = append(hist, res.Measurements...)
+		return rules.QueueSignals(hist, rules.DefaultDependencyParams(), nil, at.Add(time.Second))
+	}
+	level := func(sig []rules.Signal, rule string) rules.Level {
+		for _, x := range sig {
+			if x.Rule == rule {
+				if x.Tenant != "broward" || x.Job != "roster-sync" {
+					t.Errorf("%s not keyed to the job the queue serves: %+v", rule, x)
+				}
+				return x.Level
+			}
+		}
+		return 0
+	}
+	minute := 0
+	// Filled and drained, ten minutes.
+	for ; minute < 10; minute++ {
+		s.send(inbox, 3)
+		if sig := probe(minute); len(sig) > 0 {
+			t.Fatalf("minute %d, a draining queue: %+v", minute, sig)
+		}
+		s.delete(inbox, s.receive(inbox, 10))
+	}
+	// The consumer stops; the producer does not.
+	for ; minute < 26; minute++ {
+		s.send(inbox, 2)
+		sig := probe(minute)
+		if want := map[bool]rules.Level{true: rules.Trigger, false: 0}[minute >= 10+15]; level(sig, rules.RuleQueueBacklog) < want ||
+			minute < 10+5 && level(sig, rules.RuleQueueBacklog) != 0 {
+			t.Fatalf("minute %d (stopped at 10): %+v", minute, sig)
+		}
+	}
+	if got := hist[len(hist)-1].Values[model.ValueQueueDepth]; got != 32 {
+		t.Fatalf("depth %v after 16 minutes of 2 a minute", got)
+	}
+	// It comes back and fails two messages twice: dead letters.
+	for i := 0; i < 2; i++ {
+		s.giveBack(inbox, s.receive(inbox, 2))
+	}
+	sig := probe(minute)
+	if level(sig, rules.RuleDeadLetters) != rules.Trigger || hist[len(hist)-1].Values[model.ValueDLQDepth] != 2 {
+		t.Fatalf("dead letters: %+v %v", sig, hist[len(hist)-1].Values)
+	}
+	minute++
+	// Then it works the backlog off: no backlog; the dead letters still wait.
+	for len(s.receive(inbox, 10)) > 0 {
+	}
+	s.delete(inbox, nil)
+	for {
+		h := s.receive(inbox, 10)
+		if len(h) == 0 {
+			break
+		}
+		s.delete(inbox, h)
+	}
+	sig = probe(minute)
+	if level(sig, rules.RuleQueueBacklog) != 0 || level(sig, rules.RuleDeadLetters) != rules.Hold {
+		t.Fatalf("worked off: %+v %v", sig, hist[len(hist)-1].Values)
+	}
 }
