@@ -96,6 +96,9 @@ type Options struct {
 	PingBurst int
 	// Cluster tells GET /api/v1/cluster the replicas and the lease.
 	Cluster Cluster
+	// Reload, when set, re-reads the config and applies it on this replica
+	// (POST /api/v1/reload).
+	Reload func(ctx context.Context) (ReloadResult, error)
 	// Health, when set, says whether the store is known to be down (the
 	// hub pings it every second): /readyz says since when and why, and
 	// pushes are answered 503 at once.
@@ -215,6 +218,7 @@ func New(o Options) http.Handler {
 	v1.DELETE("/silences/:id", op, s.deleteSilence)
 	v1.GET("/notifications", view, s.notifications)
 	v1.GET("/cluster", s.auth.require(RoleAdmin), unscoped("the cluster"), s.cluster)
+	v1.POST("/reload", s.auth.require(RoleAdmin), unscoped("the config"), s.reload)
 	s.boardRoutes(v1, view)
 	if o.Actions != nil {
 		v1.POST("/alerts/:id/ack", op, s.ack)

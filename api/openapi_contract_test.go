@@ -177,6 +177,7 @@ func newContractHub(t *testing.T, now time.Time, tweaks ...hubTweak) *contractHu
 	actions := &contractActions{st: st}
 	reg := prometheus.NewRegistry()
 	o := Options{Store: st, Ingest: storeIngest{st}, Jobs: jobs, Auth: auth, Views: contractViews{now}, Actions: actions, Cluster: contractCluster{st, now},
+		Reload:   func(context.Context) (ReloadResult, error) { return ReloadResult{Status: "reloaded"}, nil },
 		Gatherer: reg, Registerer: reg, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
 	for _, tw := range tweaks {
 		tw(&o)
@@ -346,13 +347,25 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 	// down's store is closed; noPoster's alert actions take no Prometheus alerts.
 	down := newContractHub(t, now)
 	down.st.Close()
+	// refusing's config has a problem; failing's reload fails; noPoster has
+	// no config file to read again.
+	refusing := newContractHub(t, now, func(o *Options) {
+		o.Reload = func(context.Context) (ReloadResult, error) {
+			return ReloadResult{Status: "refused", Problems: []ConfigProblem{{Line: 12, Key: "jobs[0].stale_after", Message: `"5 minutes" is not a duration`}}}, nil
+		}
+	})
+	failing := newContractHub(t, now, func(o *Options) {
+		o.Reload = func(context.Context) (ReloadResult, error) {
+			return ReloadResult{}, errors.New("collectors would not start")
+		}
+	})
 	// stale read the board once, then lost its store.
 	stale := newContractHub(t, now)
 	if code, body := stale.call(t, ctView, "GET", "/api/v1/status", "", ""); code != 200 {
 		t.Fatalf("status: %d %s", code, body)
 	}
 	stale.st.Close()
-	noPoster := newContractHub(t, now, func(o *Options) { o.Actions = noActions{} })
+	noPoster := newContractHub(t, now, func(o *Options) { o.Actions, o.Reload = noActions{}, nil })
 	// capped takes one unconfigured job and one ping per key.
 	capped := newContractHub(t, now, func(o *Options) { o.MaxUnconfiguredJobs, o.PingRate, o.PingBurst = 1, 0.001, 1 })
 	pingB := func(i int) string { return "/ping/" + fmt.Sprintf(ctPingB, i) }
@@ -531,6 +544,13 @@ func TestEveryRouteAnswersAsTheOpenAPIDocumentSays(t *testing.T) {
 
 		{name: "cluster", route: "GET /api/v1/cluster", token: ctAdmin, path: "/api/v1/cluster", code: 200, request: "valid",
 			check: wantIn(`"role":"leader"`, `"token":3`)},
+		{name: "reload", route: "POST /api/v1/reload", method: "POST", token: ctAdmin, path: "/api/v1/reload", code: 200, request: "valid", check: wantIn(`"status":"reloaded"`)},
+		{name: "reload refused", hub: refusing, route: "POST /api/v1/reload", method: "POST", token: ctAdmin, path: "/api/v1/reload", code: 422, request: "valid",
+			check: wantIn(`"key":"jobs[0].stale_after"`)},
+		{name: "reload, no file", hub: noPoster, route: "POST /api/v1/reload", method: "POST", token: ctAdmin, path: "/api/v1/reload", code: 404, request: "valid"},
+		{name: "reload failed", hub: failing, route: "POST /api/v1/reload", method: "POST", token: ctAdmin, path: "/api/v1/reload", code: 500, request: "valid"},
+		{name: "reload for an operator", route: "POST /api/v1/reload", method: "POST", token: ctOp, path: "/api/v1/reload", code: 403, request: "valid"},
+		{name: "reload without token", route: "POST /api/v1/reload", method: "POST", path: "/api/v1/reload", code: 401},
 		{name: "cluster for an operator", route: "GET /api/v1/cluster", token: ctOp, path: "/api/v1/cluster", code: 403, request: "valid"},
 		{name: "cluster without token", route: "GET /api/v1/cluster", path: "/api/v1/cluster", code: 401},
 		{name: "cluster, store down", hub: down, route: "GET /api/v1/cluster", token: ctAdmin, path: "/api/v1/cluster", code: 503, request: "valid"},

@@ -282,6 +282,7 @@ func TestEveryRouteIsScopedToTheTokensTenants(t *testing.T) {
 			{method: "DELETE", path: "/api/v2/silence/bravosilence1", write: true, code: 403, after: bravoSilenceActive},
 		},
 		"GET /api/v1/cluster":       {{method: "GET", path: "/api/v1/cluster", code: 403}},
+		"POST /api/v1/reload":       {{method: "POST", path: "/api/v1/reload", write: true, code: 403}},
 		"GET /api/v1/notifications": {{method: "GET", path: "/api/v1/notifications", code: 200, want: alphaAlert}},
 		"POST /api/v1/alerts/:id/ack": {
 			{method: "POST", path: "/api/v1/alerts/" + bravoAlert + "/ack", write: true, code: 404, after: noBravoAck},

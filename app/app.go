@@ -51,6 +51,14 @@ type Options struct {
 	// Stepped leaves the alert loop out of the services: the caller steps
 	// it (Hub.Alerting.Step) on its own clock, as the demo does.
 	Stepped bool
+	// Store, when set, is an open store to use (a reload keeps it): the
+	// hub does not close it. Nil: New opens cfg.Store.
+	Store *store.Store
+	// Base are metrics beyond the hub's (the process's, the store's when
+	// the caller opened it), served by /metrics with them.
+	Base prometheus.Gatherer
+	// Reload, when set, re-reads the config (POST /api/v1/reload).
+	Reload func(ctx context.Context) (api.ReloadResult, error)
 }
 
 // Hub is the hub's parts, wired once for serve, the demo and replay.
@@ -71,6 +79,8 @@ type Hub struct {
 	cluster *cluster
 	leader  prometheus.Gauge
 	watch   *storeWatch
+	// ownStore: New opened the store, Stop closes it.
+	ownStore bool
 }
 
 // Leader says whether this hub runs the singletons now (always on SQLite).
@@ -90,12 +100,21 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(reg))
-	if err != nil {
-		return nil, err
+	st, ownStore := o.Store, false
+	if st == nil {
+		var err error
+		if st, err = store.Open(ctx, cfg.Store, store.NewMetrics(reg)); err != nil {
+			return nil, err
+		}
+		ownStore = true
+		o.Log.Info("store open", "driver", st.Dialect())
 	}
-	o.Log.Info("store open", "driver", st.Dialect())
-	h := &Hub{Config: cfg, Store: st, Registry: reg, log: o.Log, Live: api.NewLive()}
+	h := &Hub{Config: cfg, Store: st, Registry: reg, log: o.Log, Live: api.NewLive(), ownStore: ownStore}
+	closeStore := func() {
+		if ownStore {
+			st.Close()
+		}
+	}
 	h.group.Log = o.Log
 	h.Ingest = NewIngestor(st, reg)
 	h.Ingest.now = now
@@ -111,7 +130,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	acfg.Blind = h.watch.Blind
 	h.Alerting = alerting.New(acfg, st, o.Log, reg)
 	if err := h.Alerting.Warm(ctx, now()); err != nil {
-		st.Close()
+		closeStore()
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	// Whatever is stored (pushed or collected) goes to the rules and is
@@ -129,7 +148,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	}
 	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
 	if err != nil {
-		st.Close()
+		closeStore()
 		return nil, err
 	}
 	h.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_leader",
@@ -169,7 +188,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	}
 	if st.Dialect() == "postgres" {
 		if o.Stepped {
-			st.Close()
+			closeStore()
 			return nil, fmt.Errorf("a stepped hub (the demo) runs on SQLite only")
 		}
 		h.cluster = newCluster(cfg, st, h.Alerting, o.Log, now, h.leader, func() []lifecycle.Service { return singletons(h.Alerting.Service()) })
@@ -186,9 +205,13 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		}
 		h.group.Add(singletons(alertLoop)...)
 	}
+	var gatherer prometheus.Gatherer = reg
+	if o.Base != nil {
+		gatherer = prometheus.Gatherers{o.Base, reg}
+	}
 	h.Handler = api.New(api.Options{
 		Live:  h.Live,
-		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: reg, Registerer: reg, Views: h.Alerting, Actions: h.Alerting,
+		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: gatherer, Registerer: reg, Reload: o.Reload, Views: h.Alerting, Actions: h.Alerting,
 		Log: o.Log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, Now: now,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
 		Cluster: view, Health: h.watch,
@@ -205,9 +228,13 @@ func (h *Hub) Services() []lifecycle.Service { return h.group.Services() }
 // Start starts every service.
 func (h *Hub) Start(ctx context.Context) error { return h.group.Start(ctx) }
 
-// Stop stops every service (in reverse order) and closes the store.
+// Stop stops every service (in reverse order) and closes the store (when
+// New opened it).
 func (h *Hub) Stop() {
 	h.group.Stop()
+	if !h.ownStore {
+		return
+	}
 	if err := h.Store.Close(); err != nil {
 		h.log.Warn("closing the store", "error", err)
 	}

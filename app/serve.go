@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,22 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 // service stops in reverse order of start, its context cancelled. ready, if
 // not nil, receives the API's address once it listens.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr string)) error {
+	return ServeWith(ctx, cfg, log, ServeOptions{Ready: ready})
+}
+
+// ServeOptions are Serve's hooks.
+type ServeOptions struct {
+	// Ready, if not nil, receives the API's address once it listens.
+	Ready func(addr string)
+	// Load reads the config again (nil: no reloads).
+	Load func() (*Config, error)
+	// Reload receives a value for each SIGHUP: the config is read again
+	// (Load) and applied on this replica (reload.go).
+	Reload <-chan struct{}
+}
+
+// ServeWith is Serve with reloads.
+func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, o ServeOptions) error {
 	// Bind first: a port in use fails at once, not after the store is
 	// opened and the rules warmed. Connections wait in the backlog until the
 	// API serves them.
@@ -39,33 +56,78 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	defer ln.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), buildInfo(cfg.Version))
-	h, err := New(ctx, cfg, Options{Log: log, Registry: reg})
+	// The process's metrics and the store's outlive a reload; the hub's
+	// own are new with each.
+	base := prometheus.NewRegistry()
+	base.MustRegister(promcollectors.NewGoCollector(), promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}), buildInfo(cfg.Version))
+	st, err := store.Open(ctx, cfg.Store, store.NewMetrics(base))
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+	defer st.Close()
+	log.Info("store open", "driver", st.Dialect())
+	svcCtx, cancelServices := context.WithCancel(ctx)
+	defer cancelServices()
+	reqs := make(chan reloadReq)
+	var apiReload func(context.Context) (api.ReloadResult, error)
+	if o.Load != nil {
+		apiReload = func(rctx context.Context) (api.ReloadResult, error) {
+			q := reloadReq{why: "POST /api/v1/reload", reply: make(chan api.ReloadResult, 1)}
+			select {
+			case reqs <- q:
+			case <-rctx.Done():
+				return api.ReloadResult{}, rctx.Err()
+			}
+			select {
+			case res := <-q.reply:
+				return res, nil
+			case <-rctx.Done():
+				return api.ReloadResult{}, rctx.Err()
+			}
+		}
+	}
+	build := func(bctx context.Context, c *Config) (*Hub, error) {
+		return New(bctx, c, Options{Log: log, Store: st, Base: base, Reload: apiReload})
+	}
+	h, err := build(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	handler := &swapHandler{}
+	handler.set(h.Handler)
+	r := &reloader{log: log, load: o.Load, build: build, handler: handler, cur: h}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("api listening", "addr", ln.Addr().String())
-	svcCtx, cancelServices := context.WithCancel(ctx)
-	defer cancelServices()
 	if err := h.Start(svcCtx); err != nil {
 		srv.Close()
 		h.Stop()
 		return err
 	}
-	if ready != nil {
-		ready(ln.Addr().String())
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String())
 	}
 
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case serveErr = <-errc:
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break loop
+		case serveErr = <-errc:
+			break loop
+		case <-o.Reload:
+			if o.Load == nil {
+				log.Warn("SIGHUP: this hub cannot read its config again")
+				continue
+			}
+			r.reload(svcCtx, "SIGHUP")
+		case q := <-reqs:
+			q.reply <- r.reload(svcCtx, q.why)
+		}
 	}
 	grace := cfg.ShutdownGrace
 	if grace <= 0 {
@@ -77,7 +139,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(addr s
 		log.Warn("http shutdown", "error", err)
 	}
 	cancelServices()
-	h.Stop()
+	r.cur.Stop()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}

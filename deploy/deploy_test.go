@@ -329,6 +329,8 @@ func TestSystemdUnit(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755)
 	os.WriteFile(filepath.Join(root, "usr/local/bin/etlhub"), []byte("#!/bin/sh\n"), 0o755)
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755) // ExecReload's kill
+	os.WriteFile(filepath.Join(root, "bin/kill"), []byte("#!/bin/sh\n"), 0o755)
 	os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755)
 	// The targets it orders against (network-online, multi-user) from this machine.
 	os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/etlhub/etlhub/app"
 	"github.com/etlhub/etlhub/importer"
@@ -30,7 +32,27 @@ func serve(ctx context.Context, c command, args []string, stdout, stderr io.Writ
 	cfg.Version = buildVersion()
 	log := app.NewLogger(cfg.Log, stderr)
 	log.Info("etlhub starting", "version", buildVersion(), "config", *path)
-	if err := app.Serve(ctx, cfg, log, nil); err != nil {
+	// SIGHUP reads the config again (it no longer ends the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloads := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reloads <- struct{}{}:
+			default: // one is waiting already
+			}
+		}
+	}()
+	load := func() (*app.Config, error) {
+		c, err := app.Load(*path)
+		if err == nil {
+			c.Version = buildVersion()
+		}
+		return c, err
+	}
+	if err := app.ServeWith(ctx, cfg, log, app.ServeOptions{Load: load, Reload: reloads}); err != nil {
 		log.Error("etlhub stopped with an error", "error", err)
 		return 1
 	}

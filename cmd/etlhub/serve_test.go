@@ -81,3 +81,14 @@ func TestServeSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal("still running 10s after the second SIGTERM")
 	}
 }
+
+// TestServeReloadsOnSIGHUP: SIGHUP reads the config again instead of ending
+// the process.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	h := startHub(t, "  []", jobsYAML)
+	h.cmd.Process.Signal(syscall.SIGHUP)
+	h.eventually("the hub reloads", 30*time.Second, func() bool { return strings.Contains(h.logs.String(), "config reloaded") })
+	if code, _ := h.call("GET", "/healthz", "", nil); code != 200 {
+		t.Fatalf("after SIGHUP: %d", code)
+	}
+}

@@ -1,0 +1,117 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a log the test reads while the hub writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestReload: POST /api/v1/reload and SIGHUP read the config again; a good
+// one runs (a new job shows), one with problems is refused with its lines and
+// keys, logged, and the running config stays.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "etlhub.yaml")
+	doc := strings.Replace(base, "listen: 127.0.0.1:8080", "listen: 127.0.0.1:0", 1) +
+		"store: {driver: sqlite, path: " + filepath.Join(dir, "hub.db") + "}\nrules: {tick: 1s}\n"
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(doc)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan struct{})
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeWith(ctx, cfg, log, ServeOptions{Ready: func(a string) { addr <- a }, Load: func() (*Config, error) { return Load(path) }, Reload: hup})
+	}()
+	defer func() { cancel(); <-done }()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a
+	case err := <-done:
+		t.Fatal(err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the hub did not start")
+	}
+	call := func(method, p string) (int, string) {
+		req, _ := http.NewRequest(method, url+p, nil)
+		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	jobs := func() int {
+		_, body := call("GET", "/api/v1/status")
+		var st struct{ Jobs []any }
+		json.Unmarshal([]byte(body), &st)
+		return len(st.Jobs)
+	}
+	if n := jobs(); n != 1 {
+		t.Fatalf("%d jobs at start", n)
+	}
+	second := "  - {tenant: dade, job: sis-export, timezone: UTC, schedule: \"0 3 * * *\", deadline: \"06:00\", stale_after: 20m}\n"
+	write(strings.Replace(doc, "store:", "rules_typo: 1\nstore:", 1))
+	code, body := call("POST", "/api/v1/reload")
+	if code != 422 || !strings.Contains(body, `"key":"rules_typo"`) || !strings.Contains(body, `"line":12`) {
+		t.Fatalf("a config with a problem: %d %s", code, body)
+	}
+	if !strings.Contains(logs.String(), "config reload refused") || !strings.Contains(logs.String(), `"key":"rules_typo"`) {
+		t.Fatalf("the refusal is not logged with its key:\n%s", logs.String())
+	}
+	if n := jobs(); n != 1 {
+		t.Fatalf("after a refused reload: %d jobs", n)
+	}
+	write(strings.Replace(doc, "store:", second+"store:", 1))
+	code, body = call("POST", "/api/v1/reload")
+	if code != 200 || !strings.Contains(body, `"status":"reloaded"`) {
+		t.Fatalf("reload: %d %s", code, body)
+	}
+	if n := jobs(); n != 2 {
+		t.Fatalf("after the reload: %d jobs, want 2", n)
+	}
+	// SIGHUP (serve's channel): back to one job.
+	write(doc)
+	hup <- struct{}{}
+	waitFor(t, "SIGHUP reloads", 30*time.Second, func() bool { return jobs() == 1 })
+	// The store stays: a changed path is refused.
+	write(strings.Replace(doc, "hub.db", "other.db", 1))
+	if code, body := call("POST", "/api/v1/reload"); code != 422 || !strings.Contains(body, `"key":"store"`) {
+		t.Fatalf("a new store: %d %s", code, body)
+	}
+}
