@@ -219,7 +219,7 @@ func DependencySignals(hist []model.Measurement, p DependencyParams, severity fu
 			reasons = append(reasons, r)
 		}
 	}
-	for _, name := range []string{model.ValueRejectedConnections, model.ValueEvictionsPerS, model.ValueBreakerOpen} {
+	for _, name := range []string{model.ValueRejectedConnections, model.ValueEvictionsPerS, model.ValueBreakerOpen, model.ValueThrottles} {
 		if r, ok := eventReason(name, ups, hist); ok {
 			reasons = append(reasons, r)
 		}
@@ -404,8 +404,8 @@ func saturationReason(name string, ups, hist []model.Measurement, p DependencyPa
 		text:  fmt.Sprintf("%s at %.0f%% of its limit", what, 100*now)}, true
 }
 
-// eventReason: refused connections, evictions or an open breaker in the
-// latest probe trigger; in any of the recent ones, hold.
+// eventReason: refused connections, evictions, an open breaker or Lambda
+// throttles in the latest probe trigger; in any of the recent ones, hold.
 func eventReason(name string, ups, hist []model.Measurement) (reason, bool) {
 	if len(ups) == 0 {
 		return reason{}, false
@@ -431,6 +431,8 @@ func eventReason(name string, ups, hist []model.Measurement) (reason, bool) {
 		text = fmt.Sprintf("refused %.0f connections", v)
 	case model.ValueEvictionsPerS:
 		text = fmt.Sprintf("evicting %.1f keys/s", v)
+	case model.ValueThrottles:
+		text = fmt.Sprintf("throttled %.0f invocations", v)
 	default:
 		text = "its callers' circuit breaker is open"
 		if v < 1 {
@@ -497,6 +499,8 @@ func advice(k model.DependencyKind, value string) string {
 		return "clients are refused (maxclients): look for a connection leak or raise the limit"
 	case model.ValueEvictionsPerS:
 		return "keys are being evicted (locks and queues lost): raise maxmemory or drain what fills it"
+	case model.ValueThrottles:
+		return "invocations are refused (concurrency limit): raise its reserved concurrency or the account's limit, or slow its callers"
 	case model.ValueBreakerOpen, model.ValueErrorRate:
 		return "calls are failing: check the server's logs and load first"
 	}

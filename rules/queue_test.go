@@ -187,3 +187,22 @@ func TestEngineQueueBacklogFiresAndResolves(t *testing.T) {
 		t.Fatalf("resolved %+v; want minute 39 (last met at 29, kept firing 10 min)", resolved)
 	}
 }
+
+// A Lambda function's throttles are a degraded reason, on the job it serves.
+func TestLambdaThrottlesDegrade(t *testing.T) {
+	h := series("lambda:sis-sync-load", model.KindLambda, 20, func(i int) map[string]float64 {
+		v := map[string]float64{model.ValueInvocations: 100, model.ValueErrors: 0, model.ValueThrottles: 0, model.ValueCalls: 100, model.ValueErrorRate: 0}
+		if i == 19 {
+			v[model.ValueThrottles] = 12
+		}
+		return v
+	})
+	for i := range h {
+		h[i].Tenant, h[i].Job = "miami-dade", "sis-sync"
+	}
+	s := only(t, DependencySignals(h, DefaultDependencyParams(), nil, h[19].At), RuleDependencyDegraded)
+	if s == nil || s.Level != Trigger || s.Tenant != "miami-dade" || len(s.Affected) != 1 ||
+		!strings.Contains(s.Summary, "throttled 12 invocations") || !strings.Contains(s.Summary, "reserved concurrency") {
+		t.Fatalf("%+v", s)
+	}
+}
