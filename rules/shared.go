@@ -25,24 +25,32 @@ type SharedParams struct {
 	// usual one when faster); it is at pace at AtPace or more. A load that
 	// went from at pace to slowed has a known onset.
 	SlowRatio, AtPace float64
-	// MinTenants: slowed loads of at least this many tenants.
-	MinTenants int
-	// Fraction: and at least this fraction of the loads in progress slowed.
+	// Drop: a load seen between SlowRatio and AtPace has a known onset
+	// when it falls below SlowRatio-Drop.
+	Drop float64
+	// Together: loads of at least two tenants struck within this long of
+	// each other, one of them at a known onset (the others may have begun
+	// slow in that time): a shared cause strikes everything at the same
+	// moment, a district's own trouble at its own.
+	Together time.Duration
+	// Fraction: and the loads struck at that moment or since (slowed, or
+	// begun slow) are at least this fraction of the loads in progress;
+	// loads slow since long before count against it, being slow of their
+	// own.
 	Fraction float64
-	// Together: the loads of at least two tenants must have slowed within
-	// this long of each other (each seen at pace before): a shared cause
-	// strikes everything at the same moment, a district's own trouble at
-	// its own. Without such onsets (everything began slow) MinTenants
-	// slowed and Fraction of what loads must be FractionAlone.
-	Together      time.Duration
+	// Without such a moment (everything began slow): loads struck within
+	// Recent, of at least MinTenants tenants and FractionAlone of what
+	// loads (a load slow for hours is slow of its own).
+	MinTenants    int
 	FractionAlone float64
+	Recent        time.Duration
 }
 
 // DefaultSharedParams: three tenants, and most of what is loading, slowed
 // below 80% of their pace at once. One district's bad night is a slowdown
 // of its own; day-to-day spread of a pace is about 12%.
 func DefaultSharedParams() SharedParams {
-	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, FractionAlone: 0.8}
+	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, Drop: 0.1, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, FractionAlone: 0.8, Recent: 2 * time.Hour}
 }
 
 // Load is one run in progress, as the shared-slowdown rule sees it.
@@ -54,6 +62,8 @@ type Load struct {
 	// begun are not measured, but share a cause that strikes while they run.
 	Measured bool
 	Ratio    float64
+	// Since is when the load began (its first progress in loading).
+	Since time.Time
 }
 
 // load is the job's run in progress for the shared-slowdown rule (ok false
@@ -65,7 +75,7 @@ func (j *JobState) load(p Params, now time.Time) (Load, bool) {
 	if cur == nil || cur.state != model.StateRunning {
 		return Load{}, false
 	}
-	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night}
+	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night, Since: cur.loadStart}
 	l.Ratio, l.Measured = j.paceRatio(cur, p, now)
 	return l, true
 }
@@ -100,23 +110,44 @@ type sharedState struct {
 }
 
 // paceMark: whether a load was seen at pace, and when it went under the
-// slow ratio after that (zero: at pace, or slow from its first measure).
+// slow ratio after that (zero: at pace, or slow from its first measure);
+// born is when a load slow from its first measure began loading (zero: it
+// was at pace first).
 type paceMark struct {
-	atPace bool
-	onset  time.Time
+	atPace   bool
+	unslowed bool // seen at SlowRatio or more
+	onset    time.Time
+	born     time.Time
 }
 
-// together is the most of the times that lie within d of each other.
-func together(ts []time.Time, d time.Duration) int {
-	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+// struck is a slowed load's mark: the moment it slowed, or, slow from its
+// first measure, the moment it began.
+type struck struct {
+	at     time.Time
+	tenant string
+	onset  bool // at pace before (a known onset), not slow from the start
+}
+
+// strikeTogether finds the most loads of different tenants struck within
+// d of each other, at least one of them at a known onset (two loads that
+// merely began slow at the same time say nothing of a cause): when the
+// first of them was struck, and how many tenants.
+func strikeTogether(marks []struck, d time.Duration) (time.Time, int) {
+	slices.SortFunc(marks, func(a, b struck) int { return a.at.Compare(b.at) })
+	var from time.Time
 	best := 0
-	for i, j := 0, 0; j < len(ts); j++ {
-		for ts[j].Sub(ts[i]) > d {
-			i++
+	for i := range marks {
+		ten := map[string]bool{}
+		known := false
+		for j := i; j < len(marks) && marks[j].at.Sub(marks[i].at) <= d; j++ {
+			ten[marks[j].tenant] = true
+			known = known || marks[j].onset
 		}
-		best = max(best, j-i+1)
+		if known && len(ten) > best {
+			from, best = marks[i].at, len(ten)
+		}
 	}
-	return best
+	return from, best
 }
 
 // SharedSlowdown is the pure rule: the loads in progress at now and how
@@ -125,6 +156,7 @@ func together(ts []time.Time, d time.Duration) int {
 // affected so far from tick to tick.
 func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, now time.Time) *Signal {
 	var slowed []Load
+	var marks []struck
 	tenants := map[string]bool{}
 	onsets := map[string]time.Time{} // by tenant, its load's known onset
 	pace := make(map[model.JobKey]paceMark, len(loads))
@@ -140,33 +172,63 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 			if l.Ratio >= sp.AtPace {
 				m.atPace = true
 			}
-			m.onset = time.Time{}
+			m.unslowed = true
+			m.onset, m.born = time.Time{}, time.Time{}
 			pace[k] = m
 			continue
 		}
-		if seen && m.atPace && m.onset.IsZero() {
-			m.onset, m.atPace = now, false // one onset per time at pace
+		switch {
+		case seen && m.onset.IsZero() && (m.atPace || (m.unslowed && l.Ratio < sp.SlowRatio-sp.Drop)):
+			// One onset per time at pace; a load that went a little under its
+			// pace has one when it falls well below.
+			m.onset, m.atPace, m.unslowed = now, false, false
+		case !seen:
+			m.born = l.Since
+			if m.born.IsZero() || m.born.After(now) {
+				m.born = now
+			}
 		}
 		pace[k] = m
 		slowed = append(slowed, l)
 		tenants[l.Tenant] = true
-		if !m.onset.IsZero() {
+		switch {
+		case !m.onset.IsZero():
 			onsets[l.Tenant] = m.onset
+			marks = append(marks, struck{at: m.onset, tenant: l.Tenant, onset: true})
+		case !m.born.IsZero():
+			marks = append(marks, struck{at: m.born, tenant: l.Tenant})
 		}
 	}
 	st.pace = pace
-	ts := make([]time.Time, 0, len(onsets))
-	for _, t := range onsets {
-		ts = append(ts, t)
+	many := false
+	if from, n := strikeTogether(marks, sp.Together); n >= 2 {
+		// A cause they share strikes them at one moment: count the loads it
+		// struck then or after (slowed since, or begun slow since), not
+		// those slow long before it, which are slow of their own.
+		hit := 0
+		for _, mk := range marks {
+			if !mk.at.Before(from) {
+				hit++
+			}
+		}
+		many = float64(hit) >= sp.Fraction*float64(measured)
 	}
-	frac := 0.0
-	if measured > 0 {
-		frac = float64(len(slowed)) / float64(measured)
+	if !many {
+		// Without a known onset among them (everything began slow), most of
+		// what loads must have slowed lately, in several tenants.
+		recent := map[string]bool{}
+		n := 0
+		for _, mk := range marks {
+			if now.Sub(mk.at) <= sp.Recent {
+				n++
+				recent[mk.tenant] = true
+			}
+		}
+		many = len(recent) >= sp.MinTenants && float64(n) >= sp.FractionAlone*float64(measured)
 	}
-	many := together(ts, sp.Together) >= 2 || (len(tenants) >= sp.MinTenants && frac >= sp.FractionAlone)
 	level, after := Level(0), false
 	switch {
-	case many && frac >= sp.Fraction:
+	case many:
 		level = Trigger
 	case st.since.IsZero():
 	case len(onsets) > 0 || open > 0:

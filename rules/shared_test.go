@@ -188,3 +188,46 @@ func TestSharedSlowdownRule(t *testing.T) {
 		t.Fatalf("a run downloading during it is not affected: %+v", s)
 	}
 }
+
+// TestOwnSlowLoadsDoNotMakeACoincidenceShared: late in the night the loads
+// still running are mostly the slow ones, slow of their own for hours. Two
+// of them slowing within minutes of each other is a coincidence unless most
+// of what loads was struck at that moment; a load that began slow just after
+// a known onset was struck by it.
+func TestOwnSlowLoadsDoNotMakeACoincidenceShared(t *testing.T) {
+	sp := DefaultSharedParams()
+	t0 := time.Date(2026, 9, 8, 13, 0, 0, 0, time.UTC)
+	ld := func(tenant string, ratio float64, since time.Time) Load {
+		return Load{Tenant: tenant, Job: "j", Night: t0, Measured: true, Ratio: ratio, Since: since}
+	}
+	long := t0.Add(-3 * time.Hour)
+	var st sharedState
+	// Two slow of their own since hours, three at pace.
+	base := []Load{ld("a", 0.7, long), ld("b", 0.7, long), ld("c", 1, long), ld("d", 1, long), ld("e", 1, long)}
+	if s := SharedSlowdown(base, 0, sp, &st, t0); s != nil {
+		t.Fatalf("two loads slow of their own: %+v", s)
+	}
+	// c and d slow five minutes apart; e stays at pace: 4 of 5 are slow,
+	// but only 2 of 5 were struck then.
+	now := []Load{ld("a", 0.7, long), ld("b", 0.7, long), ld("c", 0.6, long), ld("d", 1, long), ld("e", 1, long)}
+	SharedSlowdown(now, 0, sp, &st, t0.Add(5*time.Minute))
+	now[3].Ratio = 0.6
+	if s := SharedSlowdown(now, 0, sp, &st, t0.Add(10*time.Minute)); s != nil {
+		t.Fatalf("a coincidence among loads slow of their own is shared: %+v", s)
+	}
+
+	// One load slows; another begins just after and is slow from its first
+	// measure: together they are everything that loads.
+	var st2 sharedState
+	SharedSlowdown([]Load{ld("a", 1, long)}, 0, sp, &st2, t0)
+	SharedSlowdown([]Load{ld("a", 0.6, long)}, 0, sp, &st2, t0.Add(5*time.Minute))
+	s := SharedSlowdown([]Load{ld("a", 0.6, long), ld("b", 0.6, t0.Add(10*time.Minute))}, 0, sp, &st2, t0.Add(25*time.Minute))
+	if s == nil || s.Level != Trigger {
+		t.Fatalf("a load begun slow right after another's onset: %+v", s)
+	}
+	// Two that merely began slow together, no onset: not shared.
+	var st3 sharedState
+	if s := SharedSlowdown([]Load{ld("a", 0.6, t0), ld("b", 0.6, t0)}, 0, sp, &st3, t0.Add(20*time.Minute)); s != nil {
+		t.Fatalf("two loads begun slow together, no onset: %+v", s)
+	}
+}
