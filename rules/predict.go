@@ -35,6 +35,12 @@ type Params struct {
 	// FrozenAfter: a heartbeat this much older than the observation that
 	// carries it counts as no progress (rate 0) in the prediction.
 	FrozenAfter time.Duration
+	// SilentFrozen: a run not heard of at all for this many times its
+	// stale_after counts as no progress too. A shorter silence is the
+	// collection's (a missed poll, a source briefly unreachable), not the
+	// job's: the prediction goes on at the pace last seen; the stalled rule
+	// tells the silence itself after stale_after.
+	SilentFrozen float64
 	// DeadlineEvidence is how long after the deadline deadline-missed waits
 	// for an observation to show the run had not succeeded; success may have
 	// happened between polls.
@@ -60,6 +66,7 @@ func DefaultParams() Params {
 		RetryGrace:             45 * time.Minute,
 		MissedStartGrace:       30 * time.Minute,
 		FrozenAfter:            12 * time.Minute,
+		SilentFrozen:           2,
 		DeadlineEvidence:       30 * time.Minute,
 	}
 }
@@ -260,8 +267,10 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	remaining := math.Max(float64(total-cur.rowsDone), 0)
 	rNow, _ := cur.rateOver(15 * time.Minute)
 	// Frozen when the job itself reports an old heartbeat, or when nothing
-	// has been heard for longer than stale_after; a late poll is not a stall.
-	frozen := cur.lastAt.Sub(cur.updated) > p.FrozenAfter || now.Sub(cur.updated) > j.Spec.StaleAfter.D()
+	// has been heard of it for SilentFrozen × stale_after; a late poll or a
+	// gap in collection is not a stall.
+	reported := cur.lastAt.Sub(cur.updated) > p.FrozenAfter
+	frozen := reported || now.Sub(cur.updated) > time.Duration(p.SilentFrozen*float64(j.Spec.StaleAfter.D()))
 	if frozen {
 		rNow = 0
 	}
@@ -311,8 +320,13 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		pr.PBreach = math.Max(pr.PBreach, pSlow)
 	}
 	pace := fmt.Sprintf("%.0f rows/min now, %.0f typical", rNow, rBase)
-	if frozen {
+	switch {
+	case reported:
 		pace = fmt.Sprintf("no progress for %.0f min, %.0f rows/min typical", now.Sub(cur.updated).Minutes(), rBase)
+	case frozen:
+		pace = fmt.Sprintf("nothing heard of it for %.0f min, %.0f rows/min typical", now.Sub(cur.lastAt).Minutes(), rBase)
+	case now.Sub(cur.lastAt) > j.Spec.StaleAfter.D():
+		pace = fmt.Sprintf("nothing heard of it for %.0f min (as of then %.0f rows/min, %.0f typical)", now.Sub(cur.lastAt).Minutes(), rNow, rBase)
 	}
 	pr.Why = fmt.Sprintf("loading %d of %d rows (%.0f%%), %s; finish %s (between %s and %s); deadline %s",
 		cur.rowsDone, total, 100*float64(cur.rowsDone)/float64(max(total, 1)), pace,

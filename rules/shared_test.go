@@ -231,3 +231,45 @@ func TestOwnSlowLoadsDoNotMakeACoincidenceShared(t *testing.T) {
 		t.Fatalf("two loads begun slow together, no onset: %+v", s)
 	}
 }
+
+// TestAGapInCollectionIsNotAStall: the collector misses polls for 30
+// minutes (longer than stale_after, shorter than twice it) in the middle of
+// a load that is on course: no predicted breach. A run not heard of for
+// longer than twice stale_after counts as no progress and is paged before
+// its deadline.
+func TestAGapInCollectionIsNotAStall(t *testing.T) {
+	specs := districts(t, 1)
+	tonight := specs[0].PrevStart(time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC))
+	obs := nights(specs, tonight, func(int) nightPlan {
+		return nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000}
+	})
+	gapFrom := tonight.Add(40 * time.Minute)
+	cut := func(from, to time.Time) []model.Observation {
+		var out []model.Observation
+		for _, o := range obs {
+			if o.At.Before(from) || !o.At.Before(to) {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	end := specs[0].DeadlineFor(tonight)
+	pages := func(tr []model.Transition) []string {
+		var out []string
+		for _, x := range tr {
+			if x.Status == model.TransitionFiring && x.Alert.Severity == model.SeverityCritical && !x.At.Before(tonight) {
+				out = append(out, x.Alert.Rule+": "+x.Alert.Summary)
+			}
+		}
+		return out
+	}
+	gap := cut(gapFrom, gapFrom.Add(30*time.Minute))
+	if p := pages(drive(NewEngine(specs, DefaultParams(), nil), gap, obs[0].At.Add(-time.Hour), end.Add(time.Hour))); len(p) != 0 {
+		t.Fatalf("a 30-minute gap in collection paged: %q", p)
+	}
+	silent := cut(gapFrom, end.Add(2*time.Hour))
+	p := pages(drive(NewEngine(specs, DefaultParams(), nil), silent, obs[0].At.Add(-time.Hour), end))
+	if len(p) == 0 || !strings.HasPrefix(p[0], RulePredictedBreach) || !strings.Contains(p[0], "nothing heard of it for") {
+		t.Fatalf("a run silent from 40%% on: pages %q", p)
+	}
+}
