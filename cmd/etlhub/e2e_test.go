@@ -287,11 +287,15 @@ func TestServeCollectsFromAnETLStatusAPI(t *testing.T) {
 
 func TestPushAndReadBack(t *testing.T) {
 	h := startHub(t, "  []", jobsYAML)
-	lines := `{"at":"2026-09-01T07:20:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"2026-09-01T07:15:00Z","updated_at":"2026-09-01T07:20:00Z","rows_done":100,"rows_total":400}
-{"at":"2026-09-01T07:25:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"2026-09-01T07:15:00Z","updated_at":"2026-09-01T07:25:00Z","rows_done":300,"rows_total":400}
-{"at":"2026-09-01T07:25:00Z","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"exploded"}
+	// Times of two hours ago: observations older than retention.observations
+	// are pruned by the hub while the test reads them back.
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-2 * time.Hour)
+	at := func(m int) string { return t0.Add(time.Duration(m) * time.Minute).Format(time.RFC3339) }
+	lines := strings.NewReplacer("T07:15", at(0), "T07:20", at(5), "T07:25", at(10)).Replace(`{"at":"T07:20","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"T07:15","updated_at":"T07:20","rows_done":100,"rows_total":400}
+{"at":"T07:25","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running","stage":"loading","started_at":"T07:15","updated_at":"T07:25","rows_done":300,"rows_total":400}
+{"at":"T07:25","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"exploded"}
 {"at":"not a time","tenant":"dade","job":"roster-import","run_id":"dade/r/1","state":"running"}
-`
+`)
 	code, body := h.call("POST", "/api/v1/observations", opTok, []byte(lines))
 	if code != 200 || body["accepted"] != 2.0 || body["rejected"] != 2.0 {
 		t.Fatalf("push answered %d %v", code, body)
@@ -454,10 +458,10 @@ func TestCheckConfig(t *testing.T) {
 			"testdata/bad-values.yaml:2: listen:",
 			"testdata/bad-values.yaml:6: auth.tokens[0].role: \"god\" is not viewer, operator or admin",
 			"testdata/bad-values.yaml:9: sources[0].kind: \"ftp\"",
-			"testdata/bad-values.yaml:10: sources[0].url:",
-			"testdata/bad-values.yaml:14: jobs[0].timezone: \"Mars/Olympus\" is not an IANA time zone",
-			"testdata/bad-values.yaml:19: jobs[1].deadline: \"25:00\" is not a local time HH:MM",
-			"testdata/bad-values.yaml:20: jobs[2].tenant: environment variable NOT_SET_ANYWHERE is not set",
+			"testdata/bad-values.yaml:13: sources[1].url:",
+			"testdata/bad-values.yaml:17: jobs[0].timezone: \"Mars/Olympus\" is not an IANA time zone",
+			"testdata/bad-values.yaml:22: jobs[1].deadline: \"25:00\" is not a local time HH:MM",
+			"testdata/bad-values.yaml:23: jobs[2].tenant: environment variable NOT_SET_ANYWHERE is not set",
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
