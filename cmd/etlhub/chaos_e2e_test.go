@@ -46,6 +46,8 @@ type chaos struct {
 	// t0 is when the test began: every replica's config is written from it,
 	// so all of them have the same jobs.
 	t0 time.Time
+	// extra is more config (the benchmarks').
+	extra string
 }
 
 func (c *chaos) config(addr string) string {
@@ -71,8 +73,9 @@ auth:
     - {name: viewer, token: "${T_VIEW}", role: viewer}
 rules: {tick: 1s}
 %s
+%s
 jobs:
-%s%s%s%s`, addr, c.dsn, addr, c.notify,
+%s%s%s%s`, addr, c.dsn, addr, c.notify, c.extra,
 		job("ok", "8s", start, due), job("stall", "20s", start, due), job("fail", "20s", start, due), job("breach", "20m", bStart, bDue))
 }
 
