@@ -313,9 +313,9 @@ func TestChaos(t *testing.T) {
 			sshd.Stop()
 			killed := c.killOwner(r)
 			// Its heartbeats stop: the run shows stale before it is taken over.
-			im := &Importer{cfg: &Config{Heartbeat: 300 * time.Millisecond}}
+			st := &runStore{heartbeat: 300 * time.Millisecond}
 			c.waitFor("dade", "the killed worker's run shown stale", 10*time.Second, func(n *record) bool {
-				return im.view(n, time.Now().UTC()).Stale
+				return st.view(n, time.Now().UTC()).Stale
 			})
 			// The next worker takes the run once the lock expires, and must
 			// download the files again: it finds the server down.

@@ -93,22 +93,22 @@ type DependencyStat struct {
 // Dependencies is what the importer sees of each dependency now: every
 // dependency with a breaker, sorted by name.
 func (im *Importer) Dependencies(now time.Time) []DependencyStat {
-	im.deps.mu.Lock()
-	defer im.deps.mu.Unlock()
-	names := make([]string, 0, len(im.breakers))
-	for n := range im.breakers {
+	im.guard.deps.mu.Lock()
+	defer im.guard.deps.mu.Unlock()
+	names := make([]string, 0, len(im.guard.breakers))
+	for n := range im.guard.breakers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	out := make([]DependencyStat, 0, len(names))
 	cut := now.Add(-depWindow)
 	for _, n := range names {
-		b := im.breakers[n].Snapshot()
+		b := im.guard.breakers[n].Snapshot()
 		st := DependencyStat{Name: n, Breaker: b.State, WindowS: int(depWindow / time.Second)}
 		if b.State != breaker.Closed {
 			st.LastError = b.LastError
 		}
-		if c := im.deps.deps[n]; c != nil {
+		if c := im.guard.deps.deps[n]; c != nil {
 			st.InFlight = c.inFlight
 			i := sort.Search(len(c.calls), func(i int) bool { return !c.calls[i].at.Before(cut) })
 			recent := c.calls[i:]

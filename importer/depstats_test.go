@@ -19,29 +19,31 @@ import (
 // rate and latency of the window, the calls under way, the breaker; served
 // to the hub at GET /api/v1/dependencies (behind the status token).
 func TestDependencyStatsFromTheCalls(t *testing.T) {
-	im := &Importer{cfg: &Config{StatusToken: config.Secret("tok-0123456789")}, log: slog.New(slog.DiscardHandler), tries: 1,
+	g := &guard{log: slog.New(slog.DiscardHandler), tries: 1,
 		policy: retry.Policy{Base: time.Millisecond, Max: time.Millisecond, Factor: 2},
 		breakers: map[string]*breaker.Breaker{
 			"mongo": breaker.New("mongo", 3, time.Minute, time.Hour),
 			"redis": breaker.New("redis", 3, time.Minute, time.Hour)}}
-	im.metrics = newMetrics(im)
+	cfg := &Config{StatusToken: config.Secret("tok-0123456789")}
+	im := &Importer{cfg: cfg, log: g.log, guard: g, metrics: newMetrics(cfg, &runStore{}, g)}
+	g.failures = im.metrics.failures
 	ctx := context.Background()
 	for i := 0; i < 8; i++ {
-		im.guarded(ctx, nil, "mongo", func() error { return nil })
+		g.call(ctx, nil, "mongo", func() error { return nil })
 	}
 	down := errors.New("connection refused")
 	for i := 0; i < 2; i++ {
-		im.guarded(ctx, nil, "mongo", func() error { return down })
+		g.call(ctx, nil, "mongo", func() error { return down })
 	}
 	for i := 0; i < 3; i++ { // redis fails until its breaker opens
-		im.guarded(ctx, nil, "redis", func() error { return down })
+		g.call(ctx, nil, "redis", func() error { return down })
 	}
 	// A cancelled call counts neither way.
 	cctx, cancel := context.WithCancel(ctx)
-	im.guarded(cctx, nil, "mongo", func() error { cancel(); return cctx.Err() })
+	g.call(cctx, nil, "mongo", func() error { cancel(); return cctx.Err() })
 	// One call under way.
 	release, started := make(chan struct{}), make(chan struct{})
-	go im.guarded(ctx, nil, "mongo", func() error { close(started); <-release; return nil })
+	go g.call(ctx, nil, "mongo", func() error { close(started); <-release; return nil })
 	<-started
 	defer close(release)
 

@@ -2,12 +2,14 @@ package importer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/testsrv"
+	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,7 +23,7 @@ func TestConcurrentPollsOpenAndQueueOneRun(t *testing.T) {
 	cfg := &Config{LockTTL: time.Minute, Tenants: []TenantConfig{tc}}
 	procs := make([]*Importer, 6)
 	for i := range procs {
-		procs[i] = &Importer{cfg: cfg, rdb: redis.NewClient(&redis.Options{Addr: rds.Addr}), log: slog.New(slog.DiscardHandler)}
+		procs[i] = assemble(cfg, slog.New(slog.DiscardHandler), redis.NewClient(&redis.Options{Addr: rds.Addr}), nil, fmt.Sprintf("proc-%d", i))
 		defer procs[i].rdb.Close()
 	}
 	for night := 0; night < 20; night++ {
@@ -35,13 +37,13 @@ func TestConcurrentPollsOpenAndQueueOneRun(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				rec, _, err := im.openRecord(ctx, tc, day)
+				rec, _, err := im.store.openRecord(ctx, tc, day)
 				if err != nil || rec == nil {
 					return // nil: another process queued the run already
 				}
 				ids[i] = rec.Obs.RunID
-				rec.Obs.Stage = "queued"
-				queued[i], err = im.enqueue(ctx, rec)
+				rec.Obs.Stage = model.StageQueued
+				queued[i], err = im.store.enqueue(ctx, rec)
 				if err != nil {
 					t.Error(err)
 				}
@@ -66,7 +68,7 @@ func TestConcurrentPollsOpenAndQueueOneRun(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range rs {
-			if r.Stage == "awaiting_files" {
+			if r.Stage == model.StageAwaitingFiles {
 				t.Fatalf("night %d: run %s left waiting for files beside the queued one", night, r.RunID)
 			}
 		}

@@ -7,20 +7,16 @@
 package importer
 
 import (
-	"archive/zip"
 	"context"
 	crand "crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +25,6 @@ import (
 	"github.com/etlhub/etlhub/importer/load"
 	"github.com/etlhub/etlhub/importer/logship"
 	"github.com/etlhub/etlhub/importer/oneroster"
-	"github.com/etlhub/etlhub/importer/upload"
 	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/retry"
@@ -221,32 +216,23 @@ func (c *Config) Validate(p *config.Problems) {
 	}
 }
 
-// Importer is the running importer: per tenant of its group, a detector
-// (one process at a time, by lease) that watches the inbox and queues
-// complete uploads, and a pool of workers that take queued runs, one per
-// tenant at a time, and carry them through from their checkpoints.
+// Importer is the running importer, in parts that each do one thing: the
+// run store (records, queues, leases and reports in Redis), the guard
+// (every call to Redis, MongoDB or a district's SFTP server through its
+// breaker, with retries), a detector per tenant of the group (one process
+// at a time, by lease) that watches the inbox and queues complete uploads,
+// and a pool of workers that take queued runs, one per tenant at a time,
+// and carry them through the stages from their checkpoints.
 type Importer struct {
-	cfg    *Config
-	log    *slog.Logger
-	rdb    *redis.Client
-	mongo  *mongo.Client
-	loader *load.Loader
-	id     string // this process, as a stream consumer and run owner
-	// breakers fail fast on a dependency that keeps failing: "redis",
-	// "mongo", and "sftp:<tenant>" for each tenant's endpoint.
-	breakers map[string]*breaker.Breaker
-	// policy spaces the retries of one call; attempts spaces the attempts
-	// of a run after a transient failure.
-	policy, attempts retry.Policy
-	tries            int
-	metrics          *metrics
-	// deps is what the importer sees of each dependency's calls
-	// (GET /api/v1/dependencies).
-	deps depStats
-	mu   sync.Mutex
-	// zips remembers bundles that already opened, by tenant, name, size and
-	// mtime, so a waiting bundle is not re-read on every poll.
-	zips map[upload.Entry]bool
+	cfg      *Config
+	log      *slog.Logger
+	rdb      *redis.Client
+	mongo    *mongo.Client
+	store    *runStore
+	guard    *guard
+	detector *detector
+	workers  *workers
+	metrics  *metrics
 }
 
 // New connects to Redis and MongoDB.
@@ -267,22 +253,29 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Importer, error) 
 	host, _ := os.Hostname()
 	var b [3]byte
 	crand.Read(b[:])
-	im := &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc,
-		loader:   &load.Loader{DB: mc.Database(cfg.Mongo.Database)},
-		id:       fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b),
-		breakers: map[string]*breaker.Breaker{}, zips: map[upload.Entry]bool{},
-		policy:   retry.Policy{Base: 300 * time.Millisecond, Max: 5 * time.Second, Factor: 2, Jitter: 0.5},
-		attempts: retry.Policy{Base: 2 * time.Second, Max: 2 * time.Minute, Factor: 2, Jitter: 0.5},
-		tries:    4}
-	bc := cfg.Breaker
-	for _, name := range []string{"redis", "mongo"} {
-		im.breakers[name] = breaker.New(name, bc.Threshold, bc.Cooldown, 10*bc.Cooldown)
+	return assemble(cfg, log, rdb, mc, fmt.Sprintf("%s:%d:%x", host, os.Getpid(), b)), nil
+}
+
+// assemble makes the importer's parts on its connections; id is this
+// process, as a queue consumer, lease holder and run owner. Without
+// MongoDB (mc nil) nothing can be loaded.
+func assemble(cfg *Config, log *slog.Logger, rdb *redis.Client, mc *mongo.Client, id string) *Importer {
+	st := &runStore{rdb: rdb, id: id, tenants: cfg.Tenants, heartbeat: cfg.Heartbeat}
+	g := newGuard(cfg, log)
+	m := newMetrics(cfg, st, g)
+	g.failures = m.failures
+	loader := &load.Loader{}
+	if mc != nil {
+		loader.DB = mc.Database(cfg.Mongo.Database)
 	}
-	for _, t := range cfg.Tenants {
-		im.breakers["sftp:"+t.Name] = breaker.New("sftp:"+t.Name, bc.Threshold, bc.Cooldown, 10*bc.Cooldown)
+	return &Importer{cfg: cfg, log: log, rdb: rdb, mongo: mc, store: st, guard: g, metrics: m,
+		detector: newDetector(cfg, log, st, g),
+		workers: &workers{store: st, rdb: rdb, guard: g, metrics: m, log: log, id: id, tenants: cfg.Tenants,
+			stages:  &stages{store: st, guard: g, loader: loader, workDir: cfg.WorkDir},
+			idle:    min(cfg.Poll, time.Second),
+			lockTTL: cfg.LockTTL, beat: cfg.Heartbeat, maxAttempts: cfg.MaxAttempts,
+			attempts: retry.Policy{Base: 2 * time.Second, Max: 2 * time.Minute, Factor: 2, Jitter: 0.5}},
 	}
-	im.metrics = newMetrics(im)
-	return im, nil
 }
 
 // Run serves the status API, watches every tenant and works the queue until
@@ -300,48 +293,26 @@ func (im *Importer) Run(ctx context.Context, ready func(addr string)) error {
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
-	im.log.Info("importer running", "worker", im.id, "tenants", len(im.cfg.Tenants), "workers", im.cfg.Workers)
+	im.log.Info("importer running", "worker", im.store.id, "tenants", len(im.cfg.Tenants), "workers", im.cfg.Workers)
 	var wg sync.WaitGroup
 	for _, t := range im.cfg.Tenants {
 		wg.Add(1)
-		go func() { defer wg.Done(); im.detect(ctx, t) }()
+		go func() { defer wg.Done(); im.detector.watch(ctx, t) }()
 	}
 	for i := 0; i < im.cfg.Workers; i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); im.work(ctx, i) }()
+		go func() { defer wg.Done(); im.workers.work(ctx, i) }()
 	}
 	wg.Wait()
 	return nil
 }
 
-// uploadFS is the upload as files: the zip bundle when there is one, the
-// downloaded directory otherwise.
-func uploadFS(dir string, names []string) (fs.FS, error) {
-	for _, n := range names {
-		if strings.HasSuffix(strings.ToLower(n), ".zip") {
-			zr, err := zip.OpenReader(filepath.Join(dir, n))
-			if err != nil {
-				return nil, fmt.Errorf("%s: not a complete zip: %w", n, err)
-			}
-			return zr, nil
-		}
-	}
-	return os.DirFS(dir), nil
-}
+// Runs are every tenant's runs in this process's group as observations,
+// oldest first per tenant. It fails when Redis cannot be read.
+func (im *Importer) Runs(ctx context.Context) ([]RunView, error) { return im.store.Runs(ctx) }
 
 // Breakers are the state of every dependency's circuit breaker.
-func (im *Importer) Breakers() []breaker.Snapshot {
-	names := make([]string, 0, len(im.breakers))
-	for n := range im.breakers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]breaker.Snapshot, 0, len(names))
-	for _, n := range names {
-		out = append(out, im.breakers[n].Snapshot())
-	}
-	return out
-}
+func (im *Importer) Breakers() []breaker.Snapshot { return im.guard.snapshots() }
 
 // authorized checks the bearer token (unless insecure_no_auth): only
 // "Authorization: Bearer TOKEN", compared in constant time; anything else is
@@ -380,7 +351,7 @@ func (im *Importer) handler() http.Handler {
 			return
 		}
 		id := r.URL.Query().Get("run_id")
-		body, err := im.rdb.Get(r.Context(), reportKey(id)).Bytes()
+		body, err := im.store.report(r.Context(), id)
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case errors.Is(err, redis.Nil) || id == "":

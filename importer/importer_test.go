@@ -313,7 +313,7 @@ func TestScheduleOpensAWaitingRun(t *testing.T) {
 		t.Fatal(p)
 	}
 	ctx := context.Background()
-	im := &Importer{cfg: cfg, rdb: redis.NewClient(&redis.Options{Addr: rds.Addr}), log: slog.New(slog.DiscardHandler)}
+	im := assemble(cfg, slog.New(slog.DiscardHandler), redis.NewClient(&redis.Options{Addr: rds.Addr}), nil, "test")
 	defer im.rdb.Close()
 	runs := func() []RunView {
 		t.Helper()
@@ -329,12 +329,12 @@ func TestScheduleOpensAWaitingRun(t *testing.T) {
 	if !next.Equal(due) {
 		t.Fatalf("next start %v", next)
 	}
-	if n, err := im.open(ctx, tc, next, due.Add(-time.Second)); err != nil || !n.Equal(due) || len(runs()) != 0 {
+	if n, err := im.detector.open(ctx, tc, next, due.Add(-time.Second)); err != nil || !n.Equal(due) || len(runs()) != 0 {
 		t.Fatal("opened before the schedule")
 	}
-	n, err := im.open(ctx, tc, next, due.Add(10*time.Second))
+	n, err := im.detector.open(ctx, tc, next, due.Add(10*time.Second))
 	rs := runs()
-	if err != nil || len(rs) != 1 || rs[0].State != model.StateWaiting || rs[0].Stage != "awaiting_files" || !rs[0].StartedAt.Equal(due) ||
+	if err != nil || len(rs) != 1 || rs[0].State != model.StateWaiting || rs[0].Stage != model.StageAwaitingFiles || !rs[0].StartedAt.Equal(due) ||
 		rs[0].RunID != "dade/roster-import/2026-09-01#1" {
 		t.Fatalf("runs = %+v (%v)", rs, err)
 	}
@@ -342,7 +342,7 @@ func TestScheduleOpensAWaitingRun(t *testing.T) {
 		t.Fatalf("next %v", n)
 	}
 	// An open run is not doubled the next day.
-	im.open(ctx, tc, n, n.Add(time.Second))
+	im.detector.open(ctx, tc, n, n.Add(time.Second))
 	if len(runs()) != 1 {
 		t.Fatal("a second waiting run opened while one is open")
 	}
@@ -466,14 +466,14 @@ func TestQueueEntryWithoutItsRun(t *testing.T) {
 	rds := testsrv.StartRedis(t)
 	ctx := context.Background()
 	cfg := &Config{LockTTL: time.Minute, Tenants: []TenantConfig{{Name: "dade"}}}
-	im := &Importer{cfg: cfg, rdb: redis.NewClient(&redis.Options{Addr: rds.Addr}), log: slog.New(slog.DiscardHandler), id: "test"}
+	im := assemble(cfg, slog.New(slog.DiscardHandler), redis.NewClient(&redis.Options{Addr: rds.Addr}), nil, "test")
 	defer im.rdb.Close()
-	if err := im.ensureGroup(ctx, "dade"); err != nil {
+	if err := im.store.ensureGroup(ctx, "dade"); err != nil {
 		t.Fatal(err)
 	}
 	im.rdb.Set(ctx, activeKey("dade"), "dade/roster-import/2026-09-01#1", 0)
 	im.rdb.XAdd(ctx, &redis.XAddArgs{Stream: queueKey("dade"), Values: []any{"run_id", "dade/roster-import/2026-09-01#1"}})
-	if im.tryTenant(ctx, cfg.Tenants[0]) {
+	if im.workers.tryTenant(ctx, cfg.Tenants[0]) {
 		t.Fatal("worked on a run that does not exist")
 	}
 	if n, _ := im.rdb.Exists(ctx, activeKey("dade")).Result(); n != 0 {

@@ -26,7 +26,7 @@ type metrics struct {
 // outcomes are the ends of a run attempt.
 var outcomes = []string{"succeeded", "failed", "retrying", "lost", "stopped"}
 
-func newMetrics(im *Importer) *metrics {
+func newMetrics(cfg *Config, st *runStore, g *guard) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "etlhub_importer_dependency_failures_total",
 			Help: "Failed calls to a dependency (redis, mongo, sftp:<tenant>), each retried or failed fast."}, []string{"dependency"}),
@@ -39,11 +39,11 @@ func newMetrics(im *Importer) *metrics {
 		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}}, []string{"tenant", "outcome"})
 	m.reg.MustRegister(m.failures, m.attempts, m.durations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo(im.cfg.Version), &queueCollector{im: im, depth: prometheus.NewDesc("etlhub_importer_queue_depth",
+		buildInfo(cfg.Version), &queueCollector{store: st, depth: prometheus.NewDesc("etlhub_importer_queue_depth",
 			"Runs queued or in progress on the tenant's Redis stream.", []string{"tenant"}, nil),
 			up: prometheus.NewDesc("etlhub_importer_queue_scrape_ok", "1 when the queue depths could be read from Redis for this scrape.", nil, nil)})
 	// Every series exists from the start, so increase() sees the first one.
-	for _, t := range im.cfg.Tenants {
+	for _, t := range cfg.Tenants {
 		for _, o := range outcomes {
 			m.attempts.WithLabelValues(t.Name, o)
 		}
@@ -51,10 +51,10 @@ func newMetrics(im *Importer) *metrics {
 	for _, d := range []string{"redis", "mongo"} {
 		m.failures.WithLabelValues(d)
 	}
-	for _, t := range im.cfg.Tenants {
+	for _, t := range cfg.Tenants {
 		m.failures.WithLabelValues("sftp:" + t.Name)
 	}
-	for name, b := range im.breakers {
+	for name, b := range g.breakers {
 		for _, st := range []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open} {
 			m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "etlhub_importer_breaker_state",
 				Help:        "1 for the state each dependency's circuit breaker is in.",
@@ -77,7 +77,7 @@ func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, pro
 
 // queueCollector reads each tenant's queue length from Redis at scrape time.
 type queueCollector struct {
-	im        *Importer
+	store     *runStore
 	depth, up *prometheus.Desc
 }
 
@@ -86,16 +86,16 @@ func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- q.depth; c
 func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	pipe := q.im.rdb.Pipeline()
-	lens := make([]*redis.IntCmd, len(q.im.cfg.Tenants))
-	for i, t := range q.im.cfg.Tenants {
+	pipe := q.store.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, len(q.store.tenants))
+	for i, t := range q.store.tenants {
 		lens[i] = pipe.XLen(ctx, queueKey(t.Name))
 	}
 	ok := 1.0
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		ok = 0
 	}
-	for i, t := range q.im.cfg.Tenants {
+	for i, t := range q.store.tenants {
 		n, err := lens[i].Result()
 		if err == redis.Nil {
 			n, err = 0, nil

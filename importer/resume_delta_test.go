@@ -38,7 +38,7 @@ func killedWorkerResumes(t *testing.T, version string) {
 	}
 	copyRoster(t, src, filepath.Join(sshd.Root, "dade"))
 	r := c.waitFor("dade", "a third of the roster loaded", 3*time.Minute, func(r *record) bool {
-		return r.Obs.State.Terminal() || (r.Obs.Stage == "loading" && r.Obs.RowsDone >= int64(counts.Total()/3))
+		return r.Obs.State.Terminal() || (r.Obs.Stage == model.StageLoading && r.Obs.RowsDone >= int64(counts.Total()/3))
 	})
 	if r.Obs.State.Terminal() {
 		t.Fatalf("the import ended (%s) before the kill: make the roster larger", r.Obs.State)

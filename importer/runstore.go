@@ -41,6 +41,62 @@ const consumerGroup = "importers"
 // keepRuns is how many runs per tenant the store keeps.
 const keepRuns = 50
 
+// runStore is the runs in Redis (the keys above) for one process of the
+// group: records, each tenant's open and active run, its queue (a stream
+// with one consumer group), the detector's lease and the reports. Every
+// write that races another process is one Lua script.
+type runStore struct {
+	rdb *redis.Client
+	// id is this process: the queue's consumer, the detector lease's holder.
+	id string
+	// tenants are the group's, whose runs Runs lists.
+	tenants []TenantConfig
+	// heartbeat is the workers' interval: a running run three heartbeats
+	// old is shown stale.
+	heartbeat time.Duration
+}
+
+var leaseScript = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if not v then redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2]) return 1 end
+if v == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) return 1 end
+return 0`)
+
+// holdDetector takes the tenant's detector lease for this process, or
+// keeps it for ttl more, and says whether this process holds it.
+func (s *runStore) holdDetector(ctx context.Context, tenant string, ttl time.Duration) (bool, error) {
+	held, err := leaseScript.Run(ctx, s.rdb, []string{detectKey(tenant)}, s.id, ttl.Milliseconds()).Int()
+	return held == 1, err
+}
+
+// active is the tenant's run queued or in progress, "" when none.
+func (s *runStore) active(ctx context.Context, tenant string) (string, error) {
+	return s.get(ctx, activeKey(tenant))
+}
+
+// waiting is the tenant's run waiting for files, "" when none.
+func (s *runStore) waiting(ctx context.Context, tenant string) (string, error) {
+	return s.get(ctx, openKey(tenant))
+}
+
+func (s *runStore) get(ctx context.Context, key string) (string, error) {
+	v, err := s.rdb.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
+}
+
+// saveReport keeps a run's data-quality report and decision for 30 days.
+func (s *runStore) saveReport(ctx context.Context, runID string, body []byte) error {
+	return s.rdb.Set(ctx, reportKey(runID), body, 30*24*time.Hour).Err()
+}
+
+// report is a run's report and decision; redis.Nil when there is none.
+func (s *runStore) report(ctx context.Context, runID string) ([]byte, error) {
+	return s.rdb.Get(ctx, reportKey(runID)).Bytes()
+}
+
 // record is a run as stored: its observation and what a worker needs to
 // resume it.
 type record struct {
@@ -65,6 +121,30 @@ type checkpoint struct {
 	Load       load.Checkpoint      `json:"load,omitempty"`
 	Published  bool                 `json:"published,omitempty"`
 	Archived   bool                 `json:"archived,omitempty"`
+}
+
+// summary says what is done, for the log of a resumed run.
+func (c checkpoint) summary() string {
+	var done []string
+	for _, s := range []struct {
+		ok   bool
+		name string
+	}{{c.Downloaded, "downloaded"}, {c.Validated, "validated"}, {c.Published, "published"}, {c.Archived, "archived"}} {
+		if s.ok {
+			done = append(done, s.name)
+		}
+	}
+	if !c.Published && len(c.Load) > 0 {
+		rows := 0
+		for _, m := range c.Load {
+			rows += m.Rows
+		}
+		done = append(done, fmt.Sprintf("%d rows loaded", rows))
+	}
+	if len(done) == 0 {
+		return "nothing done yet"
+	}
+	return strings.Join(done, ", ")
 }
 
 // Outage is a spell of failed calls to one dependency during a run.
@@ -98,7 +178,7 @@ return 1`)
 
 // save writes a run's record; with a lock, only while the lock is held (a
 // worker that lost its lock cannot overwrite its successor's progress).
-func (im *Importer) save(ctx context.Context, rec *record, lock *coord.Lock) error {
+func (s *runStore) save(ctx context.Context, rec *record, lock *coord.Lock) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -107,7 +187,7 @@ func (im *Importer) save(ctx context.Context, rec *record, lock *coord.Lock) err
 	if lock != nil {
 		owner, lk = lock.Owner(), coord.LockKey(lock.Tenant)
 	}
-	n, err := saveScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), lk}, b, owner).Int()
+	n, err := saveScript.Run(ctx, s.rdb, []string{runKey(rec.Obs.RunID), lk}, b, owner).Int()
 	if err != nil {
 		return fmt.Errorf("redis save run %s: %w", rec.Obs.RunID, err)
 	}
@@ -117,8 +197,8 @@ func (im *Importer) save(ctx context.Context, rec *record, lock *coord.Lock) err
 	return nil
 }
 
-func (im *Importer) loadRecord(ctx context.Context, id string) (*record, error) {
-	b, err := im.rdb.Get(ctx, runKey(id)).Bytes()
+func (s *runStore) loadRecord(ctx context.Context, id string) (*record, error) {
+	b, err := s.rdb.Get(ctx, runKey(id)).Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("redis read run %s: %w", id, err)
 	}
@@ -144,19 +224,19 @@ return ARGV[1]`)
 // It returns nil while a run of the tenant is queued or in progress, and
 // created says whether this call opened the run. A lost race leaves a
 // gap in the run numbers, never a second run.
-func (im *Importer) openRecord(ctx context.Context, t TenantConfig, started time.Time) (rec *record, created bool, err error) {
+func (s *runStore) openRecord(ctx context.Context, t TenantConfig, started time.Time) (rec *record, created bool, err error) {
 	day := started.UTC().Format("2006-01-02")
-	n, err := im.rdb.Incr(ctx, seqKey(t.Name, day)).Result()
+	n, err := s.rdb.Incr(ctx, seqKey(t.Name, day)).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("redis run number: %w", err)
 	}
-	im.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
+	s.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
 	started = started.UTC()
 	rec = &record{Obs: model.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
-		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: model.StateWaiting, Stage: "awaiting_files",
+		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: model.StateWaiting, Stage: model.StageAwaitingFiles,
 		StartedAt: &started, UpdatedAt: &started}}
 	b, _ := json.Marshal(rec)
-	id, err := openScript.Run(ctx, im.rdb, []string{openKey(t.Name), activeKey(t.Name), runKey(rec.Obs.RunID), indexKey(t.Name)},
+	id, err := openScript.Run(ctx, s.rdb, []string{openKey(t.Name), activeKey(t.Name), runKey(rec.Obs.RunID), indexKey(t.Name)},
 		rec.Obs.RunID, b, started.UnixMilli()).Text()
 	switch {
 	case err != nil:
@@ -164,10 +244,10 @@ func (im *Importer) openRecord(ctx context.Context, t TenantConfig, started time
 	case id == "":
 		return nil, false, nil
 	case id != rec.Obs.RunID:
-		rec, err = im.loadRecord(ctx, id)
+		rec, err = s.loadRecord(ctx, id)
 		return rec, false, err
 	}
-	im.trim(ctx, t.Name)
+	s.trim(ctx, t.Name)
 	return rec, true, nil
 }
 
@@ -179,24 +259,24 @@ return 1`)
 // saveOpen writes the record of a run waiting for files while it is still
 // the tenant's open run: a poll that lost a race to another process's
 // queueing cannot turn the queued run back into a waiting one.
-func (im *Importer) saveOpen(ctx context.Context, rec *record) error {
+func (s *runStore) saveOpen(ctx context.Context, rec *record) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if err := saveOpenScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), openKey(rec.Obs.Tenant)}, b, rec.Obs.RunID).Err(); err != nil {
+	if err := saveOpenScript.Run(ctx, s.rdb, []string{runKey(rec.Obs.RunID), openKey(rec.Obs.Tenant)}, b, rec.Obs.RunID).Err(); err != nil {
 		return fmt.Errorf("redis save run %s: %w", rec.Obs.RunID, err)
 	}
 	return nil
 }
 
 // trim forgets a tenant's oldest runs beyond keepRuns.
-func (im *Importer) trim(ctx context.Context, tenant string) {
-	old, err := im.rdb.ZRange(ctx, indexKey(tenant), 0, int64(-keepRuns-1)).Result()
+func (s *runStore) trim(ctx context.Context, tenant string) {
+	old, err := s.rdb.ZRange(ctx, indexKey(tenant), 0, int64(-keepRuns-1)).Result()
 	if err != nil || len(old) == 0 {
 		return
 	}
-	pipe := im.rdb.TxPipeline()
+	pipe := s.rdb.TxPipeline()
 	for _, id := range old {
 		pipe.Del(ctx, runKey(id), reportKey(id))
 	}
@@ -224,24 +304,24 @@ return 1`)
 // step and only while it is the tenant's open run and nothing of the
 // tenant is active: the run is queued once, and the tenant active, or
 // neither. queued is false when another process got there first.
-func (im *Importer) enqueue(ctx context.Context, rec *record) (queued bool, err error) {
+func (s *runStore) enqueue(ctx context.Context, rec *record) (queued bool, err error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return false, err
 	}
 	t := rec.Obs.Tenant
-	if err := im.ensureGroup(ctx, t); err != nil {
+	if err := s.ensureGroup(ctx, t); err != nil {
 		return false, err
 	}
-	n, err := enqueueScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), activeKey(t), openKey(t), queueKey(t)}, b, rec.Obs.RunID).Int()
+	n, err := enqueueScript.Run(ctx, s.rdb, []string{runKey(rec.Obs.RunID), activeKey(t), openKey(t), queueKey(t)}, b, rec.Obs.RunID).Int()
 	if err != nil {
 		return false, fmt.Errorf("redis enqueue %s: %w", rec.Obs.RunID, err)
 	}
 	return n == 1, nil
 }
 
-func (im *Importer) ensureGroup(ctx context.Context, tenant string) error {
-	err := im.rdb.XGroupCreateMkStream(ctx, queueKey(tenant), consumerGroup, "0").Err()
+func (s *runStore) ensureGroup(ctx context.Context, tenant string) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, queueKey(tenant), consumerGroup, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return fmt.Errorf("redis queue %s: %w", tenant, err)
 	}
@@ -258,13 +338,13 @@ return 1`)
 
 // finish writes a run's terminal record, acknowledges its queue entry and
 // frees the tenant, atomically and only while holding the lock.
-func (im *Importer) finish(ctx context.Context, rec *record, msgID string, lock *coord.Lock) error {
+func (s *runStore) finish(ctx context.Context, rec *record, msgID string, lock *coord.Lock) error {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	t := rec.Obs.Tenant
-	n, err := finishScript.Run(ctx, im.rdb, []string{runKey(rec.Obs.RunID), queueKey(t), activeKey(t), coord.LockKey(t)},
+	n, err := finishScript.Run(ctx, s.rdb, []string{runKey(rec.Obs.RunID), queueKey(t), activeKey(t), coord.LockKey(t)},
 		b, msgID, lock.Owner(), rec.Obs.RunID).Int()
 	if err != nil {
 		return fmt.Errorf("redis finish %s: %w", rec.Obs.RunID, err)
@@ -282,18 +362,18 @@ if redis.call("GET", KEYS[2]) == ARGV[2] then redis.call("DEL", KEYS[2]) end
 return 1`)
 
 // drop removes a queue entry whose run is gone, and frees the tenant.
-func (im *Importer) drop(ctx context.Context, tenant, msgID, runID string) error {
-	return dropScript.Run(ctx, im.rdb, []string{queueKey(tenant), activeKey(tenant)}, msgID, runID).Err()
+func (s *runStore) drop(ctx context.Context, tenant, msgID, runID string) error {
+	return dropScript.Run(ctx, s.rdb, []string{queueKey(tenant), activeKey(tenant)}, msgID, runID).Err()
 }
 
 // claim takes the tenant's next queue entry for this worker, which holds the
 // tenant's lock: first an entry a dead worker left pending (XAUTOCLAIM;
 // while the lock is held, no living worker has one), then a new one.
-func (im *Importer) claim(ctx context.Context, tenant string) (msgID, runID string, err error) {
-	msgs, _, err := im.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: queueKey(tenant), Group: consumerGroup,
-		Consumer: im.id, MinIdle: 0, Start: "0-0", Count: 1}).Result()
+func (s *runStore) claim(ctx context.Context, tenant string) (msgID, runID string, err error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: queueKey(tenant), Group: consumerGroup,
+		Consumer: s.id, MinIdle: 0, Start: "0-0", Count: 1}).Result()
 	if err != nil && isNoGroup(err) {
-		if err := im.ensureGroup(ctx, tenant); err != nil {
+		if err := s.ensureGroup(ctx, tenant); err != nil {
 			return "", "", err
 		}
 		msgs, _, err = nil, "", nil
@@ -302,7 +382,7 @@ func (im *Importer) claim(ctx context.Context, tenant string) (msgID, runID stri
 		return "", "", fmt.Errorf("redis xautoclaim %s: %w", tenant, err)
 	}
 	if len(msgs) == 0 {
-		streams, err := im.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: consumerGroup, Consumer: im.id,
+		streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: consumerGroup, Consumer: s.id,
 			Streams: []string{queueKey(tenant), ">"}, Count: 1, Block: -1}).Result()
 		if errors.Is(err, redis.Nil) {
 			return "", "", nil
@@ -323,13 +403,13 @@ func (im *Importer) claim(ctx context.Context, tenant string) (msgID, runID stri
 
 func isNoGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOGROUP") }
 
-// Runs are every tenant's runs in this process's group as observations,
-// oldest first per tenant. It fails when Redis cannot be read.
-func (im *Importer) Runs(ctx context.Context) ([]RunView, error) {
+// Runs are every tenant's runs in the group as observations, oldest first
+// per tenant. It fails when Redis cannot be read.
+func (s *runStore) Runs(ctx context.Context) ([]RunView, error) {
 	now := time.Now().UTC()
 	var out []RunView
-	for _, t := range im.cfg.Tenants {
-		ids, err := im.rdb.ZRange(ctx, indexKey(t.Name), 0, -1).Result()
+	for _, t := range s.tenants {
+		ids, err := s.rdb.ZRange(ctx, indexKey(t.Name), 0, -1).Result()
 		if err != nil {
 			return nil, fmt.Errorf("redis list runs: %w", err)
 		}
@@ -340,31 +420,31 @@ func (im *Importer) Runs(ctx context.Context) ([]RunView, error) {
 		for i, id := range ids {
 			keys[i] = runKey(id)
 		}
-		vals, err := im.rdb.MGet(ctx, keys...).Result()
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
 			return nil, fmt.Errorf("redis read runs: %w", err)
 		}
 		for _, v := range vals {
-			s, ok := v.(string)
+			js, ok := v.(string)
 			if !ok {
 				continue
 			}
 			var rec record
-			if json.Unmarshal([]byte(s), &rec) != nil {
+			if json.Unmarshal([]byte(js), &rec) != nil {
 				continue
 			}
-			out = append(out, im.view(&rec, now))
+			out = append(out, s.view(&rec, now))
 		}
 	}
 	return out, nil
 }
 
-func (im *Importer) view(rec *record, now time.Time) RunView {
+func (s *runStore) view(rec *record, now time.Time) RunView {
 	o := rec.Obs
 	o.At = now
 	v := RunView{Observation: o, UploadCompletedAt: rec.UploadCompletedAt, Retries: rec.Retries,
 		Outages: rec.Outages, RetryAt: rec.RetryAt, Worker: rec.Worker}
 	v.Stale = o.State == model.StateRunning && rec.RetryAt == nil && o.UpdatedAt != nil &&
-		now.Sub(*o.UpdatedAt) > 3*im.cfg.Heartbeat
+		now.Sub(*o.UpdatedAt) > 3*s.heartbeat
 	return v
 }

@@ -5,47 +5,72 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/etlhub/etlhub/importer/coord"
 	"github.com/etlhub/etlhub/importer/inbox"
-	"github.com/etlhub/etlhub/importer/load"
-	"github.com/etlhub/etlhub/importer/oneroster"
-	"github.com/etlhub/etlhub/internal/breaker"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/model"
 	"github.com/redis/go-redis/v9"
 )
 
+// workers are the process's pool: each worker goes round the group's
+// tenants and takes a queued run of a tenant whose lock it gets; holding
+// the lock, it renews it with a heartbeat, carries the run through the
+// stages from its checkpoint, and ends it or schedules its next attempt.
+type workers struct {
+	store  workStore
+	rdb    *redis.Client // the tenants' locks (coord)
+	guard  *guard
+	stages *stages
+	// metrics counts the attempts by outcome and times them.
+	metrics *metrics
+	log     *slog.Logger
+	id      string // this process, as a run's worker
+	tenants []TenantConfig
+	// idle is how long a worker waits when no tenant had work for it.
+	idle time.Duration
+	// lockTTL is the tenant lock's; every beat the lock is renewed and
+	// the run's progress saved.
+	lockTTL, beat time.Duration
+	maxAttempts   int
+	// attempts spaces the attempts of a run after a transient failure.
+	attempts retry.Policy
+}
+
+// workStore is what the workers need of the run store.
+type workStore interface {
+	active(ctx context.Context, tenant string) (string, error)
+	claim(ctx context.Context, tenant string) (msgID, runID string, err error)
+	loadRecord(ctx context.Context, id string) (*record, error)
+	drop(ctx context.Context, tenant, msgID, runID string) error
+	save(ctx context.Context, rec *record, lock *coord.Lock) error
+	finish(ctx context.Context, rec *record, msgID string, lock *coord.Lock) error
+}
+
 // work is one worker: it goes round the group's tenants, each worker
 // starting at a different one, and takes a queued run of a tenant whose lock
 // it gets. The lock makes a tenant's concurrency one, so a tenant with many
 // uploads cannot hold more than one worker while others wait.
-func (im *Importer) work(ctx context.Context, n int) {
-	tenants := im.cfg.Tenants
-	idle := min(im.cfg.Poll, time.Second)
+func (w *workers) work(ctx context.Context, n int) {
+	tenants := w.tenants
 	for i := n; ctx.Err() == nil; i++ {
 		busy := false
 		for k := range tenants {
 			if ctx.Err() != nil {
 				return
 			}
-			if im.tryTenant(ctx, tenants[(i+k)%len(tenants)]) {
+			if w.tryTenant(ctx, tenants[(i+k)%len(tenants)]) {
 				busy = true
 			}
 		}
 		if !busy {
 			select {
 			case <-ctx.Done():
-			case <-time.After(idle):
+			case <-time.After(w.idle):
 			}
 		}
 	}
@@ -54,43 +79,43 @@ func (im *Importer) work(ctx context.Context, n int) {
 // tryTenant works on the tenant's queued run if it has one, no other worker
 // holds the tenant, and the run is not waiting out a backoff; it says
 // whether it did.
-func (im *Importer) tryTenant(ctx context.Context, t TenantConfig) bool {
-	active, err := im.rdb.Get(ctx, activeKey(t.Name)).Result()
+func (w *workers) tryTenant(ctx context.Context, t TenantConfig) bool {
+	active, err := w.store.active(ctx, t.Name)
 	if active == "" || err != nil {
 		return false
 	}
-	lock, err := coord.Acquire(ctx, im.rdb, t.Name, im.cfg.LockTTL)
+	lock, err := coord.Acquire(ctx, w.rdb, t.Name, w.lockTTL)
 	if err != nil {
 		return false
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
-	msgID, runID, err := im.claim(ctx, t.Name)
+	msgID, runID, err := w.store.claim(ctx, t.Name)
 	if err != nil || msgID == "" {
 		if err != nil && ctx.Err() == nil {
-			im.log.Warn("queue read failed", "tenant", t.Name, "run_id", active, "error", err)
+			w.log.Warn("queue read failed", "tenant", t.Name, "run_id", active, "error", err)
 		}
 		return false
 	}
-	rec, err := im.loadRecord(ctx, runID)
+	rec, err := w.store.loadRecord(ctx, runID)
 	if errors.Is(err, redis.Nil) {
 		// The entry names a run Redis no longer has (its data was lost):
 		// drop the entry rather than hold the tenant up for ever.
-		im.log.Error("queued run not found; its queue entry is dropped", "tenant", t.Name, "run_id", runID, "stage", "queued", "attempt", 0)
-		im.drop(ctx, t.Name, msgID, runID)
+		w.log.Error("queued run not found; its queue entry is dropped", "tenant", t.Name, "run_id", runID, "stage", model.StageQueued, "attempt", 0)
+		w.store.drop(ctx, t.Name, msgID, runID)
 		return false
 	}
 	if err != nil {
-		im.log.Warn("queued run unreadable", "tenant", t.Name, "run_id", runID, "error", err)
+		w.log.Warn("queued run unreadable", "tenant", t.Name, "run_id", runID, "error", err)
 		return false
 	}
 	if rec.Obs.State.Terminal() { // finished, but the worker died before acknowledging
-		im.finish(ctx, rec, msgID, lock)
+		w.store.finish(ctx, rec, msgID, lock)
 		return false
 	}
 	if rec.RetryAt != nil && time.Now().Before(*rec.RetryAt) {
 		return false
 	}
-	im.run(ctx, t, lock, msgID, rec)
+	w.run(ctx, t, lock, msgID, rec)
 	return true
 }
 
@@ -102,15 +127,18 @@ type attempt struct {
 	lock *coord.Lock
 	conn *inbox.Client
 	open map[string]int // dependency -> index of its open outage in rec.Outages
+	// base and worker make the run's logger.
+	base   *slog.Logger
+	worker string
 }
 
-// log is the logger for the run's lines: tenant, run_id, stage and attempt
-// on every one.
-func (im *Importer) runLog(a *attempt) *slog.Logger {
+// logger is the logger for the run's lines: tenant, run_id, stage and
+// attempt on every one.
+func (a *attempt) logger() *slog.Logger {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	o := a.rec.Obs
-	return im.log.With("tenant", o.Tenant, "run_id", o.RunID, "stage", o.Stage, "attempt", o.Attempt, "worker", im.id)
+	return a.base.With("tenant", o.Tenant, "run_id", o.RunID, "stage", o.Stage, "attempt", o.Attempt, "worker", a.worker)
 }
 
 func (a *attempt) update(f func(r *record)) {
@@ -159,88 +187,14 @@ func (a *attempt) recovered(dep string, now time.Time) {
 	}
 }
 
-// permanent marks an error that another attempt would not fix.
-type permanent struct{ error }
-
-func (p permanent) Unwrap() error { return p.error }
-
 // errLockUnknown: Redis could not be reached for longer than the lock's TTL,
 // so another worker may hold the tenant now.
 var errLockUnknown = errors.New("the tenant lock could not be renewed for longer than its TTL")
 
-// guarded calls fn through a dependency's breaker, retrying with backoff and
-// jitter while the breaker lets it; a (may be nil) records the failures.
-func (im *Importer) guarded(ctx context.Context, a *attempt, dep string, fn func() error) error {
-	b := im.breakers[dep]
-	try := 0
-	return retry.Do(ctx, im.policy, im.tries, rand.Float64, func(err error) bool {
-		return !errors.Is(err, breaker.ErrOpen) && !errors.Is(err, coord.ErrHeld) &&
-			!errors.Is(err, coord.ErrLost) && !errors.As(err, new(permanent)) && ctx.Err() == nil
-	}, func() error {
-		try++
-		now := time.Now()
-		if err := b.Allow(now); err != nil {
-			if a != nil {
-				a.failed(dep, err, now.UTC())
-			}
-			return err
-		}
-		end, abandon := im.deps.begin(dep)
-		err := fn()
-		switch {
-		case err == nil || errors.Is(err, coord.ErrHeld) || errors.Is(err, coord.ErrLost) || errors.As(err, new(permanent)):
-			end(false)
-			b.Record(time.Now(), nil) // the dependency answered
-			if a != nil {
-				a.recovered(dep, time.Now().UTC())
-			}
-		case ctx.Err() == nil:
-			end(true)
-			b.Record(time.Now(), err)
-			im.metrics.failures.WithLabelValues(dep).Inc()
-			l := im.log
-			if a != nil {
-				a.failed(dep, err, time.Now().UTC())
-				l = im.runLog(a)
-			}
-			l.Warn("dependency call failed", "dependency", dep, "try", try, "of", im.tries, "error", err)
-		default:
-			abandon()
-			b.Abandon() // cancelled: the call's outcome says nothing of the dependency
-		}
-		return err
-	})
-}
-
-// sftp calls fn with the run's SFTP connection, dialling it when there is
-// none; a failed call drops the connection so the retry dials afresh.
-func (im *Importer) sftp(ctx context.Context, a *attempt, fn func(c *inbox.Client) error) error {
-	return im.guarded(ctx, a, "sftp:"+a.t.Name, func() error {
-		if a.conn == nil {
-			c, err := inbox.Dial(ctx, a.t.SFTP)
-			if err != nil {
-				return err
-			}
-			a.conn = c
-		}
-		err := fn(a.conn)
-		if err != nil {
-			a.conn.Close()
-			a.conn = nil
-		}
-		return err
-	})
-}
-
-// checkpoint saves the run's record now, through the Redis breaker.
-func (im *Importer) checkpoint(ctx context.Context, a *attempt) error {
-	return im.guarded(ctx, a, "redis", func() error { return im.save(ctx, a.snapshot(), a.lock) })
-}
-
 // run is one attempt at a run, holding the tenant's lock: it resumes from
 // the run's checkpoint and ends it, or schedules the next attempt.
-func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, msgID string, rec *record) {
-	a := &attempt{rec: rec, t: t, lock: lock, open: map[string]int{}}
+func (w *workers) run(ctx context.Context, t TenantConfig, lock *coord.Lock, msgID string, rec *record) {
+	a := &attempt{rec: rec, t: t, lock: lock, open: map[string]int{}, base: w.log, worker: w.id}
 	began := time.Now()
 	for i, o := range rec.Outages { // outages an earlier attempt left open
 		if o.To == nil {
@@ -249,12 +203,12 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	}
 	a.update(func(r *record) {
 		r.Obs.Attempt++
-		r.Obs.State, r.Obs.Error, r.RetryAt, r.Worker = model.StateRunning, "", nil, im.id
-		if r.Obs.Stage == "queued" {
-			r.Obs.Stage = "downloading"
+		r.Obs.State, r.Obs.Error, r.RetryAt, r.Worker = model.StateRunning, "", nil, w.id
+		if r.Obs.Stage == model.StageQueued {
+			r.Obs.Stage = model.StageDownloading
 		}
 	})
-	log := im.runLog(a)
+	log := a.logger()
 	if rec.Obs.Attempt > 1 {
 		log.Info("run resumed", "checkpoint", rec.Checkpoint.summary())
 	} else {
@@ -264,10 +218,10 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	defer cancel(nil)
 	var beats sync.WaitGroup
 	beats.Add(1)
-	go func() { defer beats.Done(); im.heartbeat(runCtx, a, cancel) }()
-	err := im.checkpoint(runCtx, a)
+	go func() { defer beats.Done(); w.heartbeat(runCtx, a, cancel) }()
+	err := w.stages.checkpoint(runCtx, a)
 	if err == nil {
-		err = im.stages(runCtx, a)
+		err = w.stages.run(runCtx, a)
 	}
 	if cause := context.Cause(runCtx); cause != nil && ctx.Err() == nil && !errors.Is(cause, context.Canceled) {
 		err = cause
@@ -277,7 +231,7 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 	if a.conn != nil {
 		a.conn.Close()
 	}
-	log = im.runLog(a)
+	log = a.logger()
 	now := time.Now().UTC()
 	a.mu.Lock()
 	attemptNo := a.rec.Obs.Attempt
@@ -293,11 +247,11 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 			}
 		})
 		fctx := context.WithoutCancel(ctx)
-		if err := im.guarded(fctx, a, "redis", func() error { return im.finish(fctx, a.snapshot(), msgID, lock) }); err != nil {
+		if err := w.guard.call(fctx, a, "redis", func() error { return w.store.finish(fctx, a.snapshot(), msgID, lock) }); err != nil {
 			log.Error("run ended but could not be recorded; the next worker will record it", "state", state, "error", err)
 		}
-		im.metrics.attempts.WithLabelValues(t.Name, outcome).Inc()
-		im.metrics.durations.WithLabelValues(t.Name, outcome).Observe(time.Since(began).Seconds())
+		w.metrics.attempts.WithLabelValues(t.Name, outcome).Inc()
+		w.metrics.durations.WithLabelValues(t.Name, outcome).Observe(time.Since(began).Seconds())
 	}
 	switch {
 	case err == nil:
@@ -307,28 +261,28 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 		a.mu.Unlock()
 		log.Info("run succeeded", "rows", rows, "quality", q)
 	case errors.Is(err, coord.ErrLost) || errors.Is(err, errLockUnknown):
-		im.metrics.attempts.WithLabelValues(t.Name, "lost").Inc()
-		im.metrics.durations.WithLabelValues(t.Name, "lost").Observe(time.Since(began).Seconds())
+		w.metrics.attempts.WithLabelValues(t.Name, "lost").Inc()
+		w.metrics.durations.WithLabelValues(t.Name, "lost").Observe(time.Since(began).Seconds())
 		log.Warn("run abandoned: the tenant lock was lost; the worker that holds it continues the run", "error", err)
 	case ctx.Err() != nil:
-		im.metrics.attempts.WithLabelValues(t.Name, "stopped").Inc()
-		im.metrics.durations.WithLabelValues(t.Name, "stopped").Observe(time.Since(began).Seconds())
-		im.save(context.WithoutCancel(ctx), a.snapshot(), lock)
+		w.metrics.attempts.WithLabelValues(t.Name, "stopped").Inc()
+		w.metrics.durations.WithLabelValues(t.Name, "stopped").Observe(time.Since(began).Seconds())
+		w.store.save(context.WithoutCancel(ctx), a.snapshot(), lock)
 		log.Info("run paused: the importer is stopping; another worker resumes it")
-	case errors.As(err, new(permanent)) || attemptNo >= im.cfg.MaxAttempts:
+	case errors.As(err, new(permanent)) || attemptNo >= w.maxAttempts:
 		a.update(func(r *record) { r.Obs.Error = model.Clip(err.Error(), model.MaxErrorLen) })
 		end(model.StateFailed, "failed")
 		log.Error("run failed", "error", err)
 	default:
-		at := im.attempts.NextAt(now, attemptNo, rand.Float64())
+		at := w.attempts.NextAt(now, attemptNo, rand.Float64())
 		a.update(func(r *record) {
 			r.RetryAt = &at
-			r.Obs.Error = model.Clip(fmt.Sprintf("attempt %d of %d failed, retrying at %s: %v", attemptNo, im.cfg.MaxAttempts,
+			r.Obs.Error = model.Clip(fmt.Sprintf("attempt %d of %d failed, retrying at %s: %v", attemptNo, w.maxAttempts,
 				at.Format(time.RFC3339), err), model.MaxErrorLen)
 		})
-		im.metrics.attempts.WithLabelValues(t.Name, "retrying").Inc()
-		im.metrics.durations.WithLabelValues(t.Name, "retrying").Observe(time.Since(began).Seconds())
-		if serr := im.checkpoint(context.WithoutCancel(ctx), a); serr != nil {
+		w.metrics.attempts.WithLabelValues(t.Name, "retrying").Inc()
+		w.metrics.durations.WithLabelValues(t.Name, "retrying").Observe(time.Since(began).Seconds())
+		if serr := w.stages.checkpoint(context.WithoutCancel(ctx), a); serr != nil {
 			log.Error("could not record the failed attempt", "error", serr)
 		}
 		log.Warn("run attempt failed; it resumes from its checkpoint", "error", err, "retry_at", at)
@@ -338,8 +292,8 @@ func (im *Importer) run(ctx context.Context, t TenantConfig, lock *coord.Lock, m
 // heartbeat renews the lock and saves progress every heartbeat interval. It
 // cancels the attempt when the lock is lost, or cannot be renewed for longer
 // than its TTL (another worker may have it by then).
-func (im *Importer) heartbeat(ctx context.Context, a *attempt, cancel context.CancelCauseFunc) {
-	tick := time.NewTicker(im.cfg.Heartbeat)
+func (w *workers) heartbeat(ctx context.Context, a *attempt, cancel context.CancelCauseFunc) {
+	tick := time.NewTicker(w.beat)
 	defer tick.Stop()
 	renewed := time.Now()
 	for {
@@ -352,7 +306,7 @@ func (im *Importer) heartbeat(ctx context.Context, a *attempt, cancel context.Ca
 		err := a.lock.Renew(ctx)
 		if err == nil {
 			renewed = time.Now()
-			err = im.save(ctx, a.snapshot(), a.lock)
+			err = w.store.save(ctx, a.snapshot(), a.lock)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -363,9 +317,9 @@ func (im *Importer) heartbeat(ctx context.Context, a *attempt, cancel context.Ca
 		case err != nil:
 			now := time.Now()
 			a.failed("redis", err, now.UTC())
-			im.metrics.failures.WithLabelValues("redis").Inc()
-			im.runLog(a).Warn("heartbeat failed", "dependency", "redis", "error", err)
-			if now.Sub(renewed) > im.cfg.LockTTL {
+			w.guard.count("redis")
+			a.logger().Warn("heartbeat failed", "dependency", "redis", "error", err)
+			if now.Sub(renewed) > w.lockTTL {
 				cancel(errLockUnknown)
 				return
 			}
@@ -373,190 +327,4 @@ func (im *Importer) heartbeat(ctx context.Context, a *attempt, cancel context.Ca
 			a.recovered("redis", time.Now().UTC())
 		}
 	}
-}
-
-func (c checkpoint) summary() string {
-	var done []string
-	for _, s := range []struct {
-		ok   bool
-		name string
-	}{{c.Downloaded, "downloaded"}, {c.Validated, "validated"}, {c.Published, "published"}, {c.Archived, "archived"}} {
-		if s.ok {
-			done = append(done, s.name)
-		}
-	}
-	if !c.Published && len(c.Load) > 0 {
-		rows := 0
-		for _, m := range c.Load {
-			rows += m.Rows
-		}
-		done = append(done, fmt.Sprintf("%d rows loaded", rows))
-	}
-	if len(done) == 0 {
-		return "nothing done yet"
-	}
-	return strings.Join(done, ", ")
-}
-
-func (a *attempt) setStage(stage model.Stage) { a.update(func(r *record) { r.Obs.Stage = stage }) }
-
-// stages carries the run from its checkpoint to the end: download, validate
-// and decide, load and publish, archive. A stage done is not done again.
-func (im *Importer) stages(ctx context.Context, a *attempt) error {
-	rec := a.snapshot()
-	ck := rec.Checkpoint
-	id := rec.Obs.RunID
-	safe := BatchName(id)
-	dir := filepath.Join(im.cfg.WorkDir, safe)
-	if _, err := privateDir(dir); err != nil {
-		return err
-	}
-	if !ck.Downloaded || !localComplete(dir, ck.Sizes) {
-		a.setStage("downloading")
-		sizes := map[string]int64{}
-		for _, f := range rec.Files {
-			local := filepath.Join(dir, f)
-			if err := im.sftp(ctx, a, func(c *inbox.Client) error { _, err := c.Download(f, local); return err }); err != nil {
-				return err
-			}
-			st, err := os.Stat(local)
-			if err != nil {
-				return err
-			}
-			sizes[f] = st.Size()
-		}
-		a.update(func(r *record) { r.Checkpoint.Downloaded, r.Checkpoint.Sizes = true, sizes })
-		if err := im.checkpoint(ctx, a); err != nil {
-			return err
-		}
-	}
-	files, err := uploadFS(dir, rec.Files)
-	if err != nil {
-		return permanent{err}
-	}
-	if cl, ok := files.(io.Closer); ok {
-		defer cl.Close()
-	}
-	if !ck.Validated {
-		if err := im.validate(ctx, a, files, safe); err != nil {
-			return err
-		}
-	}
-	rec = a.snapshot()
-	if !rec.Checkpoint.Published {
-		a.setStage("loading")
-		ld := *im.loader // a copy per run: tenants load concurrently
-		ld.Progress = func(done int64) {
-			a.update(func(r *record) { r.Obs.RowsDone = done })
-			a.recovered("mongo", time.Now().UTC()) // a batch went in
-		}
-		ld.Mark = func(e string, m load.Mark) {
-			a.update(func(r *record) {
-				if r.Checkpoint.Load == nil {
-					r.Checkpoint.Load = load.Checkpoint{}
-				}
-				r.Checkpoint.Load[e] = m
-			})
-		}
-		var ptr load.Pointer
-		if err := im.guarded(ctx, a, "mongo", func() error {
-			ld.Resume = a.snapshot().Checkpoint.Load // each try resumes from the marks so far
-			var err error
-			ptr, err = ld.Load(ctx, a.t.Name, id, files, rec.Checkpoint.Modes)
-			return err
-		}); err != nil {
-			return err
-		}
-		if len(ptr.Duplicates) > 0 {
-			im.runLog(a).Warn("rows not loaded: their sourcedId repeats an earlier row of the file (row.duplicate_sourcedid in the report)",
-				"rows_by_file", ptr.Duplicates)
-		}
-		a.update(func(r *record) { r.Checkpoint.Published, r.Obs.Stage = true, "publishing" })
-		if err := im.checkpoint(ctx, a); err != nil {
-			return err
-		}
-	}
-	if !rec.Checkpoint.Archived {
-		a.setStage("publishing")
-		if err := im.sftp(ctx, a, func(c *inbox.Client) error { return c.Archive(safe, rec.Files) }); err != nil {
-			return err
-		}
-		a.update(func(r *record) { r.Checkpoint.Archived = true })
-	}
-	os.RemoveAll(dir)
-	return nil
-}
-
-// validate checks the upload, sends the district its report, and decides
-// by the tenant's policy whether to load.
-func (im *Importer) validate(ctx context.Context, a *attempt, files fs.FS, safe string) error {
-	a.setStage("validating")
-	rep := oneroster.NewReport(5)
-	res, err := oneroster.ValidateWith(files, a.t.Policy.Options(), rep.Add)
-	if err != nil {
-		return permanent{err}
-	}
-	rep.Finish(res)
-	total := int64(0)
-	modes := map[string]load.Mode{}
-	for e, st := range rep.Files {
-		total += int64(st.Rows)
-		modes[e] = load.Mode(st.Mode)
-	}
-	a.update(func(r *record) {
-		r.Obs.Quality = &model.Quality{Errors: int64(rep.Errors), Warnings: int64(rep.Warnings)}
-		r.Obs.RowsTotal = total
-	})
-	var csvBuf strings.Builder
-	rep.WriteCSV(&csvBuf)
-	js, _ := json.MarshalIndent(rep, "", "  ")
-	if err := im.sftp(ctx, a, func(c *inbox.Client) error {
-		if err := c.Put("reports/"+safe+".csv", strings.NewReader(csvBuf.String())); err != nil {
-			return err
-		}
-		return c.Put("reports/"+safe+".json", strings.NewReader(string(js)))
-	}); err != nil {
-		im.runLog(a).Warn("the district's report could not be uploaded", "error", err)
-	}
-	var current map[string]int
-	if err := im.guarded(ctx, a, "mongo", func() error {
-		var err error
-		current, err = im.loader.Counts(ctx, a.t.Name)
-		return err
-	}); err != nil {
-		return err
-	}
-	dec := a.t.Policy.Decide(rep, current)
-	body, _ := json.Marshal(map[string]any{"run_id": a.rec.Obs.RunID, "report": rep, "decision": dec})
-	if err := im.guarded(ctx, a, "redis", func() error {
-		return im.rdb.Set(ctx, reportKey(a.rec.Obs.RunID), body, 30*24*time.Hour).Err()
-	}); err != nil {
-		return err
-	}
-	a.update(func(r *record) { r.Checkpoint.Validated, r.Checkpoint.Decision, r.Checkpoint.Modes = true, &dec, modes })
-	if !dec.Load {
-		if err := im.sftp(ctx, a, func(c *inbox.Client) error { return c.Archive(safe, a.snapshot().Files) }); err != nil {
-			im.runLog(a).Warn("archiving the rejected upload failed", "error", err)
-		}
-		return permanent{fmt.Errorf("rejected by policy: %s", strings.Join(dec.Reasons, "; "))}
-	}
-	return im.checkpoint(ctx, a)
-}
-
-// BatchName is a run's name in file paths: its work directory, the
-// district's reports/NAME.csv and .json, and archive/NAME/.
-func BatchName(runID string) string { return strings.NewReplacer("/", "_", "#", "_").Replace(runID) }
-
-// localComplete says the downloaded files are all here at their sizes.
-func localComplete(dir string, sizes map[string]int64) bool {
-	if len(sizes) == 0 {
-		return false
-	}
-	for f, n := range sizes {
-		st, err := os.Stat(filepath.Join(dir, f))
-		if err != nil || st.Size() != n {
-			return false
-		}
-	}
-	return true
 }
