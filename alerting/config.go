@@ -17,8 +17,12 @@ type RulesConfig struct {
 	History time.Duration `yaml:"history"`
 	// PageProbability is the breach probability at which predicted-breach pages.
 	PageProbability float64 `yaml:"page_probability"`
-	// SlowdownPersistence is the mean remaining length of a slowdown.
+	// SlowdownPersistence is the mean remaining length of a slowdown that
+	// has just begun.
 	SlowdownPersistence time.Duration `yaml:"slowdown_persistence"`
+	// SlowdownShape is how much longer an old slowdown is expected to last
+	// (the tail of slowdown lengths; 1 means memoryless).
+	SlowdownShape float64 `yaml:"slowdown_shape"`
 	// MinHistory is how many nights a job needs before its history is trusted.
 	MinHistory int `yaml:"min_history"`
 	// Timings override a rule's for-duration and keep-firing-for.
@@ -166,8 +170,14 @@ func (r *RulesConfig) Validate(p *config.Problems, key string) {
 	if r.SlowdownPersistence == 0 {
 		r.SlowdownPersistence = d.SlowdownPersistence
 	}
+	if r.SlowdownShape == 0 {
+		r.SlowdownShape = d.SlowdownShape
+	}
 	if r.MinHistory == 0 {
 		r.MinHistory = d.MinHistory
+	}
+	if r.SlowdownShape < 1 || r.SlowdownShape > 20 {
+		p.Add(key+".slowdown_shape", "%v is outside 1..20 (1 is memoryless)", r.SlowdownShape)
 	}
 	if r.Tick < time.Second || r.Tick > 10*time.Minute {
 		p.Add(key+".tick", "%v is outside 1s..10m", r.Tick)
@@ -194,6 +204,7 @@ func (r *RulesConfig) EngineParams() rules.Params {
 	p := rules.DefaultParams()
 	p.PageProbability = r.PageProbability
 	p.SlowdownPersistence = r.SlowdownPersistence
+	p.SlowdownShape = r.SlowdownShape
 	p.MinHistory = r.MinHistory
 	return p
 }

@@ -15,10 +15,20 @@ type Params struct {
 	PageProbability float64
 	// ResolveProbability is the probability under which it resolves (hysteresis).
 	ResolveProbability float64
-	// SlowdownPersistence is the mean remaining length of a slowdown: a run
-	// going slower than its own pace is expected to recover, with this mean
-	// (exponential, memoryless).
+	// SlowdownPersistence is the mean remaining length of a slowdown that has
+	// just begun: a run going slower than its own pace is expected to
+	// recover. Slowdowns are not memoryless: one that has lasted long is
+	// likely to last longer still, so the mean remaining length grows with
+	// the slowdown's age (see SlowdownShape).
 	SlowdownPersistence time.Duration
+	// SlowdownShape is the tail of slowdown lengths (a Lomax, Pareto type
+	// II, distribution with this shape and SlowdownPersistence its mean at
+	// onset): after a slowdown of age a the chance it lasts u minutes more
+	// is ((s+a)/(s+a+u))^shape with s = persistence × (shape-1), and its
+	// mean remaining length (s+a)/(shape-1). Zero means memoryless
+	// (exponential with mean SlowdownPersistence, whatever the age), as
+	// does any shape of 1 or less.
+	SlowdownShape float64
 	// MinHistory is how many past nights a job needs before its history is used.
 	MinHistory int
 	// FallbackWindowFraction: with insufficient history and no progress to
@@ -60,6 +70,7 @@ func DefaultParams() Params {
 		PageProbability:        0.85,
 		ResolveProbability:     0.25,
 		SlowdownPersistence:    45 * time.Minute,
+		SlowdownShape:          2,
 		MinHistory:             3,
 		FallbackWindowFraction: 0.85,
 		RetryDelay:             10 * time.Minute,
@@ -297,7 +308,11 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	atBase := remaining / rBase
 	sigma := rateSigma(cur.loadEnd.Sub(cur.loadStart).Minutes())
 	pr.Lo = ref.Add(minutes(atBase*math.Exp(-1.28*sigma) + post))
-	persist := p.SlowdownPersistence.Minutes()
+	age := 0.0
+	if rNow < rBase {
+		age = math.Max(0, ref.Sub(cur.slowSince(rBase)).Minutes())
+	}
+	persist := p.meanRemaining(age)
 	if rNow > 0 {
 		pr.Hi = ref.Add(minutes(remaining/rNow + post))
 		if rNow*persist >= remaining {
@@ -315,11 +330,14 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		uStar := (avail*rBase - remaining) / (rBase - rNow)
 		pSlow := 1.0
 		if uStar > 0 {
-			pSlow = math.Exp(-uStar / persist)
+			pSlow = p.lastsLonger(age, uStar)
 		}
 		pr.PBreach = math.Max(pr.PBreach, pSlow)
 	}
 	pace := fmt.Sprintf("%.0f rows/min now, %.0f typical", rNow, rBase)
+	if age >= 10 && rNow < rBase {
+		pace = fmt.Sprintf("%.0f rows/min now, slow for %.0f min, %.0f typical", rNow, age, rBase)
+	}
 	switch {
 	case reported:
 		pace = fmt.Sprintf("no progress for %.0f min, %.0f rows/min typical", now.Sub(cur.updated).Minutes(), rBase)
@@ -332,6 +350,27 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		cur.rowsDone, total, 100*float64(cur.rowsDone)/float64(max(total, 1)), pace,
 		hhmm(pr.Finish), hhmm(pr.Lo), hhmm(pr.Hi), hhmm(j.deadline))
 	return pr
+}
+
+// meanRemaining is the expected remaining length, in minutes, of a slowdown
+// that has lasted age minutes.
+func (p Params) meanRemaining(age float64) float64 {
+	m := p.SlowdownPersistence.Minutes()
+	if p.SlowdownShape <= 1 {
+		return m
+	}
+	return m + age/(p.SlowdownShape-1)
+}
+
+// lastsLonger is the chance that a slowdown that has lasted age minutes
+// lasts u minutes more.
+func (p Params) lastsLonger(age, u float64) float64 {
+	m := p.SlowdownPersistence.Minutes()
+	if p.SlowdownShape <= 1 {
+		return math.Exp(-u / m)
+	}
+	s := m*(p.SlowdownShape-1) + age
+	return math.Pow(s/(s+u), p.SlowdownShape)
 }
 
 // rowsTotal is the run's total, or the night's earlier attempt's, or the usual.

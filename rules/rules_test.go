@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -347,5 +348,54 @@ func TestMissedStart(t *testing.T) {
 	f := firing(tr, RuleMissedStart)
 	if len(f) != 1 || !f[0].At.Equal(night.Add(30*time.Minute)) {
 		t.Fatalf("missed-start = %+v, want one at 02:30", f)
+	}
+}
+
+// A slowdown that has lasted long is likely to last longer still: the chance
+// it goes on for another 45 minutes grows with its age, while a memoryless
+// one (shape 1) forgets how long it has gone on.
+func TestOldSlowdownsLastLonger(t *testing.T) {
+	p := DefaultParams()
+	fresh, old := p.lastsLonger(0, 45), p.lastsLonger(120, 45)
+	if !(old > fresh) || old < 0.5 {
+		t.Fatalf("P(45 min more) = %.2f at onset, %.2f after two hours: want the old one likelier, and likely", fresh, old)
+	}
+	if m0, m120 := p.meanRemaining(0), p.meanRemaining(120); m0 != 45 || m120 <= 120 {
+		t.Fatalf("mean remaining %.0f min at onset, %.0f after two hours: want 45 and more than two hours", m0, m120)
+	}
+	p.SlowdownShape = 1
+	if a, b := p.lastsLonger(0, 45), p.lastsLonger(120, 45); math.Abs(a-b) > 1e-12 || math.Abs(a-math.Exp(-1)) > 1e-12 {
+		t.Fatalf("memoryless: %.3f and %.3f, want e^-1 both", a, b)
+	}
+}
+
+// The night the slowdown begins early and never ends: the default pages it
+// earlier than the memoryless model would, and neither pages a night that
+// makes it.
+func TestLongSlowdownPagesEarlier(t *testing.T) {
+	s := spec(t, "America/New_York", "0 2 * * *", "04:30")
+	page := func(shape float64, plan nightPlan) time.Duration {
+		p := DefaultParams()
+		p.SlowdownShape = shape
+		e := NewEngine([]model.JobSpec{s}, p, nil)
+		tonight := feedHistory(e, s, time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC), 5)
+		plan.start = tonight
+		deadline := s.DeadlineFor(tonight)
+		tr := drive(e, simulate(plan, "tonight"), tonight.Add(-time.Hour), deadline)
+		if pages := firing(tr, RulePredictedBreach); len(pages) > 0 {
+			return deadline.Sub(pages[0].At)
+		}
+		return -1
+	}
+	// 60k rows at 1000/min take an hour; from 10% on it goes at 340/min: it
+	// finishes about 3 h after its start, 30 minutes past the deadline.
+	slow := nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.1, slowRate: 340}
+	aged, memoryless := page(2, slow), page(1, slow)
+	if aged < 30*time.Minute || aged < memoryless+5*time.Minute {
+		t.Fatalf("paged %v before the deadline (memoryless: %v): want at least 30 min, and 5 min earlier", aged, memoryless)
+	}
+	fine := nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.1, slowRate: 600}
+	if lead := page(2, fine); lead >= 0 {
+		t.Fatalf("paged %v before the deadline a night that finishes 45 min early", lead)
 	}
 }

@@ -134,6 +134,29 @@ func (r *runTrack) typicalRate() (float64, bool) {
 	return quantile(rates, 0.75), true
 }
 
+// slowSince is when the run's current slowdown began: the end of its last
+// loading interval of about 10 minutes at or near base (80%), or its first
+// progress when it never went at that pace (born slow).
+func (r *runTrack) slowSince(base float64) time.Time {
+	n := len(r.samples)
+	if n == 0 {
+		return r.loadStart
+	}
+	since := r.samples[0].at
+	j := 0
+	for i := 1; i < n; i++ {
+		d := r.samples[i].at.Sub(r.samples[j].at)
+		if d < 10*time.Minute {
+			continue
+		}
+		if float64(r.samples[i].rows-r.samples[j].rows)/d.Minutes() >= 0.8*base {
+			since = r.samples[i].at
+		}
+		j = i
+	}
+	return since
+}
+
 // dayRecord is what one finished night taught about its job.
 type dayRecord struct {
 	arrivalMin float64 // files arrival after the scheduled start

@@ -23,7 +23,8 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 	tick := fs.Duration("tick", time.Minute, "simulated clock step")
 	params := rules.DefaultParams()
 	fs.Float64Var(&params.PageProbability, "page-probability", params.PageProbability, "breach probability at which predicted-breach pages")
-	fs.DurationVar(&params.SlowdownPersistence, "slowdown-persistence", params.SlowdownPersistence, "mean remaining length of a slowdown")
+	fs.DurationVar(&params.SlowdownPersistence, "slowdown-persistence", params.SlowdownPersistence, "mean remaining length of a slowdown that has just begun")
+	fs.Float64Var(&params.SlowdownShape, "slowdown-shape", params.SlowdownShape, "tail of slowdown lengths: an old slowdown lasts longer (1: memoryless)")
 	if _, code, done := c.parse(fs, args, stdout, stderr); done {
 		return code
 	}
