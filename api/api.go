@@ -158,6 +158,11 @@ func New(o Options) http.Handler {
 			s.o.Ingest = liveIngest{Ingester: s.o.Ingest, live: s.live}
 		}
 	}
+	// Changes without new observations reach the pages too (the watcher
+	// runs while a page listens).
+	s.live.mu.Lock()
+	s.live.digest, s.live.log = s.digests, o.Log
+	s.live.mu.Unlock()
 	for i := range o.Jobs {
 		j := &o.Jobs[i]
 		s.specs[model.JobKey{Tenant: j.Tenant, Job: j.Job}] = j

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,5 +125,83 @@ func TestEventsAnnounceOnlyTheTokensTenants(t *testing.T) {
 	}
 	if got[0] != "event: change" || !strings.Contains(got[1], `"tenants":["dade"]`) || strings.Contains(strings.Join(got, "\n"), "broward") {
 		t.Fatalf("events %q: want one change of dade, nothing of broward", got)
+	}
+}
+
+// fakeViews is the rules' view of jobs, changed by the test.
+type fakeViews struct {
+	mu sync.Mutex
+	v  map[model.JobKey]JobView
+}
+
+func (f *fakeViews) JobViews() map[model.JobKey]JobView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[model.JobKey]JobView, len(f.v))
+	for k, v := range f.v {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fakeViews) set(k model.JobKey, v JobView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.v[k] = v
+}
+
+// TestEventsAnnounceWhatTheRulesChange: with nothing new observed, a job
+// whose risk the rules changed (time passed) is announced on the event
+// stream within seconds, to the tokens that may see its tenant only; a
+// view that did not change is not announced again.
+func TestEventsAnnounceWhatTheRulesChange(t *testing.T) {
+	dade, broward := model.JobKey{Tenant: "dade", Job: "roster-import"}, model.JobKey{Tenant: "broward", Job: "roster-import"}
+	views := &fakeViews{v: map[model.JobKey]JobView{dade: {Risk: "running"}, broward: {Risk: "running"}}}
+	h := newHardened(t, func(o *Options) { o.Views = views })
+	req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+dadeView)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	// change waits up to d for a change event and returns its data ("" if none).
+	change := func(d time.Duration) string {
+		timeout := time.After(d)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				if strings.HasPrefix(l, "data: ") && strings.Contains(l, `"tenants"`) {
+					return l
+				}
+			case <-timeout:
+				return ""
+			}
+		}
+	}
+	if c := change(2500 * time.Millisecond); c != "" {
+		t.Fatalf("a change announced with nothing changed: %s", c)
+	}
+	views.set(broward, JobView{Risk: "at-risk", ActiveAlerts: 1})
+	if c := change(2500 * time.Millisecond); c != "" {
+		t.Fatalf("dade's stream heard of broward: %s", c)
+	}
+	views.set(dade, JobView{Risk: "at-risk", ActiveAlerts: 1})
+	if c := change(3 * time.Second); !strings.Contains(c, `"tenants":["dade"]`) {
+		t.Fatalf("dade's risk changed; the stream said %q", c)
+	}
+	if c := change(2500 * time.Millisecond); c != "" {
+		t.Fatalf("announced again with nothing changed: %s", c)
 	}
 }

@@ -688,7 +688,7 @@ func openAPIOperations(g *docGen) []op {
 				errR(404, "The tenant has no jobs.", "not_found"), r503}},
 		{method: "GET", path: "/api/v1/events", id: "streamEvents", tag: "status", role: viewer,
 			summary: "Changes as server-sent events",
-			desc:    "A text/event-stream: hello first, then change events whose data names the tenants (those the token may see) with new pushed observations; a comment every 10 s; the stream ends after 50 s and the client reconnects.",
+			desc:    "A text/event-stream: hello first, then change events whose data names the tenants (those the token may see) with something new: observations stored, or, with nothing observed, what the rules and the alert lifecycle changed (a risk, an alert firing, acknowledged or resolved, tonight's outcome, a notification delivered; checked every second while a stream is open; shared alerts under the tenant \"\"); a comment every 10 s; the stream ends after 50 s and the client reconnects.",
 			resps:   []resp{{code: 200, desc: "The stream.", ctype: "text/event-stream", schema: str()}, r401}},
 		{method: "GET", path: "/api/v1/runs/{run_id}", id: "getRun", tag: "runs", role: viewer,
 			summary: "One run and its observations", desc: "A run by its run_id. Run ids may hold / and #: percent-encode them. A run_id several jobs use needs tenant and job.",

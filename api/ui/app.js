@@ -139,6 +139,54 @@ const dur = (s) => s == null ? "–" : human(s);
 // when: the time and how far from now, "06:00 UTC-4 (in 1 h 20 min)".
 const when = (t, tz) => t ? [clock(t, tz), el("span", { class: "rel" }, " " + rel(t))] : el("span", { class: "muted" }, "–");
 
+// ---- Times inside reasons ---------------------------------------------------
+// The rules write the times in their reasons ("predicted to miss the 11:00Z
+// deadline", "since 07:47Z") in UTC, hours and minutes. The page shows each
+// as a time in the viewer's zone like every other time on it: the instant
+// is the one among the times the page knows of that job (its deadline,
+// predicted finish and band, start, last update, finish, when the alert
+// fired) with that UTC hour and minute, else the one nearest the moment the
+// reason speaks of. The UTC text stays on hover.
+const REASON_TIME = /\b([01]\d|2[0-3]):([0-5]\d)Z\b/g;
+function reasonInstant(h, m, ref, known) {
+  const minuteOfDay = h * 60 + m;
+  let best = null;
+  for (const k of known) {
+    if (!k) continue;
+    const ms = new Date(k).getTime();
+    if (!isFinite(ms) || Math.floor(ms / 60000) % 1440 !== minuteOfDay) continue;
+    if (best == null || Math.abs(ms - ref) < Math.abs(best - ref)) best = Math.floor(ms / 60000) * 60000;
+  }
+  if (best != null) return best;
+  const day = Math.floor(ref / 86400000) * 86400000 + minuteOfDay * 60000;
+  return [day - 86400000, day, day + 86400000].reduce((a, b) => Math.abs(b - ref) < Math.abs(a - ref) ? b : a);
+}
+// reason is a reason's text as nodes: its words as text, its times as <time>
+// elements in the viewer's zone (the tenant's on hover).
+function reason(text, ref, known, tz) {
+  if (!text) return [];
+  const out = [];
+  const r = ref ? new Date(ref).getTime() : now();
+  let last = 0;
+  for (const mt of String(text).matchAll(REASON_TIME)) {
+    out.push(String(text).slice(last, mt.index));
+    const t = reasonInstant(Number(mt[1]), Number(mt[2]), r, known || []);
+    out.push(el("time", { datetime: new Date(t).toISOString(), "data-tz": tz || "", class: "in-reason", "data-utc": mt[0] }, clockText(t)));
+    last = mt.index + mt[0].length;
+  }
+  out.push(String(text).slice(last));
+  return out;
+}
+// reasonText is the same for a title attribute (plain text).
+function reasonText(text, ref, known) {
+  if (!text) return "";
+  const r = ref ? new Date(ref).getTime() : now();
+  return String(text).replace(REASON_TIME, (all, h, m) => clockText(reasonInstant(Number(h), Number(m), r, known || [])));
+}
+// jobTimes are the instants a job's reasons speak of.
+const jobTimes = (j, extra) => [j.deadline, j.predicted_finish, j.finish_lo, j.finish_hi, j.started_at, j.updated_at, j.finished_at, j.last_success_at,
+  j.files_arrived_at, j.outcome && j.outcome.finished_at, j.outcome && j.outcome.deadline, j.outcome && j.outcome.night, ...(extra || [])];
+
 // ---- Outcomes -----------------------------------------------------------
 // outcomeLabel: how a night went, "late by 44 min", "missed", "failed".
 function outcomeLabel(o) {
@@ -186,7 +234,7 @@ function boardRow(j) {
   const tr = el("tr", { class: "row", "data-run": j.run_id || "", "data-tenant": j.tenant, "data-job": j.job },
     tdL("tenant", {}, el("a", { href: "#/district/" + enc(j.tenant) }, j.tenant)),
     tdL("job", {}, j.run_id ? el("a", { href: runHash(j), class: "runlink" }, j.job) : j.job),
-    tdL("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–", j.why)),
+    tdL("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–", reasonText(j.why, now(), jobTimes(j)))),
     tdL("tonight", { class: "outcome-cell" }, outcomeBadge(j.outcome)),
     tdL("state", {}, j.state || "–", j.stage ? el("span", { class: "rel" }, j.stage) : null),
     tdL("progress", {}, pct, j.elapsed_s != null ? el("span", { class: "rel" }, dur(j.elapsed_s) + " elapsed") : null),
@@ -263,6 +311,12 @@ function moreRows() {
 // Alerts as an on-call reads them: how long firing, since when, who
 // acknowledged, whether the page and the Slack post went out, and alerts
 // of one shared cause (one rule on one source) together.
+// alertTimes are the instants an alert's summary speaks of: its details'
+// times (deadline, predicted finish, expected by, since) and its own.
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
+const alertTimes = (a) => [a.night, a.fired_at, a.pending_since, a.last_seen,
+  ...Object.values(a.details || {}).filter((v) => typeof v === "string" && ISO.test(v))];
+const zoneOf = (a) => (view.jobs.find((j) => j.tenant === a.tenant && j.job === a.job) || {}).timezone || "";
 async function alerts() {
   const [data, notes] = await Promise.all([api("/api/v1/alerts?state=pending,firing"), api("/api/v1/notifications").catch(() => ({ notifications: [] }))]);
   const byAlert = {};
@@ -273,7 +327,10 @@ async function alerts() {
   }
   const delivery = (a) => {
     const ns = (byAlert[a.id] || []).filter((n) => n.event === "firing" || n.event === "acknowledged");
-    if (!ns.length) return el("span", { class: "muted" }, a.silenced ? "silenced" : "not sent");
+    // A job's alert explained by a shared cause goes out in that cause's
+    // page, not on its own; say so rather than "not sent".
+    if (!ns.length) return el("span", { class: "muted" }, a.grouped_under ? "in the shared cause's page" : a.silenced ? "silenced" :
+      a.inhibited ? "inhibited by a more important alert" : a.state === "pending" ? "not yet (pending)" : "not sent");
     return ns.map((n) => el("div", { class: "delivery " + n.status },
       el("b", {}, n.receiver), " ", n.status === "delivered" ? ["delivered ", clock(n.delivered_at)] :
         n.status === "failed" ? ["failed: ", n.last_error || ""] : ["pending", n.attempts ? ", attempt " + n.attempts : "", n.last_error ? ": " + n.last_error : ""]));
@@ -291,18 +348,18 @@ async function alerts() {
   const rows = [];
   for (const [key, list] of groups) {
     const shared = list[0].scope === "shared" ? list[0] : null;
-    if (list.length > 1 || shared) rows.push(el("tr", { class: "group" }, el("th", { colspan: "8", scope: "rowgroup" },
-      "Shared cause: " + (shared ? shared.summary : list[0].rule + " on " + list[0].source) + " — " +
+    if (list.length > 1 || shared) rows.push(el("tr", { class: "group" + (shared ? " shared" : "") }, el("th", { colspan: "8", scope: "rowgroup" },
+      shared ? "Shared cause: " : "Same rule and source: ", shared ? reason(shared.summary, shared.last_seen || now(), alertTimes(shared)) : list[0].rule + " on " + list[0].source, " — " +
       (shared && shared.affected ? shared.affected.length : list.length) + " jobs")));
     for (const a of list) {
       const since = a.fired_at || a.pending_since;
-      rows.push(el("tr", { class: "alert" + (list.length > 1 ? " grouped" : ""), "data-id": a.id },
+      rows.push(el("tr", { class: "alert" + (list.length > 1 || shared ? " grouped" : ""), "data-id": a.id, "data-rule": a.rule },
         td("severity", {}, badge(a.severity === "critical" ? "risk-breached" : "risk-at-risk", a.severity)),
-        td("rule", {}, a.rule), td("job", {}, (a.tenant || "") + "/" + (a.job || "")),
+        td("rule", {}, a.rule), td("job", {}, a.scope === "shared" && !a.tenant ? "shared: " + (a.affected || []).map((x) => x.tenant + "/" + x.job).join(", ") : (a.tenant || "") + "/" + (a.job || "")),
         td("state", { class: "age" }, a.state, " for " + human((now() - new Date(since).getTime()) / 1000), el("br"), el("span", { class: "muted" }, "since "), clock(since, null)),
         td("acknowledged", { class: "acked" }, a.acked_by ? [a.acked_by, " ", el("span", { class: "muted" }, rel(a.acked_at))] : el("span", { class: "muted" }, "no")),
         td("delivery", { class: "deliveries" }, delivery(a)),
-        td("summary", { style: "white-space:normal" }, a.summary),
+        td("summary", { class: "summary", style: "white-space:normal" }, reason(a.summary, a.last_seen || now(), alertTimes(a), zoneOf(a))),
         td("actions", {}, el("button", { class: "ack", disabled: a.state !== "firing" || !!a.acked_by }, "Ack"), " ", el("button", { class: "silence" }, "Silence 2h"))));
     }
   }
@@ -526,7 +583,7 @@ async function run(id, tenant, job) {
   show(el("h2", {}, run.tenant + "/" + run.job + " ", el("span", { class: "muted" }, run.run_id), " ",
     el("a", { href: nightsHash(run.tenant, run.job), class: "nightslink" }, "30 nights")),
     el("div", { class: "kv" },
-      kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " " + (v.why || "")),
+      kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " ", el("span", { id: "why" }, reason(v.why, now(), jobTimes({ ...v, started_at: run.started_at, updated_at: run.updated_at, finished_at: run.finished_at, files_arrived_at: run.files_arrived_at }), tz))),
       kv("Tonight", outcomeBadge(v.outcome), " ", v.outcome ? el("span", { class: "muted" }, v.outcome.summary) : null),
       kv("State", `${run.state || ""} ${run.stage || ""} — ${Number(run.rows_done || 0).toLocaleString("en-US")} of ${Number(run.rows_total || 0).toLocaleString("en-US")} rows`),
       kv("Started", when(run.started_at, tz)),

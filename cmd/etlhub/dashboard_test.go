@@ -324,7 +324,7 @@ func openBrowser(t *testing.T, browser string, h *hubProc) *browserSession {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.WindowSize(1280, 800))
 	actx, cancel1 := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel2 := chromedp.NewContext(actx)
-	ctx, cancel3 := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel3 := context.WithTimeout(ctx, 180*time.Second)
 	t.Cleanup(func() { cancel3(); cancel2(); cancel1() })
 	shots := os.Getenv("ETLHUB_SCREENSHOT_DIR")
 	if shots == "" {
