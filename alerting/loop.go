@@ -141,6 +141,9 @@ func (l *Loop) Observe(obs []model.Observation, now time.Time) { l.engine.Observ
 // Measure hands stored measurements to the dependency rules.
 func (l *Loop) Measure(ms []model.Measurement) { l.engine.Measure(ms) }
 
+// ObserveLogs hands log searches' signals to the rules.
+func (l *Loop) ObserveLogs(sigs []model.LogSignal) { l.engine.ObserveLogs(sigs) }
+
 // Warm restores active alerts and replays recent history into the engine.
 // On PostgreSQL the loop then follows what every replica stores (Tail), from
 // a horizon taken before the replay: nothing falls between the two.

@@ -29,7 +29,7 @@ func (c *Config) alerting(now func() time.Time) alerting.Config {
 		}
 	}
 	for _, s := range c.Logs.Searches {
-		down["logs:"+s.Name] = s.DownAfter
+		down[model.LogSearchSource(s.Name)] = s.DownAfter
 	}
 	var receivers []string
 	for _, r := range c.Notify.Receivers {
@@ -38,6 +38,16 @@ func (c *Config) alerting(now func() time.Time) alerting.Config {
 	return alerting.Config{Rules: c.Rules, Jobs: c.Jobs, DownAfter: down, DependencySeverity: depSev, Router: c.Notify.Router(), Inhibit: c.Notify.inhibit,
 		Receivers: receivers, IsPagerDuty: c.Notify.isPagerDuty, PagerDutyWebhookSecret: c.Notify.PagerDutyWebhookSecret,
 		PagerDutyWebhookWindow: c.Notify.PagerDutyWebhookWindow, Now: now}
+}
+
+// collectors is the runner's part of the config: the sources, the log
+// searches, and the jobs an activity search speaks for.
+func (c *Config) collectors() collectors.RunnerConfig {
+	jobs := make([]model.JobKey, 0, len(c.Jobs))
+	for _, j := range c.Jobs {
+		jobs = append(jobs, model.JobKey{Tenant: j.Tenant, Job: j.Job})
+	}
+	return collectors.RunnerConfig{Sources: c.Sources, Logs: c.Logs, Jobs: jobs}
 }
 
 // Options are what differs between etlhub serve, the demo and replay.
@@ -142,14 +152,16 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	h.Ingest.measured = h.Alerting.Measure
 	h.Worker = newWorker(cfg, st, o.Log, reg, now)
 	h.Alerting.SetWorker(h.Worker)
+	h.Ingest.logged = h.Alerting.ObserveLogs
 	cm := collectors.NewMetrics(reg)
-	for _, s := range cfg.Sources {
-		cm.Known(s.Name)
-	}
-	runner, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
+	rc := cfg.collectors()
+	runner, err := collectors.NewRunner(rc, collectorSink{h.Ingest}, o.Log, cm, now)
 	if err != nil {
 		closeStore()
 		return nil, err
+	}
+	for _, name := range runner.Names() {
+		cm.Known(name)
 	}
 	h.leader = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etlhub_leader",
 		Help: "1 while this replica is the leader (runs the rules, the alert lifecycle, delivery, collectors, digests, log searches); always 1 on SQLite."})
@@ -174,7 +186,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		if cfg.Notify.Watchdog != nil {
 			s = append(s, newWatchdog(cfg, st, h.Alerting.LastTick, h.watch, o.Log, pings, lastPing))
 		}
-		r, err := collectors.NewRunner(cfg.Sources, collectorSink{h.Ingest}, o.Log, cm, now)
+		r, err := collectors.NewRunner(rc, collectorSink{h.Ingest}, o.Log, cm, now)
 		if err != nil { // the config was validated: not expected
 			o.Log.Error("collectors", "error", err)
 			r = runner
@@ -182,7 +194,6 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		return append(s,
 			lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
 			newDigests(cfg, st, o.Log, now),
-			newLogSearches(cfg, st, h.Alerting.Engine(), o.Log, now),
 			&lifecycle.Funcs{N: "collectors", StartFn: r.Start, StopFn: r.Stop},
 		)
 	}

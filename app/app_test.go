@@ -34,7 +34,7 @@ func TestHubServices(t *testing.T) {
 			t.Fatal(err)
 		}
 		names := serviceNames(h)
-		want := []string{"store watch", "notifier", "alerting", "prune", "digests", "log searches", "collectors"}
+		want := []string{"store watch", "notifier", "alerting", "prune", "digests", "collectors"}
 		if stepped {
 			want = slices.DeleteFunc(slices.Clone(want), func(s string) bool { return s == "alerting" })
 		}

@@ -40,7 +40,7 @@ type Config struct {
 	Auth      api.AuthConfig            `yaml:"auth"`
 	Rules     alerting.RulesConfig      `yaml:"rules"`
 	Notify    NotifyConfig              `yaml:"notify"`
-	Logs      LogsConfig                `yaml:"logs"`
+	Logs      collectors.LogsConfig     `yaml:"logs"`
 	Sources   []collectors.SourceConfig `yaml:"sources"`
 	Jobs      []model.JobSpec           `yaml:"jobs"`
 	// Version is the binary's version (not read from the file): shown in

@@ -68,7 +68,7 @@ func newDepRig(t *testing.T, sources string) *depRig {
 	ing.now = clock
 	r.loop = alerting.New(cfg.alerting(clock), st, log, reg)
 	ing.measured = r.loop.Measure
-	r.run, err = collectors.NewRunner(cfg.Sources, collectorSink{ing}, log, collectors.NewMetrics(reg), clock)
+	r.run, err = collectors.NewRunner(collectors.RunnerConfig{Sources: cfg.Sources}, collectorSink{ing}, log, collectors.NewMetrics(reg), clock)
 	if err != nil {
 		t.Fatal(err)
 	}

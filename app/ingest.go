@@ -21,6 +21,8 @@ type Ingestor struct {
 	// measured is called with measurements once they are stored (the
 	// dependency rules).
 	measured func([]model.Measurement)
+	// logged is called with log searches' signals (the log rules).
+	logged func([]model.LogSignal)
 	// now is the hub's clock (simulated in the demo).
 	now func() time.Time
 	// fed remembers the (source, tenant) pairs already in the store, so a
@@ -118,6 +120,14 @@ func (c collectorSink) Measure(ctx context.Context, ms []model.Measurement) erro
 	}
 	if c.measured != nil {
 		c.measured(keep)
+	}
+	return nil
+}
+
+// ObserveLogs hands log searches' signals to the rules.
+func (c collectorSink) ObserveLogs(_ context.Context, sigs []model.LogSignal) error {
+	if c.logged != nil {
+		c.logged(sigs)
 	}
 	return nil
 }

@@ -3,101 +3,108 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/model"
 	"github.com/etlhub/etlhub/rules"
-	"github.com/etlhub/etlhub/store"
 )
 
-func TestAggregateSumoRecordsAndMessages(t *testing.T) {
-	s := LogSearchConfig{Name: "errs", Kind: rules.LogErrors, Window: 15 * time.Minute}
-	var p config.Problems
-	lc := LogsConfig{Searches: []LogSearchConfig{s}}
-	lc.Validate(&p, "logs")
-	s = lc.Searches[0]
-	s.Source = "file"
-	now := time.Date(2026, 9, 1, 5, 15, 0, 0, time.UTC)
-	records := []map[string]string{
-		{"tenant": "dade", "job": "roster-import", "msg": "mongo: server selection timeout", "_count": "20"},
-		{"tenant": "dade", "job": "roster-import", "msg": "redis: i/o timeout", "_count": "7"},
-		{"tenant": "broward", "job": "roster-import", "msg": "sftp: EOF", "_count": "1"},
-		{"tenant": "", "job": "x", "_count": "99"}, // no tenant: not attributable
-	}
-	sigs := aggregateLogs(s, records, now, nil)
-	if len(sigs) != 2 || sigs[1].Tenant != "dade" || sigs[1].Count != 27 || sigs[1].Examples[0] != (rules.Count{Text: "mongo: server selection timeout", N: 20}) {
-		t.Fatalf("signals = %+v", sigs)
-	}
-	msgs := []map[string]string{
-		{"tenant": "dade", "job": "roster-import", "msg": "x", "_messagetime": "1788239400000"},
-		{"tenant": "dade", "job": "roster-import", "msg": "x", "_messagetime": "1788239700000"},
-	}
-	sigs = aggregateLogs(s, msgs, now, nil)
-	if sigs[0].Count != 2 || !sigs[0].LastSeen.Equal(time.UnixMilli(1788239700000)) {
-		t.Fatalf("messages = %+v", sigs)
-	}
-	s.Kind = rules.LogActivity
-	spec := model.JobSpec{Tenant: "quiet", Job: "roster-import"}
-	if sigs = aggregateLogs(s, nil, now, []model.JobSpec{spec}); len(sigs) != 1 || sigs[0].Tenant != "quiet" || sigs[0].Count != 0 {
-		t.Fatalf("an activity search gives silent jobs no signal: %+v", sigs)
-	}
-}
-
-// TestFileLogSearchFeedsTheRules reads the importer's JSON logs from a
-// directory and finds the spike; a missing directory marks the search unhealthy.
-func TestFileLogSearchFeedsTheRules(t *testing.T) {
+// TestLogSearchesRunAsSources: the hub's log searches run in the one
+// collectors runner: a file search's error lines raise log-error-spike, and
+// a failing search shows as an unhealthy source in /api/v1/sources and in
+// /metrics, backing off like any source.
+func TestLogSearchesRunAsSources(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now().UTC().Truncate(time.Second)
-	var lines []string
-	for i := 0; i < 12; i++ {
-		lines = append(lines, fmt.Sprintf(`{"time":%q,"level":"ERROR","msg":"mongo: server selection timeout","tenant":"dade","job":"roster-import","run_id":"r1"}`,
-			now.Add(-time.Duration(i)*time.Minute).Format(time.RFC3339)))
+	line := fmt.Sprintf(`{"time":%q,"level":"ERROR","msg":"mongo: server selection timeout","tenant":"dade","job":"roster-import"}`+"\n",
+		now.Add(-time.Minute).Format(time.RFC3339))
+	if err := os.WriteFile(filepath.Join(dir, "importer.jsonl"), []byte(strings.Repeat(line, 12)), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	lines = append(lines, fmt.Sprintf(`{"time":%q,"level":"INFO","msg":"loading","tenant":"dade","job":"roster-import"}`, now.Format(time.RFC3339)),
-		fmt.Sprintf(`{"time":%q,"level":"ERROR","msg":"old","tenant":"dade","job":"roster-import"}`, now.Add(-time.Hour).Format(time.RFC3339)),
-		"not json at all")
-	os.WriteFile(filepath.Join(dir, "importer.jsonl"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-
-	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "UTC", Schedule: "0 2 * * *", Deadline: "08:00",
-		StaleAfter: model.Duration(20 * time.Minute)}
-	spec.Compile()
-	cfg := &Config{Jobs: []model.JobSpec{spec}, Logs: LogsConfig{Searches: []LogSearchConfig{
-		{Name: "importer-errors", Source: "file", Path: dir, Kind: rules.LogErrors, Match: map[string]string{"level": "error"}},
-		{Name: "gone", Source: "file", Path: filepath.Join(dir, "nope"), Kind: rules.LogErrors},
-	}}}
-	var p config.Problems
-	cfg.Logs.Validate(&p, "logs")
-	if p.Len() != 0 {
-		t.Fatal(p)
+	doc := base + "store: {driver: sqlite, path: " + filepath.Join(t.TempDir(), "hub.db") + "}\n" +
+		"logs:\n  searches:\n" +
+		"    - {name: importer-errors, source: file, path: " + dir + ", kind: errors, match: {level: error}}\n" +
+		"    - {name: gone, source: file, path: " + filepath.Join(dir, "nope") + ", kind: errors, down_after: 1m}\n"
+	cfg, probs := parse(t, doc)
+	if len(probs) != 0 {
+		t.Fatalf("%+v", probs)
 	}
-	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "h.db")}, nil)
+	ctx := context.Background()
+	h, err := New(ctx, cfg, Options{Now: func() time.Time { return now }, Stepped: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	engine := rules.NewEngine(cfg.Jobs, rules.DefaultParams(), nil)
-	l := &logSearches{cfg: cfg, st: st, engine: engine, log: slog.New(slog.DiscardHandler)}
-	l.run(context.Background(), cfg.Logs.Searches[0], now)
-	l.run(context.Background(), cfg.Logs.Searches[1], now)
-	tr, _ := engine.Tick(now)
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Handler)
+	t.Cleanup(func() { srv.Close(); h.Stop() })
+	get := func(path string) string {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	// The runner runs every search once at start.
+	waitFor(t, "both searches ran", 10*time.Second, func() bool {
+		ok, err1 := h.Store.Source(ctx, "logs:importer-errors")
+		bad, err2 := h.Store.Source(ctx, "logs:gone")
+		return err1 == nil && err2 == nil && ok.Healthy && bad.ConsecutiveFailures == 1
+	})
+	bad, _ := h.Store.Source(ctx, "logs:gone")
+	if bad.NextAttemptAt == nil || !bad.NextAttemptAt.After(now) || !strings.Contains(bad.LastError, "no such file") {
+		t.Fatalf("the failing search does not back off: %+v", bad)
+	}
+	src := get("/api/v1/sources")
+	if !strings.Contains(src, `"logs:gone"`) || !strings.Contains(src, `"logs:importer-errors"`) {
+		t.Fatalf("/api/v1/sources: %s", src)
+	}
+	metrics := get("/metrics")
+	for _, want := range []string{`etlhub_source_up{source="logs:gone"} 0`, `etlhub_source_up{source="logs:importer-errors"} 1`,
+		`etlhub_collector_runs_total{result="error",source="logs:gone"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	trans, err := h.Alerting.StepTransitions(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var spike *model.Transition
-	for i := range tr {
-		if tr[i].Alert.Rule == rules.RuleLogErrorSpike {
-			spike = &tr[i]
+	for i := range trans {
+		if trans[i].Alert.Rule == rules.RuleLogErrorSpike {
+			spike = &trans[i]
 		}
 	}
 	if spike == nil || !strings.Contains(spike.Alert.Summary, `12 error lines in the last 15m0s (threshold 10`) {
-		t.Fatalf("no spike from the file logs: %+v", tr)
+		t.Fatalf("no spike from the file logs: %+v", trans)
 	}
-	ok, _ := st.Source(context.Background(), "logs:importer-errors")
-	bad, _ := st.Source(context.Background(), "logs:gone")
-	if !ok.Healthy || ok.LastObservations != 12 || bad.Healthy || !strings.Contains(bad.LastError, "no such file") {
-		t.Fatalf("health: %+v / %+v", ok, bad)
+	// Failing past down_after, the search is a source that is down.
+	later := now.Add(2 * time.Minute)
+	trans, _ = h.Alerting.StepTransitions(ctx, later)
+	trans2, _ := h.Alerting.StepTransitions(ctx, later.Add(10*time.Minute))
+	var down bool
+	for _, tr := range append(trans, trans2...) {
+		if tr.Alert.Rule == rules.RuleSourceDown && strings.Contains(tr.Alert.Summary, "logs:gone") {
+			down = true
+		}
+	}
+	if !down {
+		t.Fatalf("no source-down for the failing search: %+v %+v", trans, trans2)
 	}
 }

@@ -68,7 +68,7 @@ func TestAWSSourceGarbageIsUnhealthy(t *testing.T) {
 				}
 				var logs bytes.Buffer
 				sink := &memSink{}
-				r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.NewJSONHandler(&logs, nil)),
+				r, err := NewRunner(RunnerConfig{Sources: []SourceConfig{cfg}}, sink, slog.New(slog.NewJSONHandler(&logs, nil)),
 					NewMetrics(prometheus.NewRegistry()), time.Now)
 				if err != nil {
 					t.Fatal(err)

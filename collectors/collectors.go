@@ -37,6 +37,10 @@ type Result struct {
 	// Rejected are items the source sent that are not valid observations
 	// or measurements.
 	Rejected []error
+	// Logs are a log search's signals (one per tenant's job), for the log
+	// rules; Lines is how many log lines the search read (its health's count).
+	Logs  []model.LogSignal
+	Lines int
 }
 
 // SourceConfig is one configured status source.

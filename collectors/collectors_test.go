@@ -24,6 +24,14 @@ type memSink struct {
 	obs    []model.Observation
 	ms     []model.Measurement
 	health map[string]model.SourceHealth
+	logs   []model.LogSignal
+}
+
+func (m *memSink) ObserveLogs(_ context.Context, sigs []model.LogSignal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.logs = append(m.logs, sigs...)
+	return nil
 }
 
 func (m *memSink) Measure(_ context.Context, ms []model.Measurement) error {
@@ -230,7 +238,7 @@ func TestBadSourcesLeaveTheRunnerHealthy(t *testing.T) {
 				// loopback, even at a load average of 40.
 				cfg.Timeout = 10 * time.Second
 			}
-			r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), m, func() time.Time { return clock })
+			r, err := NewRunner(RunnerConfig{Sources: []SourceConfig{cfg}}, sink, slog.New(slog.DiscardHandler), m, func() time.Time { return clock })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,7 +281,7 @@ func TestRecoveryResetsHealth(t *testing.T) {
 	defer srv.Close()
 	sink := &memSink{}
 	clock := time.Date(2026, 9, 1, 4, 0, 0, 0, time.UTC)
-	r, _ := NewRunner([]SourceConfig{legacyConfig(srv.URL)}, sink, slog.New(slog.DiscardHandler), nil, func() time.Time { return clock })
+	r, _ := NewRunner(RunnerConfig{Sources: []SourceConfig{legacyConfig(srv.URL)}}, sink, slog.New(slog.DiscardHandler), nil, func() time.Time { return clock })
 	r.RunOnce(context.Background(), "legacy")
 	fail = false
 	clock = clock.Add(time.Hour) // past any backoff

@@ -71,7 +71,7 @@ func TestEchoedCredentialsAreScrubbed(t *testing.T) {
 			var p config.Problems
 			cfg.Validate(&p, "s")
 			clock := time.Date(2026, 9, 1, 4, 0, 0, 0, time.UTC)
-			r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			r, err := NewRunner(RunnerConfig{Sources: []SourceConfig{cfg}}, sink, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 				NewMetrics(prometheus.NewRegistry()), func() time.Time { return clock })
 			if err != nil {
 				t.Fatal(err)
@@ -124,7 +124,7 @@ func TestUpstreamErrorTextIsPrintable(t *testing.T) {
 	cfg := legacyConfig(srv.URL)
 	var p config.Problems
 	cfg.Validate(&p, "s")
-	r, _ := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
+	r, _ := NewRunner(RunnerConfig{Sources: []SourceConfig{cfg}}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
 	r.RunOnce(context.Background(), "legacy")
 	e := sink.health["legacy"].LastError
 	if !strings.Contains(e, "boom") || strings.ContainsAny(e, "\x1b\x07\r\n\u009b") {

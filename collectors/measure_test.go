@@ -118,7 +118,7 @@ func TestImporterCollectorReadsDependencies(t *testing.T) {
 	var p config.Problems
 	cfg.Validate(&p, "s")
 	sink := &memSink{}
-	r, err := NewRunner([]SourceConfig{cfg}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
+	r, err := NewRunner(RunnerConfig{Sources: []SourceConfig{cfg}}, sink, slog.New(slog.DiscardHandler), nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

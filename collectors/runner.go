@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etlhub/etlhub/collectors/sumologic"
 	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/internal/retry"
 	"github.com/etlhub/etlhub/model"
@@ -24,6 +25,8 @@ type Sink interface {
 	// Measure stores probes' measurements (validated, secrets scrubbed) and
 	// hands them to the rules.
 	Measure(ctx context.Context, ms []model.Measurement) error
+	// ObserveLogs hands log searches' signals to the rules.
+	ObserveLogs(ctx context.Context, sigs []model.LogSignal) error
 	SaveSource(ctx context.Context, h model.SourceHealth) error
 	Source(ctx context.Context, name string) (model.SourceHealth, error)
 }
@@ -37,7 +40,16 @@ func ParseSchedule(s string) (cron.Schedule, error) {
 	return sch, nil
 }
 
-// Runner runs every source on its own schedule.
+// RunnerConfig is what the runner schedules: the sources section, the logs
+// section (each search a source named logs:NAME) and the configured jobs
+// (an activity search speaks for each).
+type RunnerConfig struct {
+	Sources []SourceConfig
+	Logs    LogsConfig
+	Jobs    []model.JobKey
+}
+
+// Runner runs every source and log search on its own schedule.
 type Runner struct {
 	sink    Sink
 	log     *slog.Logger
@@ -59,10 +71,11 @@ type source struct {
 	health model.SourceHealth
 }
 
-// NewRunner builds collectors for cfgs (already validated).
-func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now func() time.Time) (*Runner, error) {
+// NewRunner builds collectors for the sources and log searches of rc
+// (already validated).
+func NewRunner(rc RunnerConfig, sink Sink, log *slog.Logger, m *Metrics, now func() time.Time) (*Runner, error) {
 	r := &Runner{sink: sink, log: log, now: now, metrics: m}
-	for _, c := range cfgs {
+	for _, c := range rc.Sources {
 		col, err := New(c)
 		if err != nil {
 			return nil, err
@@ -70,13 +83,38 @@ func NewRunner(cfgs []SourceConfig, sink Sink, log *slog.Logger, m *Metrics, now
 		if sp, ok := col.(*storeProbe); ok {
 			sp.ping, _ = sink.(Pinger)
 		}
-		r.sources = append(r.sources, &source{
-			cfg: c, c: col, red: c.scrubber(),
-			policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
-			health: model.SourceHealth{Name: c.Name, Kind: c.Kind},
-		})
+		r.add(c, col, c.scrubber())
+	}
+	var sumo *sumologic.Client
+	if rc.Logs.SumoLogic != nil {
+		sumo = sumologic.New(*rc.Logs.SumoLogic)
+	}
+	red := logSearchScrubber(&rc.Logs)
+	for _, s := range rc.Logs.Searches {
+		if s.Source == "sumologic" && sumo == nil {
+			return nil, fmt.Errorf("log search %q: sumologic needs the logs.sumologic section", s.Name)
+		}
+		r.add(s.source(), &logSearch{cfg: s, sumo: sumo, jobs: rc.Jobs}, red)
 	}
 	return r, nil
+}
+
+func (r *Runner) add(c SourceConfig, col Collector, red *redact.Scrubber) {
+	r.sources = append(r.sources, &source{
+		cfg: c, c: col, red: red,
+		policy: retry.Policy{Base: c.Backoff.Base, Max: c.Backoff.Max, Factor: 2, Jitter: 0.5},
+		health: model.SourceHealth{Name: c.Name, Kind: c.Kind},
+	})
+}
+
+// Names are the names of what the runner schedules (sources, then log
+// searches as logs:NAME).
+func (r *Runner) Names() []string {
+	out := make([]string, 0, len(r.sources))
+	for _, s := range r.sources {
+		out = append(out, s.cfg.Name)
+	}
+	return out
 }
 
 // Start restores each source's health, runs every source once, and schedules them.
@@ -203,6 +241,17 @@ func (r *Runner) collect(ctx context.Context, s *source, now time.Time) (n int, 
 	if merr != nil {
 		return 0, merr
 	}
+	if res.Logs != nil {
+		for i := range res.Logs {
+			for j := range res.Logs[i].Examples {
+				res.Logs[i].Examples[j].Text = s.red.String(res.Logs[i].Examples[j].Text)
+			}
+		}
+		if err := r.sink.ObserveLogs(ctx, res.Logs); err != nil {
+			return 0, fmt.Errorf("log signals: %w", err)
+		}
+	}
+	nm += res.Lines
 	if len(res.Rejected) > 0 {
 		r.metrics.rejected(s.cfg.Name, len(res.Rejected))
 		r.log.Warn("source sent invalid observations", "source", s.cfg.Name,

@@ -15,41 +15,9 @@ const (
 	RuleLogSilence    = "log-silence"
 )
 
-// Log search kinds.
-const (
-	// LogErrors counts error lines: spikes alert, and they are the context of
-	// the job's other alerts.
-	LogErrors = "errors"
-	// LogActivity counts any lines: a running job that logs nothing is silent.
-	LogActivity = "activity"
-)
-
-// LogSignal is what one log search found for one tenant's job in a window.
-type LogSignal struct {
-	Search   string
-	Kind     string // errors | activity
-	Tenant   string
-	Job      string
-	At       time.Time // end of the window
-	Window   time.Duration
-	Count    int
-	LastSeen time.Time // latest matching line, zero when none in the window
-	Examples []Count   // the most frequent messages
-	// Threshold is the count at which errors alert; SilenceAfter how long a
-	// running job may go without a line.
-	Threshold    int
-	SilenceAfter time.Duration
-}
-
-// Count is a message and how often it was seen.
-type Count struct {
-	Text string
-	N    int
-}
-
 // logTrack keeps one search's signals for one job.
 type logTrack struct {
-	last     LogSignal
+	last     model.LogSignal
 	lastSeen time.Time
 	history  []int // past window counts, oldest first
 }
@@ -57,7 +25,7 @@ type logTrack struct {
 const maxLogHistory = 96
 
 // ObserveLogs feeds the results of a log search.
-func (e *Engine) ObserveLogs(signals []LogSignal) {
+func (e *Engine) ObserveLogs(signals []model.LogSignal) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range signals {
@@ -98,12 +66,7 @@ func (t *logTrack) usual() (float64, bool) {
 	return quantile(v, 0.9), true
 }
 
-// fresh reports whether a signal still describes now (within two windows).
-func (s *LogSignal) fresh(now time.Time) bool {
-	return !s.At.IsZero() && now.Sub(s.At) <= 2*s.Window+time.Minute
-}
-
-func examples(c []Count) string {
+func examples(c []model.LogCount) string {
 	parts := make([]string, 0, len(c))
 	for _, x := range c {
 		parts = append(parts, fmt.Sprintf("%d× %q", x.N, x.Text))
@@ -122,7 +85,7 @@ func (j *JobState) logContext(now time.Time) string {
 	sort.Strings(names)
 	for _, n := range names {
 		s := &j.logs[n].last
-		if s.Kind == LogErrors && s.Count > 0 && s.fresh(now) {
+		if s.Kind == model.LogErrors && s.Count > 0 && s.Fresh(now) {
 			p := fmt.Sprintf("%d error lines in the last %v", s.Count, s.Window)
 			if len(s.Examples) > 0 {
 				p += ": " + examples(s.Examples[:min(len(s.Examples), 2)])
@@ -137,11 +100,11 @@ func (j *JobState) logContext(now time.Time) string {
 func evaluateLogs(j *JobState, now time.Time, mk func(rule string, def model.Severity, key string, summary string, details map[string]any)) {
 	for name, t := range j.logs {
 		s := &t.last
-		if !s.fresh(now) {
+		if !s.Fresh(now) {
 			continue
 		}
 		switch s.Kind {
-		case LogErrors:
+		case model.LogErrors:
 			usual, have := t.usual()
 			spike := s.Threshold > 0 && s.Count >= s.Threshold
 			why := fmt.Sprintf("threshold %d", s.Threshold)
@@ -153,9 +116,9 @@ func evaluateLogs(j *JobState, now time.Time, mk func(rule string, def model.Sev
 					s.Count, s.Window, why, name, examples(s.Examples)),
 					map[string]any{"count": s.Count, "window": s.Window.String(), "search": name, "usual_p90": usual})
 			}
-		case LogActivity:
+		case model.LogActivity:
 			cur := j.current()
-			if cur == nil || cur.state != "running" || s.SilenceAfter <= 0 {
+			if cur == nil || cur.state != model.StateRunning || s.SilenceAfter <= 0 {
 				continue
 			}
 			since := t.lastSeen

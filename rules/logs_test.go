@@ -25,10 +25,10 @@ func TestLogSignalsRaiseAndExplain(t *testing.T) {
 		e.Observe(obs[i:j], now)
 		i = j
 		if now.Minute()%5 == 0 {
-			e.ObserveLogs([]LogSignal{
-				{Search: "importer-errors", Kind: LogErrors, Tenant: "dade", Job: "roster-import", At: now, Window: 15 * time.Minute,
-					Count: 27, Threshold: 10, Examples: []Count{{"mongo: server selection timeout", 20}, {"redis: i/o timeout", 7}}},
-				{Search: "importer-activity", Kind: LogActivity, Tenant: "dade", Job: "roster-import", At: now, Window: 15 * time.Minute,
+			e.ObserveLogs([]model.LogSignal{
+				{Search: "importer-errors", Kind: model.LogErrors, Tenant: "dade", Job: "roster-import", At: now, Window: 15 * time.Minute,
+					Count: 27, Threshold: 10, Examples: []model.LogCount{{Text: "mongo: server selection timeout", N: 20}, {Text: "redis: i/o timeout", N: 7}}},
+				{Search: "importer-activity", Kind: model.LogActivity, Tenant: "dade", Job: "roster-import", At: now, Window: 15 * time.Minute,
 					LastSeen: time.Date(2026, 9, 10, 2, 30, 0, 0, time.UTC), SilenceAfter: 20 * time.Minute},
 			})
 		}
@@ -53,17 +53,17 @@ func TestLogSpikeAgainstTheUsual(t *testing.T) {
 	s := spec(t, "UTC", "0 2 * * *", "08:00")
 	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
 	now := time.Date(2026, 9, 10, 1, 0, 0, 0, time.UTC)
-	sig := func(n int) LogSignal {
-		return LogSignal{Search: "errs", Kind: LogErrors, Tenant: "dade", Job: "roster-import", At: now, Window: 5 * time.Minute, Count: n}
+	sig := func(n int) model.LogSignal {
+		return model.LogSignal{Search: "errs", Kind: model.LogErrors, Tenant: "dade", Job: "roster-import", At: now, Window: 5 * time.Minute, Count: n}
 	}
 	for k := 0; k < 10; k++ {
-		e.ObserveLogs([]LogSignal{sig(2)})
+		e.ObserveLogs([]model.LogSignal{sig(2)})
 		if tr, _ := e.Tick(now); len(firing(tr, RuleLogErrorSpike)) != 0 {
 			t.Fatal("fired on the usual count")
 		}
 		now = now.Add(5 * time.Minute)
 	}
-	e.ObserveLogs([]LogSignal{sig(40)})
+	e.ObserveLogs([]model.LogSignal{sig(40)})
 	tr, _ := e.Tick(now)
 	if f := firing(tr, RuleLogErrorSpike); len(f) != 1 || !strings.Contains(f[0].Alert.Summary, "usually at most 2") {
 		t.Fatalf("spike over the usual: %+v", f)

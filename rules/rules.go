@@ -205,7 +205,7 @@ func Evaluate(j *JobState, pr Prediction, p Params, now time.Time) []Signal {
 	evaluateLogs(j, now, func(rule string, def model.Severity, key, summary string, details map[string]any) {
 		sev := spec.SeverityFor(rule, def)
 		out = append(out, Signal{Rule: rule, Severity: sev, Fingerprint: fingerprint(rule, spec.Tenant, spec.Job, key),
-			Tenant: spec.Tenant, Job: spec.Job, Source: "logs:" + key, Night: j.night, Level: Trigger,
+			Tenant: spec.Tenant, Job: spec.Job, Source: model.LogSearchSource(key), Night: j.night, Level: Trigger,
 			Summary: spec.Tenant + "/" + spec.Job + ": " + summary, Details: details})
 	})
 	// Fresh error lines are the context of the job's other alerts.

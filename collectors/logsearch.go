@@ -1,11 +1,10 @@
-package app
+package collectors
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,16 +12,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etlhub/etlhub/collectors"
 	"github.com/etlhub/etlhub/collectors/sumologic"
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/redact"
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
-	"github.com/etlhub/etlhub/store"
-	"github.com/robfig/cron/v3"
 )
 
-// LogsConfig turns log searches into signals for the rules.
+// LogsConfig is the logs section: saved log searches that turn log lines
+// into signals for the rules. The runner schedules each like a source
+// (logs:NAME), with its timeout, backoff and health.
 type LogsConfig struct {
 	SumoLogic *sumologic.Config `yaml:"sumologic"`
 	Searches  []LogSearchConfig `yaml:"searches"`
@@ -38,9 +36,15 @@ type LogSearchConfig struct {
 	Path   string `yaml:"path"`
 	// Kind is errors (counts; spikes alert and explain other alerts) or
 	// activity (any lines; a running job that logs nothing is silent).
-	Kind     string        `yaml:"kind"`
+	Kind     model.LogKind `yaml:"kind"`
 	Schedule string        `yaml:"schedule"`
 	Window   time.Duration `yaml:"window"`
+	// Timeout bounds one search (default: logs.sumologic.timeout for
+	// sumologic, 1m for file).
+	Timeout time.Duration `yaml:"timeout"`
+	// Backoff after consecutive failures: Base doubling up to Max (1m, 30m):
+	// a failing search skips its schedule until then.
+	Backoff BackoffConfig `yaml:"backoff"`
 	// Field names in the results.
 	TenantField  string `yaml:"tenant_field"`
 	JobField     string `yaml:"job_field"`
@@ -71,6 +75,8 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 		case "sumologic":
 			if l.SumoLogic == nil {
 				p.Add(k+".source", "sumologic needs the logs.sumologic section")
+			} else if s.Timeout == 0 {
+				s.Timeout = l.SumoLogic.Timeout
 			}
 			if s.Query == "" {
 				p.Add(k+".query", "is required for source sumologic")
@@ -82,17 +88,32 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 		default:
 			p.Add(k+".source", "%q is not sumologic or file", s.Source)
 		}
-		if s.Kind != rules.LogErrors && s.Kind != rules.LogActivity {
+		if s.Kind != model.LogErrors && s.Kind != model.LogActivity {
 			p.Add(k+".kind", "%q is not errors or activity", s.Kind)
 		}
 		if s.Schedule == "" {
 			s.Schedule = "*/5 * * * *"
 		}
-		if _, err := collectors.ParseSchedule(s.Schedule); err != nil {
+		if _, err := ParseSchedule(s.Schedule); err != nil {
 			p.Add(k+".schedule", "%v", err)
 		}
 		if s.Window == 0 {
 			s.Window = 15 * time.Minute
+		}
+		if s.Timeout == 0 {
+			s.Timeout = time.Minute
+		}
+		if s.Timeout < time.Second || s.Timeout > 30*time.Minute {
+			p.Add(k+".timeout", "%v is outside 1s..30m", s.Timeout)
+		}
+		if s.Backoff.Base == 0 {
+			s.Backoff.Base = time.Minute
+		}
+		if s.Backoff.Max == 0 {
+			s.Backoff.Max = 30 * time.Minute
+		}
+		if s.Backoff.Max < s.Backoff.Base {
+			p.Add(k+".backoff.max", "%v is less than base %v", s.Backoff.Max, s.Backoff.Base)
 		}
 		defaults := map[*string]string{&s.TenantField: "tenant", &s.JobField: "job", &s.MessageField: "msg",
 			&s.CountField: "_count", &s.TimeField: "time"}
@@ -101,10 +122,10 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 				*f = d
 			}
 		}
-		if s.Kind == rules.LogErrors && s.Threshold == 0 {
+		if s.Kind == model.LogErrors && s.Threshold == 0 {
 			s.Threshold = 10
 		}
-		if s.Kind == rules.LogActivity && s.SilenceAfter == 0 {
+		if s.Kind == model.LogActivity && s.SilenceAfter == 0 {
 			s.SilenceAfter = 20 * time.Minute
 		}
 		if s.DownAfter == 0 {
@@ -113,75 +134,40 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 	}
 }
 
-// logSearches runs every search on its cron: a service whose searches run
-// on its context, so stopping the hub cancels a search in flight.
-type logSearches struct {
-	cfg    *Config
-	st     *store.Store
-	engine *rules.Engine
-	sumo   *sumologic.Client
-	log    *slog.Logger
-	now    func() time.Time
-	cron   *cron.Cron
-	cancel context.CancelFunc
+// source is how the runner schedules the search: a source named logs:NAME.
+func (s *LogSearchConfig) source() SourceConfig {
+	return SourceConfig{Name: model.LogSearchSource(s.Name), Kind: s.Source, Schedule: s.Schedule, Timeout: s.Timeout,
+		Backoff: s.Backoff, DownAfter: s.DownAfter}
 }
 
-func newLogSearches(cfg *Config, st *store.Store, engine *rules.Engine, log *slog.Logger, now func() time.Time) *logSearches {
-	l := &logSearches{cfg: cfg, st: st, engine: engine, log: log.With("part", "logs"), now: now,
-		cron: cron.New(cron.WithLocation(time.UTC), cron.WithParser(model.Cron),
-			cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
-	if cfg.Logs.SumoLogic != nil {
-		l.sumo = sumologic.New(*cfg.Logs.SumoLogic)
+// logSearch is one log search as a collector: its result is log signals.
+type logSearch struct {
+	cfg  LogSearchConfig
+	sumo *sumologic.Client // nil for file searches
+	// jobs are the configured jobs: an activity search gives each a signal,
+	// zero when it logged nothing.
+	jobs []model.JobKey
+}
+
+// logSearchScrubber holds the Sumo Logic keys (the client scrubs its own
+// errors; this keeps them out of what the search returns too).
+func logSearchScrubber(l *LogsConfig) *redact.Scrubber {
+	if l.SumoLogic == nil {
+		return redact.New()
 	}
-	return l
+	return redact.New(redact.BasicSecrets(l.SumoLogic.AccessID.Value(), l.SumoLogic.AccessKey.Value())...)
 }
 
-func (l *logSearches) Name() string { return "log searches" }
-
-func (l *logSearches) Start(ctx context.Context) error {
-	ctx, l.cancel = context.WithCancel(ctx)
-	for i := range l.cfg.Logs.Searches {
-		s := l.cfg.Logs.Searches[i]
-		if _, err := l.cron.AddFunc(s.Schedule, func() { l.run(ctx, s, l.now().UTC()) }); err != nil {
-			return fmt.Errorf("log search %q: %w", s.Name, err)
-		}
-	}
-	l.cron.Start()
-	return nil
-}
-
-func (l *logSearches) Stop() {
-	if l.cancel != nil {
-		l.cancel()
-	}
-	<-l.cron.Stop().Done()
-}
-
-// run performs one search, feeds its signals to the rules and records the
-// search's health like any source's.
-func (l *logSearches) run(ctx context.Context, s LogSearchConfig, now time.Time) {
-	name := "logs:" + s.Name
-	h, err := l.st.Source(ctx, name)
+func (l *logSearch) Collect(ctx context.Context, now time.Time) (Result, error) {
+	rows, err := l.rows(ctx, now)
 	if err != nil {
-		h = model.SourceHealth{Name: name}
+		return Result{}, err
 	}
-	h.Kind = s.Source
-	start := time.Now()
-	rows, err := l.rows(ctx, s, now)
-	var sigs []rules.LogSignal
-	if err == nil {
-		sigs = aggregateLogs(s, rows, now, l.cfg.Jobs)
-		l.engine.ObserveLogs(sigs)
-	} else {
-		l.log.Warn("log search failed", "search", s.Name, "error", err)
-	}
-	h.Record(now, time.Since(start), len(rows), err)
-	if serr := l.st.SaveSource(ctx, h); serr != nil {
-		l.log.Error("saving log search health failed", "error", serr)
-	}
+	return Result{Logs: aggregateLogs(l.cfg, rows, now, l.jobs), Lines: len(rows)}, nil
 }
 
-func (l *logSearches) rows(ctx context.Context, s LogSearchConfig, now time.Time) ([]map[string]string, error) {
+func (l *logSearch) rows(ctx context.Context, now time.Time) ([]map[string]string, error) {
+	s := &l.cfg
 	if s.Source == "file" {
 		return readLogFiles(s, now)
 	}
@@ -198,7 +184,7 @@ func (l *logSearches) rows(ctx context.Context, s LogSearchConfig, now time.Time
 // aggregateLogs turns result rows into one signal per tenant's job: the sum
 // of count_field (1 a row without it), the latest time, the top messages.
 // Activity searches give every configured job a signal, zero when silent.
-func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, jobs []model.JobSpec) []rules.LogSignal {
+func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, jobs []model.JobKey) []model.LogSignal {
 	type acc struct {
 		n    int
 		last time.Time
@@ -227,20 +213,19 @@ func aggregateLogs(s LogSearchConfig, rows []map[string]string, now time.Time, j
 			a.last = t
 		}
 	}
-	if s.Kind == rules.LogActivity {
-		for _, j := range jobs {
-			k := model.JobKey{Tenant: j.Tenant, Job: j.Job}
+	if s.Kind == model.LogActivity {
+		for _, k := range jobs {
 			if by[k] == nil {
 				by[k] = &acc{}
 			}
 		}
 	}
-	out := make([]rules.LogSignal, 0, len(by))
+	out := make([]model.LogSignal, 0, len(by))
 	for k, a := range by {
-		sig := rules.LogSignal{Search: s.Name, Kind: s.Kind, Tenant: k.Tenant, Job: k.Job, At: now, Window: s.Window,
+		sig := model.LogSignal{Search: s.Name, Kind: s.Kind, Tenant: k.Tenant, Job: k.Job, At: now, Window: s.Window,
 			Count: a.n, LastSeen: a.last, Threshold: s.Threshold, SilenceAfter: s.SilenceAfter}
 		for m, n := range a.msgs {
-			sig.Examples = append(sig.Examples, rules.Count{Text: m, N: n})
+			sig.Examples = append(sig.Examples, model.LogCount{Text: m, N: n})
 		}
 		sort.Slice(sig.Examples, func(i, j int) bool {
 			if sig.Examples[i].N != sig.Examples[j].N {
@@ -275,7 +260,7 @@ func rowTime(r map[string]string, field string) time.Time {
 
 // readLogFiles reads JSON-lines logs (a file, or *.jsonl and *.log in a
 // directory) and keeps the lines of the window that match.
-func readLogFiles(s LogSearchConfig, now time.Time) ([]map[string]string, error) {
+func readLogFiles(s *LogSearchConfig, now time.Time) ([]map[string]string, error) {
 	files := []string{s.Path}
 	if st, err := os.Stat(s.Path); err != nil {
 		return nil, fmt.Errorf("log path: %w", err)
@@ -292,36 +277,46 @@ func readLogFiles(s LogSearchConfig, now time.Time) ([]map[string]string, error)
 		if st, err := os.Stat(f); err != nil || st.ModTime().Before(from) {
 			continue // untouched since before the window
 		}
-		fh, err := os.Open(f)
+		rows, err := readLogFile(f, s, from, now)
 		if err != nil {
 			return nil, err
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var raw map[string]any
-			if json.Unmarshal(sc.Bytes(), &raw) != nil {
-				continue // not a JSON line: not ours to count
-			}
-			row := make(map[string]string, len(raw))
-			for k, v := range raw {
-				if str, ok := v.(string); ok {
-					row[k] = str
-				} else {
-					row[k] = fmt.Sprint(v)
-				}
-			}
-			t := rowTime(row, s.TimeField)
-			if t.Before(from) || t.After(now) || !matches(row, s.Match) {
-				continue
-			}
-			delete(row, s.CountField)
-			out = append(out, row)
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+func readLogFile(f string, s *LogSearchConfig, from, now time.Time) ([]map[string]string, error) {
+	fh, err := os.Open(f)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	var out []map[string]string
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var raw map[string]any
+		if json.Unmarshal(sc.Bytes(), &raw) != nil {
+			continue // not a JSON line: not ours to count
 		}
-		fh.Close()
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+		row := make(map[string]string, len(raw))
+		for k, v := range raw {
+			if str, ok := v.(string); ok {
+				row[k] = str
+			} else {
+				row[k] = fmt.Sprint(v)
+			}
 		}
+		t := rowTime(row, s.TimeField)
+		if t.Before(from) || t.After(now) || !matches(row, s.Match) {
+			continue
+		}
+		delete(row, s.CountField)
+		out = append(out, row)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f, err)
 	}
 	return out, nil
 }
