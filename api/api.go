@@ -99,6 +99,9 @@ type Options struct {
 	// Reload, when set, re-reads the config and applies it on this replica
 	// (POST /api/v1/reload).
 	Reload func(ctx context.Context) (ReloadResult, error)
+	// Reports, when set, reads runs' data-quality reports from their
+	// sources for the district's page.
+	Reports Reports
 	// Health, when set, says whether the store is known to be down (the
 	// hub pings it every second): /readyz says since when and why, and
 	// pushes are answered 503 at once.
@@ -126,6 +129,7 @@ type server struct {
 	live    *live     // the event streams
 	board   boardCache
 	pings   *pinger // the ping API's keys
+	reports *reportCache
 }
 
 // New builds the HTTP handler.
@@ -172,6 +176,11 @@ func New(o Options) http.Handler {
 		configured[k] = true
 	}
 	s.jobs = &jobGuard{max: o.MaxUnconfiguredJobs, configured: configured}
+	reg := o.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry() // counted, not exported
+	}
+	s.reports = newReportCache(reg)
 	if o.Registerer != nil {
 		s.metrics = newHTTPMetrics(o.Registerer)
 	}

@@ -153,16 +153,22 @@ type Finding struct {
 
 // DistrictJob is one job of the district's page.
 type DistrictJob struct {
-	Job      string              `json:"job"`
-	Timezone string              `json:"timezone,omitempty"`
-	RunID    string              `json:"run_id,omitempty"`
-	State    model.State         `json:"state,omitempty"`
-	Stage    string              `json:"stage,omitempty"`
-	Deadline *time.Time          `json:"deadline,omitempty"`
-	Outcome  *rules.Outcome      `json:"outcome,omitempty"`
-	Steps    []Step              `json:"steps"`
-	Quality  []Finding           `json:"quality"`
-	Nights   []rules.NightRecord `json:"nights"`
+	Job      string         `json:"job"`
+	Timezone string         `json:"timezone,omitempty"`
+	RunID    string         `json:"run_id,omitempty"`
+	State    model.State    `json:"state,omitempty"`
+	Stage    string         `json:"stage,omitempty"`
+	Deadline *time.Time     `json:"deadline,omitempty"`
+	Outcome  *rules.Outcome `json:"outcome,omitempty"`
+	Steps    []Step         `json:"steps"`
+	Quality  []Finding      `json:"quality"`
+	// Report is tonight's data-quality report finding by finding (code,
+	// file, what it means, how to fix it, examples with line, column and
+	// value), read from the source the run came from; ReportNote says why
+	// there is none when there is none.
+	Report     *QualityReport      `json:"report,omitempty"`
+	ReportNote string              `json:"report_note,omitempty"`
+	Nights     []rules.NightRecord `json:"nights"`
 	Rates
 }
 
@@ -215,6 +221,7 @@ func (s *server) district(c *gin.Context) {
 			dj.RunID, dj.State, dj.Stage = r.RunID, r.State, string(r.Stage)
 			dj.Steps = uploadSteps(&r, obs)
 			dj.Quality = findings(r.QualityErrors, r.QualityWarnings)
+			dj.Report, dj.ReportNote = s.report(ctx, &r)
 		}
 		nv, err := s.nightsOf(ctx, k, 14, now)
 		if err != nil {

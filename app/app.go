@@ -225,7 +225,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		Store: st, Ingest: h.Ingest, Jobs: cfg.Jobs, Auth: cfg.Auth, Gatherer: gatherer, Registerer: reg, Reload: o.Reload, Views: h.Alerting, Actions: h.Alerting,
 		Log: o.Log, MaxBodyBytes: cfg.Ingest.MaxBodyBytes, MaxItems: cfg.Ingest.MaxItems, Now: now,
 		MaxUnconfiguredJobs: cfg.Ingest.MaxUnconfiguredJobs, MaxSilences: cfg.Silences.MaxActive, TrustedProxies: cfg.TrustedProxies,
-		Cluster: view, Health: h.watch,
+		Cluster: view, Health: h.watch, Reports: runReports{runner},
 	})
 	if h.cluster != nil {
 		h.Handler = h.cluster.forward(h.Handler)

@@ -22,10 +22,11 @@ import (
 // view, a baseline apart from the hub's own probes). An importer without that
 // endpoint (404) gives runs only.
 type importerCollector struct {
-	cfg     SourceConfig
-	f       *fetcher
-	url     string
-	depsURL string
+	cfg       SourceConfig
+	f         *fetcher
+	url       string
+	depsURL   string
+	reportURL string
 }
 
 func newImporter(c SourceConfig) (Collector, error) {
@@ -34,7 +35,7 @@ func newImporter(c SourceConfig) (Collector, error) {
 	if !strings.HasSuffix(u, "/api/v1/runs") {
 		u += "/api/v1/runs"
 	}
-	return &importerCollector{cfg: c, f: newFetcher(c), url: u, depsURL: base + "/api/v1/dependencies"}, nil
+	return &importerCollector{cfg: c, f: newFetcher(c), url: u, depsURL: base + "/api/v1/dependencies", reportURL: base + "/api/v1/report"}, nil
 }
 
 // importerDependency is one entry of the importer's GET /api/v1/dependencies.

@@ -625,11 +625,7 @@ async function district(tenant) {
     const steps = el("ol", { class: "steps" }, j.steps.map((s) => el("li", { class: s.at ? "done" : "todo" },
       el("span", { class: "step-mark", "aria-hidden": "true" }, s.at ? "✓" : "○"), " ", el("b", {}, s.name), " ",
       s.at ? when(s.at, tz) : el("span", { class: "muted" }, "not yet"), el("br"), el("span", { class: "muted" }, s.meaning))));
-    const quality = el("table", { class: "quality" }, el("caption", {}, "Data quality of tonight's files"),
-      el("thead", {}, el("tr", {}, ["Finding", "Rows", "What it means", "How to fix it"].map((n) => el("th", { scope: "col" }, n)))),
-      el("tbody", {}, j.quality.map((q) => el("tr", { class: "finding " + q.kind },
-        el("td", { "data-label": "finding" }, q.kind === "error" ? "Errors" : "Warnings"), el("td", { "data-label": "rows" }, Number(q.count) || 0),
-        el("td", { "data-label": "meaning", style: "white-space:normal" }, q.meaning), el("td", { "data-label": "fix", style: "white-space:normal" }, q.fix)))));
+    const quality = qualityReport(j);
     return el("section", { class: "district-job", "data-job": j.job },
       el("h3", {}, j.job, " ", outcomeBadge(j.outcome), " ", el("span", { class: "muted" }, j.outcome ? j.outcome.summary : "")),
       el("p", {}, "Deadline ", when(j.deadline, tz), tz ? el("span", { class: "muted" }, " · times in " + zone() + "; hover for " + tz) : ""),
@@ -638,6 +634,47 @@ async function district(tenant) {
       el("table", { class: "recent" }, nightHead(), el("tbody", {}, nightRows(j.nights, tz))));
   });
   show(el("h2", {}, tenant), ...sections);
+}
+
+// qualityReport is tonight's data-quality report as the district reads it:
+// one row per finding (a code in a file) with its severity in words, the
+// file, how many rows, where (line, field, value) with the message, what it
+// means and how to fix it. Every string in it comes from the uploaded files
+// or the importer: text only. Without the detailed report, the counts and
+// why there is no more.
+function qualityReport(j) {
+  const r = j.report;
+  const cell = (label, ...kids) => el("td", { "data-label": label }, ...kids);
+  if (!r) {
+    return el("div", { class: "quality-block" },
+      el("table", { class: "quality" }, el("caption", {}, "Data quality of tonight's files"),
+        el("thead", {}, el("tr", {}, ["Finding", "Rows", "What it means", "How to fix it"].map((n) => el("th", { scope: "col" }, n)))),
+        el("tbody", {}, j.quality.map((q) => el("tr", { class: "finding sev-" + q.kind },
+          cell("finding", q.kind === "error" ? "Errors" : "Warnings"), cell("rows", Number(q.count) || 0),
+          el("td", { "data-label": "meaning", class: "wrap" }, q.meaning), el("td", { "data-label": "fix", class: "wrap" }, q.fix))))),
+      j.report_note ? el("p", { class: "muted report-note" }, j.report_note) : null);
+  }
+  const groups = (r.findings || []).slice().sort((a, b) => ((a.severity === "error" ? 0 : 1) - (b.severity === "error" ? 0 : 1)) || (b.count - a.count));
+  const caption = el("caption", {}, "Data quality of tonight's files: ", el("b", {}, Number(r.errors) || 0, " errors"), ", ", Number(r.warnings) || 0, " warnings",
+    r.oneroster_version ? " (OneRoster " + r.oneroster_version + ")" : "", r.truncated ? "; the first " + groups.length + " findings shown" : "");
+  if (!groups.length) return el("table", { class: "quality report" }, caption, el("tbody", {}, el("tr", {}, el("td", {}, "No findings: every file and row passed the checks."))));
+  const where = (e) => [e.line ? "line " + Number(e.line) : null, e.column ? e.column : null, e.value ? "“" + e.value + "”" : null].filter((x) => x != null).join(", ");
+  const rows = groups.map((g) => {
+    const ex = g.examples || [];
+    const more = Number(g.count) - ex.length;
+    return el("tr", { class: "finding sev-" + g.severity, "data-code": g.code },
+      cell("severity", badge(g.severity === "error" ? "risk-breached" : "risk-at-risk", g.severity === "error" ? "error: not loaded" : "warning")),
+      el("td", { "data-label": "file", class: "wrap" }, g.file, el("br"), el("code", { class: "muted" }, g.code)),
+      cell("rows", Number(g.count) || 0),
+      el("td", { "data-label": "where", class: "wrap" }, el("ul", { class: "examples" },
+        ex.map((e) => el("li", {}, el("span", { class: "where" }, where(e)), where(e) ? ": " : "", e.message)),
+        more > 0 ? el("li", { class: "muted" }, "and " + more + " more in this file") : null)),
+      el("td", { "data-label": "meaning", class: "wrap" }, g.meaning),
+      el("td", { "data-label": "fix", class: "wrap" }, g.fix));
+  });
+  return el("table", { class: "quality report" }, caption,
+    el("thead", {}, el("tr", {}, ["Severity", "File and finding", "Rows", "Where (line, field, value) and what", "What it means", "How to fix it"].map((n) => el("th", { scope: "col" }, n)))),
+    el("tbody", {}, rows));
 }
 
 // ---- Live ---------------------------------------------------------------------
