@@ -48,7 +48,7 @@ func TestReportReadsTheImportersReport(t *testing.T) {
 		t.Fatal(p)
 	}
 	other := legacyConfig(srv.URL)
-	r, err := NewRunner([]SourceConfig{imp, other}, &memSink{}, slog.New(slog.DiscardHandler), nil, time.Now)
+	r, err := NewRunner(RunnerConfig{Sources: []SourceConfig{imp, other}}, &memSink{}, slog.New(slog.DiscardHandler), nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
