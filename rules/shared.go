@@ -33,6 +33,9 @@ type SharedParams struct {
 	// slow in that time): a shared cause strikes everything at the same
 	// moment, a district's own trouble at its own.
 	Together time.Duration
+	// MinTogether: with fewer tenants struck together than this, the loads
+	// struck must be all that is loading, not only Fraction of it.
+	MinTogether int
 	// Fraction: and the loads struck at that moment or since (slowed, or
 	// begun slow) are at least this fraction of the loads in progress;
 	// loads slow since long before count against it, being slow of their
@@ -50,7 +53,7 @@ type SharedParams struct {
 // below 80% of their pace at once. One district's bad night is a slowdown
 // of its own; day-to-day spread of a pace is about 12%.
 func DefaultSharedParams() SharedParams {
-	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, Drop: 0.1, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, FractionAlone: 0.8, Recent: 2 * time.Hour}
+	return SharedParams{SlowRatio: 0.8, AtPace: 0.9, Drop: 0.1, MinTenants: 4, Fraction: 0.6, Together: 10 * time.Minute, MinTogether: 3, FractionAlone: 0.8, Recent: 2 * time.Hour}
 }
 
 // Load is one run in progress, as the shared-slowdown rule sees it.
@@ -211,7 +214,14 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 				hit++
 			}
 		}
-		many = float64(hit) >= sp.Fraction*float64(measured)
+		need := sp.Fraction
+		if n < sp.MinTogether {
+			// Two tenants slowing at the same moment happens by chance on
+			// a night of many slowdowns; it is a shared cause when they are
+			// everything that loads.
+			need = 1
+		}
+		many = float64(hit) >= need*float64(measured)
 	}
 	if !many {
 		// Without a known onset among them (everything began slow), most of

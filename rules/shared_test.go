@@ -139,20 +139,32 @@ func TestSharedSlowdownRule(t *testing.T) {
 		return out
 	}
 	var st sharedState
-	if s := SharedSlowdown(loads(1, 1, 1), 0, sp, &st, t0); s != nil {
+	if s := SharedSlowdown(loads(1, 1, 1, 1), 0, sp, &st, t0); s != nil {
 		t.Fatal("at pace")
 	}
-	s := SharedSlowdown(loads(0.6, 0.6, 1), 0, sp, &st, t0.Add(time.Minute))
-	if s == nil || s.Level != Trigger || len(s.Affected) != 3 {
+	s := SharedSlowdown(loads(0.6, 0.6, 0.6, 1), 0, sp, &st, t0.Add(time.Minute))
+	if s == nil || s.Level != Trigger || len(s.Affected) != 4 {
+		t.Fatalf("three struck together of four: %+v", s)
+	}
+	// Two tenants slowing at one moment is chance on a night of many
+	// slowdowns, unless they are all that loads.
+	var pair sharedState
+	SharedSlowdown(loads(1, 1, 1), 0, sp, &pair, t0)
+	if s := SharedSlowdown(loads(0.6, 0.6, 1), 0, sp, &pair, t0.Add(time.Minute)); s != nil {
 		t.Fatalf("two struck together of three: %+v", s)
+	}
+	var both sharedState
+	SharedSlowdown(loads(1, 1), 0, sp, &both, t0)
+	if s := SharedSlowdown(loads(0.6, 0.6), 0, sp, &both, t0.Add(time.Minute)); s == nil || len(s.Affected) != 2 {
+		t.Fatalf("the two loads in progress struck together: %+v", s)
 	}
 	// They recover but are still running, behind by what they lost: its
 	// aftermath holds it (a late finish among them is its consequence),
 	// and a run that begins now is not one it slowed.
-	late := append(loads(1, 1, 1), Load{Tenant: "new", Job: "j", Night: t0, Measured: true, Ratio: 1})
+	late := append(loads(1, 1, 1, 1), Load{Tenant: "new", Job: "j", Night: t0, Measured: true, Ratio: 1})
 	s = SharedSlowdown(late, 0, sp, &st, t0.Add(time.Hour))
-	if s == nil || s.Level != Hold || len(s.Affected) != 3 || s.Details["aftermath"] != true ||
-		!strings.Contains(s.Summary, "is over; 3 of the 3 runs it slowed are still running") {
+	if s == nil || s.Level != Hold || len(s.Affected) != 4 || s.Details["aftermath"] != true ||
+		!strings.Contains(s.Summary, "is over; 4 of the 4 runs it slowed are still running") {
 		t.Fatalf("aftermath: %+v", s)
 	}
 	// A run of another night is not behind because of it.
@@ -162,8 +174,8 @@ func TestSharedSlowdownRule(t *testing.T) {
 	}
 	// They finish; nothing it explains is open: it ends.
 	var st1 sharedState
-	SharedSlowdown(loads(1, 1, 1), 0, sp, &st1, t0)
-	SharedSlowdown(loads(0.6, 0.6, 1), 0, sp, &st1, t0.Add(time.Minute))
+	SharedSlowdown(loads(1, 1, 1, 1), 0, sp, &st1, t0)
+	SharedSlowdown(loads(0.6, 0.6, 0.6, 1), 0, sp, &st1, t0.Add(time.Minute))
 	if s := SharedSlowdown(nil, 0, sp, &st1, t0.Add(time.Hour)); s != nil {
 		t.Fatalf("held after its runs finished: %+v", s)
 	}

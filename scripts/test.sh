@@ -78,12 +78,12 @@ if [ $# -eq 0 ]; then
   # with three compilers and time out for it.
   mapfile -t first < <(go list ./... | grep -v '/deploy$')
   echo "go test -race (every package but deploy)"
-  go test -race -timeout 20m "${first[@]}"
+  go test -race -timeout 30m "${first[@]}"
   echo "go test -race ./deploy/"
-  go test -race -timeout 20m ./deploy/
+  go test -race -timeout 30m ./deploy/
 else
   echo "go test -race ${pkgs[*]}"
-  go test -race -timeout 20m "${pkgs[@]}"
+  go test -race -timeout 30m "${pkgs[@]}"
 fi
 
 # Fuzz targets, each for a short budget (ETLHUB_FUZZTIME), when the whole suite runs.
