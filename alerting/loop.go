@@ -47,6 +47,8 @@ type Config struct {
 	// Blind, when set, gives the hub's blind intervals at now (its store's
 	// outages): the rules do not judge silences over them.
 	Blind func(now time.Time) []rules.Interval
+	// Horizon, when set, is where the data ends (a replay's scenario end).
+	Horizon time.Time
 }
 
 // Loop is the alert loop: every tick the rules are evaluated, what changed
@@ -95,7 +97,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger, reg prometheus.Registere
 	if cfg.IsPagerDuty == nil {
 		cfg.IsPagerDuty = func(string) bool { return false }
 	}
-	l := &Loop{cfg: cfg, st: st, log: log, now: now, engine: rules.NewEngine(cfg.Jobs, cfg.Rules.EngineParams(), cfg.Rules.RuleTimings()),
+	params := cfg.Rules.EngineParams()
+	params.Horizon = cfg.Horizon
+	l := &Loop{cfg: cfg, st: st, log: log, now: now, engine: rules.NewEngine(cfg.Jobs, params, cfg.Rules.RuleTimings()),
 		router: cfg.Router}
 	l.Loop = lifecycle.NewLoop("alerting", l.run)
 	l.engine.SetInhibitor(Inhibitor(cfg.Inhibit))

@@ -58,6 +58,9 @@ type Options struct {
 	Now func() time.Time
 	// Registry takes the metrics (nil: a new one).
 	Registry *prometheus.Registry
+	// Horizon, when set, is where the data ends (a replay's scenario end):
+	// the rules judge no deadline past it.
+	Horizon time.Time
 	// Stepped leaves the alert loop out of the services: the caller steps
 	// it (Hub.Alerting.Step) on its own clock, as the demo does.
 	Stepped bool
@@ -71,9 +74,17 @@ type Options struct {
 	Reload func(ctx context.Context) (api.ReloadResult, error)
 }
 
+// ExtraServices, when set, adds services to the singletons of every hub New
+// builds, after the hub's own. It is how a test adds a service to app and
+// sees it run in etlhub serve, the demo and replay alike (sim's
+// TestOneWiring): none of them wires services of its own.
+var ExtraServices func(h *Hub) []lifecycle.Service
+
 // Hub is the hub's parts, wired once for serve, the demo and replay.
 type Hub struct {
-	Config   *Config
+	Config *Config
+	// Now is the hub's clock (simulated in the demo and replay).
+	Now      func() time.Time
 	Store    *store.Store
 	Registry *prometheus.Registry
 	Ingest   *Ingestor
@@ -119,7 +130,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		ownStore = true
 		o.Log.Info("store open", "driver", st.Dialect())
 	}
-	h := &Hub{Config: cfg, Store: st, Registry: reg, log: o.Log, Live: api.NewLive(), ownStore: ownStore}
+	h := &Hub{Config: cfg, Now: now, Store: st, Registry: reg, log: o.Log, Live: api.NewLive(), ownStore: ownStore}
 	closeStore := func() {
 		if ownStore {
 			st.Close()
@@ -138,6 +149,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	h.group.Add(h.watch)
 	acfg := cfg.alerting(now)
 	acfg.Blind = h.watch.Blind
+	acfg.Horizon = o.Horizon
 	h.Alerting = alerting.New(acfg, st, o.Log, reg)
 	if err := h.Alerting.Warm(ctx, now()); err != nil {
 		closeStore()
@@ -191,11 +203,15 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 			o.Log.Error("collectors", "error", err)
 			r = runner
 		}
-		return append(s,
+		s = append(s,
 			lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
 			newDigests(cfg, st, o.Log, now),
 			&lifecycle.Funcs{N: "collectors", StartFn: r.Start, StopFn: r.Stop},
 		)
+		if ExtraServices != nil {
+			s = append(s, ExtraServices(h)...)
+		}
+		return s
 	}
 	if st.Dialect() == "postgres" {
 		if o.Stepped {

@@ -3,19 +3,23 @@ package sim
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
+	"github.com/etlhub/etlhub/api"
 	"github.com/etlhub/etlhub/app"
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/model"
-	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/store"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ReplayOptions are the inputs of a replay.
@@ -25,7 +29,9 @@ type ReplayOptions struct {
 	Out          string
 	StorePath    string // "" for a temporary SQLite file
 	Tick         time.Duration
-	Params       rules.Params
+	// Rules is the rules section (rules: in etlhub.yaml; zero values take
+	// its defaults).
+	Rules alerting.RulesConfig
 }
 
 // ReplayResult counts what a replay did.
@@ -83,8 +89,9 @@ type AlertLine struct {
 	GroupedUnder string           `json:"grouped_under,omitempty"`
 }
 
-// Replay runs observations through the same ingest path (a SQLite store) and
-// rules as the live hub, on a simulated clock, and writes the transitions.
+// Replay runs observations through the hub etlhub serve runs (app.New: the
+// same ingest path into a SQLite store, the same rules and alert loop, the
+// same services) on a simulated clock, and writes the transitions.
 func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	var res ReplayResult
 	sc, err := LoadScenario(o.Scenario)
@@ -110,29 +117,44 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		defer os.RemoveAll(dir)
 		storePath = filepath.Join(dir, "replay.db")
 	}
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", Path: storePath}, nil)
+	obs := newObsReader(in, o.Observations)
+	next, err := obs.next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return res, err
+	}
+	var clock, end time.Time
+	if sc.Start != nil {
+		clock = sc.Start.UTC().Truncate(o.Tick)
+	} else if next != nil {
+		clock = next.At.Truncate(o.Tick)
+	}
+	if sc.End != nil {
+		end = sc.End.UTC()
+	}
+
+	// The hub as etlhub serve wires it, on the replay's simulated clock;
+	// the replay steps the alert loop itself, one tick at a time. Nothing
+	// serves its API: the token only satisfies the config.
+	var tok [16]byte
+	rand.Read(tok[:])
+	cfg := &app.Config{Store: store.Config{Driver: "sqlite", Path: storePath}, Jobs: sc.Jobs, Rules: o.Rules,
+		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "replay", Token: config.Secret(hex.EncodeToString(tok[:])), Role: "viewer"}}}}
+	var p config.Problems
+	cfg.Validate(&p)
+	if err := p.Err(o.Scenario); err != nil {
+		return res, err
+	}
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	h, err := app.New(ctx, cfg, app.Options{Now: now, Stepped: true, Horizon: end})
 	if err != nil {
 		return res, err
 	}
-	defer st.Close()
-	params := o.Params
-	if sc.End != nil {
-		params.Horizon = sc.End.UTC()
+	if err := h.Start(ctx); err != nil {
+		h.Stop()
+		return res, err
 	}
-	engine := rules.NewEngine(sc.Jobs, params, nil)
-	// The rules see each tick's observations at once; the store takes them in
-	// batches of up to 1000, as a pusher would send them. Both are the live
-	// hub's code: the Ingestor stores, then hands the batch to the rules.
-	ing := app.NewIngestor(st, prometheus.NewRegistry())
-	var pending []model.Observation
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		_, err := ing.Ingest(ctx, "replay", pending)
-		pending = pending[:0]
-		return err
-	}
+	defer h.Stop()
 
 	tmp := o.Out + ".tmp"
 	f, err := os.Create(tmp)
@@ -143,23 +165,8 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 
-	obs := newObsReader(in, o.Observations)
-	var clock time.Time
-	if sc.Start != nil {
-		clock = sc.Start.UTC().Truncate(o.Tick)
-	}
-	var end time.Time
-	if sc.End != nil {
-		end = sc.End.UTC()
-	}
+	ing := h.Ingest.Batched("replay", 1000)
 	var batch []model.Observation
-	next, err := obs.next()
-	if err != nil && !errors.Is(err, io.EOF) {
-		return res, err
-	}
-	if clock.IsZero() && next != nil {
-		clock = next.At.Truncate(o.Tick)
-	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -171,17 +178,19 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 				return res, err
 			}
 		}
+		// The rules see each tick's observations at once, on the hub's
+		// clock; the store takes them in batches of up to 1000, as a pusher
+		// would send them.
 		if len(batch) > 0 {
-			engine.Observe(batch, clock)
-			pending = append(pending, batch...)
-			if len(pending) >= 1000 {
-				if err := flush(); err != nil {
-					return res, err
-				}
+			if err := ing.Add(ctx, batch); err != nil {
+				return res, err
 			}
 			res.Observations += len(batch)
 		}
-		trans, _ := engine.Tick(clock)
+		trans, err := h.Alerting.StepTransitions(ctx, clock)
+		if err != nil {
+			return res, err
+		}
 		res.Ticks++
 		for _, t := range trans {
 			if t.Alert.Silenced {
@@ -198,9 +207,11 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		if next == nil && (end.IsZero() || !clock.Before(end)) {
 			break
 		}
+		mu.Lock()
 		clock = clock.Add(o.Tick)
+		mu.Unlock()
 	}
-	if err := flush(); err != nil {
+	if err := ing.Flush(ctx); err != nil {
 		return res, err
 	}
 	if err := w.Flush(); err != nil {

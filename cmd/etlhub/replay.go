@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/etlhub/etlhub/alerting"
 	"github.com/etlhub/etlhub/rules"
 	"github.com/etlhub/etlhub/sim"
 )
@@ -34,7 +35,8 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 	start := time.Now()
 	res, err := sim.Replay(ctx, sim.ReplayOptions{
 		Scenario: *scen, Observations: *obsPath, Out: *out, StorePath: *storePath, Tick: *tick,
-		Params: params,
+		Rules: alerting.RulesConfig{PageProbability: params.PageProbability, SlowdownPersistence: params.SlowdownPersistence,
+			SlowdownShape: params.SlowdownShape},
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "etlhub replay:", err)
