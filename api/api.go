@@ -130,6 +130,12 @@ type server struct {
 	board   boardCache
 	pings   *pinger // the ping API's keys
 	reports *reportCache
+	first   struct {
+		mu    sync.Mutex
+		at    time.Time
+		known bool
+		read  time.Time
+	} // the store's oldest observation (nights before it are unknown)
 }
 
 // New builds the HTTP handler.

@@ -43,6 +43,27 @@ type Rates struct {
 	RecentRate *float64 `json:"recent_on_time_rate"`
 }
 
+// NightNoRecord is a night before the hub's records began (no run seen).
+const NightNoRecord = "no-record"
+
+// firstRecord is the store's oldest observation time, read at most once a
+// minute.
+func (s *server) firstRecord(ctx context.Context) (time.Time, bool, error) {
+	s.first.mu.Lock()
+	defer s.first.mu.Unlock()
+	if s.first.known && time.Since(s.first.read) < time.Minute {
+		return s.first.at, true, nil
+	}
+	at, ok, err := s.o.Store.FirstObservationAt(ctx)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if ok {
+		s.first.at, s.first.known, s.first.read = at, true, time.Now()
+	}
+	return at, ok, nil
+}
+
 func judged(kind string) bool {
 	switch kind {
 	case rules.OutcomeOnTime, rules.OutcomeLate, rules.OutcomeMissed, rules.OutcomeFailed:
@@ -105,6 +126,18 @@ func (s *server) nightsOf(ctx context.Context, k model.JobKey, n int, now time.T
 	nights := rules.NightsOf(&c, runs, n, now)
 	if nights == nil {
 		nights = []rules.NightRecord{}
+	}
+	first, known, err := s.firstRecord(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range nights {
+		// A night whose window opened before the hub's first record, with
+		// no run seen, is unknown: the hub was not there to see it. It is
+		// not counted against the on-time rate.
+		if nr := &nights[i]; nr.Attempts == 0 && (!known || nr.Night.Add(-time.Hour).Before(first)) {
+			nr.Kind, nr.LateByS, nr.Summary = NightNoRecord, 0, "no record: before the hub's first observation"
+		}
 	}
 	return &NightsView{Tenant: k.Tenant, Job: k.Job, Timezone: c.Timezone, Deadline: c.Deadline, Nights: nights, Rates: rates(nights)}, nil
 }

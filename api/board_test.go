@@ -205,3 +205,46 @@ func TestEventsAnnounceWhatTheRulesChange(t *testing.T) {
 		t.Fatalf("announced again with nothing changed: %s", c)
 	}
 }
+
+// TestNightsBeforeTheHubsRecordsAreUnknown: a night whose window opened
+// before the store's first observation, with no run seen, is "no-record"
+// and not counted in the on-time rate; a night since then without a run is
+// missed.
+func TestNightsBeforeTheHubsRecordsAreUnknown(t *testing.T) {
+	now := time.Date(2026, 9, 30, 12, 0, 0, 0, time.UTC)
+	spec := model.JobSpec{Tenant: "dade", Job: "roster-import", Timezone: "America/New_York", Schedule: "0 1 * * *",
+		Deadline: "06:00", StaleAfter: model.Duration(20 * time.Minute)}
+	if err := spec.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHardened(t, func(o *Options) { o.Jobs = []model.JobSpec{spec}; o.Now = func() time.Time { return now } })
+	// The hub's first record: another job's, on the 26th; dade ran on the 28th only.
+	first := time.Date(2026, 9, 26, 3, 0, 0, 0, time.UTC)
+	start, fin := time.Date(2026, 9, 28, 5, 0, 0, 0, time.UTC), time.Date(2026, 9, 28, 6, 0, 0, 0, time.UTC)
+	if _, err := h.st.Ingest(context.Background(), []model.Observation{
+		{At: first, Source: "push", Tenant: "broward", Job: "sis", RunID: "b/1", State: model.StateRunning},
+		{At: fin, Source: "push", Tenant: "dade", Job: "roster-import", RunID: "dade/28", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, body, raw := h.call(t, dadeView, "GET", "/api/v1/jobs/dade/roster-import/nights?limit=10", "")
+	if code != 200 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	kinds := map[string]string{}
+	for _, x := range body["nights"].([]any) {
+		n := x.(map[string]any)
+		kinds[n["night"].(string)[:10]] = n["kind"].(string)
+	}
+	// Nights start 05:00Z (01:00 EDT); the window of the 26th opened at 04:00Z, after the first record.
+	want := map[string]string{"2026-09-30": "missed", "2026-09-29": "missed", "2026-09-28": "on-time", "2026-09-27": "missed", "2026-09-26": "missed",
+		"2026-09-25": NightNoRecord, "2026-09-21": NightNoRecord}
+	for night, k := range want {
+		if kinds[night] != k {
+			t.Fatalf("the night of %s is %q, want %q (all: %v)", night, kinds[night], k, kinds)
+		}
+	}
+	if body["judged"] != 5.0 || body["on_time"] != 1.0 {
+		t.Fatalf("judged %v, on time %v: want the five nights since the first record (one on time)", body["judged"], body["on_time"])
+	}
+}

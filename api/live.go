@@ -153,87 +153,68 @@ func (l *live) watch(ctx context.Context, done chan struct{}) {
 // active alert's state, acknowledgement and severity; each notification's
 // delivery. Shared alerts count under the tenant "" (the unscoped pages
 // read everything again). Predictions that drift minute by minute are left
-// out: they move the risk when it matters.
+// out: they move the risk when it matters. A tenant's digest is a sum of
+// its items' hashes, so the order they are read in does not matter.
 func (s *server) digests(ctx context.Context) (map[string]uint64, error) {
-	sums := map[string]*digest{}
-	sum := func(tenant string) *digest {
-		d := sums[tenant]
-		if d == nil {
-			d = &digest{}
-			sums[tenant] = d
+	sums := map[string]uint64{}
+	f := fnv.New64a()
+	var buf []byte
+	item := func(tenant string, parts ...string) {
+		f.Reset()
+		buf = buf[:0]
+		for _, p := range parts {
+			buf = append(append(buf, p...), 0)
 		}
-		return d
+		f.Write(buf)
+		h := f.Sum64()
+		// Mixed (splitmix64's finaliser) before summing, so that items
+		// differing in one part do not cancel out.
+		h ^= h >> 30
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 27
+		h *= 0x94d049bb133111eb
+		h ^= h >> 31
+		sums[tenant] += h
+	}
+	var stamp [4][20]byte
+	ts := func(i int, t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return "-"
+		}
+		return string(t.UTC().AppendFormat(stamp[i][:0], time.RFC3339))
 	}
 	if s.o.Views != nil {
-		views := s.o.Views.JobViews()
-		keys := make([]model.JobKey, 0, len(views))
-		for k := range views {
-			keys = append(keys, k)
-		}
-		sort.Slice(keys, func(i, j int) bool { return keys[i].Tenant+"\x00"+keys[i].Job < keys[j].Tenant+"\x00"+keys[j].Job })
-		for _, k := range keys {
-			v := views[k]
-			d := sum(k.Tenant)
-			d.add("job", k.Job, v.Risk, strconv.Itoa(v.ActiveAlerts))
-			if v.Deadline != nil {
-				d.add(v.Deadline.UTC().Format(time.RFC3339))
-			}
+		for k, v := range s.o.Views.JobViews() {
+			parts := []string{"job", k.Job, v.Risk, strconv.Itoa(v.ActiveAlerts), ts(0, v.Deadline)}
 			for _, o := range []*rules.Outcome{v.Outcome, v.LastNight} {
 				if o == nil {
-					d.add("-")
+					parts = append(parts, "-")
 					continue
 				}
-				fin := ""
-				if o.FinishedAt != nil {
-					fin = o.FinishedAt.UTC().Format(time.RFC3339)
-				}
-				d.add(o.Kind, o.Night.UTC().Format(time.RFC3339), fin, strconv.Itoa(o.Attempts))
+				night := o.Night
+				parts = append(parts, o.Kind, ts(1, &night), ts(2, o.FinishedAt), strconv.Itoa(o.Attempts))
 			}
+			item(k.Tenant, parts...)
 		}
 	}
 	if s.o.Store == nil {
-		return flatten(sums), nil
+		return sums, nil
 	}
 	alerts, err := s.o.Store.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(alerts, func(i, j int) bool { return alerts[i].ID < alerts[j].ID })
 	for _, a := range alerts {
-		sum(a.Tenant).add("alert", a.ID, string(a.State), string(a.Severity), a.AckedBy, strconv.FormatBool(a.Silenced))
+		item(a.Tenant, "alert", a.ID, string(a.State), string(a.Severity), a.AckedBy, strconv.FormatBool(a.Silenced))
 	}
 	notes, err := s.o.Store.ListOutbox(ctx, "", 200)
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range notes {
-		sum(n.Alert.Tenant).add("note", strconv.FormatUint(n.ID, 10), n.Status, strconv.Itoa(n.Attempts))
+		item(n.Alert.Tenant, "note", strconv.FormatUint(n.ID, 10), n.Status, strconv.Itoa(n.Attempts))
 	}
-	return flatten(sums), nil
-}
-
-type digest struct{ h uint64 }
-
-func (d *digest) add(parts ...string) {
-	f := fnv.New64a()
-	var b [8]byte
-	for i := 0; i < 8; i++ {
-		b[i] = byte(d.h >> (8 * i))
-	}
-	f.Write(b[:])
-	for _, p := range parts {
-		f.Write([]byte(p))
-		f.Write([]byte{0})
-	}
-	d.h = f.Sum64()
-}
-
-func flatten(sums map[string]*digest) map[string]uint64 {
-	out := make(map[string]uint64, len(sums))
-	for t, d := range sums {
-		out[t] = d.h
-	}
-	return out
+	return sums, nil
 }
 
 // publish tells every subscriber that may see one of tenants. A subscriber

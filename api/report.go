@@ -131,7 +131,7 @@ func (s *server) report(ctx context.Context, r *model.Run) (*QualityReport, stri
 		if r.Source != "" {
 			src = r.Source
 		}
-		return nil, "the finding-by-finding report is not available here: " + src + " keeps no report the hub can read (an importer source does)"
+		return nil, "no finding-by-finding report for this run: " + src + " is not one of this hub's importer sources, which keep one; the counts are what it sent"
 	}
 	key := r.Source + "\x00" + r.RunID
 	now := time.Now()

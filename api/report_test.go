@@ -71,7 +71,7 @@ func TestDistrictReportFindingByFinding(t *testing.T) {
 		ex[0].(map[string]any)["column"] != "birthDate" || f[1].(map[string]any)["examples"] == nil {
 		t.Fatalf("findings %v", f)
 	}
-	if b := job(adminTok, "broward"); b["report"] != nil || !strings.Contains(b["report_note"].(string), "push keeps no report") {
+	if b := job(adminTok, "broward"); b["report"] != nil || !strings.Contains(b["report_note"].(string), "push is not one of this hub's importer sources") {
 		t.Fatalf("a pushed run's page: report %v, note %v", b["report"], b["report_note"])
 	}
 

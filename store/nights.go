@@ -30,3 +30,20 @@ func (s *Store) JobRunsSince(ctx context.Context, k model.JobKey, since time.Tim
 	})
 	return out, err
 }
+
+// FirstObservationAt is when the oldest observation the store holds was
+// made (ok false: it holds none). Before it the hub has no record of any
+// job: a night then without a run is unknown, not missed.
+func (s *Store) FirstObservationAt(ctx context.Context) (first time.Time, ok bool, err error) {
+	err = s.read(ctx, "first_observation", func(db *gorm.DB) error {
+		var rows []observationRow
+		if err := db.Select("at").Order("at").Limit(1).Find(&rows).Error; err != nil {
+			return err
+		}
+		if len(rows) == 1 {
+			first, ok = rows[0].At.UTC(), true
+		}
+		return nil
+	})
+	return first, ok, err
+}

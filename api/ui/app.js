@@ -203,7 +203,8 @@ function outcomeLabel(o) {
 const OUTCOME_CLASS = { "late": "risk-breached", "missed": "risk-breached", "failed": "risk-breached", "on-time": "risk-ok" };
 // A night not judged yet (running, waiting, scheduled) is plain text.
 const outcomeBadge = (o) => !o || !o.kind ? el("span", { class: "muted" }, "–") :
-  judgedKind(o.kind) ? badge("outcome " + OUTCOME_CLASS[o.kind], outcomeLabel(o), o.summary) : el("span", { class: "outcome muted", title: o.summary }, o.summary || o.kind);
+  judgedKind(o.kind) ? badge("outcome " + OUTCOME_CLASS[o.kind], outcomeLabel(o), o.summary) :
+  o.kind === "no-record" ? el("span", { class: "outcome muted", title: o.summary }, "no record") : el("span", { class: "outcome muted", title: o.summary }, o.summary || o.kind);
 const judgedKind = (k) => k === "late" || k === "missed" || k === "failed" || k === "on-time";
 const WRONG = (o) => o && (o.kind === "late" || o.kind === "missed" || o.kind === "failed");
 // rank orders the board: the worst first; a night gone wrong counts as breached.

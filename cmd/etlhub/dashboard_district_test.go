@@ -139,7 +139,7 @@ func TestDashboardDistrictQualityReport(t *testing.T) {
 	// A run pushed to the hub has only its counts, and the page says why.
 	b.eval(fmt.Sprintf(`localStorage.setItem("etlhub-token", %q); 1`, opTok))
 	b.step("broward", chromedp.Navigate(h.url+"/#/district/broward"), chromedp.Reload(), chromedp.WaitVisible(`table.quality tbody tr`))
-	if note := b.text(`.report-note`); !strings.Contains(note, "keeps no report") {
+	if note := b.text(`.report-note`); !strings.Contains(note, "is not one of this hub's importer sources") {
 		t.Fatalf("broward's note reads %q", note)
 	}
 	if q := b.text(`table.quality tbody`); !strings.Contains(q, "Errors") || !strings.Contains(q, "2") {
