@@ -162,7 +162,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		h.Live.Changed(obs)
 	}
 	h.Ingest.measured = h.Alerting.Measure
-	h.Worker = newWorker(cfg, st, o.Log, reg, now)
+	h.Worker = newWorker(&cfg.Notify, cfg.PublicURL, st, o.Log, reg, now)
 	h.Alerting.SetWorker(h.Worker)
 	h.Ingest.logged = h.Alerting.ObserveLogs
 	cm := collectors.NewMetrics(reg)
@@ -196,7 +196,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 			s = append(s, alertLoop)
 		}
 		if cfg.Notify.Watchdog != nil {
-			s = append(s, newWatchdog(cfg, st, h.Alerting.LastTick, h.watch, o.Log, pings, lastPing))
+			s = append(s, newWatchdog(*cfg.Notify.Watchdog, cfg.Rules.Tick, st, h.Alerting.LastTick, h.watch, o.Log, pings, lastPing))
 		}
 		r, err := collectors.NewRunner(rc, collectorSink{h.Ingest}, o.Log, cm, now)
 		if err != nil { // the config was validated: not expected
@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 		}
 		s = append(s,
 			lifecycle.NewLoop("prune", func(ctx context.Context) { prune(ctx, st, cfg.Retention, o.Log, now) }),
-			newDigests(cfg, st, o.Log, now),
+			newDigests(cfg.digests(), st, o.Log, now),
 			&lifecycle.Funcs{N: "collectors", StartFn: r.Start, StopFn: r.Stop},
 		)
 		if ExtraServices != nil {
@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 			closeStore()
 			return nil, fmt.Errorf("a stepped hub (the demo) runs on SQLite only")
 		}
-		h.cluster = newCluster(cfg, st, h.Alerting, o.Log, now, h.leader, func() []lifecycle.Service { return singletons(h.Alerting.Service()) })
+		h.cluster = newCluster(cfg.Cluster, self, cfg.Rules.Tick, st, h.Alerting, o.Log, now, h.leader, func() []lifecycle.Service { return singletons(h.Alerting.Service()) })
 		view = h.cluster.status
 		h.group.Add(h.cluster)
 	} else {

@@ -108,18 +108,19 @@ type cluster struct {
 	svc        []*lifecycle.Loop
 }
 
-func newCluster(cfg *Config, st *store.Store, loop *alerting.Loop, log *slog.Logger, now func() time.Time, gauge prometheus.Gauge,
-	singletons func() []lifecycle.Service) *cluster {
-	id := cfg.Cluster.ReplicaID
-	if id == "" {
-		id = newReplicaID()
+// newCluster takes its section (cluster), this replica (self: its id, and
+// its address and version to advertise) and the rules' tick.
+func newCluster(cc ClusterConfig, self store.Replica, tick time.Duration, st *store.Store, loop *alerting.Loop, log *slog.Logger,
+	now func() time.Time, gauge prometheus.Gauge, singletons func() []lifecycle.Service) *cluster {
+	if self.ID == "" {
+		self.ID = newReplicaID()
 	}
-	addr := cfg.Cluster.Advertise
-	if addr == "" {
-		addr = cfg.Listen
+	if cc.Advertise != "" {
+		self.Address = cc.Advertise
 	}
-	c := &cluster{cfg: cfg.Cluster, st: st, loop: loop, log: log.With("replica", id), now: now, tick: cfg.Rules.Tick,
-		self: store.Replica{ID: id, Address: addr, Version: cfg.Version, StartedAt: now()}, singletons: singletons, gauge: gauge}
+	self.StartedAt = now()
+	c := &cluster{cfg: cc, st: st, loop: loop, log: log.With("replica", self.ID), now: now, tick: tick,
+		self: self, singletons: singletons, gauge: gauge}
 	c.svc = []*lifecycle.Loop{lifecycle.NewLoop("lease", c.run), lifecycle.NewLoop("follower", c.follow)}
 	return c
 }

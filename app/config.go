@@ -35,8 +35,8 @@ type Config struct {
 	Store     store.Config              `yaml:"store"`
 	Cluster   ClusterConfig             `yaml:"cluster"`
 	Retention RetentionConfig           `yaml:"retention"`
-	Ingest    IngestConfig              `yaml:"ingest"`
-	Silences  SilencesConfig            `yaml:"silences"`
+	Ingest    api.IngestConfig          `yaml:"ingest"`
+	Silences  api.SilencesConfig        `yaml:"silences"`
 	Auth      api.AuthConfig            `yaml:"auth"`
 	Rules     alerting.RulesConfig      `yaml:"rules"`
 	Notify    NotifyConfig              `yaml:"notify"`
@@ -46,38 +46,6 @@ type Config struct {
 	// Version is the binary's version (not read from the file): shown in
 	// etlhub_build_info.
 	Version string `yaml:"-"`
-}
-
-// LogConfig selects log level and format.
-type LogConfig struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
-}
-
-// RetentionConfig says how long history is kept.
-type RetentionConfig struct {
-	Observations time.Duration `yaml:"observations"`
-	Runs         time.Duration `yaml:"runs"`
-	// Measurements is how long probes' measurements of dependencies are
-	// kept (at least the rules' dependency window: their baselines).
-	Measurements time.Duration `yaml:"measurements"`
-	Every        time.Duration `yaml:"every"`
-}
-
-// IngestConfig bounds push ingest.
-type IngestConfig struct {
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxItems caps the observations of one push (413 beyond).
-	MaxItems int `yaml:"max_items"`
-	// MaxUnconfiguredJobs caps the tenant/job pairs outside jobs[] that
-	// pushes may create.
-	MaxUnconfiguredJobs int `yaml:"max_unconfigured_jobs"`
-}
-
-// SilencesConfig bounds silences.
-type SilencesConfig struct {
-	// MaxActive caps active and planned silences (per tenant for a scoped token).
-	MaxActive int `yaml:"max_active"`
 }
 
 // scopeList checks a list of tenants that scopes something: present but
@@ -121,64 +89,12 @@ func (c *Config) Validate(p *config.Problems) {
 	if c.ShutdownGrace < 0 || c.ShutdownGrace > 10*time.Minute {
 		p.Add("shutdown_grace", "%v is outside 0s..10m", c.ShutdownGrace)
 	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		p.Add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		p.Add("log.format", "%q is not json or text", c.Log.Format)
-	}
+	c.Log.Validate(p, "log")
 	c.Store.Validate(p, "store")
 	c.Cluster.Validate(p, "cluster")
-	if c.Retention.Observations == 0 {
-		c.Retention.Observations = 30 * 24 * time.Hour
-	}
-	if c.Retention.Runs == 0 {
-		c.Retention.Runs = 180 * 24 * time.Hour
-	}
-	if c.Retention.Every == 0 {
-		c.Retention.Every = time.Hour
-	}
-	if c.Retention.Measurements == 0 {
-		c.Retention.Measurements = 7 * 24 * time.Hour
-	}
-	if c.Retention.Observations < time.Hour {
-		p.Add("retention.observations", "%v is shorter than an hour", c.Retention.Observations)
-	}
-	if c.Retention.Runs < c.Retention.Observations {
-		p.Add("retention.runs", "%v is shorter than retention.observations (%v); runs are the history rules learn from", c.Retention.Runs, c.Retention.Observations)
-	}
-	if c.Ingest.MaxBodyBytes == 0 {
-		c.Ingest.MaxBodyBytes = 10 << 20
-	}
-	if c.Ingest.MaxBodyBytes < 1024 || c.Ingest.MaxBodyBytes > 1<<30 {
-		p.Add("ingest.max_body_bytes", "%d is outside 1 KiB..1 GiB", c.Ingest.MaxBodyBytes)
-	}
-	if c.Ingest.MaxItems == 0 {
-		c.Ingest.MaxItems = api.DefaultMaxItems
-	}
-	if c.Ingest.MaxItems < 1 || c.Ingest.MaxItems > 1_000_000 {
-		p.Add("ingest.max_items", "%d is outside 1..1000000", c.Ingest.MaxItems)
-	}
-	if c.Ingest.MaxUnconfiguredJobs == 0 {
-		c.Ingest.MaxUnconfiguredJobs = api.DefaultMaxUnconfiguredJobs
-	}
-	if c.Ingest.MaxUnconfiguredJobs < 1 {
-		p.Add("ingest.max_unconfigured_jobs", "%d must be at least 1", c.Ingest.MaxUnconfiguredJobs)
-	}
-	if c.Silences.MaxActive == 0 {
-		c.Silences.MaxActive = api.DefaultMaxSilences
-	}
-	if c.Silences.MaxActive < 1 {
-		p.Add("silences.max_active", "%d must be at least 1", c.Silences.MaxActive)
-	}
+	c.Retention.Validate(p, "retention")
+	c.Ingest.Validate(p, "ingest")
+	c.Silences.Validate(p, "silences")
 	c.Rules.Validate(p, "rules")
 	if w := c.Rules.Dependencies.Window; c.Retention.Measurements < w {
 		p.Add("retention.measurements", "%v is shorter than rules.dependencies.window (%v): the baselines are learned from it", c.Retention.Measurements, w)

@@ -60,7 +60,7 @@ func (d *DigestConfig) validate(p *config.Problems, key string, n *NotifyConfig)
 // sends run on its context, so stopping the hub cancels a digest in flight
 // instead of waiting out its timeout.
 type digests struct {
-	cfg    *Config
+	cfg    digestsConfig
 	st     *store.Store
 	log    *slog.Logger
 	now    func() time.Time
@@ -68,7 +68,28 @@ type digests struct {
 	cancel context.CancelFunc
 }
 
-func newDigests(cfg *Config, st *store.Store, log *slog.Logger, now func() time.Time) *digests {
+// digestsConfig is what the digests take: their section (notify.digests)
+// and, of the others, the Slack receivers they post to, the jobs they
+// report on and the dashboard's URL.
+type digestsConfig struct {
+	Digests   []DigestConfig
+	Slack     map[string]*slack.Config // by receiver name
+	Jobs      []model.JobSpec
+	PublicURL string
+}
+
+// digests is the digests' part of the config.
+func (c *Config) digests() digestsConfig {
+	d := digestsConfig{Digests: c.Notify.Digests, Slack: map[string]*slack.Config{}, Jobs: c.Jobs, PublicURL: c.PublicURL}
+	for _, r := range c.Notify.Receivers {
+		if r.Slack != nil {
+			d.Slack[r.Name] = r.Slack
+		}
+	}
+	return d
+}
+
+func newDigests(cfg digestsConfig, st *store.Store, log *slog.Logger, now func() time.Time) *digests {
 	return &digests{cfg: cfg, st: st, log: log.With("part", "digest"), now: now,
 		cron: cron.New(cron.WithParser(model.Cron), cron.WithChain(cron.Recover(collectors.CronLogger{L: log}), cron.SkipIfStillRunning(collectors.CronLogger{L: log})))}
 }
@@ -77,13 +98,11 @@ func (d *digests) Name() string { return "digests" }
 
 func (d *digests) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(ctx)
-	for i := range d.cfg.Notify.Digests {
-		dc := d.cfg.Notify.Digests[i]
+	for i := range d.cfg.Digests {
+		dc := d.cfg.Digests[i]
 		var sc slack.Config
-		for _, r := range d.cfg.Notify.Receivers {
-			if r.Name == dc.Receiver && r.Slack != nil {
-				sc = *r.Slack
-			}
+		if r := d.cfg.Slack[dc.Receiver]; r != nil {
+			sc = *r
 		}
 		n := slack.New(sc)
 		if _, err := d.cron.AddFunc("CRON_TZ="+dc.Timezone+" "+dc.Schedule, func() {

@@ -46,7 +46,7 @@ func TestDigestFromTheStoreToSlack(t *testing.T) {
 	cfg := &Config{Jobs: []model.JobSpec{spec}, PublicURL: "https://hub.example/"}
 	var p config.Problems
 	sc.Validate(&p, "s")
-	d := &digests{cfg: cfg, st: st, log: slog.New(slog.DiscardHandler)}
+	d := &digests{cfg: cfg.digests(), st: st, log: slog.New(slog.DiscardHandler)}
 	dc := DigestConfig{Name: "Florida", Window: 24 * time.Hour}
 	if err := d.send(context.Background(), dc, slack.New(sc), time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)

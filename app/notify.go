@@ -194,15 +194,16 @@ func (n *NotifyConfig) receivers() []notifier.Receiver {
 // newWorker delivers the outbox on the clock now (nil: the real one); the
 // demo passes its simulated clock, so a notification is due when its night
 // says, not when the wall clock does.
-func newWorker(cfg *Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) *notifier.Worker {
+// It takes its section (notify) and, of the others, the dashboard's URL.
+func newWorker(n *NotifyConfig, publicURL string, st *store.Store, log *slog.Logger, reg prometheus.Registerer, now func() time.Time) *notifier.Worker {
 	m := notifier.NewMetrics(reg)
-	recv := cfg.Notify.receivers()
+	recv := n.receivers()
 	for _, r := range recv {
 		m.Known(r.Name)
 	}
 	return notifier.NewWorker(st, recv, notifier.WorkerOptions{
-		Policy: retry.Policy{Base: cfg.Notify.Retry.Base, Max: cfg.Notify.Retry.Max, Factor: 2, Jitter: 0.5},
-		MaxAge: cfg.Notify.Retry.MaxAge, DashboardURL: cfg.PublicURL, Log: log.With("part", "notifier"),
+		Policy: retry.Policy{Base: n.Retry.Base, Max: n.Retry.Max, Factor: 2, Jitter: 0.5},
+		MaxAge: n.Retry.MaxAge, DashboardURL: publicURL, Log: log.With("part", "notifier"),
 		Metrics: m, Now: now,
 	})
 }

@@ -11,10 +11,35 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/api"
+	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/store"
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+// LogConfig selects log level and format.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Validate sets defaults and checks the section at key.
+func (l *LogConfig) Validate(p *config.Problems, key string) {
+	if l.Level == "" {
+		l.Level = "info"
+	}
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.Add(key+".level", "%q is not debug, info, warn or error", l.Level)
+	}
+	if l.Format == "" {
+		l.Format = "json"
+	}
+	if l.Format != "json" && l.Format != "text" {
+		p.Add(key+".format", "%q is not json or text", l.Format)
+	}
+}
 
 // NewLogger builds the process logger from the log section.
 func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
@@ -145,6 +170,38 @@ loop:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// RetentionConfig says how long history is kept.
+type RetentionConfig struct {
+	Observations time.Duration `yaml:"observations"`
+	Runs         time.Duration `yaml:"runs"`
+	// Measurements is how long probes' measurements of dependencies are
+	// kept (at least the rules' dependency window: their baselines).
+	Measurements time.Duration `yaml:"measurements"`
+	Every        time.Duration `yaml:"every"`
+}
+
+// Validate sets defaults and checks the section at key.
+func (r *RetentionConfig) Validate(p *config.Problems, key string) {
+	if r.Observations == 0 {
+		r.Observations = 30 * 24 * time.Hour
+	}
+	if r.Runs == 0 {
+		r.Runs = 180 * 24 * time.Hour
+	}
+	if r.Every == 0 {
+		r.Every = time.Hour
+	}
+	if r.Measurements == 0 {
+		r.Measurements = 7 * 24 * time.Hour
+	}
+	if r.Observations < time.Hour {
+		p.Add(key+".observations", "%v is shorter than an hour", r.Observations)
+	}
+	if r.Runs < r.Observations {
+		p.Add(key+".runs", "%v is shorter than %s.observations (%v); runs are the history rules learn from", r.Runs, key, r.Observations)
+	}
 }
 
 // prune deletes history older than the retention, every Every.

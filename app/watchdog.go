@@ -202,9 +202,10 @@ func redactURL(err error, u string) error {
 	return fmt.Errorf("%s", strings.ReplaceAll(err.Error(), u, "<watchdog url>"))
 }
 
-func newWatchdog(cfg *Config, st *store.Store, ticked func() time.Time, watch *storeWatch, log *slog.Logger,
+// newWatchdog takes its section (notify.watchdog) and the rules' tick.
+func newWatchdog(wc WatchdogConfig, tick time.Duration, st *store.Store, ticked func() time.Time, watch *storeWatch, log *slog.Logger,
 	pings *prometheus.CounterVec, last prometheus.Gauge) lifecycle.Service {
-	w := &watchdog{cfg: *cfg.Notify.Watchdog, tick: cfg.Rules.Tick, st: st, ticked: ticked, watch: watch, log: log.With("part", "watchdog"),
-		client: &http.Client{Timeout: cfg.Notify.Watchdog.Timeout}, pings: pings, last: last}
+	w := &watchdog{cfg: wc, tick: tick, st: st, ticked: ticked, watch: watch, log: log.With("part", "watchdog"),
+		client: &http.Client{Timeout: wc.Timeout}, pings: pings, last: last}
 	return lifecycle.NewLoop("watchdog", w.run)
 }
