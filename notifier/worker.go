@@ -133,7 +133,8 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 }
 
 // deliver sends one notification (or its whole group) and returns the ids
-// of the outbox rows it settled.
+// of the outbox rows it settled. It runs Alertmanager's notify pipeline in
+// stages: group, look up the previous message, send, decide.
 func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time) []uint64 {
 	log := w.log.With("receiver", it.Receiver, "fingerprint", it.Fingerprint, "event", it.Event, "attempt", it.Attempts+1)
 	r := w.receivers[it.Receiver]
@@ -142,50 +143,78 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 		log.Warn("notification dropped: unknown receiver")
 		return nil
 	}
-	m := Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard, GroupKey: it.GroupKey, Group: []model.Alert{it.Alert}}
-	batch := []store.OutboxItem{it}
-	if it.GroupKey != "" {
-		switch it.Event {
-		case model.TransitionFiring:
-			// Everything of the group waiting now goes in one notification.
-			members, err := w.outbox.PendingGroup(ctx, it.Receiver, it.GroupKey, model.TransitionFiring)
-			if err != nil {
-				members = []store.OutboxItem{it}
-			}
-			if len(members) == 0 {
-				return nil // already sent with its group
-			}
-			batch = members
-			m.Group = m.Group[:0]
-			for _, x := range members {
-				m.Group = append(m.Group, x.Alert)
-			}
-		case model.TransitionResolved:
-			// The group's page resolves with its last alert.
-			n, err := w.outbox.GroupFiring(ctx, it.Receiver, it.GroupKey)
-			if err == nil && n > 0 {
-				w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ""))
-				log.Debug("resolve folded into its group", "still_firing", n)
-				return nil
-			}
-		}
+	m, batch, ok := w.group(ctx, it, log)
+	if !ok {
+		return nil
 	}
-	if it.Event != model.TransitionFiring {
-		ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
-		if err != nil {
-			log.Warn("reading the firing's ref failed", "error", err)
-		}
-		m.Ref = ref
-	}
+	w.previous(ctx, it, &m, log)
 	start := time.Now()
 	ref, err := r.Notifier.Notify(ctx, m)
 	w.metrics.latency(it.Receiver, time.Since(start))
+	w.decide(ctx, it, batch, now, ref, err, log)
+	return ids(batch)
+}
+
+// group is the message for it and the outbox rows it settles: a firing of
+// a group takes every firing of the group waiting now into one message; a
+// resolve of a group whose page still has firing alerts is folded into it
+// (settled here: ok is false, as when the group went out already).
+func (w *Worker) group(ctx context.Context, it store.OutboxItem, log *slog.Logger) (m Message, batch []store.OutboxItem, ok bool) {
+	m = Message{Event: it.Event, Alert: it.Alert, DashboardURL: w.dashboard, GroupKey: it.GroupKey, Group: []model.Alert{it.Alert}}
+	batch = []store.OutboxItem{it}
+	if it.GroupKey == "" {
+		return m, batch, true
+	}
+	switch it.Event {
+	case model.TransitionFiring:
+		members, err := w.outbox.PendingGroup(ctx, it.Receiver, it.GroupKey, model.TransitionFiring)
+		if err != nil {
+			members = []store.OutboxItem{it}
+		}
+		if len(members) == 0 {
+			return m, nil, false // already sent with its group
+		}
+		batch = members
+		m.Group = m.Group[:0]
+		for _, x := range members {
+			m.Group = append(m.Group, x.Alert)
+		}
+	case model.TransitionResolved:
+		// The group's page resolves with its last alert.
+		n, err := w.outbox.GroupFiring(ctx, it.Receiver, it.GroupKey)
+		if err == nil && n > 0 {
+			w.finish(ctx, it, "delivered", w.outbox.OutboxDelivered(ctx, it.ID, w.now(), ""))
+			log.Debug("resolve folded into its group", "still_firing", n)
+			return m, nil, false
+		}
+	}
+	return m, batch, true
+}
+
+// previous gives a message that follows a firing (a resolve, an
+// acknowledgement) the receiver's reference of that firing's message (the
+// Slack thread, the PagerDuty dedup key).
+func (w *Worker) previous(ctx context.Context, it store.OutboxItem, m *Message, log *slog.Logger) {
+	if it.Event == model.TransitionFiring {
+		return
+	}
+	ref, err := w.outbox.OutboxRef(ctx, it.Fingerprint, it.Receiver)
+	if err != nil {
+		log.Warn("reading the firing's ref failed", "error", err)
+	}
+	m.Ref = ref
+}
+
+// decide settles the batch after a send: delivered (with the receiver's
+// reference), retried later (a retryable error of a notification younger
+// than maxAge, not before the receiver's Retry-After), or failed for good.
+func (w *Worker) decide(ctx context.Context, it store.OutboxItem, batch []store.OutboxItem, now time.Time, ref string, err error, log *slog.Logger) {
 	if err == nil {
 		for _, x := range batch {
 			w.finish(ctx, x, "delivered", w.outbox.OutboxDelivered(ctx, x.ID, w.now(), ref))
 		}
 		log.Info("notification delivered", "alerts", len(batch))
-		return ids(batch)
+		return
 	}
 	var ne *Error
 	retryable := errors.As(err, &ne) && ne.Retry
@@ -198,13 +227,12 @@ func (w *Worker) deliver(ctx context.Context, it store.OutboxItem, now time.Time
 			w.finish(ctx, x, "retry", w.outbox.OutboxRetry(ctx, x.ID, next, err.Error()))
 		}
 		log.Warn("notification failed; will retry", "error", err, "next_attempt", next.Format(time.RFC3339))
-		return ids(batch)
+		return
 	}
 	for _, x := range batch {
 		w.finish(ctx, x, "failed", w.outbox.OutboxFailed(ctx, x.ID, err.Error()))
 	}
 	log.Error("notification failed for good", "error", err)
-	return ids(batch)
 }
 
 func ids(items []store.OutboxItem) []uint64 {
