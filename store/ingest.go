@@ -26,11 +26,16 @@ type IngestResult struct {
 var maxBatch = 500
 
 // Ingest stores validated observations and folds them into their runs, in one
-// transaction: either all of a call lands or none of it.
+// transaction: either all of a call lands or none of it. On PostgreSQL
+// concurrent calls share a transaction (group.go), with array statements
+// (ingest_pg.go); SQLite, one writer, takes gorm's batches.
 func (s *Store) Ingest(ctx context.Context, obs []model.Observation) (IngestResult, error) {
 	var res IngestResult
 	if len(obs) == 0 {
 		return res, nil
+	}
+	if s.dialect == "postgres" {
+		return s.ingestGrouped(ctx, obs)
 	}
 	rows := make([]observationRow, len(obs))
 	// A run is its tenant's and job's: the same run_id under another tenant

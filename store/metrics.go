@@ -10,6 +10,9 @@ import (
 type Metrics struct {
 	latency *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
+	// group is how many ingest calls each ingest transaction held (group
+	// commit, PostgreSQL).
+	group prometheus.Histogram
 }
 
 // NewMetrics registers the store's metrics with reg.
@@ -25,7 +28,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Store operations that failed.",
 		}, []string{"op"}),
 	}
-	reg.MustRegister(m.latency, m.errors)
+	g := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "etlhub_store_ingest_group_calls",
+		Help:    "Ingest calls (pushes, collections) stored by one transaction: concurrent calls commit together (PostgreSQL).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32},
+	})
+	m.group = g
+	reg.MustRegister(m.latency, m.errors, g)
 	return m
 }
 
@@ -38,5 +47,11 @@ func (m *Metrics) observe(op string, start time.Time) {
 func (m *Metrics) fail(op string) {
 	if m != nil {
 		m.errors.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Metrics) grouped(calls, _ int) {
+	if m != nil {
+		m.group.Observe(float64(calls))
 	}
 }

@@ -76,6 +76,8 @@ type Store struct {
 	lock *fileLock
 	// fencing guards the leader's writes (lease.go).
 	fencing fencing
+	// group commits concurrent ingests together (group.go).
+	group ingestGroup
 }
 
 // Open connects, tunes and migrates. A SQLite file is the hub's alone: a
@@ -195,6 +197,9 @@ func (s *Store) migrate() error {
 		if err := tx.AutoMigrate(allModels...); err != nil {
 			return err
 		}
+		if err := s.migrateIngest(tx); err != nil {
+			return fmt.Errorf("indexes for ingest: %w", err)
+		}
 		if err := s.migrateTail(tx); err != nil {
 			return fmt.Errorf("observations by transaction: %w", err)
 		}
@@ -231,6 +236,30 @@ func (s *Store) ownRunsBefore(tx *gorm.DB) error {
 		}
 	}
 	return nil
+}
+
+// migrateIngest drops the indexes no query used, which every ingest paid
+// for: observations by (tenant, job) (a run's are read by run_id), runs by
+// state and by last_seen_at (read through (tenant, job, sort_at), pruned by
+// a scan), and leaves room on the runs' pages for their updates.
+func (s *Store) migrateIngest(tx *gorm.DB) error {
+	for _, q := range []string{"DROP INDEX IF EXISTS ix_obs_job", "DROP INDEX IF EXISTS idx_runs_state", "DROP INDEX IF EXISTS idx_runs_last_seen_at"} {
+		if err := tx.Exec(q).Error; err != nil {
+			return err
+		}
+	}
+	if s.dialect != "postgres" {
+		return nil
+	}
+	// Set once: ALTER TABLE locks the table, which replicas are writing.
+	var set int64
+	if err := tx.Raw("SELECT count(*) FROM pg_class WHERE relname = 'runs' AND relkind = 'r' AND relnamespace = current_schema()::regnamespace AND 'fillfactor=70' = ANY(reloptions)").Scan(&set).Error; err != nil {
+		return err
+	}
+	if set > 0 {
+		return nil
+	}
+	return tx.Exec("ALTER TABLE runs SET (fillfactor = 70)").Error
 }
 
 func copyRunsV1(tx *gorm.DB) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"sort"
 
 	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
@@ -56,15 +55,34 @@ func (s *Store) ObservationsCommitted(ctx context.Context, from int64, fn func([
 		return from, err
 	}
 	err = s.read(ctx, "observations_committed", func(db *gorm.DB) error {
-		var batch []observationRow
-		return db.Where("xact >= ? AND xact < ?", from, to).FindInBatches(&batch, 5000, func(tx *gorm.DB, _ int) error {
-			obs := make([]model.Observation, len(batch))
-			for i := range batch {
-				obs[i] = batch[i].observation()
+		// One pass over the range (ix_obs_xact), streamed in at order and
+		// scanned by hand: every replica follows every observation.
+		rs, err := db.Raw(`SELECT `+observationColumns+` FROM observations WHERE xact >= ? AND xact < ? ORDER BY at, id`, from, to).Rows()
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		batch := make([]model.Observation, 0, 5000)
+		for rs.Next() {
+			var r observationRow
+			if err := scanObservation(rs, &r); err != nil {
+				return err
 			}
-			sort.SliceStable(obs, func(i, j int) bool { return obs[i].At.Before(obs[j].At) })
-			return fn(obs)
-		}).Error
+			batch = append(batch, r.observation())
+			if len(batch) == cap(batch) {
+				if err := fn(batch); err != nil {
+					return err
+				}
+				batch = make([]model.Observation, 0, 5000)
+			}
+		}
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			return fn(batch)
+		}
+		return nil
 	})
 	if err != nil {
 		return from, err

@@ -36,7 +36,7 @@ type replica struct {
 
 // chaos is the test's cluster: the replicas, their config and the clients.
 type chaos struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	dsn     string
 	notify  string
@@ -48,6 +48,11 @@ type chaos struct {
 	t0 time.Time
 	// extra is more config (the benchmarks').
 	extra string
+	// defaultLease leaves the lease settings at their defaults (15 s);
+	// otherwise the lease lasts 4 s, renewed every second.
+	defaultLease bool
+	// bin is the etlhub binary to run (default: the one TestMain built).
+	bin string
 }
 
 func (c *chaos) config(addr string) string {
@@ -63,10 +68,14 @@ func (c *chaos) config(addr string) string {
 		return fmt.Sprintf("  - {tenant: %s, job: roster-import, timezone: UTC, schedule: \"%d %d * * *\", deadline: \"%s\", stale_after: %s}\n",
 			tenant, s.Minute(), s.Hour(), d.Format("15:04"), stale)
 	}
+	lease := "lease_ttl: 4s, lease_renew: 1s, "
+	if c.defaultLease {
+		lease = ""
+	}
 	return fmt.Sprintf(`listen: %s
 log: {level: info, format: json}
 store: {driver: postgres, dsn: "%s", max_open_conns: 8}
-cluster: {lease_ttl: 4s, lease_renew: 1s, advertise: %s}
+cluster: {%sadvertise: %s}
 auth:
   tokens:
     - {name: admin, token: "${T_ADMIN}", role: admin}
@@ -75,7 +84,7 @@ rules: {tick: 1s}
 %s
 %s
 jobs:
-%s%s%s%s`, addr, c.dsn, addr, c.notify, c.extra,
+%s%s%s%s`, addr, c.dsn, lease, addr, c.notify, c.extra,
 		job("ok", "8s", start, due), job("stall", "20s", start, due), job("fail", "20s", start, due), job("breach", "20m", bStart, bDue))
 }
 
@@ -97,7 +106,11 @@ func (c *chaos) start() *replica {
 		c.t.Fatal(err)
 	}
 	r := &replica{n: n, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	r.cmd = exec.Command(binary, "serve", "--config", path)
+	bin := c.bin
+	if bin == "" {
+		bin = binary
+	}
+	r.cmd = exec.Command(bin, "serve", "--config", path)
 	r.cmd.Env = append(os.Environ(), "T_ADMIN="+adminTok, "T_VIEW="+viewTok, "PD_KEY="+pdKey)
 	r.cmd.Stdout, r.cmd.Stderr = r.logs, r.logs
 	if err := r.cmd.Start(); err != nil {
