@@ -308,11 +308,16 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	atBase := remaining / rBase
 	sigma := rateSigma(cur.loadEnd.Sub(cur.loadStart).Minutes())
 	pr.Lo = ref.Add(minutes(atBase*math.Exp(-1.28*sigma) + post))
-	age := 0.0
+	age, onset := 0.0, p.SlowdownPersistence.Minutes()
 	if rNow < rBase {
 		age = math.Max(0, ref.Sub(cur.slowSince(rBase)).Minutes())
+		if sh := j.shared; !sh.since.IsZero() {
+			// Slowed by a shared cause: its slowdown is as old as the
+			// incident, though the load may have begun in it.
+			age = math.Max(age, ref.Sub(sh.since).Minutes())
+		}
 	}
-	persist := p.meanRemaining(age)
+	persist := p.meanRemaining(onset, age)
 	if rNow > 0 {
 		pr.Hi = ref.Add(minutes(remaining/rNow + post))
 		if rNow*persist >= remaining {
@@ -330,7 +335,7 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		uStar := (avail*rBase - remaining) / (rBase - rNow)
 		pSlow := 1.0
 		if uStar > 0 {
-			pSlow = p.lastsLonger(age, uStar)
+			pSlow = p.lastsLonger(onset, age, uStar)
 		}
 		pr.PBreach = math.Max(pr.PBreach, pSlow)
 	}
@@ -353,23 +358,21 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 }
 
 // meanRemaining is the expected remaining length, in minutes, of a slowdown
-// that has lasted age minutes.
-func (p Params) meanRemaining(age float64) float64 {
-	m := p.SlowdownPersistence.Minutes()
+// that has lasted age minutes, of those whose mean length is onset minutes.
+func (p Params) meanRemaining(onset, age float64) float64 {
 	if p.SlowdownShape <= 1 {
-		return m
+		return onset
 	}
-	return m + age/(p.SlowdownShape-1)
+	return onset + age/(p.SlowdownShape-1)
 }
 
 // lastsLonger is the chance that a slowdown that has lasted age minutes
-// lasts u minutes more.
-func (p Params) lastsLonger(age, u float64) float64 {
-	m := p.SlowdownPersistence.Minutes()
+// lasts u minutes more, of those whose mean length is onset minutes.
+func (p Params) lastsLonger(onset, age, u float64) float64 {
 	if p.SlowdownShape <= 1 {
-		return math.Exp(-u / m)
+		return math.Exp(-u / onset)
 	}
-	s := m*(p.SlowdownShape-1) + age
+	s := onset*(p.SlowdownShape-1) + age
 	return math.Pow(s/(s+u), p.SlowdownShape)
 }
 

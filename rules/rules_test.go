@@ -356,15 +356,15 @@ func TestMissedStart(t *testing.T) {
 // one (shape 1) forgets how long it has gone on.
 func TestOldSlowdownsLastLonger(t *testing.T) {
 	p := DefaultParams()
-	fresh, old := p.lastsLonger(0, 45), p.lastsLonger(120, 45)
+	fresh, old := p.lastsLonger(45, 0, 45), p.lastsLonger(45, 120, 45)
 	if !(old > fresh) || old < 0.5 {
 		t.Fatalf("P(45 min more) = %.2f at onset, %.2f after two hours: want the old one likelier, and likely", fresh, old)
 	}
-	if m0, m120 := p.meanRemaining(0), p.meanRemaining(120); m0 != 45 || m120 <= 120 {
+	if m0, m120 := p.meanRemaining(45, 0), p.meanRemaining(45, 120); m0 != 45 || m120 <= 120 {
 		t.Fatalf("mean remaining %.0f min at onset, %.0f after two hours: want 45 and more than two hours", m0, m120)
 	}
 	p.SlowdownShape = 1
-	if a, b := p.lastsLonger(0, 45), p.lastsLonger(120, 45); math.Abs(a-b) > 1e-12 || math.Abs(a-math.Exp(-1)) > 1e-12 {
+	if a, b := p.lastsLonger(45, 0, 45), p.lastsLonger(45, 120, 45); math.Abs(a-b) > 1e-12 || math.Abs(a-math.Exp(-1)) > 1e-12 {
 		t.Fatalf("memoryless: %.3f and %.3f, want e^-1 both", a, b)
 	}
 }
@@ -397,5 +397,26 @@ func TestLongSlowdownPagesEarlier(t *testing.T) {
 	fine := nightPlan{filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.1, slowRate: 600}
 	if lead := page(2, fine); lead >= 0 {
 		t.Fatalf("paged %v before the deadline a night that finishes 45 min early", lead)
+	}
+}
+
+// A load that began inside a shared slowdown was slow from its first
+// minute, but its slowdown is as old as the incident: it is predicted as a
+// slowdown of that age, not one just begun.
+func TestLoadBornInASharedSlowdownTakesItsAge(t *testing.T) {
+	s := spec(t, "America/New_York", "0 2 * * *", "04:30")
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
+	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC), 5)
+	obs := simulate(nightPlan{start: tonight, filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.001, slowRate: 340}, "tonight")
+	at := tonight.Add(80 * time.Minute)
+	drive(e, obs, tonight.Add(-time.Hour), at)
+	j := e.jobs[model.JobKey{Tenant: s.Tenant, Job: s.Job}]
+	j.shared = sharedSlow{}
+	own := Predict(j, e.p, at)
+	j.shared = sharedSlow{since: tonight.Add(-90 * time.Minute)}
+	shared := Predict(j, e.p, at)
+	if !(shared.PBreach > own.PBreach+0.1) || shared.Finish.Before(own.Finish) {
+		t.Fatalf("in a shared slowdown since 90 min before the start: p=%.2f finish %s; on its own: p=%.2f finish %s",
+			shared.PBreach, shared.Finish, own.PBreach, own.Finish)
 	}
 }
