@@ -451,7 +451,7 @@ function rateText(r) {
 // times"): above the line is late, below on time; missed and failed
 // nights are marked on the line's far side.
 function landing(nights, tz) {
-  const list = nights.slice().reverse(), W = 900, H = 220, L = 70, R = 20, T = 20, B = 40;
+  const list = nights.slice().reverse(), W = 900, H = 220, L = 120, R = 20, T = 20, B = 40;
   const mins = list.map((n) => n.finished_at ? (new Date(n.finished_at) - new Date(n.deadline)) / 60000 : null);
   const span = Math.max(60, ...mins.filter((m) => m != null).map(Math.abs));
   const Y = (m) => T + (H - T - B) / 2 - (H - T - B) / 2 * Math.max(-1, Math.min(1, m / span));
@@ -551,7 +551,7 @@ async function run(id, tenant, job) {
     const f = new Date(v.predicted_finish).getTime();
     svg.append(svgEl("line", { id: "projection", x1: X(last.t), y1: Y(last.y), x2: X(f), y2: Y(total), stroke: "#f08c3a", "stroke-width": 2, "stroke-dasharray": "5 4" }),
       svgEl("circle", { cx: X(f), cy: Y(total), r: 4, fill: "#f08c3a" }),
-      svgEl("text", { x: X(f), y: Y(total) - 8, "text-anchor": X(f) > W - 120 ? "end" : "middle", fill: "#f08c3a", "font-size": 11 }, "projected " + clockText(f).replace(/ UTC.*$/, "")));
+      svgEl("text", { x: X(f), y: Y(total) - 8, "text-anchor": X(f) > W - 120 ? "end" : "middle", fill: "#f08c3a", "font-size": 11 }, (run.state === "succeeded" ? "finished " : "projected ") + clockText(f).replace(/ UTC.*$/, "")));
   }
   // The moment progress stopped: the last change of rows before a flat tail.
   if (pts.length > 1) {
@@ -562,6 +562,17 @@ async function run(id, tenant, job) {
       svg.append(svgEl("line", { id: "stall", x1: X(pts[k].t), x2: X(pts[k].t), y1: T, y2: H - B, stroke: "#e2b53e", "stroke-dasharray": "3 3" }),
         svgEl("text", { x: X(pts[k].t) + 4, y: Y(pts[k].y) - 8, fill: "#e2b53e", "font-size": 11 }, "no progress since " + clockText(pts[k].t).replace(/ UTC.*$/, "")));
     }
+  }
+  // The moment the load slowed: the point of the loading stage after which
+  // it went on at under 60% of its pace before (each side at least ten
+  // minutes), the one where it fell most. A stall is marked above instead.
+  const slow = slowdownOnset(pts);
+  if (slow && !svg.querySelector("#stall")) {
+    const x = X(slow.t);
+    svg.append(svgEl("line", { id: "slowdown", x1: x, x2: x, y1: T, y2: H - B, stroke: "#e2b53e", "stroke-dasharray": "6 3" },
+      svgEl("title", {}, `slowed at ${clockText(slow.t)}: ${rowsText(slow.before)} rows/min before, ${rowsText(slow.after)} after`)),
+      svgEl("text", { id: "slowdown-label", x: x + 4, y: Y(slow.y) - 10, fill: "#e2b53e", "font-size": 11, "text-anchor": x > W - 260 ? "end" : "start" },
+        `slowed at ${clockText(slow.t).replace(/ UTC.*$/, "")} to ${Math.round(100 * slow.after / slow.before)}% of its pace`));
   }
   if (v.deadline) {
     const d = X(new Date(v.deadline).getTime());
@@ -585,7 +596,7 @@ async function run(id, tenant, job) {
     el("a", { href: nightsHash(run.tenant, run.job), class: "nightslink" }, "30 nights")),
     el("div", { class: "kv" },
       kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " ", el("span", { id: "why" }, reason(v.why, now(), jobTimes({ ...v, started_at: run.started_at, updated_at: run.updated_at, finished_at: run.finished_at, files_arrived_at: run.files_arrived_at }), tz))),
-      kv("Tonight", outcomeBadge(v.outcome), " ", v.outcome ? el("span", { class: "muted" }, v.outcome.summary) : null),
+      kv("Tonight", outcomeBadge(v.outcome), " ", v.outcome && judgedKind(v.outcome.kind) ? el("span", { class: "muted" }, v.outcome.summary) : null),
       kv("State", `${run.state || ""} ${run.stage || ""} — ${Number(run.rows_done || 0).toLocaleString("en-US")} of ${Number(run.rows_total || 0).toLocaleString("en-US")} rows`),
       kv("Started", when(run.started_at, tz)),
       el("span", { class: "muted" }, "Predicted finish"),
@@ -598,6 +609,25 @@ async function run(id, tenant, job) {
       v.logs ? kv("Logs", v.logs) : null),
     svg, readout);
   layoutLabels(svg, T);
+}
+
+// slowdownOnset finds where a load slowed for good: among the loading
+// points with at least ten minutes of loading before and after, the one
+// whose pace after (to the last point) over the pace before is lowest, if
+// under 0.6. Rates are rows a minute.
+function slowdownOnset(pts) {
+  const load = pts.filter((p) => p.stage === "loading");
+  if (load.length < 3) return null;
+  const first = load[0], last = load[load.length - 1];
+  let best = null;
+  for (const p of load) {
+    if (p.t - first.t < 10 * 60000 || last.t - p.t < 10 * 60000) continue;
+    const before = (p.y - first.y) / ((p.t - first.t) / 60000), after = (last.y - p.y) / ((last.t - p.t) / 60000);
+    if (before <= 0) continue;
+    const r = after / before;
+    if (r < 0.6 && (!best || r < best.r)) best = { t: p.t, y: p.y, before, after, r };
+  }
+  return best;
 }
 
 // layoutLabels puts each stage label in the first of two rows where it
