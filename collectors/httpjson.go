@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/jsonpath"
 	"github.com/etlhub/etlhub/model"
 )
 
@@ -98,7 +99,7 @@ func (c *httpJSONCollector) Collect(ctx context.Context, now time.Time) (Result,
 	if err := dec.Decode(&doc); err != nil {
 		return Result{}, fmt.Errorf("response is not JSON: %s", firstBytes(body, c.f.red))
 	}
-	arr, ok := lookup(doc, c.m.RunsPath)
+	arr, ok := jsonpath.Lookup(doc, c.m.RunsPath)
 	if !ok {
 		return Result{}, fmt.Errorf("response has nothing at runs_path %q", c.m.RunsPath)
 	}
@@ -125,7 +126,7 @@ func (c *httpJSONCollector) mapOne(item any, now time.Time) (model.Observation, 
 	for _, field := range sortedKeys(mappable) {
 		var v any
 		if path, ok := c.m.Fields[field]; ok {
-			v, _ = lookup(item, path)
+			v, _ = jsonpath.Lookup(item, path)
 		}
 		if v == nil {
 			if d, ok := c.m.Defaults[field]; ok {
@@ -213,37 +214,6 @@ func (c *httpJSONCollector) set(o *model.Observation, q *model.Quality, hasQ *bo
 		}
 	}
 	return nil
-}
-
-// lookup follows a dotted path ("a.b[2].c") through decoded JSON.
-func lookup(v any, path string) (any, bool) {
-	if path == "" {
-		return v, true
-	}
-	for _, part := range strings.Split(path, ".") {
-		name, idx := part, ""
-		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
-			name, idx = part[:i], part[i+1:len(part)-1]
-		}
-		if name != "" {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			if v, ok = m[name]; !ok {
-				return nil, false
-			}
-		}
-		if idx != "" {
-			n, err := strconv.Atoi(idx)
-			a, ok := v.([]any)
-			if err != nil || !ok || n < 0 || n >= len(a) {
-				return nil, false
-			}
-			v = a[n]
-		}
-	}
-	return v, true
 }
 
 func jsonKind(v any) string {

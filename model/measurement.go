@@ -142,26 +142,14 @@ func (m *Measurement) Validate() error {
 	if m.At.IsZero() {
 		return &FieldError{"at", "is required"}
 	}
-	for _, f := range []struct {
-		name, v  string
-		max      int
-		required bool
-	}{
+	if err := checkText([]textField{
 		{"source", m.Source, MaxNameLen, true},
 		{"subject", m.Subject, MaxSubjectLen, true},
 		{"tenant", m.Tenant, MaxNameLen, false},
 		{"job", m.Job, MaxNameLen, false},
 		{"error", m.Error, MaxErrorLen, false},
-	} {
-		if f.required && strings.TrimSpace(f.v) == "" {
-			return &FieldError{f.name, "is required"}
-		}
-		if len(f.v) > f.max {
-			return &FieldError{f.name, fmt.Sprintf("is %d bytes long, at most %d allowed", len(f.v), f.max)}
-		}
-		if strings.ContainsAny(f.v, "\x00") {
-			return &FieldError{f.name, "contains a NUL byte"}
-		}
+	}); err != nil {
+		return err
 	}
 	if !m.Kind.Valid() {
 		ks := make([]string, len(DependencyKinds))

@@ -209,24 +209,17 @@ func ParseTime(field, s string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
-// Validate checks an observation's fields.
-func (o *Observation) Validate() error {
-	if o.At.IsZero() {
-		return &FieldError{"at", "is required"}
-	}
-	for _, f := range []struct {
-		name, v  string
-		max      int
-		required bool
-	}{
-		{"source", o.Source, MaxNameLen, true},
-		{"tenant", o.Tenant, MaxNameLen, true},
-		{"job", o.Job, MaxNameLen, true},
-		{"run_id", o.RunID, MaxRunIDLen, true},
-		{"stage", string(o.Stage), MaxStageLen, false},
-		{"error", o.Error, MaxErrorLen, false},
-		{"url", o.URL, MaxURLLen, false},
-	} {
+// textField is a text field to check: its name (for the error), value,
+// length limit and whether it is required.
+type textField struct {
+	name, v  string
+	max      int
+	required bool
+}
+
+// checkText checks text fields in order; the error names the first bad one.
+func checkText(fields []textField) error {
+	for _, f := range fields {
 		if f.required && strings.TrimSpace(f.v) == "" {
 			return &FieldError{f.name, "is required"}
 		}
@@ -236,6 +229,25 @@ func (o *Observation) Validate() error {
 		if strings.ContainsAny(f.v, "\x00") {
 			return &FieldError{f.name, "contains a NUL byte"}
 		}
+	}
+	return nil
+}
+
+// Validate checks an observation's fields.
+func (o *Observation) Validate() error {
+	if o.At.IsZero() {
+		return &FieldError{"at", "is required"}
+	}
+	if err := checkText([]textField{
+		{"source", o.Source, MaxNameLen, true},
+		{"tenant", o.Tenant, MaxNameLen, true},
+		{"job", o.Job, MaxNameLen, true},
+		{"run_id", o.RunID, MaxRunIDLen, true},
+		{"stage", string(o.Stage), MaxStageLen, false},
+		{"error", o.Error, MaxErrorLen, false},
+		{"url", o.URL, MaxURLLen, false},
+	}); err != nil {
+		return err
 	}
 	if !o.State.Valid() {
 		return &FieldError{"state", fmt.Sprintf("%q is not one of waiting, running, succeeded, failed", o.State)}

@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/etlhub/etlhub/internal/config"
+	"github.com/etlhub/etlhub/internal/jsonpath"
 )
 
 // Rule maps an AWS item (an execution, a Batch job, a queue, a function) to
@@ -147,7 +147,7 @@ func (m Mapping) Map(it Item) (tenant, job string, err error) {
 		if input == nil {
 			return "", "there is no input"
 		}
-		v, ok := lookup(input, path)
+		v, ok := jsonpath.Lookup(input, path)
 		if !ok {
 			return "", fmt.Sprintf("the input has nothing at %s", path)
 		}
@@ -230,34 +230,6 @@ func (m Mapping) Map(it Item) (tenant, job string, err error) {
 		return "", "", fmt.Errorf("%s", msg)
 	}
 	return tenant, job, nil
-}
-
-// lookup follows a dotted path ("a.b[2].c") through decoded JSON.
-func lookup(v any, path string) (any, bool) {
-	for _, part := range strings.Split(path, ".") {
-		name, idx := part, ""
-		if i := strings.IndexByte(part, '['); i >= 0 && strings.HasSuffix(part, "]") {
-			name, idx = part[:i], part[i+1:len(part)-1]
-		}
-		if name != "" {
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil, false
-			}
-			if v, ok = m[name]; !ok {
-				return nil, false
-			}
-		}
-		if idx != "" {
-			n, err := strconv.Atoi(idx)
-			a, ok := v.([]any)
-			if err != nil || !ok || n < 0 || n >= len(a) {
-				return nil, false
-			}
-			v = a[n]
-		}
-	}
-	return v, true
 }
 
 func contains(list []string, s string) bool {
