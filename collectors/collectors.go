@@ -102,6 +102,29 @@ type BackoffConfig struct {
 	Max  time.Duration `yaml:"max"`
 }
 
+// validate sets the defaults (base, max) and checks the policy at key.
+func (b *BackoffConfig) validate(p *config.Problems, key string, base, max time.Duration) {
+	if b.Base == 0 {
+		b.Base = base
+	}
+	if b.Max == 0 {
+		b.Max = max
+	}
+	if b.Max < b.Base {
+		p.Add(key+".max", "%v is less than base %v", b.Max, b.Base)
+	}
+}
+
+// validateSchedule sets the default schedule and checks it at key.
+func validateSchedule(p *config.Problems, key string, s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+	if _, err := ParseSchedule(*s); err != nil {
+		p.Add(key, "%v", err)
+	}
+}
+
 // kind is one registered collector kind: how to build it and how to check
 // its own keys (each kind says which of url, addr, ... it needs).
 type kind struct {
@@ -154,12 +177,7 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if !ok {
 		p.Add(key+".kind", "%q is not one of %s", c.Kind, strings.Join(Kinds(), ", "))
 	}
-	if c.Schedule == "" {
-		c.Schedule = "@every 1m"
-	}
-	if _, err := ParseSchedule(c.Schedule); err != nil {
-		p.Add(key+".schedule", "%v", err)
-	}
+	validateSchedule(p, key+".schedule", &c.Schedule, "@every 1m")
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Second
 	}
@@ -178,15 +196,7 @@ func (c *SourceConfig) Validate(p *config.Problems, key string) {
 	if c.MaxBodyBytes < 0 {
 		p.Add(key+".max_body_bytes", "must be positive")
 	}
-	if c.Backoff.Base == 0 {
-		c.Backoff.Base = 5 * time.Second
-	}
-	if c.Backoff.Max == 0 {
-		c.Backoff.Max = 5 * time.Minute
-	}
-	if c.Backoff.Max < c.Backoff.Base {
-		p.Add(key+".backoff.max", "%v is less than base %v", c.Backoff.Max, c.Backoff.Base)
-	}
+	c.Backoff.validate(p, key+".backoff", 5*time.Second, 5*time.Minute)
 	if c.DownAfter == 0 {
 		c.DownAfter = 10 * time.Minute
 	}

@@ -91,12 +91,7 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 		if s.Kind != model.LogErrors && s.Kind != model.LogActivity {
 			p.Add(k+".kind", "%q is not errors or activity", s.Kind)
 		}
-		if s.Schedule == "" {
-			s.Schedule = "*/5 * * * *"
-		}
-		if _, err := ParseSchedule(s.Schedule); err != nil {
-			p.Add(k+".schedule", "%v", err)
-		}
+		validateSchedule(p, k+".schedule", &s.Schedule, "*/5 * * * *")
 		if s.Window == 0 {
 			s.Window = 15 * time.Minute
 		}
@@ -106,15 +101,7 @@ func (l *LogsConfig) Validate(p *config.Problems, key string) {
 		if s.Timeout < time.Second || s.Timeout > 30*time.Minute {
 			p.Add(k+".timeout", "%v is outside 1s..30m", s.Timeout)
 		}
-		if s.Backoff.Base == 0 {
-			s.Backoff.Base = time.Minute
-		}
-		if s.Backoff.Max == 0 {
-			s.Backoff.Max = 30 * time.Minute
-		}
-		if s.Backoff.Max < s.Backoff.Base {
-			p.Add(k+".backoff.max", "%v is less than base %v", s.Backoff.Max, s.Backoff.Base)
-		}
+		s.Backoff.validate(p, k+".backoff", time.Minute, 30*time.Minute)
 		defaults := map[*string]string{&s.TenantField: "tenant", &s.JobField: "job", &s.MessageField: "msg",
 			&s.CountField: "_count", &s.TimeField: "time"}
 		for f, d := range defaults {
