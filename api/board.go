@@ -174,6 +174,9 @@ type Step struct {
 	Name    string     `json:"name"`
 	Meaning string     `json:"meaning"`
 	At      *time.Time `json:"at"`
+	// By: the step was not seen itself, but a later one was: it happened
+	// at At at the latest.
+	By bool `json:"by,omitempty"`
 }
 
 // Finding is one line of the data-quality report.
@@ -302,11 +305,18 @@ func uploadSteps(r *model.Run, obs []model.Observation) []Step {
 		t = t.UTC()
 		steps[4].At = &t
 	}
-	// A later step implies the earlier ones (a collector may miss a stage).
+	// A later step implies the earlier ones (a collector may miss a stage):
+	// they happened by then at the latest, and the upload was complete by
+	// the time the run started.
 	for i := len(steps) - 2; i >= 1; i-- {
 		if steps[i].At == nil && steps[i+1].At != nil {
-			steps[i].At = steps[i+1].At
+			t := *steps[i+1].At
+			steps[i].At, steps[i].By = &t, true
 		}
+	}
+	if up := &steps[1]; up.By && r.StartedAt != nil && r.StartedAt.Before(*up.At) {
+		t := r.StartedAt.UTC()
+		up.At = &t
 	}
 	return steps
 }

@@ -655,7 +655,7 @@ async function district(tenant) {
     const tz = j.timezone;
     const steps = el("ol", { class: "steps" }, j.steps.map((s) => el("li", { class: s.at ? "done" : "todo" },
       el("span", { class: "step-mark", "aria-hidden": "true" }, s.at ? "✓" : "○"), " ", el("b", {}, s.name), " ",
-      s.at ? when(s.at, tz) : el("span", { class: "muted" }, "not yet"), el("br"), el("span", { class: "muted" }, s.meaning))));
+      s.at ? [s.by ? el("span", { class: "muted" }, "by ") : null, when(s.at, tz), s.by ? el("span", { class: "muted" }, " (not seen itself; a later step was)") : null] : el("span", { class: "muted" }, "not yet"), el("br"), el("span", { class: "muted" }, s.meaning))));
     const quality = qualityReport(j);
     return el("section", { class: "district-job", "data-job": j.job },
       el("h3", {}, j.job, " ", outcomeBadge(j.outcome), " ", el("span", { class: "muted" }, j.outcome ? j.outcome.summary : "")),
