@@ -67,6 +67,9 @@ type Load struct {
 	Ratio    float64
 	// Since is when the load began (its first progress in loading).
 	Since time.Time
+	// OwnPace: its base pace is its own, with no history to say what is
+	// usual: a load that began during a slowdown knows no other pace.
+	OwnPace bool
 }
 
 // load is the job's run in progress for the shared-slowdown rule (ok false
@@ -80,6 +83,7 @@ func (j *JobState) load(p Params, now time.Time) (Load, bool) {
 	}
 	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night, Since: cur.loadStart}
 	l.Ratio, l.Measured = j.paceRatio(cur, p, now)
+	l.OwnPace = j.learned().n < p.MinHistory
 	return l, true
 }
 
@@ -164,11 +168,15 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	onsets := map[string]time.Time{} // by tenant, its load's known onset
 	pace := make(map[model.JobKey]paceMark, len(loads))
 	measured := 0
+	var ownSince []time.Time // loads at pace whose pace is only their own: when each began
 	for _, l := range loads {
 		if !l.Measured {
 			continue
 		}
 		measured++
+		if l.OwnPace && l.Ratio >= sp.SlowRatio {
+			ownSince = append(ownSince, l.Since)
+		}
 		k := model.JobKey{Tenant: l.Tenant, Job: l.Job}
 		m, seen := st.pace[k]
 		if l.Ratio >= sp.SlowRatio {
@@ -208,10 +216,19 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		// A cause they share strikes them at one moment: count the loads it
 		// struck then or after (slowed since, or begun slow since), not
 		// those slow long before it, which are slow of their own.
-		hit := 0
+		hit, judged := 0, measured
 		for _, mk := range marks {
 			if !mk.at.Before(from) {
 				hit++
+			}
+		}
+		// A load begun since then (or just before: an onset is seen over
+		// the 15 minutes a pace is measured on) with no history to say
+		// what is usual went at the slowed pace from its start: it says
+		// nothing either way.
+		for _, at := range ownSince {
+			if !at.Before(from.Add(-15 * time.Minute)) {
+				judged--
 			}
 		}
 		need := sp.Fraction
@@ -221,7 +238,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 			// everything that loads.
 			need = 1
 		}
-		many = float64(hit) >= need*float64(measured)
+		many = float64(hit) >= need*float64(judged)
 	}
 	if !many {
 		// Without a known onset among them (everything began slow), most of

@@ -285,3 +285,36 @@ func TestAGapInCollectionIsNotAStall(t *testing.T) {
 		t.Fatalf("a run silent from 40%% on: pages %q", p)
 	}
 }
+
+// Loads begun during a slowdown with no history of their own pace went at
+// the slowed pace from their start: they neither count for the shared
+// cause nor against it; loads with history at pace count against it.
+func TestSharedSlowdownIgnoresLoadsThatKnowNoOtherPace(t *testing.T) {
+	sp := DefaultSharedParams()
+	t0 := time.Date(2026, 9, 2, 5, 30, 0, 0, time.UTC)
+	old := func(ratio float64) []Load {
+		out := []Load{}
+		for i := 0; i < 3; i++ {
+			out = append(out, Load{Tenant: fmt.Sprintf("t%d", i), Job: "j", Night: t0, Measured: true, Ratio: ratio, Since: t0.Add(-time.Hour)})
+		}
+		return out
+	}
+	fresh := func(own bool) []Load {
+		out := []Load{}
+		for i := 0; i < 4; i++ {
+			out = append(out, Load{Tenant: fmt.Sprintf("n%d", i), Job: "j", Night: t0, Measured: true, Ratio: 1, Since: t0.Add(5 * time.Minute), OwnPace: own})
+		}
+		return out
+	}
+	for _, own := range []bool{true, false} {
+		var st sharedState
+		SharedSlowdown(old(1), 0, sp, &st, t0)
+		s := SharedSlowdown(append(old(0.6), fresh(own)...), 0, sp, &st, t0.Add(15*time.Minute))
+		if own && s == nil {
+			t.Fatal("three tenants struck together and four loads begun since with no pace but their own: not told")
+		}
+		if !own && s != nil {
+			t.Fatalf("three struck of seven, four at their usual pace: %+v", s)
+		}
+	}
+}
