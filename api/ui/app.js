@@ -113,6 +113,14 @@ function clock(t, tenantZone, withDate) {
 document.addEventListener("mouseover", (e) => fillTitle(e.target));
 document.addEventListener("focusin", (e) => fillTitle(e.target));
 function fillTitle(node) {
+  // A board row's risk: its reason, with its times in the viewer's zone,
+  // made when first hovered (5,000 rows are not all read).
+  const w = node && node.closest && node.closest("[data-why]");
+  if (w && !w.title) {
+    const tr = w.closest("tr.row"), i = tr && view.at.get(tr.dataset.tenant + "\u0000" + tr.dataset.job);
+    const j = i === undefined ? null : view.jobs[i];
+    if (j && j.why) w.title = reasonText(j.why, now(), jobTimes(j));
+  }
   const t = node && node.closest && node.closest("time[datetime]");
   if (!t || t.title) return;
   const tz = t.dataset.tz || "UTC";
@@ -235,7 +243,7 @@ function boardRow(j) {
   const tr = el("tr", { class: "row", "data-run": j.run_id || "", "data-tenant": j.tenant, "data-job": j.job },
     tdL("tenant", {}, el("a", { href: "#/district/" + enc(j.tenant) }, j.tenant)),
     tdL("job", {}, j.run_id ? el("a", { href: runHash(j), class: "runlink" }, j.job) : j.job),
-    tdL("risk", {}, badge("risk-" + (j.risk || ""), j.risk || "–", reasonText(j.why, now(), jobTimes(j)))),
+    tdL("risk", {}, el("span", { class: "badge risk-" + (j.risk || ""), "data-why": j.why ? "" : null }, j.risk || "–")),
     tdL("tonight", { class: "outcome-cell" }, outcomeBadge(j.outcome)),
     tdL("state", {}, j.state || "–", j.stage ? el("span", { class: "rel" }, j.stage) : null),
     tdL("progress", {}, pct, j.elapsed_s != null ? el("span", { class: "rel" }, dur(j.elapsed_s) + " elapsed") : null),

@@ -150,8 +150,8 @@ func TestDashboardLiveFromTheRules(t *testing.T) {
 	if risk := b.text(`#board tr[data-tenant="stall"] td[data-label="risk"]`); !strings.Contains(risk, "at-risk") && !strings.Contains(risk, "breach") {
 		t.Fatalf("the stalled job's risk on the board reads %q", risk)
 	}
-	if title := b.evalString(`document.querySelector('#board tr[data-tenant="s1"] td[data-label="risk"] .badge').title`); bareUTC.MatchString(title) {
-		t.Fatalf("s1's reason on hover prints UTC: %q", title)
+	if title := b.evalString(`const w = document.querySelector('#board tr[data-tenant="s1"] td[data-label="risk"] .badge'); w.dispatchEvent(new MouseEvent("mouseover", {bubbles: true})); w.title`); bareUTC.MatchString(title) || !strings.Contains(title, offset) {
+		t.Fatalf("s1's reason on hover reads %q, want its times in New York time", title)
 	}
 
 	// Then both loads slow to a tenth of that at the same moment: a shared cause.
@@ -293,6 +293,21 @@ func TestDashboardLiveFromTheRules(t *testing.T) {
 		t.Fatalf("the slowdown's mark on the chart reads %q, want it at %s", label, onset)
 	}
 	b.shot("run-slowdown.png")
+
+	// The open run page hears of a push too: its state line follows it.
+	b.eval(`window.__runPage = 1; 1`)
+	pushedAt := time.Now()
+	push("s1's next progress", obs("s1", "s1/1", "running", pushedAt.UTC(), now.Add(-41*time.Minute), pushedAt.UTC(), 23456, 100000))
+	for !strings.Contains(b.evalString(`document.querySelector("#view .kv").textContent`), "23,456 of 100,000 rows") {
+		if time.Since(pushedAt) > 2*time.Second {
+			t.Fatalf("the push did not reach the open run page within 2 s: %q", b.text(`#view .kv`))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b.eval(`window.__runPage || 0`) != 1 {
+		t.Fatal("the run page reloaded")
+	}
+	t.Logf("a push reached the open run page in %v", time.Since(pushedAt).Round(10*time.Millisecond))
 }
 
 // firedAt is when the firing alert of rule on tenant fired.
