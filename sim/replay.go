@@ -137,13 +137,16 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	// serves its API: the token only satisfies the config.
 	var tok [16]byte
 	rand.Read(tok[:])
-	cfg := &app.Config{Store: store.Config{Driver: "sqlite", Path: storePath}, Jobs: sc.Jobs, Rules: o.Rules,
+	cfg := &app.Config{Store: store.Config{Driver: "sqlite", Path: storePath}, Rules: o.Rules,
 		Auth: api.AuthConfig{Tokens: []api.TokenConfig{{Name: "replay", Token: config.Secret(hex.EncodeToString(tok[:])), Role: "viewer"}}}}
 	var p config.Problems
 	cfg.Validate(&p)
-	if err := p.Err(o.Scenario); err != nil {
+	if err := p.Err("the replay's settings"); err != nil {
 		return res, err
 	}
+	// The scenario's jobs were compiled and checked by LoadScenario (a
+	// job's source names no configured source here: replay has none).
+	cfg.Jobs = sc.Jobs
 	var mu sync.Mutex
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	h, err := app.New(ctx, cfg, app.Options{Now: now, Stepped: true, Horizon: end})
