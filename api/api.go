@@ -429,7 +429,13 @@ type boardCache struct {
 type boardRead struct {
 	latest, succ map[model.JobKey]model.Run
 	at           time.Time
+	// version is the runs' version it was read at ("": not to be reused).
+	version string
 }
+
+// boardMaxAge bounds how long a board read is reused while the runs'
+// version stands (what a version cannot see: another replica's prune).
+const boardMaxAge = time.Minute
 
 // lastRuns is currentRuns, falling back on the last answer read for the same
 // filter when the store fails (stale then says since when it is old).
@@ -439,17 +445,34 @@ func (s *server) lastRuns(c *gin.Context, f store.Filter) (latest, succ map[mode
 		key = "\x01all"
 	}
 	ctx := c.Request.Context()
-	latest, err := s.o.Store.LatestRuns(ctx, f)
+	b := &s.board
+	// The board is read again only when the runs have changed since the
+	// last read of this filter: between pushes, every request of every
+	// viewer is answered from one read.
+	version, cacheable, err := s.o.Store.RunsVersion(ctx)
+	if err == nil && cacheable {
+		b.mu.Lock()
+		r, found := b.last[key]
+		b.mu.Unlock()
+		if found && r.version == version && s.o.Now().UTC().Sub(r.at) < boardMaxAge {
+			return r.latest, r.succ, nil, true
+		}
+	}
+	if !cacheable {
+		version = ""
+	}
+	if err == nil {
+		latest, err = s.o.Store.LatestRuns(ctx, f)
+	}
 	if err == nil {
 		succ, err = s.o.Store.LastSuccess(ctx, f)
 	}
-	b := &s.board
 	if err == nil {
 		b.mu.Lock()
 		if b.last == nil || len(b.last) >= 1024 {
 			b.last = map[string]boardRead{}
 		}
-		b.last[key] = boardRead{latest: latest, succ: succ, at: s.o.Now().UTC()}
+		b.last[key] = boardRead{latest: latest, succ: succ, at: s.o.Now().UTC(), version: version}
 		b.mu.Unlock()
 		return latest, succ, nil, true
 	}

@@ -124,3 +124,50 @@ func BenchmarkPushInProcess(b *testing.B) {
 func parseB(doc string, c *Config) error {
 	return config.Parse("etlhub.yaml", []byte(doc), c)
 }
+
+// BenchmarkStatusInProcess is BenchmarkReplicasStatus (cmd/etlhub) in the
+// benchmark's process, to profile the board:
+//
+//	go test -run '^$' -bench StatusInProcess -benchtime 20x -cpuprofile status.cpu ./app/
+func BenchmarkStatusInProcess(b *testing.B) {
+	pg := testsrv.NewPostgres(b, true)
+	urls := benchCluster(b, pg.DSN(b), 2)
+	const batch, jobs = 1000, 10000
+	now := time.Now().UTC()
+	for _, night := range []struct {
+		suffix, state string
+		began         time.Time
+	}{{"yesterday", "succeeded", now.Add(-25 * time.Hour)}, {"tonight", "running", now.Add(-time.Hour)}} {
+		for k := 0; k < jobs/batch; k++ {
+			var sb strings.Builder
+			at := time.Now().UTC().Format(time.RFC3339Nano)
+			for i := 0; i < batch; i++ {
+				j := k*batch + i
+				fin := ""
+				if night.state == "succeeded" {
+					fin = fmt.Sprintf(`,"finished_at":%q`, at)
+				}
+				fmt.Fprintf(&sb, `{"at":%q,"tenant":"t%05d","job":"nightly","run_id":"t%05d-%s","state":%q,"started_at":%q,"updated_at":%q,"rows_done":5,"rows_total":10%s}`+"\n",
+					at, j, j, night.suffix, night.state, night.began.Format(time.RFC3339), at, fin)
+			}
+			req, _ := http.NewRequest("POST", urls[0]+"/api/v1/observations", strings.NewReader(sb.String()))
+			req.Header.Set("Authorization", "Bearer "+benchTok)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("push: %v %v", err, resp)
+			}
+			resp.Body.Close()
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req, _ := http.NewRequest("GET", urls[1]+"/api/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+benchTok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("status: %v %v", err, resp)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

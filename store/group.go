@@ -196,6 +196,7 @@ func (s *Store) flushGroup(ctx context.Context, calls []*ingestCall) {
 		}
 		return upsertRunsPG(ctx, tx, upd)
 	})
+	s.changes.Add(1)
 	// Each call is answered with its own counts: an observation is stored
 	// by the first call that holds it.
 	off := 0

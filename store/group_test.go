@@ -89,3 +89,33 @@ func TestIngestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestRunsVersion: the runs' version stands while nothing is stored and
+// changes when this store or another replica (another store on the same
+// database) ingests.
+func TestRunsVersion(t *testing.T) {
+	dsn := config.Secret(testsrv.Postgres(t))
+	a := mustOpen(t, Config{Driver: "postgres", DSN: dsn})
+	b := mustOpen(t, Config{Driver: "postgres", DSN: dsn})
+	lite := backends["sqlite"](t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		name         string
+		reader, from *Store
+	}{{"sqlite", lite, lite}, {"postgres, own", a, a}, {"postgres, another replica's", a, b}} {
+		v0, ok, err := c.reader.RunsVersion(ctx)
+		if err != nil || !ok {
+			t.Fatalf("%s: version: %v %v", c.name, ok, err)
+		}
+		if v, _, _ := c.reader.RunsVersion(ctx); v != v0 {
+			t.Fatalf("%s: the version moved without a write: %s -> %s", c.name, v0, v)
+		}
+		at := time.Now().UTC().Format(time.RFC3339Nano)
+		if _, err := c.from.Ingest(ctx, []model.Observation{obs(at, "dade", "r1", model.StateRunning, time.Now().UnixNano(), 1<<62)}); err != nil {
+			t.Fatal(err)
+		}
+		if v1, _, _ := c.reader.RunsVersion(ctx); v1 == v0 {
+			t.Fatalf("%s: ingest left the version at %s", c.name, v0)
+		}
+	}
+}

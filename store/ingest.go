@@ -107,6 +107,7 @@ func (s *Store) Ingest(ctx context.Context, obs []model.Observation) (IngestResu
 	if err != nil {
 		return IngestResult{}, err
 	}
+	s.changes.Add(1)
 	res.Duplicates = len(obs) - res.Inserted
 	return res, nil
 }
@@ -150,5 +151,6 @@ func (s *Store) Prune(ctx context.Context, obsBefore, runsBefore time.Time) (obs
 		runsN = r.RowsAffected
 		return r.Error
 	})
+	s.changes.Add(1)
 	return obsN, runsN, err
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/etlhub/etlhub/model"
@@ -33,6 +35,9 @@ func (s *Store) LastSuccess(ctx context.Context, f Filter) (map[model.JobKey]mod
 }
 
 func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state string) (map[model.JobKey]model.Run, error) {
+	if s.dialect == "postgres" {
+		return s.latestPerJobPG(ctx, op, f, state)
+	}
 	out := map[model.JobKey]model.Run{}
 	err := s.read(ctx, op, func(db *gorm.DB) error {
 		sub := "SELECT MAX(r2.sort_at) FROM runs r2 WHERE r2.tenant = runs.tenant AND r2.job = runs.job"
@@ -58,6 +63,76 @@ func (s *Store) latestPerJob(ctx context.Context, op string, f Filter, state str
 		return nil
 	})
 	return out, err
+}
+
+// latestPerJobPG is latestPerJob in one pass over the runs in index order
+// (tenant, job, sort_at): DISTINCT ON keeps each job's first row, where a
+// correlated MAX per run read the job's runs again for every run.
+func (s *Store) latestPerJobPG(ctx context.Context, op string, f Filter, state string) (map[model.JobKey]model.Run, error) {
+	out := map[model.JobKey]model.Run{}
+	err := s.read(ctx, op, func(db *gorm.DB) error {
+		var where []string
+		var args []any
+		if state != "" {
+			where, args = append(where, "state = ?"), append(args, state)
+		}
+		if len(f.Tenants) > 0 {
+			where, args = append(where, "tenant IN ?"), append(args, f.Tenants)
+		}
+		q := `SELECT DISTINCT ON (tenant, job) ` + runColumns + ` FROM runs`
+		if len(where) > 0 {
+			q += " WHERE " + strings.Join(where, " AND ")
+		}
+		// Two runs may share a start time; keep the one seen last.
+		q += " ORDER BY tenant, job, sort_at DESC, last_seen_at DESC"
+		rs, err := db.Raw(q, args...).Rows()
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			row, err := scanRun(rs)
+			if err != nil {
+				return err
+			}
+			r := row.run()
+			out[model.JobKey{Tenant: r.Tenant, Job: r.Job}] = r
+		}
+		return rs.Err()
+	})
+	return out, err
+}
+
+// RunsVersion names the runs' state as far as one replica can tell: it
+// changes when runs change (an ingest commits, here or on any replica; this
+// process prunes). ok false: the state cannot be named now (PostgreSQL: a
+// transaction older than the newest observations is still under way, and
+// may commit runs that would not change the name), so nothing read now may
+// be kept by it. Readers keep what they read under a version and read again
+// when it changes (the board).
+func (s *Store) RunsVersion(ctx context.Context) (v string, ok bool, err error) {
+	local := s.changes.Load()
+	if s.dialect != "postgres" {
+		// One hub writes the file: its own count is the version. The
+		// store is asked anyway: one that does not answer has no version
+		// (the board then says since when it is stale).
+		err := s.read(ctx, "runs_version", func(db *gorm.DB) error {
+			var one int
+			return db.Raw("SELECT 1").Scan(&one).Error
+		})
+		return fmt.Sprintf("%d", local), err == nil, err
+	}
+	// Every ingest inserts observations stamped with its transaction (or
+	// changes nothing: only repeats); once no older transaction runs,
+	// nothing can commit below the newest stamp.
+	var row struct{ Newest, Horizon int64 }
+	err = s.read(ctx, "runs_version", func(db *gorm.DB) error {
+		return db.Raw("SELECT coalesce(max(xact), 0) AS newest, pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon FROM observations").Scan(&row).Error
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return fmt.Sprintf("%d/%d", row.Newest, local), row.Horizon > row.Newest, nil
 }
 
 // Page asks for up to Limit items before a cursor.

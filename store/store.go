@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
@@ -78,6 +79,8 @@ type Store struct {
 	fencing fencing
 	// group commits concurrent ingests together (group.go).
 	group ingestGroup
+	// changes counts this process's committed writes to runs (RunsVersion).
+	changes atomic.Uint64
 }
 
 // Open connects, tunes and migrates. A SQLite file is the hub's alone: a

@@ -124,58 +124,94 @@ func BenchmarkReplicasPush(b *testing.B) {
 
 // BenchmarkReplicasStatus: GET /api/v1/status on a follower of three
 // replicas at 10,000 jobs, each with last night's run succeeded and
-// tonight's running; an op is one request, one at a time.
+// tonight's running; an op is one request, one at a time; with no pushes,
+// and with a push of 1000 observations a second to another replica.
 func BenchmarkReplicasStatus(b *testing.B) {
 	pg := testsrv.NewPostgres(b, true)
 	var c *chaos
 	var follower *replica
 	var lat []time.Duration
-	b.Run("jobs=10000", func(sub *testing.B) {
-		if c == nil {
-			c = benchCluster(b, pg, 3, false)
-			var seq atomic.Int64
-			now := time.Now().UTC()
-			for i := 0; i < benchJobs/benchBatch; i++ {
-				push(b, c.live()[i%3].url, pushBody(&seq, "yesterday", "succeeded", now.Add(-25*time.Hour)))
-			}
-			for i := 0; i < benchJobs/benchBatch; i++ {
-				push(b, c.live()[i%3].url, pushBody(&seq, "tonight", "running", now.Add(-time.Hour)))
-			}
-			l := c.leader()
-			for _, r := range c.live() {
-				if r != l {
-					follower = r
+	for _, pushing := range []bool{false, true} {
+		name := "jobs=10000"
+		if pushing {
+			// One push a second to the other replicas meanwhile: the board
+			// changes between requests.
+			name += ",pushing"
+		}
+		b.Run(name, func(sub *testing.B) {
+			if c == nil {
+				c = benchCluster(b, pg, 3, false)
+				var seq atomic.Int64
+				now := time.Now().UTC()
+				for i := 0; i < benchJobs/benchBatch; i++ {
+					push(b, c.live()[i%3].url, pushBody(&seq, "yesterday", "succeeded", now.Add(-25*time.Hour)))
+				}
+				for i := 0; i < benchJobs/benchBatch; i++ {
+					push(b, c.live()[i%3].url, pushBody(&seq, "tonight", "running", now.Add(-time.Hour)))
+				}
+				l := c.leader()
+				for _, r := range c.live() {
+					if r != l {
+						follower = r
+					}
+				}
+				var st struct{ Jobs []any }
+				if code := getJSON(follower.url+"/api/v1/status", viewTok, &st); code != 200 || len(st.Jobs) < benchJobs {
+					b.Fatalf("status: %d, %d jobs", code, len(st.Jobs))
 				}
 			}
-			var st struct{ Jobs []any }
-			if code := getJSON(follower.url+"/api/v1/status", viewTok, &st); code != 200 || len(st.Jobs) < benchJobs {
-				b.Fatalf("status: %d, %d jobs", code, len(st.Jobs))
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			if pushing {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var seq atomic.Int64
+					began := time.Now().UTC().Add(-time.Hour)
+					t := time.NewTicker(time.Second)
+					defer t.Stop()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+						}
+						for _, r := range c.live() {
+							if r != follower {
+								push(sub, r.url, pushBody(&seq, "tonight", "running", began))
+								break
+							}
+						}
+					}
+				}()
 			}
-		}
-		lat = lat[:0]
-		sub.ResetTimer()
-		for i := 0; i < sub.N; i++ {
-			s := time.Now()
-			req, _ := http.NewRequest("GET", follower.url+"/api/v1/status", nil)
-			req.Header.Set("Authorization", "Bearer "+viewTok)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				sub.Fatal(err)
+			lat = lat[:0]
+			sub.ResetTimer()
+			for i := 0; i < sub.N; i++ {
+				s := time.Now()
+				req, _ := http.NewRequest("GET", follower.url+"/api/v1/status", nil)
+				req.Header.Set("Authorization", "Bearer "+viewTok)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					sub.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					sub.Fatalf("status: %d", resp.StatusCode)
+				}
+				lat = append(lat, time.Since(s))
 			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				sub.Fatalf("status: %d", resp.StatusCode)
-			}
-			lat = append(lat, time.Since(s))
-		}
-		sub.StopTimer()
-		slices.Sort(lat)
-		q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
-		sub.ReportMetric(q(0.5), "p50-ms")
-		sub.ReportMetric(q(0.99), "p99-ms")
-		sub.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
-	})
+			sub.StopTimer()
+			close(stop)
+			wg.Wait()
+			slices.Sort(lat)
+			q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6 }
+			sub.ReportMetric(q(0.5), "p50-ms")
+			sub.ReportMetric(q(0.99), "p99-ms")
+			sub.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+		})
+	}
 }
 
 // BenchmarkReplicasFailover: kill -9 of the leader of three replicas with
