@@ -607,7 +607,8 @@ async function run(id, tenant, job) {
       kv("Tonight", outcomeBadge(v.outcome), " ", v.outcome && judgedKind(v.outcome.kind) ? el("span", { class: "muted" }, v.outcome.summary) : null),
       kv("State", `${run.state || ""} ${run.stage || ""} — ${Number(run.rows_done || 0).toLocaleString("en-US")} of ${Number(run.rows_total || 0).toLocaleString("en-US")} rows`),
       kv("Started", when(run.started_at, tz)),
-      el("span", { class: "muted" }, "Predicted finish"),
+      el("span", { class: "muted" }, run.state === "succeeded" ? "Finished" : "Predicted finish"),
+      run.state === "succeeded" ? el("span", { id: "predicted" }, when(run.finished_at || v.predicted_finish, tz)) :
       el("span", { id: "predicted" }, when(v.predicted_finish, tz),
         v.finish_lo && v.finish_hi ? [" (likely ", clock(v.finish_lo, tz), " – ", clock(v.finish_hi, tz), ")"] : "",
         `; learned from ${Number(v.learned_from) || 0} nights, ${v.prediction_basis || ""}`),
