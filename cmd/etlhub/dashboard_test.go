@@ -345,13 +345,27 @@ func (b *browserSession) step(what string, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
+// text is the text of the first element sel matches, read in one script
+// (a live update may replace the element between finding it and reading
+// it); it waits up to 10 s for the element to exist with some text.
 func (b *browserSession) text(sel string) string {
 	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Text(sel))
-	if err != nil {
-		b.t.Fatalf("text of %s: %v", sel, err)
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.innerText : null })()`, sel)
+	var last *string
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[*string](js))
+		if err != nil {
+			b.t.Fatalf("text of %s: %v", sel, err)
+		}
+		last = v
+		if (v != nil && strings.TrimSpace(*v) != "") || time.Now().After(end) {
+			break
+		}
 	}
-	return v
+	if last == nil {
+		b.t.Fatalf("text of %s: no such element", sel)
+	}
+	return *last
 }
 
 func (b *browserSession) eval(js string) int {
