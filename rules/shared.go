@@ -316,6 +316,12 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) at %.0f%% of their usual pace since %s; "+
 		"look first at what they share (MongoDB, the SFTP host, Redis), not at each district",
 		len(slowed), measured, len(tenants), clipList(names, 6), 100*med, hhmm(st.since))
+	if len(slowed) == 0 && !after {
+		// Held only by the alerts it explains: its loads are done or
+		// back at pace.
+		summary = fmt.Sprintf("shared slowdown since %s: none of its loads is slow now; %d alerts it explains are still open, grouped under it",
+			hhmm(st.since), open)
+	}
 	if after {
 		var behind []string
 		for _, l := range loads {

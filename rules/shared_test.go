@@ -172,6 +172,14 @@ func TestSharedSlowdownRule(t *testing.T) {
 	if s := SharedSlowdown(other, 0, sp, &st, t0.Add(2*time.Hour)); s != nil {
 		t.Fatalf("held by the next night's run: %+v", s)
 	}
+	// They finish while an alert it explains is open: it holds, and says so.
+	var held sharedState
+	SharedSlowdown(loads(1, 1, 1, 1), 0, sp, &held, t0)
+	SharedSlowdown(loads(0.6, 0.6, 0.6, 1), 0, sp, &held, t0.Add(time.Minute))
+	if s := SharedSlowdown(nil, 2, sp, &held, t0.Add(time.Hour)); s == nil || s.Level != Hold ||
+		!strings.Contains(s.Summary, "none of its loads is slow now; 2 alerts it explains are still open") {
+		t.Fatalf("held by its open alerts: %+v", s)
+	}
 	// They finish; nothing it explains is open: it ends.
 	var st1 sharedState
 	SharedSlowdown(loads(1, 1, 1, 1), 0, sp, &st1, t0)
