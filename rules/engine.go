@@ -293,6 +293,10 @@ func riskOf(j *JobState, pr Prediction, sig []Signal, p Params, now time.Time) m
 		return model.RiskBreached // late stays late after the fact
 	case pr.Done:
 		return model.RiskOK
+	case !j.deadline.IsZero() && !now.Before(j.deadline):
+		// Past the deadline with no success seen: late now, though the
+		// page waits for evidence (DeadlineEvidence).
+		return model.RiskBreached
 	case pr.PBreach >= p.PageProbability:
 		return model.RiskPredicted
 	case pr.PBreach >= p.ResolveProbability || len(sig) > 0:

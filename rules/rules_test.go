@@ -420,3 +420,21 @@ func TestLoadBornInASharedSlowdownTakesItsAge(t *testing.T) {
 			shared.PBreach, shared.Finish, own.PBreach, own.Finish)
 	}
 }
+
+// Two minutes past the deadline, not succeeded: the board says late at
+// once, though the page waits for an observation after the deadline.
+func TestPastTheDeadlineIsLateOnTheBoard(t *testing.T) {
+	s := spec(t, "America/New_York", "0 2 * * *", "04:00")
+	e := NewEngine([]model.JobSpec{s}, DefaultParams(), nil)
+	tonight := feedHistory(e, s, time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC), 5)
+	deadline := s.DeadlineFor(tonight)
+	obs := simulate(nightPlan{start: tonight, filesLate: 5 * time.Minute, rows: 60000, rate: 1000, slowFrom: 0.2, slowRate: 300}, "tonight")
+	drive(e, obs, tonight.Add(-time.Hour), deadline.Add(-time.Minute))
+	if r := e.Views()[model.JobKey{Tenant: s.Tenant, Job: s.Job}].Risk; r == model.RiskBreached {
+		t.Fatalf("a minute before the deadline the risk is %s", r)
+	}
+	e.Tick(deadline.Add(2 * time.Minute))
+	if r := e.Views()[model.JobKey{Tenant: s.Tenant, Job: s.Job}].Risk; r != model.RiskBreached {
+		t.Fatalf("two minutes past the deadline, not succeeded, the risk is %s", r)
+	}
+}
