@@ -236,10 +236,10 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 		j.Roll(now)
 		// A shared slowdown in progress (as of the last tick) that slowed
 		// this night's load: the load's slowdown is as old as it.
-		j.shared = sharedSlow{}
+		j.sharedSince = time.Time{}
 		if n, ok := e.shared.affected[model.JobKey{Tenant: j.Spec.Tenant, Job: j.Spec.Job}]; ok && n.Equal(j.night) &&
 			!e.shared.since.IsZero() && e.shared.over.IsZero() {
-			j.shared = sharedSlow{since: e.shared.since}
+			j.sharedSince = e.shared.since
 		}
 		pr := Predict(j, e.p, now)
 		sig := Evaluate(j, pr, e.p, now)

@@ -25,14 +25,8 @@ type JobState struct {
 	since       time.Time // when the rules began to watch this job
 	sum         learned   // history summarised, refreshed each night
 	logs        map[string]*logTrack
-	lastNight   Outcome    // the previous night's outcome, judged when it was left
-	shared      sharedSlow // the shared slowdown that slowed tonight's load, if any
-}
-
-// sharedSlow is a shared slowdown as a load it slowed sees it: since when
-// (zero: none).
-type sharedSlow struct {
-	since time.Time
+	lastNight   Outcome   // the previous night's outcome, judged when it was left
+	sharedSince time.Time // when the shared slowdown that slowed tonight's load began (zero: none)
 }
 
 // nightWindowLead is how long before its scheduled start a night's window

@@ -311,10 +311,10 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 	age, onset := 0.0, p.SlowdownPersistence.Minutes()
 	if rNow < rBase {
 		age = math.Max(0, ref.Sub(cur.slowSince(rBase)).Minutes())
-		if sh := j.shared; !sh.since.IsZero() {
+		if !j.sharedSince.IsZero() {
 			// Slowed by a shared cause: its slowdown is as old as the
 			// incident, though the load may have begun in it.
-			age = math.Max(age, ref.Sub(sh.since).Minutes())
+			age = math.Max(age, ref.Sub(j.sharedSince).Minutes())
 		}
 	}
 	persist := p.meanRemaining(onset, age)
@@ -340,7 +340,7 @@ func predictLoading(j *JobState, cur *runTrack, l learned, have bool, p Params, 
 		pr.PBreach = math.Max(pr.PBreach, pSlow)
 	}
 	pace := fmt.Sprintf("%.0f rows/min now, %.0f typical", rNow, rBase)
-	if age >= 10 && rNow < rBase {
+	if age >= 10 {
 		pace = fmt.Sprintf("%.0f rows/min now, slow for %.0f min, %.0f typical", rNow, age, rBase)
 	}
 	switch {

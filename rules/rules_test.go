@@ -411,9 +411,9 @@ func TestLoadBornInASharedSlowdownTakesItsAge(t *testing.T) {
 	at := tonight.Add(80 * time.Minute)
 	drive(e, obs, tonight.Add(-time.Hour), at)
 	j := e.jobs[model.JobKey{Tenant: s.Tenant, Job: s.Job}]
-	j.shared = sharedSlow{}
+	j.sharedSince = time.Time{}
 	own := Predict(j, e.p, at)
-	j.shared = sharedSlow{since: tonight.Add(-90 * time.Minute)}
+	j.sharedSince = tonight.Add(-90 * time.Minute)
 	shared := Predict(j, e.p, at)
 	if !(shared.PBreach > own.PBreach+0.1) || shared.Finish.Before(own.Finish) {
 		t.Fatalf("in a shared slowdown since 90 min before the start: p=%.2f finish %s; on its own: p=%.2f finish %s",
