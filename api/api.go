@@ -328,15 +328,31 @@ func (s *server) ready(c *gin.Context) {
 // filter limits store queries to what the token may see and the ?tenant asked for.
 func (s *server) filter(c *gin.Context) (store.Filter, bool) {
 	p := who(c)
-	if t := c.Query("tenant"); t != "" {
+	var ts []string
+	for _, t := range c.QueryArray("tenant") {
+		if t != "" && !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	if len(ts) > maxTenantsAsked {
+		abort(c, 400, "bad_request", "tenant: at most "+strconv.Itoa(maxTenantsAsked)+" tenants in one request")
+		return store.Filter{}, false
+	}
+	for _, t := range ts {
 		if !p.CanSee(t) {
 			abort(c, 403, "forbidden", "tenant "+strconv.Quote(t)+" is outside this token's scope")
 			return store.Filter{}, false
 		}
-		return store.Filter{Tenants: []string{t}}, true
+	}
+	if len(ts) > 0 {
+		return store.Filter{Tenants: ts}, true
 	}
 	return store.Filter{Tenants: p.tenants}, true
 }
+
+// maxTenantsAsked is how many tenants one request may name (tenant=a&tenant=b):
+// the board reads the tenants of a burst of changes in one request.
+const maxTenantsAsked = 100
 
 // StatusRow is one tenant/job in GET /api/v1/status.
 type StatusRow struct {
@@ -377,7 +393,7 @@ func (s *server) status(c *gin.Context) {
 	}
 	p := who(c)
 	for k := range s.specs {
-		if p.CanSee(k.Tenant) && (len(f.Tenants) == 0 || f.Tenants[0] == k.Tenant) {
+		if p.CanSee(k.Tenant) && (len(f.Tenants) == 0 || slices.Contains(f.Tenants, k.Tenant)) {
 			keys[k] = true
 		}
 	}

@@ -333,13 +333,16 @@ func findings(errs, warns int64) []Finding {
 }
 
 // events is GET /api/v1/events: a server-sent event stream. "change" says
-// that tenants the token may see have new observations (the page reads the
-// status again); a comment every 10 s keeps the stream alive, so a page
-// that hears nothing for longer knows the hub is unreachable. The stream
+// that tenants the token may see have something new (the page reads them
+// again), or, with "all", that anything may have (the page reads
+// everything); a comment every 10 s keeps the stream alive, so a page that
+// hears nothing for longer knows the hub is unreachable. Every event has an
+// id; a stream opened with the last one heard (Last-Event-ID) starts with
+// what changed since, so nothing is lost between two streams. The stream
 // ends after Options.EventStreamFor; the page reconnects.
 func (s *server) events(c *gin.Context) {
 	p := who(c)
-	sub := s.live.subscribe(p)
+	sub, id := s.live.subscribe(p, c.GetHeader("Last-Event-ID"))
 	defer s.live.unsubscribe(sub)
 	w := c.Writer
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -351,7 +354,7 @@ func (s *server) events(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.o.EventStreamFor)
 	defer cancel()
 	hello, _ := json.Marshal(gin.H{"at": s.o.Now().UTC()})
-	fmt.Fprintf(w, "retry: 1000\nevent: hello\ndata: %s\n\n", hello)
+	fmt.Fprintf(w, "retry: 1000\nid: %s\nevent: hello\ndata: %s\n\n", id, hello)
 	w.Flush()
 	ping := time.NewTicker(10 * time.Second)
 	defer ping.Stop()
@@ -361,9 +364,13 @@ func (s *server) events(c *gin.Context) {
 			return
 		case <-ping.C:
 			fmt.Fprintf(w, ": ping\n\n")
-		case tenants := <-sub.ch:
-			b, _ := json.Marshal(gin.H{"at": s.o.Now().UTC(), "tenants": tenants})
-			fmt.Fprintf(w, "event: change\ndata: %s\n\n", b)
+		case n := <-sub.ch:
+			data := gin.H{"at": s.o.Now().UTC(), "tenants": n.tenants}
+			if n.all {
+				data = gin.H{"at": s.o.Now().UTC(), "all": true}
+			}
+			b, _ := json.Marshal(data)
+			fmt.Fprintf(w, "id: %s\nevent: change\ndata: %s\n\n", s.live.id(n.seq), b)
 		}
 		w.Flush()
 	}

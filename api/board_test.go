@@ -78,28 +78,44 @@ func TestNightsJudgeThirtyNightsAgainstTheDeadline(t *testing.T) {
 	}
 }
 
+// eventLines opens GET /api/v1/events with token (and Last-Event-ID when
+// lastID is set) and gives its lines until the stream ends or the test
+// does (or stop is called).
+func eventLines(t *testing.T, h *hardened, token, lastID string) (lines <-chan string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		cancel()
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	t.Cleanup(cancel)
+	return ch, cancel
+}
+
 // TestEventsAnnounceOnlyTheTokensTenants: a push is announced on the event
 // stream at once, to the tokens that may see its tenant only.
 func TestEventsAnnounceOnlyTheTokensTenants(t *testing.T) {
 	h := newHardened(t, nil)
-	req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+dadeView)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, _ := eventLines(t, h, dadeView, "")
 	next := func() string {
 		select {
 		case l, ok := <-lines:
@@ -125,6 +141,95 @@ func TestEventsAnnounceOnlyTheTokensTenants(t *testing.T) {
 	}
 	if got[0] != "event: change" || !strings.Contains(got[1], `"tenants":["dade"]`) || strings.Contains(strings.Join(got, "\n"), "broward") {
 		t.Fatalf("events %q: want one change of dade, nothing of broward", got)
+	}
+}
+
+// TestEventsResumeFromTheLastEventID: a page away between two streams
+// (the stream ends every EventStreamFor) reconnects with the id of the last
+// event it heard and hears at once of what changed meanwhile, of its
+// tenants only; an id it cannot know the changes after (another hub's, or
+// garbage) makes it read everything.
+func TestEventsResumeFromTheLastEventID(t *testing.T) {
+	h := newHardened(t, nil)
+	// open reads a stream's events up to the first change or until
+	// the stream has been quiet for wait: the hello's id, the change's id
+	// and data ("" if none).
+	open := func(lastID string, wait time.Duration) (hello, id, data string) {
+		t.Helper()
+		lines, stop := eventLines(t, h, dadeView, lastID)
+		defer stop()
+		ev, evID := "", ""
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				switch {
+				case strings.HasPrefix(l, "id: "):
+					evID = strings.TrimPrefix(l, "id: ")
+				case strings.HasPrefix(l, "event: "):
+					ev = strings.TrimPrefix(l, "event: ")
+				case strings.HasPrefix(l, "data: ") && ev == "hello":
+					hello = evID
+				case strings.HasPrefix(l, "data: ") && ev == "change":
+					return hello, evID, strings.TrimPrefix(l, "data: ")
+				}
+			case <-time.After(wait):
+				if hello == "" {
+					t.Fatal("no hello")
+				}
+				return hello, "", ""
+			}
+		}
+	}
+	first, _, _ := open("", 300*time.Millisecond)
+	if first == "" {
+		t.Fatal("the hello has no id")
+	}
+	at := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	h.push(t, adminTok, `{"at":"`+at+`","tenant":"broward","job":"roster-import","run_id":"b/1","state":"running"}`)
+	h.push(t, adminTok, `{"at":"`+at+`","tenant":"dade","job":"roster-import","run_id":"d/1","state":"running"}`)
+	h.push(t, adminTok, `{"at":"`+at+`","tenant":"broward","job":"roster-import","run_id":"b/2","state":"running"}`)
+	hello, id, data := open(first, 3*time.Second)
+	if !strings.Contains(data, `"tenants":["dade"]`) || strings.Contains(data, "broward") {
+		t.Fatalf("reconnected after %s: change %q, want dade's (and nothing of broward)", first, data)
+	}
+	if id == "" || id != hello {
+		t.Fatalf("the change missed has id %q, the hello %q: want the same, the newest", id, hello)
+	}
+	if _, _, data := open(id, 500*time.Millisecond); data != "" {
+		t.Fatalf("reconnected with the last id heard: %q, want nothing new", data)
+	}
+	for _, bad := range []string{"another-hub.1", "garbage", first + "9999"} {
+		if _, _, data := open(bad, 3*time.Second); !strings.Contains(data, `"all":true`) {
+			t.Fatalf("reconnected with id %q: %q, want all", bad, data)
+		}
+	}
+}
+
+// TestStatusOfSeveralTenants: the board reads the tenants of a burst of
+// changes in one request (tenant=a&tenant=b); a tenant outside the token's
+// scope among them is refused.
+func TestStatusOfSeveralTenants(t *testing.T) {
+	h := newHardened(t, nil)
+	at := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	for _, tenant := range []string{"dade", "broward", "polk"} {
+		h.push(t, adminTok, `{"at":"`+at+`","tenant":"`+tenant+`","job":"roster-import","run_id":"`+tenant+`/1","state":"running"}`)
+	}
+	code, body, raw := h.call(t, viewerTok, "GET", "/api/v1/status?tenant=dade&tenant=polk", "")
+	if code != 200 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	var got []string
+	for _, j := range body["jobs"].([]any) {
+		got = append(got, j.(map[string]any)["tenant"].(string))
+	}
+	if strings.Join(got, ",") != "dade,polk" {
+		t.Fatalf("tenants %v, want dade and polk", got)
+	}
+	if code, _, raw := h.call(t, dadeView, "GET", "/api/v1/status?tenant=dade&tenant=broward", ""); code != 403 {
+		t.Fatalf("dade's token asking for broward too: %d %s, want 403", code, raw)
 	}
 }
 
@@ -158,21 +263,7 @@ func TestEventsAnnounceWhatTheRulesChange(t *testing.T) {
 	dade, broward := model.JobKey{Tenant: "dade", Job: "roster-import"}, model.JobKey{Tenant: "broward", Job: "roster-import"}
 	views := &fakeViews{v: map[model.JobKey]JobView{dade: {Risk: "running"}, broward: {Risk: "running"}}}
 	h := newHardened(t, func(o *Options) { o.Views = views })
-	req, _ := http.NewRequest("GET", h.srv.URL+"/api/v1/events", nil)
-	req.Header.Set("Authorization", "Bearer "+dadeView)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lines, _ := eventLines(t, h, dadeView, "")
 	// change waits up to d for a change event and returns its data ("" if none).
 	change := func(d time.Duration) string {
 		timeout := time.After(d)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 type Live = live
 
 // NewLive is an empty fan-out.
-func NewLive() *Live { return &live{} }
+func NewLive() *Live {
+	return &live{epoch: strconv.FormatInt(time.Now().UnixNano(), 36)}
+}
 
 // Changed tells the event streams that these observations were stored.
 func (l *live) Changed(obs []model.Observation) {
@@ -43,6 +46,17 @@ type live struct {
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
 
+	// Every change has an id, EPOCH.SEQ (the epoch is this fan-out's: a
+	// restarted or reloaded hub has another), sent with its event; the last
+	// maxRecent changes are kept, so a page that reconnects with the id of
+	// the last event it heard (Last-Event-ID) hears at once of what changed
+	// while it was away, and of everything when that is more than was kept
+	// or the id is of another epoch.
+	epoch  string
+	seq    uint64
+	recent []change
+	kept   int // tenants in recent
+
 	// What changes without a new observation (an alert firing because time
 	// passed, a night turning late at its deadline, an acknowledgement from
 	// PagerDuty, a page delivered) is found by the watcher: while a page
@@ -58,25 +72,84 @@ type live struct {
 	watchDone  chan struct{}
 }
 
-type subscriber struct {
-	p  *principal
-	ch chan []string
+// maxRecent and maxRecentTenants bound the changes kept for pages that
+// reconnect (a page is away for about a second between two streams; the
+// watcher and the pushes make a few changes a second): the last 1024
+// changes, of 16,384 tenants in all at most.
+const (
+	maxRecent        = 1024
+	maxRecentTenants = 16384
+)
+
+// change is one change published: its sequence number and tenants.
+type change struct {
+	seq     uint64
+	tenants []string
 }
 
-func (l *live) subscribe(p *principal) *subscriber {
-	sub := &subscriber{p: p, ch: make(chan []string, 1)}
+// note is what a subscriber has not read yet: the tenants of one or more
+// changes up to seq, or all (everything may have changed).
+type note struct {
+	seq     uint64
+	tenants []string
+	all     bool
+}
+
+type subscriber struct {
+	p  *principal
+	ch chan note
+}
+
+// id is the event id of change seq.
+func (l *live) id(seq uint64) string { return l.epoch + "." + strconv.FormatUint(seq, 10) }
+
+// subscribe adds a subscriber; lastID is the id of the last event it heard
+// before (Last-Event-ID; "" for none). It returns the id of the state it
+// starts from: every change after it reaches the subscriber, and what
+// changed after lastID is waiting for it already.
+func (l *live) subscribe(p *principal, lastID string) (*subscriber, string) {
+	sub := &subscriber{p: p, ch: make(chan note, 1)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.subs == nil {
 		l.subs = map[*subscriber]struct{}{}
 	}
 	l.subs[sub] = struct{}{}
+	if lastID != "" {
+		if missed := l.since(p, lastID); missed.all || len(missed.tenants) > 0 {
+			sub.ch <- missed
+		}
+	}
 	if l.digest != nil && l.stopWatch == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		l.stopWatch, l.watchDone = cancel, make(chan struct{})
 		go l.watch(ctx, l.watchDone)
 	}
-	return sub
+	return sub, l.id(l.seq)
+}
+
+// since is what p may see of the changes after the one lastID names; all
+// when that is not known (another epoch, a malformed id, or older than the
+// changes kept). Called with mu held.
+func (l *live) since(p *principal, lastID string) note {
+	out := note{seq: l.seq}
+	epoch, n, ok := strings.Cut(lastID, ".")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if !ok || err != nil || epoch != l.epoch || seq > l.seq || (len(l.recent) > 0 && seq+1 < l.recent[0].seq) {
+		out.all = true
+		return out
+	}
+	for _, c := range l.recent {
+		if c.seq <= seq {
+			continue
+		}
+		for _, t := range c.tenants {
+			if p.CanSee(t) && !slices.Contains(out.tenants, t) {
+				out.tenants = append(out.tenants, t)
+			}
+		}
+	}
+	return out
 }
 
 func (l *live) unsubscribe(sub *subscriber) {
@@ -219,10 +292,21 @@ func (s *server) digests(ctx context.Context) (map[string]uint64, error) {
 
 // publish tells every subscriber that may see one of tenants. A subscriber
 // that has not read the last change yet keeps it, with these tenants added:
-// the page reads the whole status on a change anyway, so nothing is lost.
+// the page reads those tenants again on a change, so nothing is lost.
 func (l *live) publish(tenants []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.seq++
+	l.recent = append(l.recent, change{seq: l.seq, tenants: tenants})
+	l.kept += len(tenants)
+	drop := 0
+	for len(l.recent)-drop > 1 && (len(l.recent)-drop > maxRecent || l.kept > maxRecentTenants) {
+		l.kept -= len(l.recent[drop].tenants)
+		drop++
+	}
+	if drop > 0 {
+		l.recent = append(l.recent[:0], l.recent[drop:]...)
+	}
 	for sub := range l.subs {
 		var seen []string
 		for _, t := range tenants {
@@ -233,16 +317,18 @@ func (l *live) publish(tenants []string) {
 		if len(seen) == 0 {
 			continue
 		}
+		n := note{seq: l.seq, tenants: seen}
 		select {
 		case old := <-sub.ch:
-			for _, t := range old {
-				if !slices.Contains(seen, t) {
-					seen = append(seen, t)
+			n.all = old.all
+			for _, t := range old.tenants {
+				if !slices.Contains(n.tenants, t) {
+					n.tenants = append(n.tenants, t)
 				}
 			}
 		default:
 		}
-		sub.ch <- seen
+		sub.ch <- n
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -561,7 +562,8 @@ func openAPIOperations(g *docGen) []op {
 		pushResult  = g.answer(reflect.TypeFor[PushResult]())
 		tenantPath  = pathParam("tenant", "The tenant.", obj{"type": "string", "maxLength": model.MaxNameLen})
 		jobPath     = pathParam("job", "The job.", obj{"type": "string", "maxLength": model.MaxNameLen})
-		tenantQuery = queryParam("tenant", "Only this tenant (one the token may see).", obj{"type": "string", "maxLength": model.MaxNameLen})
+		tenantQuery = queryParam("tenant", "Only these tenants, each one the token may see: repeat the parameter for several (tenant=a&tenant=b), at most "+strconv.Itoa(maxTenantsAsked)+".",
+			obj{"type": "array", "maxItems": maxTenantsAsked, "items": obj{"type": "string", "maxLength": model.MaxNameLen}})
 	)
 	g.schemas["StatusPage"] = closed([]string{"generated_at", "jobs"}, obj{
 		"generated_at": dateTime(),
@@ -688,7 +690,8 @@ func openAPIOperations(g *docGen) []op {
 				errR(404, "The tenant has no jobs.", "not_found"), r503}},
 		{method: "GET", path: "/api/v1/events", id: "streamEvents", tag: "status", role: viewer,
 			summary: "Changes as server-sent events",
-			desc:    "A text/event-stream: hello first, then change events whose data names the tenants (those the token may see) with something new: observations stored, or, with nothing observed, what the rules and the alert lifecycle changed (a risk, an alert firing, acknowledged or resolved, tonight's outcome, a notification delivered; checked every second while a stream is open; shared alerts under the tenant \"\"); a comment every 10 s; the stream ends after 50 s and the client reconnects.",
+			desc:    "A text/event-stream: hello first, then change events whose data names the tenants (those the token may see) with something new (or says all: true: read everything): observations stored, or, with nothing observed, what the rules and the alert lifecycle changed (a risk, an alert firing, acknowledged or resolved, tonight's outcome, a notification delivered; checked every second while a stream is open; shared alerts under the tenant \"\"); a comment every 10 s; the stream ends after 50 s and the client reconnects. Every event has an id; reconnecting with the last one heard in Last-Event-ID starts the stream with what changed since (all: true when the hub cannot tell: it restarted, or too much changed).",
+			params:  []obj{{"name": "Last-Event-ID", "in": "header", "description": "The id of the last event heard on an earlier stream.", "schema": str()}},
 			resps:   []resp{{code: 200, desc: "The stream.", ctype: "text/event-stream", schema: str()}, r401}},
 		{method: "GET", path: "/api/v1/runs/{run_id}", id: "getRun", tag: "runs", role: viewer,
 			summary: "One run and its observations", desc: "A run by its run_id. Run ids may hold / and #: percent-encode them. A run_id several jobs use needs tenant and job.",

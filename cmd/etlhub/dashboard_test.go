@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/performance"
 	"github.com/chromedp/chromedp"
 	"github.com/etlhub/etlhub/internal/testsrv"
 )
@@ -368,9 +370,16 @@ func (b *browserSession) text(sel string) string {
 	return *last
 }
 
-func (b *browserSession) eval(js string) int {
+func (b *browserSession) eval(js string) int { b.t.Helper(); return evalAs[int](b, js) }
+
+func (b *browserSession) evalString(js string) string { b.t.Helper(); return evalAs[string](b, js) }
+
+func (b *browserSession) evalFloat(js string) float64 { b.t.Helper(); return evalAs[float64](b, js) }
+
+// evalAs is the value of js in the page.
+func evalAs[T any](b *browserSession, js string) T {
 	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](js))
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](js))
 	if err != nil {
 		b.t.Fatalf("%s: %v", js, err)
 	}
@@ -407,15 +416,6 @@ func (b *browserSession) axe(view string) {
 	if len(found) > 0 {
 		b.t.Errorf("axe-core finds on the %s:\n  %s", view, strings.Join(found, "\n  "))
 	}
-}
-
-func (b *browserSession) evalString(js string) string {
-	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js))
-	if err != nil {
-		b.t.Fatalf("%s: %v", js, err)
-	}
-	return v
 }
 
 func (b *browserSession) shot(name string) {
@@ -504,10 +504,16 @@ func TestDashboardWith500Jobs(t *testing.T) {
 	b.shot("board-500-problems.png")
 }
 
-// TestDashboardWith5000Jobs measures the board with 5,000 jobs in Chromium:
-// drawn (DOM built, styled, laid out and painted) in under a second after the
-// status has arrived, and responsive while pushes stream in (the page's main
-// thread is never blocked for a second).
+// TestDashboardWith5000Jobs measures the board with 5,000 jobs in Chromium,
+// in the page (performance.now, and the renderer's main-thread CPU time
+// from the DevTools protocol), not the test's wall clock: rendered
+// (DOM built, styled, laid out and painted) in under a second after the
+// status has arrived, and responsive while pushes stream in (each burst's
+// rows patched where they stand; the page's main thread never blocked for a
+// second; the last push shown). The wall-clock goal is asserted without the
+// race detector only: under it the race-instrumented hub beside Chromium on
+// this machine's two cores stretches the page's wall time (BENCHMARKS.md);
+// the CPU the page spends is asserted either way.
 func TestDashboardWith5000Jobs(t *testing.T) {
 	browser := testsrv.Chromium(t)
 	now := time.Now().UTC()
@@ -540,51 +546,118 @@ func TestDashboardWith5000Jobs(t *testing.T) {
 	if rows, summary := b.eval(`document.querySelectorAll("#board tbody tr").length`), b.text(`#summary`); rows != 500 || !strings.Contains(summary, "5000 jobs") {
 		t.Fatalf("%d rows drawn first, summary %q; want 500 of 5000 jobs", rows, summary)
 	}
+	// The first view's render, from the status answer read to the frame painted.
+	h.eventually("the first view's render measured", 10*time.Second, func() bool {
+		return b.eval(`(window.__renders || []).length`) > 0
+	})
+	firstRender := b.evalFloat(`window.__renders[0].ms`)
+	if how := b.evalString(`window.__renders[0].how`); how != "draw" {
+		t.Fatalf("the first view was a %s, want a draw", how)
+	}
 	b.eval(`window.scrollTo(0, document.body.scrollHeight); 1`)
 	h.eventually("500 more rows once scrolled to the bottom", 5*time.Second, func() bool {
 		return b.eval(`document.querySelectorAll("#board tbody tr").length`) == 1000
 	})
-	// Drawing the board from the status already read: DOM, style, layout, paint.
-	draw := func() float64 {
+	// Drawing the board from the status already read: DOM, style, layout,
+	// paint, in wall time in the page and in the CPU time of the page's main
+	// thread.
+	draw := func() (wall, cpu float64) {
+		before := b.threadTime()
 		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`(async () => { window.scrollTo(0, 0); view.limit = PAGE; const t0 = performance.now(); drawBoard();
 			await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))); return performance.now() - t0; })()`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return v
+		return v, (b.threadTime() - before) * 1000
 	}
 	// The median of five: the machine is shared.
-	var draws []float64
+	var walls, cpus []float64
 	for i := 0; i < 5; i++ {
-		draws = append(draws, draw())
+		w, c := draw()
+		walls, cpus = append(walls, w), append(cpus, c)
 	}
-	slices.Sort(draws)
-	median := draws[2]
-	// While pushes stream in (a job's progress every 100 ms, each tenant's
-	// rows read and replaced at most once a second), the main thread's
-	// longest stall, seen by a 50 ms timer.
-	b.eval(`window.__gap = 0; window.__last = performance.now(); window.__tick = setInterval(() => { const t = performance.now(); window.__gap = Math.max(window.__gap, t - window.__last); window.__last = t; }, 50); 1`)
+	slices.Sort(walls)
+	slices.Sort(cpus)
+	wall, cpu := walls[2], cpus[2]
+	// While pushes stream in (a job's progress every 100 ms, the tenants
+	// changed read at most once a second and their rows patched), the main
+	// thread's longest stall, seen by a 50 ms timer.
+	b.eval(`window.__changes = []; window.__gap = 0; window.__last = performance.now(); window.__tick = setInterval(() => { const t = performance.now(); window.__gap = Math.max(window.__gap, t - window.__last); window.__last = t; }, 50); 1`)
+	cpuBefore := b.threadTime()
+	streamAt := time.Now()
 	for k := 0; k < 40; k++ {
 		h.call("POST", "/api/v1/observations", opTok, []byte(obs(k*7, 91, time.Now().UTC())))
 		time.Sleep(100 * time.Millisecond)
 	}
 	// The last push shows on the board.
-	last := tenants[39*7]
-	h.eventually("the last push on the board", 5*time.Second, func() bool {
-		return strings.Contains(b.evalString(`(() => { const r = document.querySelector('#board tr[data-tenant="`+last+`"]'); return r ? r.textContent : ""; })()`), "91%")
-	})
-	gap := b.eval(`clearInterval(window.__tick); Math.round(window.__gap)`)
-	t.Logf("5000 jobs: first view %v after logging in (status read included); board drawn in %.0f ms (median of 5: %.0f); longest main-thread stall while pushes streamed: %d ms",
-		firstView.Round(time.Millisecond), median, draws, gap)
-	// The goal (under 1 s) is a benchmark's (BENCHMARKS.md: measured with -p 1);
-	// beside the rest of the suite under the race detector a draw took 1.3 s.
-	// Here only a board that cannot be drawn in time for a person fails: the
-	// 5,000 rows drawn at once, as before the 500-row pages, took about 10 s.
-	if median >= 4000 {
-		t.Fatalf("drawing the board of 5000 jobs took %.0f ms (median of %.0f), want well under 4 s (the goal is 1 s)", median, draws)
+	shown := func(tenant, text string) func() bool {
+		return func() bool {
+			return strings.Contains(b.evalString(`(() => { const r = document.querySelector('#board tr[data-tenant="`+tenant+`"]'); return r ? r.textContent : ""; })()`), text)
+		}
 	}
-	if gap >= 1000 {
-		t.Fatalf("the page was blocked for %d ms while updates streamed", gap)
+	h.eventually("the last push on the board", 5*time.Second, shown(tenants[39*7], "91%"))
+	streamed := time.Since(streamAt)
+	streamCPU := (b.threadTime() - cpuBefore) * 1000
+	gap := b.eval(`clearInterval(window.__tick); Math.round(window.__gap)`)
+	changes := b.evalString(`JSON.stringify(window.__changes.map((c) => [c.how, c.tenants.length, Math.round(c.ms)]))`)
+	worst := b.evalFloat(`Math.max(0, ...window.__changes.map((c) => c.ms))`)
+	if how := b.evalString(`[...new Set(window.__changes.map((c) => c.how))].join(",")`); how != "tenants" {
+		t.Errorf("the pushes' changes were applied as %q (%s), want each by reading its tenants and patching their rows", how, changes)
+	}
+	// A push made while the page is between two streams (the hub ends each
+	// after 50 s) is heard when it reconnects, with the id of the last
+	// event it heard.
+	b.eval(`liveState.stream.abort(); liveState.stream = null; 1`)
+	h.call("POST", "/api/v1/observations", opTok, []byte(obs(3, 97, time.Now().UTC())))
+	b.eval(`listen(); 1`)
+	h.eventually("the push made between two streams on the board", 5*time.Second, shown(tenants[3], "97%"))
+	t.Logf("5000 jobs (race detector %v): first view %v after logging in (status read included); its render from the answer read to painted %.0f ms; "+
+		"board drawn in %.0f ms wall (median of 5: %.0f), %.0f ms main-thread CPU (%.0f); pushes for %v: longest main-thread stall %d ms, "+
+		"%.0f ms main-thread CPU, changes [how, tenants, ms from heard to painted] %s",
+		raceEnabled, firstView.Round(time.Millisecond), firstRender, wall, walls, cpu, cpus, streamed.Round(time.Millisecond), gap, streamCPU, changes)
+	// The goal, under 1 s: the CPU the page spends always; its wall time
+	// without the race detector (under it, a guard against a board that
+	// cannot be drawn in time for a person: all 5,000 rows drawn at once,
+	// as before the 500-row pages, took about 10 s).
+	if cpu >= 1000 {
+		t.Errorf("drawing the board of 5000 jobs took %.0f ms of the page's main-thread CPU (median of %.0f), want under 1 s", cpu, cpus)
+	}
+	limit := 1000.0
+	if raceEnabled {
+		limit = 4000
+	}
+	if wall >= limit || firstRender >= limit {
+		t.Errorf("the board of 5000 jobs rendered in %.0f ms after its data arrived and drawn in %.0f ms (median of %.0f), want under %.0f ms", firstRender, wall, walls, limit)
+	}
+	if gap >= 1000 || worst >= 3000 {
+		t.Errorf("while updates streamed the page was blocked for %d ms and a change took %.0f ms from heard to painted, want under 1 s and 3 s", gap, worst)
 	}
 	b.shot("board-5000.png")
+}
+
+// threadTime is the CPU time of the page's main thread so far, in seconds
+// (the DevTools protocol's Performance.getMetrics ThreadTime).
+func (b *browserSession) threadTime() float64 {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, func(ctx context.Context, t *chromedp.Target) (float64, error) {
+		if _, err := cdp.Call(ctx, t, performance.Enable, performance.EnableParams{}); err != nil {
+			return 0, err
+		}
+		res, err := cdp.Call(ctx, t, performance.GetMetrics, cdp.Empty{})
+		if err != nil {
+			return 0, err
+		}
+		var names []string
+		for _, m := range res.Metrics {
+			if m.Name == "ThreadTime" {
+				return m.Value, nil
+			}
+			names = append(names, m.Name)
+		}
+		return 0, fmt.Errorf("no ThreadTime among the page's metrics %v", names)
+	})
+	if err != nil {
+		b.t.Fatalf("the page's main-thread CPU time: %v", err)
+	}
+	return v
 }
