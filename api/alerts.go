@@ -51,7 +51,11 @@ func (s *server) alerts(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	c.JSON(200, gin.H{"alerts": list})
+	out := make([]AlertView, len(list))
+	for i := range list {
+		out[i] = alertView(list[i])
+	}
+	c.JSON(200, gin.H{"alerts": out})
 }
 
 func (s *server) listSilences(c *gin.Context) {

@@ -42,8 +42,11 @@ type JobView struct {
 	Basis           string     `json:"prediction_basis,omitempty"`
 	LearnedFrom     int        `json:"learned_from"`
 	Why             string     `json:"why,omitempty"`
-	Logs            string     `json:"logs,omitempty"`
-	ActiveAlerts    int        `json:"active_alerts"`
+	// WhyParts is Why cut into its words and its times, each time with the
+	// instant it names (the API fills it in; absent when Why names none).
+	WhyParts     []TextPart `json:"why_parts,omitempty"`
+	Logs         string     `json:"logs,omitempty"`
+	ActiveAlerts int        `json:"active_alerts"`
 	// FinishLo and FinishHi bound the predicted finish (the band).
 	FinishLo *time.Time `json:"finish_lo,omitempty"`
 	FinishHi *time.Time `json:"finish_hi,omitempty"`
@@ -418,6 +421,7 @@ func (s *server) status(c *gin.Context) {
 		if want != "" && string(row.State) != want && !(want == "none" && row.State == "") {
 			continue
 		}
+		row.WhyParts = whyParts(&row, now)
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -569,7 +573,12 @@ func (s *server) job(c *gin.Context) {
 		out["last_success"] = r
 	}
 	if s.o.Views != nil {
-		out["view"] = s.o.Views.JobViews()[k]
+		row := StatusRow{JobView: s.o.Views.JobViews()[k]}
+		if hasRun {
+			fillRun(&row, &cur, s.o.Now().UTC())
+		}
+		row.WhyParts = whyParts(&row, s.o.Now().UTC())
+		out["view"] = row.JobView
 	}
 	c.JSON(200, out)
 }

@@ -92,6 +92,11 @@ func maxLen(n int) obj { return obj{"maxLength": n} }
 
 var nonNegative = obj{"minimum": 0}
 
+// inheritsDocs are the types that embed another and only add fields to it:
+// its fields' docs apply to theirs (NightRecord embeds Outcome but has
+// kinds of its own).
+var inheritsDocs = map[string]bool{"AlertView": true}
+
 // fieldDocs: the limits are the constants the validation uses.
 var fieldDocs = map[string]fieldDoc{
 	"Observation.at":                 {desc: "When the source observed the run."},
@@ -258,6 +263,8 @@ var typeDocs = map[string]string{
 	"SourceView":      "One status source's health and the tenants it feeds.",
 	"DependencyView":  "The latest measurement of one dependency or queue, and its age.",
 	"Alert":           "One alert (one life of a fingerprint).",
+	"AlertView":       "One alert (one life of a fingerprint), with its summary's parts.",
+	"TextPart":        "A piece of a reason or a summary: its text, and the instant it names when it is a time.",
 	"Silence":         "Mutes the alerts that match all its matchers between starts_at and ends_at.",
 	"SilenceRequest":  "A new silence.",
 	"Notification":    "One notification in the outbox (to one receiver).",
@@ -390,7 +397,13 @@ func (g *docGen) fields(owner string, t reflect.Type, request bool, props obj, o
 			if ft.Kind() == reflect.Pointer {
 				ft = ft.Elem()
 			}
-			g.fields(owner, ft, request, props, order, required)
+			// The embedded type's fields keep its docs ("Owner|Embedded")
+			// where the owner only adds to it.
+			if inheritsDocs[owner] {
+				g.fields(owner+"|"+ft.Name(), ft, request, props, order, required)
+			} else {
+				g.fields(owner, ft, request, props, order, required)
+			}
 			continue
 		}
 		if !f.IsExported() {
@@ -400,22 +413,32 @@ func (g *docGen) fields(owner string, t reflect.Type, request bool, props obj, o
 			name = f.Name
 		}
 		omit := slices.Contains(strings.Split(opts, ","), "omitempty") || slices.Contains(strings.Split(opts, ","), "omitzero")
-		key := owner + "." + name
+		owners := strings.Split(owner, "|")
+		key := owners[0] + "." + name
 		var s obj
 		ft := f.Type
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem().Name() == "" {
 			an := anonNames[key]
 			if an == "" {
 				g.fail("%s: name its anonymous element type in anonNames", key)
-				an = owner + f.Name
+				an = owners[0] + f.Name
 			}
 			s = obj{"type": "array", "items": g.named(an, ft.Elem(), request)}
 		} else {
 			s = g.schema(ft, request)
 		}
 		nullable := ft.Kind() == reflect.Pointer && (request || !omit)
-		if d, ok := fieldDocs[key]; ok {
-			g.usedDocs[key] = true
+		docKey := key
+		d, ok := fieldDocs[key]
+		for _, o := range owners[1:] {
+			if ok {
+				break
+			}
+			docKey = o + "." + name
+			d, ok = fieldDocs[docKey]
+		}
+		if ok {
+			g.usedDocs[docKey] = true
 			if d.replace != nil {
 				s = clone(d.replace)
 			}
@@ -716,7 +739,7 @@ func openAPIOperations(g *docGen) []op {
 				queryParam("rule", "Only this rule.", str()),
 				queryParam("severity", "Only this severity.", strEnum(severities...)),
 				queryParam("limit", "At most this many.", obj{"type": "integer", "minimum": 1, "maximum": 1000})},
-			resps: []resp{okR(200, "The alerts.", list("alerts", alert)),
+			resps: []resp{okR(200, "The alerts.", list("alerts", g.answer(reflect.TypeFor[AlertView]()))),
 				errR(400, "state or limit is not valid.", "bad_request"), r401,
 				errR(403, "The tenant asked for is outside the token's scope.", "forbidden"), r503}},
 		{method: "POST", path: "/api/v1/alerts/{id}/ack", id: "ackAlert", tag: "alerts", role: operator,

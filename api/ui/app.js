@@ -119,7 +119,7 @@ function fillTitle(node) {
   if (w && !w.title) {
     const tr = w.closest("tr.row"), i = tr && view.at.get(tr.dataset.tenant + "\u0000" + tr.dataset.job);
     const j = i === undefined ? null : view.jobs[i];
-    if (j && j.why) w.title = reasonText(j.why, now(), jobTimes(j));
+    if (j && j.why) w.title = reasonText(j.why, j.why_parts);
   }
   const t = node && node.closest && node.closest("time[datetime]");
   if (!t || t.title) return;
@@ -148,52 +148,21 @@ const dur = (s) => s == null ? "–" : human(s);
 const when = (t, tz) => t ? [clock(t, tz), el("span", { class: "rel" }, " " + rel(t))] : el("span", { class: "muted" }, "–");
 
 // ---- Times inside reasons ---------------------------------------------------
-// The rules write the times in their reasons ("predicted to miss the 11:00Z
-// deadline", "since 07:47Z") in UTC, hours and minutes. The page shows each
-// as a time in the viewer's zone like every other time on it: the instant
-// is the one among the times the page knows of that job (its deadline,
-// predicted finish and band, start, last update, finish, when the alert
-// fired) with that UTC hour and minute, else the one nearest the moment the
-// reason speaks of. The UTC text stays on hover.
-const REASON_TIME = /\b([01]\d|2[0-3]):([0-5]\d)Z\b/g;
-function reasonInstant(h, m, ref, known) {
-  const minuteOfDay = h * 60 + m;
-  let best = null;
-  for (const k of known) {
-    if (!k) continue;
-    const ms = new Date(k).getTime();
-    if (!isFinite(ms) || Math.floor(ms / 60000) % 1440 !== minuteOfDay) continue;
-    if (best == null || Math.abs(ms - ref) < Math.abs(best - ref)) best = Math.floor(ms / 60000) * 60000;
-  }
-  if (best != null) return best;
-  const day = Math.floor(ref / 86400000) * 86400000 + minuteOfDay * 60000;
-  return [day - 86400000, day, day + 86400000].reduce((a, b) => Math.abs(b - ref) < Math.abs(a - ref) ? b : a);
-}
-// reason is a reason's text as nodes: its words as text, its times as <time>
-// elements in the viewer's zone (the tenant's on hover).
-function reason(text, ref, known, tz) {
-  if (!text) return [];
-  const out = [];
-  const r = ref ? new Date(ref).getTime() : now();
-  let last = 0;
-  for (const mt of String(text).matchAll(REASON_TIME)) {
-    out.push(String(text).slice(last, mt.index));
-    const t = reasonInstant(Number(mt[1]), Number(mt[2]), r, known || []);
-    out.push(el("time", { datetime: new Date(t).toISOString(), "data-tz": tz || "", class: "in-reason", "data-utc": mt[0] }, clockText(t)));
-    last = mt.index + mt[0].length;
-  }
-  out.push(String(text).slice(last));
-  return out;
+// The API gives a job's reason (why) and an alert's summary with their
+// parts (why_parts, summary_parts): the text as the rules wrote it, and for
+// each time in it the instant it names. The page shows each of those times
+// in the viewer's zone like every other time on it (the tenant's zone and
+// the text as written on hover); it never reads times out of the words.
+// Every part is text (a text node or an attribute), never markup.
+function reason(text, parts, tz) {
+  if (!parts || !parts.length) return text ? [String(text)] : [];
+  return parts.map((p) => p.at ? el("time", { datetime: new Date(p.at).toISOString(), "data-tz": tz || "", class: "in-reason", "data-text": p.text }, clockText(p.at)) : String(p.text));
 }
 // reasonText is the same for a title attribute (plain text).
-function reasonText(text, ref, known) {
-  if (!text) return "";
-  const r = ref ? new Date(ref).getTime() : now();
-  return String(text).replace(REASON_TIME, (all, h, m) => clockText(reasonInstant(Number(h), Number(m), r, known || [])));
+function reasonText(text, parts) {
+  if (!parts || !parts.length) return text ? String(text) : "";
+  return parts.map((p) => p.at ? clockText(p.at) : String(p.text)).join("");
 }
-// jobTimes are the instants a job's reasons speak of.
-const jobTimes = (j, extra) => [j.deadline, j.predicted_finish, j.finish_lo, j.finish_hi, j.started_at, j.updated_at, j.finished_at, j.last_success_at,
-  j.files_arrived_at, j.outcome && j.outcome.finished_at, j.outcome && j.outcome.deadline, j.outcome && j.outcome.night, ...(extra || [])];
 
 // ---- Outcomes -----------------------------------------------------------
 // outcomeLabel: how a night went, "late by 44 min", "missed", "failed".
@@ -376,11 +345,6 @@ function moreRows() {
 // Alerts as an on-call reads them: how long firing, since when, who
 // acknowledged, whether the page and the Slack post went out, and alerts
 // of one shared cause (one rule on one source) together.
-// alertTimes are the instants an alert's summary speaks of: its details'
-// times (deadline, predicted finish, expected by, since) and its own.
-const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d/;
-const alertTimes = (a) => [a.night, a.fired_at, a.pending_since, a.last_seen,
-  ...Object.values(a.details || {}).filter((v) => typeof v === "string" && ISO.test(v))];
 const zoneOf = (a) => (view.jobs.find((j) => j.tenant === a.tenant && j.job === a.job) || {}).timezone || "";
 async function alerts() {
   const [data, notes] = await Promise.all([api("/api/v1/alerts?state=pending,firing"), api("/api/v1/notifications").catch(() => ({ notifications: [] }))]);
@@ -414,7 +378,7 @@ async function alerts() {
   for (const [key, list] of groups) {
     const shared = list[0].scope === "shared" ? list[0] : null;
     if (list.length > 1 || shared) rows.push(el("tr", { class: "group" + (shared ? " shared" : "") }, el("th", { colspan: "8", scope: "rowgroup" },
-      shared ? "Shared cause: " : "Same rule and source: ", shared ? reason(shared.summary, shared.last_seen || now(), alertTimes(shared)) : list[0].rule + " on " + list[0].source, " — " +
+      shared ? "Shared cause: " : "Same rule and source: ", shared ? reason(shared.summary, shared.summary_parts) : list[0].rule + " on " + list[0].source, " — " +
       (shared && shared.affected ? shared.affected.length : list.length) + " jobs")));
     for (const a of list) {
       const since = a.fired_at || a.pending_since;
@@ -424,7 +388,7 @@ async function alerts() {
         td("state", { class: "age" }, a.state, " for " + human((now() - new Date(since).getTime()) / 1000), el("br"), el("span", { class: "muted" }, "since "), clock(since, null)),
         td("acknowledged", { class: "acked" }, a.acked_by ? [a.acked_by, " ", el("span", { class: "muted" }, rel(a.acked_at))] : el("span", { class: "muted" }, "no")),
         td("delivery", { class: "deliveries" }, delivery(a)),
-        td("summary", { class: "summary", style: "white-space:normal" }, reason(a.summary, a.last_seen || now(), alertTimes(a), zoneOf(a))),
+        td("summary", { class: "summary", style: "white-space:normal" }, reason(a.summary, a.summary_parts, zoneOf(a))),
         td("actions", {}, el("button", { class: "ack", disabled: a.state !== "firing" || !!a.acked_by }, "Ack"), " ", el("button", { class: "silence" }, "Silence 2h"))));
     }
   }
@@ -659,7 +623,7 @@ async function run(id, tenant, job) {
   show(el("h2", {}, run.tenant + "/" + run.job + " ", el("span", { class: "muted" }, run.run_id), " ",
     el("a", { href: nightsHash(run.tenant, run.job), class: "nightslink" }, "30 nights")),
     el("div", { class: "kv" },
-      kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " ", el("span", { id: "why" }, reason(v.why, now(), jobTimes({ ...v, started_at: run.started_at, updated_at: run.updated_at, finished_at: run.finished_at, files_arrived_at: run.files_arrived_at }), tz))),
+      kv("Risk", badge("risk-" + (v.risk || ""), v.risk || "–"), " ", el("span", { id: "why" }, reason(v.why, v.why_parts, tz))),
       kv("Tonight", outcomeBadge(v.outcome), " ", v.outcome && judgedKind(v.outcome.kind) ? el("span", { class: "muted" }, v.outcome.summary) : null),
       kv("State", `${run.state || ""} ${run.stage || ""} — ${Number(run.rows_done || 0).toLocaleString("en-US")} of ${Number(run.rows_total || 0).toLocaleString("en-US")} rows`),
       kv("Started", when(run.started_at, tz)),

@@ -12,9 +12,10 @@ import (
 	"github.com/etlhub/etlhub/internal/testsrv"
 )
 
-// bareUTC is a time printed as the rules write it ("11:00Z"): on a page
-// that shows every time in the viewer's zone, none may be left.
-var bareUTC = regexp.MustCompile(`\b\d\d:\d\dZ\b`)
+// bareUTC is a time printed as the rules write it ("11:00Z", "11:00 UTC";
+// not the page's own "11:00 UTC-4"): on a page that shows every time in the
+// viewer's zone, none may be left.
+var bareUTC = regexp.MustCompile(`\b\d\d:\d\d(?::\d\d)?(?:Z\b| UTC(?:$|[^+\-\d]))`)
 
 // TestDashboardLiveFromTheRules drives the board and the alerts page in
 // headless Chromium against a real `etlhub serve` with PagerDuty and Slack
