@@ -90,7 +90,9 @@ func TestDashboardInChromium(t *testing.T) {
 
 	b := openBrowser(t, browser, h)
 	step, text, shot, ctx := b.step, b.text, b.shot, b.ctx
-	step("log in", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible("#token"), chromedp.SendKeys("#token", opTok),
+	step("open", chromedp.Navigate(h.url+"/"), chromedp.WaitVisible("#token"))
+	b.axe("login form")
+	step("log in", chromedp.SendKeys("#token", opTok),
 		chromedp.Click(`#login button`), chromedp.WaitVisible(`#board tbody tr:nth-child(2)`))
 	// The viewer picks New York time; the choice survives a reload.
 	step("zone", chromedp.SetValue("#zone", "America/New_York"))
@@ -502,6 +504,7 @@ func TestDashboardWith500Jobs(t *testing.T) {
 		t.Fatalf("problems only shows %d rows, the API has %d at risk or worse", n, problems)
 	}
 	b.shot("board-500-problems.png")
+	b.axe("board of 500 jobs, problems only")
 }
 
 // TestDashboardWith5000Jobs measures the board with 5,000 jobs in Chromium,
