@@ -97,6 +97,9 @@ var nonNegative = obj{"minimum": 0}
 // kinds of its own).
 var inheritsDocs = map[string]bool{"AlertView": true}
 
+// whyPartsDoc is why_parts' (a job's view, and a status row, which has it).
+var whyPartsDoc = fieldDoc{desc: "why cut into its text and its times: the parts' texts joined are why; a part that is a time has at, the instant it names."}
+
 // fieldDocs: the limits are the constants the validation uses.
 var fieldDocs = map[string]fieldDoc{
 	"Observation.at":                 {desc: "When the source observed the run."},
@@ -148,6 +151,10 @@ var fieldDocs = map[string]fieldDoc{
 	"StatusRow.last_night":           {desc: "The previous night's result."},
 	"JobView.risk":                   {extra: obj{"enum": risks}},
 	"JobView.p_breach":               {desc: "Probability that tonight's deadline is missed.", extra: obj{"minimum": 0, "maximum": 1}},
+	"JobView.why_parts":              whyPartsDoc,
+	"StatusRow.why_parts":            whyPartsDoc,
+	"AlertView.summary_parts":        {desc: "summary cut into its text and its times, as why_parts is of a job's why."},
+	"TextPart.at":                    {desc: "The instant this part names, when it is a time (a clock such as 11:00Z resolved among the job's or the alert's own times)."},
 	"JobView.learned_from":           {extra: nonNegative},
 	"JobView.active_alerts":          {extra: nonNegative},
 	"Outcome.kind":                   {extra: obj{"enum": outcomes}},

@@ -96,3 +96,26 @@ func TestStatusGivesTheReasonsTimes(t *testing.T) {
 		t.Fatalf("why_parts' times %v, want the deadline and the finish (the next day's)", times)
 	}
 }
+
+// TestAlertSummaryTimesFromItsDetails: an alert read back from the store
+// (its details' times are RFC 3339 strings, in nested lists too) has its
+// summary's clock resolved to the day its details say, not to the day
+// nearest the moment it was last seen.
+func TestAlertSummaryTimesFromItsDetails(t *testing.T) {
+	seen := time.Date(2026, 9, 3, 2, 0, 0, 0, time.UTC)
+	a := model.Alert{Summary: "redis:main degraded: p95_ms 900 (baseline 3) since 03:10 UTC", LastSeen: seen, PendingSince: seen.Add(-time.Hour),
+		Details: map[string]any{"reasons": []any{map[string]any{"value": "p95_ms", "since": "2026-09-01T03:10:00Z"}}}}
+	v := alertView(a)
+	var at []string
+	for _, p := range v.SummaryParts {
+		if p.At != nil {
+			at = append(at, p.At.Format(time.RFC3339))
+		}
+	}
+	if strings.Join(at, " ") != "2026-09-01T03:10:00Z" {
+		t.Fatalf("summary times %v, want the details' since (2026-09-01T03:10:00Z)", at)
+	}
+	if v.Summary != a.Summary {
+		t.Fatalf("summary %q changed", v.Summary)
+	}
+}
