@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -226,6 +227,7 @@ func (s *Store) SaveSource(ctx context.Context, h model.SourceHealth) error {
 		FailingSince: h.FailingSince, LastDurationMs: h.LastDurationMs, LastObservations: h.LastObservations,
 		NextAttemptAt: h.NextAttemptAt,
 	}
+	defer s.cache.sources.wrote()
 	return s.write(ctx, "save_source", func(tx *gorm.DB) error {
 		return tx.Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "name"}}, UpdateAll: true}).Create(&row).Error
 	})
@@ -255,17 +257,21 @@ func (s *Store) Source(ctx context.Context, name string) (model.SourceHealth, er
 }
 
 // Sources lists every source's health by name.
+// On SQLite the last read is kept until a source's health is saved (cache.go).
 func (s *Store) Sources(ctx context.Context) ([]model.SourceHealth, error) {
-	var out []model.SourceHealth
-	err := s.read(ctx, "sources", func(db *gorm.DB) error {
-		var rows []sourceRow
-		if err := db.Order("name").Find(&rows).Error; err != nil {
-			return err
-		}
-		out = sourceHealth(rows)
-		return nil
+	out, err := s.cache.sources.get(s.keeps(), time.Time{}, always, func() ([]model.SourceHealth, error) {
+		var out []model.SourceHealth
+		err := s.read(ctx, "sources", func(db *gorm.DB) error {
+			var rows []sourceRow
+			if err := db.Order("name").Find(&rows).Error; err != nil {
+				return err
+			}
+			out = sourceHealth(rows)
+			return nil
+		})
+		return out, err
 	})
-	return out, err
+	return slices.Clone(out), err
 }
 
 func sourceHealth(rows []sourceRow) []model.SourceHealth {

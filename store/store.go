@@ -79,6 +79,8 @@ type Store struct {
 	fencing fencing
 	// group commits concurrent ingests together (group.go).
 	group ingestGroup
+	// cache keeps the reads of what only this process writes (cache.go).
+	cache caches
 	// changes counts this process's committed writes to runs (RunsVersion).
 	changes atomic.Uint64
 }
@@ -120,8 +122,13 @@ func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 	db, err := gorm.Open(dial, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		PrepareStmt:            false,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// On SQLite a statement's preparation costs as much as running it
+		// (the alert loop's reads and saves every tick): statements are
+		// prepared once per connection and kept, the least recently used
+		// dropped past 256. PostgreSQL plans differently (pgx caches on its own).
+		PrepareStmt:        dial.Name() == "sqlite",
+		PrepareStmtMaxSize: 256,
+		NowFunc:            func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %s", c.Driver, redact(err.Error(), c.DSN.Value()))

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/etlhub/etlhub/internal/config"
 	"github.com/etlhub/etlhub/internal/testsrv"
 	"github.com/etlhub/etlhub/model"
+	"github.com/etlhub/etlhub/rules"
 )
 
 func TestMain(m *testing.M) { testsrv.Main(m) }
@@ -240,6 +242,73 @@ func TestContract(t *testing.T) {
 				}
 				if _, err := s.Source(ctx, "nope"); err != ErrNotFound {
 					t.Fatalf("missing source: %v, want ErrNotFound", err)
+				}
+			})
+
+			t.Run("sources and silences read every tick follow every write", func(t *testing.T) {
+				// On SQLite the reads are kept between writes (cache.go):
+				// each read must still see the write before it, and what a
+				// caller does to its copy must not reach the next caller.
+				s := open(t)
+				ctx := context.Background()
+				now := ts("2026-09-01T05:00:00Z")
+				for i := range 3 {
+					all, err := s.Sources(ctx)
+					if err != nil || len(all) != i {
+						t.Fatalf("sources before save %d = %+v, %v", i, all, err)
+					}
+					if i > 0 {
+						all[0].Name = "changed by a caller"
+					}
+					if err := s.SaveSource(ctx, model.SourceHealth{Name: fmt.Sprintf("s%d", i), Kind: "httpjson", Healthy: true}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if all, _ := s.Sources(ctx); len(all) != 3 || all[0].Name != "s0" {
+					t.Fatalf("sources = %+v", all)
+				}
+				silence := func(id string, ends time.Time) rules.Silence {
+					return rules.Silence{ID: id, Matchers: []rules.Matcher{{Name: "tenant", Value: "dade"}}, StartsAt: now,
+						EndsAt: ends, CreatedBy: "ops", CreatedAt: now}
+				}
+				ids := func(since time.Time) []string {
+					t.Helper()
+					list, err := s.Silences(ctx, since)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var out []string
+					for _, sl := range list {
+						out = append(out, sl.ID)
+					}
+					return out
+				}
+				if got := ids(now); len(got) != 0 {
+					t.Fatalf("silences before any = %v", got)
+				}
+				if err := s.SaveSilence(ctx, silence("a", now.Add(time.Hour))); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SaveSilence(ctx, silence("b", now.Add(2*time.Hour))); err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(now); !slices.Equal(got, []string{"a", "b"}) {
+					t.Fatalf("silences = %v, want a b", got)
+				}
+				list, _ := s.Silences(ctx, now)
+				list[0].Matchers[0].Value = "changed by a caller"
+				// A later read ends what ended since; an earlier one reads again.
+				if got := ids(now.Add(90 * time.Minute)); !slices.Equal(got, []string{"b"}) {
+					t.Fatalf("silences 90 minutes on = %v, want b", got)
+				}
+				if got, _ := s.Silences(ctx, now); len(got) != 2 || got[0].Matchers[0].Value != "dade" {
+					t.Fatalf("silences read again = %+v", got)
+				}
+				if err := s.ExpireSilence(ctx, "b", now.Add(time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+				if got := ids(now.Add(2 * time.Minute)); !slices.Equal(got, []string{"a"}) {
+					t.Fatalf("silences after b expired = %v, want a", got)
 				}
 			})
 		})
