@@ -65,6 +65,9 @@ type Load struct {
 	// begun are not measured, but share a cause that strikes while they run.
 	Measured bool
 	Ratio    float64
+	// Recent is the pace ratio over its last interval (about 5 minutes),
+	// zero when unknown: how far it fell, to tell when it fell.
+	Recent float64
 	// Since is when the load began (its first progress in loading).
 	Since time.Time
 	// OwnPace: its base pace is its own, with no history to say what is
@@ -82,28 +85,31 @@ func (j *JobState) load(p Params, now time.Time) (Load, bool) {
 		return Load{}, false
 	}
 	l := Load{Tenant: j.Spec.Tenant, Job: j.Spec.Job, Night: j.night, Since: cur.loadStart}
-	l.Ratio, l.Measured = j.paceRatio(cur, p, now)
+	l.Ratio, l.Recent, l.Measured = j.paceRatio(cur, p, now)
 	l.OwnPace = j.learned().n < p.MinHistory
 	return l, true
 }
 
-func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (float64, bool) {
+func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (ratio, recent float64, ok bool) {
 	if cur.rowsTotal <= 0 || len(cur.samples) < 2 ||
 		cur.loadEnd.Sub(cur.loadStart) < 10*time.Minute {
-		return 0, false
+		return 0, 0, false
 	}
 	if cur.lastAt.Sub(cur.updated) > p.FrozenAfter || now.Sub(cur.updated) > j.Spec.StaleAfter.D() {
-		return 0, false
+		return 0, 0, false
 	}
 	rNow, ok := cur.rateOver(15 * time.Minute)
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
 	rBase, _ := baseRate(cur, j.learned(), j.learned().n >= p.MinHistory)
 	if rBase <= 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	return rNow / rBase, true
+	if r, ok := cur.rateOver(5 * time.Minute); ok {
+		recent = r / rBase
+	}
+	return rNow / rBase, recent, true
 }
 
 // sharedState is what the rule remembers between ticks: when the present
@@ -111,6 +117,7 @@ func (j *JobState) paceRatio(cur *runTrack, p Params, now time.Time) (float64, b
 // each load in progress has gone.
 type sharedState struct {
 	since    time.Time
+	struck   time.Time // the moment it struck (the first of the loads it slowed together)
 	over     time.Time // when its aftermath began (zero: not in it)
 	affected map[model.JobKey]time.Time
 	pace     map[model.JobKey]paceMark
@@ -125,6 +132,41 @@ type paceMark struct {
 	unslowed bool // seen at SlowRatio or more
 	onset    time.Time
 	born     time.Time
+	ratios   []ratioAt // its pace ratio at each tick of the last paceMemory
+}
+
+// onsetLag is how long ago a load seen slow for the first time slowed from
+// the pace ratio from: its 15-minute pace crosses the threshold only some
+// minutes after the moment it fell to its recent pace q (by then
+// r = from - x/15·(from-q), x the minutes since).
+func onsetLag(l Load, from float64) time.Duration {
+	q := l.Recent
+	if q <= 0 || q >= l.Ratio || l.Ratio >= from {
+		return 0
+	}
+	x := 15 * (from - l.Ratio) / (from - q)
+	return min(time.Duration(x*float64(time.Minute)), 15*time.Minute)
+}
+
+// ratioAt is a load's pace ratio at one tick.
+type ratioAt struct {
+	at            time.Time
+	ratio, recent float64
+}
+
+// paceMemory is how far back a load's pace ratios are kept: enough to say
+// how it went before a shared slowdown that is told half an hour after it
+// struck.
+const paceMemory = 90 * time.Minute
+
+// ratioBefore is the load's last pace ratio seen at or before t.
+func (m *paceMark) ratioBefore(t time.Time) (float64, bool) {
+	for i := len(m.ratios) - 1; i >= 0; i-- {
+		if !m.ratios[i].at.After(t) {
+			return m.ratios[i].ratio, true
+		}
+	}
+	return 0, false
 }
 
 // struck is a slowed load's mark: the moment it slowed, or, slow from its
@@ -164,13 +206,18 @@ func strikeTogether(marks []struck, d time.Duration) (time.Time, int) {
 func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, now time.Time) *Signal {
 	var slowed []Load
 	var marks []struck
-	tenants := map[string]bool{}
-	onsets := map[string]time.Time{} // by tenant, its load's known onset
 	pace := make(map[model.JobKey]paceMark, len(loads))
+	markOf := map[model.JobKey]time.Time{} // a slowed load's mark
 	measured := 0
 	var ownSince []time.Time // loads at pace whose pace is only their own: when each began
 	for _, l := range loads {
 		if !l.Measured {
+			// Gone quiet or between stages a while: it keeps what it was
+			// (at pace, or slowed since), so that its pace when it is
+			// measured again has an onset, not a start of its own.
+			if m, ok := st.pace[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok {
+				pace[model.JobKey{Tenant: l.Tenant, Job: l.Job}] = m
+			}
 			continue
 		}
 		measured++
@@ -179,6 +226,17 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		}
 		k := model.JobKey{Tenant: l.Tenant, Job: l.Job}
 		m, seen := st.pace[k]
+		keep := 0
+		for keep < len(m.ratios) && now.Sub(m.ratios[keep].at) > paceMemory {
+			keep++
+		}
+		best := 0.0 // its best recent pace in the last half hour
+		for _, r := range m.ratios[keep:] {
+			if now.Sub(r.at) <= 30*time.Minute {
+				best = max(best, r.recent)
+			}
+		}
+		m.ratios = append(m.ratios[keep:], ratioAt{at: now, ratio: l.Ratio, recent: l.Recent})
 		if l.Ratio >= sp.SlowRatio {
 			if l.Ratio >= sp.AtPace {
 				m.atPace = true
@@ -192,7 +250,11 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		case seen && m.onset.IsZero() && (m.atPace || (m.unslowed && l.Ratio < sp.SlowRatio-sp.Drop)):
 			// One onset per time at pace; a load that went a little under its
 			// pace has one when it falls well below.
-			m.onset, m.atPace, m.unslowed = now, false, false
+			m.onset, m.atPace, m.unslowed = now.Add(-onsetLag(l, 1)), false, false
+		case seen && m.onset.IsZero() && !m.born.IsZero() && l.Recent > 0 && l.Recent < sp.SlowRatio*best:
+			// Slow from its first measure, its recent pace fell well below
+			// what it was: an onset as well.
+			m.onset = now.Add(-onsetLag(l, min(best, 1)))
 		case !seen:
 			m.born = l.Since
 			if m.born.IsZero() || m.born.After(now) {
@@ -201,17 +263,18 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		}
 		pace[k] = m
 		slowed = append(slowed, l)
-		tenants[l.Tenant] = true
 		switch {
 		case !m.onset.IsZero():
-			onsets[l.Tenant] = m.onset
+			markOf[k] = m.onset
 			marks = append(marks, struck{at: m.onset, tenant: l.Tenant, onset: true})
 		case !m.born.IsZero():
+			markOf[k] = m.born
 			marks = append(marks, struck{at: m.born, tenant: l.Tenant})
 		}
 	}
 	st.pace = pace
 	many := false
+	var strike time.Time
 	if from, n := strikeTogether(marks, sp.Together); n >= 2 {
 		// A cause they share strikes them at one moment: count the loads it
 		// struck then or after (slowed since, or begun slow since), not
@@ -239,16 +302,29 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 			need = 1
 		}
 		many = float64(hit) >= need*float64(judged)
+		// It struck at the first known onset among them (a load begun slow
+		// says only that it struck before its first measure).
+		strike = from
+		for _, mk := range marks {
+			if mk.onset && !mk.at.Before(from) && mk.at.Sub(from) <= sp.Together {
+				strike = mk.at
+				break
+			}
+		}
 	}
 	if !many {
 		// Without a known onset among them (everything began slow), most of
 		// what loads must have slowed lately, in several tenants.
 		recent := map[string]bool{}
 		n := 0
+		strike = time.Time{}
 		for _, mk := range marks {
 			if now.Sub(mk.at) <= sp.Recent {
 				n++
 				recent[mk.tenant] = true
+				if strike.IsZero() || mk.at.Before(strike) {
+					strike = mk.at
+				}
 			}
 		}
 		many = len(recent) >= sp.MinTenants && float64(n) >= sp.FractionAlone*float64(measured)
@@ -258,9 +334,10 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	case many:
 		level = Trigger
 	case st.since.IsZero():
-	case len(onsets) > 0 || open > 0:
+	case struckSlow(slowed, st) > 0 || open > 0:
 		// It lasts while a load it struck is still slow, and while an alert
-		// it explains is open (a late import is still its consequence).
+		// it explains is open (a late import is still its consequence); a
+		// load slow of its own does not hold it.
 		level = Hold
 	default:
 		// Its aftermath: the loads it struck are back at pace but still
@@ -279,16 +356,38 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		return nil
 	}
 	if st.since.IsZero() {
-		st.since = now
+		st.since, st.struck = now, strike
+		if st.struck.IsZero() || st.struck.After(now) {
+			st.struck = now
+		}
 		st.affected = map[model.JobKey]time.Time{}
 	}
 	switch {
 	case !after:
 		st.over = time.Time{}
-		// Every run in progress while it lasts shares the cause: a load
-		// that began during it has no pace of its own to be slow against.
+		// The runs in progress while it lasts share the cause: the loads it
+		// slowed, and the runs it may strike that have no pace to measure
+		// (downloading, validating, just begun). A load at its pace is
+		// not its; nor is one slow of its own since before it struck (a
+		// district's own trouble, paged on its own).
 		for _, l := range loads {
-			st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}] = l.Night
+			k := model.JobKey{Tenant: l.Tenant, Job: l.Job}
+			if l.Measured {
+				at, slow := markOf[k]
+				if !slow {
+					continue
+				}
+				if at.Before(st.struck.Add(-sp.Together)) {
+					// Slow since before it struck: its own trouble, unless it
+					// struck it too (its pace fell well below what it was).
+					m := pace[k]
+					before, ok := m.ratioBefore(st.struck.Add(-5 * time.Minute))
+					if !ok || l.Ratio >= sp.SlowRatio*before {
+						continue
+					}
+				}
+			}
+			st.affected[k] = l.Night
 		}
 	case st.over.IsZero():
 		st.over = now // a run that begins in its aftermath is not its
@@ -303,24 +402,31 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		}
 		return aff[a].Job < aff[b].Job
 	})
-	ratios := make([]float64, len(slowed))
-	names := make([]string, 0, len(tenants))
-	for i, l := range slowed {
-		ratios[i] = l.Ratio
+	// What it says: the loads it struck that are slow now, their pace, and
+	// since when; loads slow of their own are named apart.
+	var ratios []float64
+	var names, own []string
+	for _, l := range slowed {
+		if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+			ratios = append(ratios, l.Ratio)
+			names = append(names, l.Tenant)
+		} else {
+			own = append(own, l.Tenant)
+		}
 	}
-	for t := range tenants {
-		names = append(names, t)
-	}
-	slices.Sort(names)
+	names, own = uniqueSorted(names), uniqueSorted(own)
 	med := quantile(ratios, 0.5)
-	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) at %.0f%% of their usual pace since %s; "+
+	summary := fmt.Sprintf("shared slowdown: %d of %d loads in progress (%d tenants: %s) slowed together at %s, to %.0f%% of their usual pace; "+
 		"look first at what they share (MongoDB, the SFTP host, Redis), not at each district",
-		len(slowed), measured, len(tenants), clipList(names, 6), 100*med, hhmm(st.since))
-	if len(slowed) == 0 && !after {
+		len(ratios), measured, len(names), clipList(names, 6), hhmm(st.struck), 100*med)
+	if len(own) > 0 {
+		summary += fmt.Sprintf(" (slow of their own before it: %s)", clipList(own, 3))
+	}
+	if len(ratios) == 0 && !after {
 		// Held only by the alerts it explains: its loads are done or
 		// back at pace.
 		summary = fmt.Sprintf("shared slowdown since %s: none of its loads is slow now; %d alerts it explains are still open, grouped under it",
-			hhmm(st.since), open)
+			hhmm(st.struck), open)
 	}
 	if after {
 		var behind []string
@@ -330,13 +436,34 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 			}
 		}
 		slices.Sort(behind)
-		summary = fmt.Sprintf("shared slowdown from %s to %s is over; %d of the %d runs it slowed are still running, behind by the time they lost (%s): "+
-			"a late finish among them is its consequence", hhmm(st.since), hhmm(st.over), len(behind), len(aff), clipList(behind, 6))
+		verb := "are"
+		if len(behind) == 1 {
+			verb = "is"
+		}
+		summary = fmt.Sprintf("shared slowdown from %s to %s is over; %d of the %d runs it slowed %s still running, behind by the time they lost (%s): "+
+			"a late finish among them is its consequence", hhmm(st.struck), hhmm(st.over), len(behind), len(aff), verb, clipList(behind, 6))
 	}
 	return &Signal{Rule: RuleSharedSlowdown, Severity: model.SeverityCritical, Fingerprint: fingerprint(RuleSharedSlowdown, nightKey(st.since)),
 		Level: level, Summary: summary, Scope: model.ScopeShared, Affected: aff,
-		Details: map[string]any{"since": st.since, "slowed_loads": len(slowed), "loads_in_progress": measured, "runs_in_progress": len(loads),
-			"tenants": len(tenants), "median_pace_ratio": med, "aftermath": after}}
+		Details: map[string]any{"since": st.since, "struck_at": st.struck, "slowed_loads": len(ratios), "slow_of_their_own": len(slowed) - len(ratios),
+			"loads_in_progress": measured, "runs_in_progress": len(loads), "tenants": len(names), "median_pace_ratio": med, "aftermath": after}}
+}
+
+// struckSlow counts the slowed loads the shared slowdown in st struck.
+func struckSlow(slowed []Load, st *sharedState) int {
+	n := 0
+	for _, l := range slowed {
+		if night, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && night.Equal(l.Night) {
+			n++
+		}
+	}
+	return n
+}
+
+// uniqueSorted sorts names and drops repeats.
+func uniqueSorted(names []string) []string {
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // clipList joins names, the first n of them and how many more.

@@ -143,8 +143,8 @@ func TestSharedSlowdownRule(t *testing.T) {
 		t.Fatal("at pace")
 	}
 	s := SharedSlowdown(loads(0.6, 0.6, 0.6, 1), 0, sp, &st, t0.Add(time.Minute))
-	if s == nil || s.Level != Trigger || len(s.Affected) != 4 {
-		t.Fatalf("three struck together of four: %+v", s)
+	if s == nil || s.Level != Trigger || len(s.Affected) != 3 || s.Affected[2].Tenant != "t2" {
+		t.Fatalf("three struck together of four (the one at its pace not among them): %+v", s)
 	}
 	// Two tenants slowing at one moment is chance on a night of many
 	// slowdowns, unless they are all that loads.
@@ -163,8 +163,8 @@ func TestSharedSlowdownRule(t *testing.T) {
 	// and a run that begins now is not one it slowed.
 	late := append(loads(1, 1, 1, 1), Load{Tenant: "new", Job: "j", Night: t0, Measured: true, Ratio: 1})
 	s = SharedSlowdown(late, 0, sp, &st, t0.Add(time.Hour))
-	if s == nil || s.Level != Hold || len(s.Affected) != 4 || s.Details["aftermath"] != true ||
-		!strings.Contains(s.Summary, "is over; 4 of the 4 runs it slowed are still running") {
+	if s == nil || s.Level != Hold || len(s.Affected) != 3 || s.Details["aftermath"] != true ||
+		!strings.Contains(s.Summary, "is over; 3 of the 3 runs it slowed are still running") {
 		t.Fatalf("aftermath: %+v", s)
 	}
 	// A run of another night is not behind because of it.
@@ -199,6 +199,42 @@ func TestSharedSlowdownRule(t *testing.T) {
 	// Held while an alert it explains is open, even with every load done.
 	if s := SharedSlowdown(nil, 1, sp, &st3, t0.Add(time.Hour)); s == nil || s.Level != Hold {
 		t.Fatalf("not held by an open consequence: %+v", s)
+	}
+	// A load slow of its own since before it struck is not one it slowed:
+	// its alerts page on their own.
+	var own sharedState
+	withOwn := func(ownRatio float64, rs ...float64) []Load {
+		return append(loads(rs...), Load{Tenant: "own", Job: "j", Night: t0, Measured: true, Ratio: ownRatio})
+	}
+	SharedSlowdown(withOwn(1, 1, 1, 1, 1), 0, sp, &own, t0)
+	if s := SharedSlowdown(withOwn(0.6, 1, 1, 1, 1), 0, sp, &own, t0.Add(time.Minute)); s != nil {
+		t.Fatalf("one district's slowdown is shared: %+v", s)
+	}
+	s = SharedSlowdown(withOwn(0.6, 0.6, 0.6, 0.6, 1), 0, sp, &own, t0.Add(40*time.Minute))
+	if s == nil || s.Level != Trigger || len(s.Affected) != 3 {
+		t.Fatalf("three struck together of five, one slow since before: %+v", s)
+	}
+	for _, a := range s.Affected {
+		if a.Tenant == "own" {
+			t.Fatalf("a load slow of its own since before the strike is affected: %+v", s.Affected)
+		}
+	}
+	if !strings.Contains(s.Summary, "3 of 5 loads in progress (3 tenants: t0, t1, t2) slowed together at 07:40Z") ||
+		!strings.Contains(s.Summary, "slow of their own before it: own") {
+		t.Fatalf("the summary does not tell the loads it struck from the one slow of its own: %s", s.Summary)
+	}
+	// One slow of its own that it slowed further is one it struck too.
+	var worse sharedState
+	SharedSlowdown(withOwn(1, 1, 1, 1, 1), 0, sp, &worse, t0)
+	for m := 1; m < 40; m += 5 {
+		SharedSlowdown(withOwn(0.6, 1, 1, 1, 1), 0, sp, &worse, t0.Add(time.Duration(m)*time.Minute))
+	}
+	if s := SharedSlowdown(withOwn(0.3, 0.6, 0.6, 0.6, 1), 0, sp, &worse, t0.Add(40*time.Minute)); s == nil || len(s.Affected) != 4 {
+		t.Fatalf("a load slow of its own, slowed to half that when it struck, is not affected: %+v", s)
+	}
+	// The loads it struck are done; the one slow of its own does not hold it.
+	if s := SharedSlowdown(withOwn(0.6), 0, sp, &own, t0.Add(90*time.Minute)); s != nil {
+		t.Fatalf("held by a load slow of its own: %+v", s)
 	}
 	// Unmeasured runs in progress are affected but do not vote.
 	var st4 sharedState
@@ -324,5 +360,54 @@ func TestSharedSlowdownIgnoresLoadsThatKnowNoOtherPace(t *testing.T) {
 		if !own && s != nil {
 			t.Fatalf("three struck of seven, four at their usual pace: %+v", s)
 		}
+	}
+}
+
+// TestSharedSlowdownOnsets: when a load slowed is told from how far its
+// pace fell, not from the tick its 15-minute pace crossed the threshold; a
+// load slow from its first measure that falls well below that has an onset;
+// and a load unmeasured for a while (quiet, between stages) keeps what it
+// was, so that coming back slow is an onset, not a start of its own.
+func TestSharedSlowdownOnsets(t *testing.T) {
+	sp := DefaultSharedParams()
+	t0 := time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC)
+	ld := func(tenant string, r, q float64) Load {
+		return Load{Tenant: tenant, Job: "j", Night: t0, Measured: true, Ratio: r, Recent: q, Since: t0.Add(-time.Hour)}
+	}
+	key := func(tenant string) model.JobKey { return model.JobKey{Tenant: tenant, Job: "j"} }
+
+	// At pace, then its 15-minute pace is 0.7 and its last 5 minutes' 0.4:
+	// it fell 15·(1-0.7)/(1-0.4) = 7.5 minutes ago.
+	var st sharedState
+	SharedSlowdown([]Load{ld("a", 1, 1), ld("b", 1, 1), ld("c", 1, 1)}, 0, sp, &st, t0)
+	s := SharedSlowdown([]Load{ld("a", 0.7, 0.4), ld("b", 0.7, 0.4), ld("c", 0.7, 0.4)}, 0, sp, &st, t0.Add(10*time.Minute))
+	if got := st.pace[key("a")].onset; !got.Equal(t0.Add(150 * time.Second)) {
+		t.Fatalf("onset %s, want 07:02:30", got)
+	}
+	if s == nil || !strings.Contains(s.Summary, "slowed together at 07:02Z") {
+		t.Fatalf("the shared slowdown does not say when they slowed: %+v", s)
+	}
+
+	// Slow from its first measure (0.78), steady, then its recent pace
+	// falls to 0.45: an onset, 15·(0.8-0.65)/(0.8-0.45) = 6.4 minutes ago.
+	var born sharedState
+	SharedSlowdown([]Load{ld("x", 0.78, 0.8)}, 0, sp, &born, t0)
+	SharedSlowdown([]Load{ld("x", 0.78, 0.78)}, 0, sp, &born, t0.Add(5*time.Minute))
+	if m := born.pace[key("x")]; !m.onset.IsZero() || m.born.IsZero() {
+		t.Fatalf("steady and slow from its first measure: %+v", m)
+	}
+	SharedSlowdown([]Load{ld("x", 0.65, 0.45)}, 0, sp, &born, t0.Add(10*time.Minute))
+	if m := born.pace[key("x")]; m.onset.Sub(t0.Add(10*time.Minute-386*time.Second)).Abs() > time.Second {
+		t.Fatalf("a load slow from its start that fell well below it has no onset 6.4 minutes before: %+v", m)
+	}
+
+	// At pace, quiet for ten minutes, back slow: an onset.
+	var quiet sharedState
+	SharedSlowdown([]Load{ld("q", 1, 1)}, 0, sp, &quiet, t0)
+	SharedSlowdown([]Load{{Tenant: "q", Job: "j", Night: t0}}, 0, sp, &quiet, t0.Add(5*time.Minute))
+	SharedSlowdown([]Load{{Tenant: "q", Job: "j", Night: t0}}, 0, sp, &quiet, t0.Add(10*time.Minute))
+	SharedSlowdown([]Load{ld("q", 0.5, 0.5)}, 0, sp, &quiet, t0.Add(15*time.Minute))
+	if m := quiet.pace[key("q")]; m.onset.IsZero() || !m.born.IsZero() {
+		t.Fatalf("back slow after a quiet spell is not an onset: %+v", m)
 	}
 }

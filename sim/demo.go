@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,15 +58,30 @@ type demoTenant struct {
 	rows        int64
 	rate        float64 // rows a simulated minute, usually
 	late        int     // minutes the files are late
-	slowFrom    float64 // fraction loaded when a slowdown starts
-	slowRate    float64
-	stallAt     float64
+	// slowAt: when after the night's start its load slows, of its own, to
+	// slowRate rows a minute (zero: it does not).
+	slowAt   time.Duration
+	slowRate float64
+	stallAt  float64
+	// mongo: its load runs into the MongoDB overload, at overloadPace of
+	// its pace from overloadFrom to overloadTo after the night's start.
+	mongo bool
 }
 
-// Demo runs the hub on SQLite with a night of six districts on an
+// Tonight the MongoDB four districts load into is overloaded from 03:45 to
+// 04:35, when the real imports are long done: the loads in progress then go
+// at 40% of their pace, together.
+const (
+	overloadFrom = 105 * time.Minute
+	overloadTo   = 155 * time.Minute
+	overloadPace = 0.4
+)
+
+// Demo runs the hub on SQLite with a night of ten districts on an
 // accelerated clock: five ordinary nights of history, then tonight, in which
-// one load is too slow for its deadline, one worker stalls and one upload
-// is late (simulated observations), while three districts are imported by
+// one load slows of its own and is too slow for its deadline, one worker
+// stalls, one upload is late, and MongoDB's overload slows five loads at once
+// (simulated observations), while three districts are imported by
 // the real importer on embedded servers: an ordinary one, one with data
 // errors, and one whose SFTP connection drops mid-download. The dashboard and API
 // show it on the simulated clock; alert transitions print to Out.
@@ -101,9 +117,14 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	defer live.stop()
 	polk, orange, duval := live.tenant("polk"), live.tenant("orange"), live.tenant("duval")
 	tenants := []demoTenant{
-		{name: "miami-dade", story: "its load slows to a crawl: it will miss the deadline", rows: 3_000_000, rate: 30000, slowFrom: 0.25, slowRate: 9000},
+		{name: "miami-dade", story: "its big load (usually done by 05:30) slows at 03:00, its own trouble: it will miss the 06:00 deadline",
+			rows: 3_000_000, rate: 15000, slowAt: time.Hour, slowRate: 10000},
 		{name: "broward", story: "its worker stalls", rows: 800_000, rate: 10000, stallAt: 0.4},
-		{name: "hillsborough", story: "its district uploads 90 minutes late", rows: 600_000, rate: 9000, late: 90},
+		{name: "hillsborough", story: "its district uploads 90 minutes late; its load begins in MongoDB's overload", rows: 600_000, rate: 9000, late: 90, mongo: true},
+		{name: "palm-beach", rows: 1_500_000, rate: 10000, mongo: true},
+		{name: "pinellas", rows: 1_200_000, rate: 9000, mongo: true},
+		{name: "lee", rows: 900_000, rate: 8000, mongo: true},
+		{name: "seminole", rows: 1_200_000, rate: 8000, mongo: true},
 		{name: "orange", story: "its files have data errors (imported for real, below)", rows: orange.rows, rate: float64(orange.rows) / 10},
 		{name: "duval", story: "its SFTP connection drops mid-download; the importer resumes (imported for real, below)",
 			rows: duval.rows, rate: float64(duval.rows) / 10},
@@ -177,10 +198,18 @@ func Demo(ctx context.Context, o DemoOptions, log *slog.Logger) error {
 	go srv.Serve(ln)
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/"
-	fmt.Fprintf(o.Out, "etlhub demo: a night of six districts, one simulated minute every %v\n", o.Step)
+	fmt.Fprintf(o.Out, "etlhub demo: a night of %d districts, one simulated minute every %v\n", len(tenants), o.Step)
+	var struck []string
 	for _, t := range tenants {
+		if t.story == "" {
+			struck = append(struck, t.name)
+			continue
+		}
 		fmt.Fprintf(o.Out, "  %-13s %s\n", t.name, t.story)
 	}
+	fmt.Fprintf(o.Out, "  %s: the MongoDB they load into is overloaded from 03:45 to 04:35;\n"+
+		"    their loads slow together (and hillsborough's): one shared alert names the cause and pages once,\n"+
+		"    not once per district; they make their deadlines\n", strings.Join(struck, ", "))
 	redisKind := "redis-server"
 	if live.redis.DemoOnly {
 		redisKind = "an in-process Redis stand-in (demo only: redis-server is not installed)"
@@ -324,8 +353,11 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 			}
 		}
 		r := t.rate * (1 + 0.05*math.Sin(float64(len(snaps))))
-		if t.slowFrom > 0 && frac >= t.slowFrom {
+		if t.slowAt > 0 && now.Sub(start) >= t.slowAt {
 			r = t.slowRate
+		}
+		if off := now.Sub(start); t.mongo && off >= overloadFrom && off < overloadTo {
+			r *= overloadPace
 		}
 		done = math.Min(float64(t.rows), done+r)
 		add(model.StateRunning, model.StageLoading, now, int64(done), t.rows)

@@ -48,8 +48,12 @@ func TestDemoNight(t *testing.T) {
 		w.Write([]byte(`{"status":"success","message":"Event processed","dedup_key":"k"}`))
 	}))
 	defer pd.Close()
-	out, stop := playNight(t, DemoOptions{PagerDuty: &pagerduty.Config{RoutingKey: "0123456789abcdef0123456789abcdef", EventsURL: pd.URL}})
+	var url, token string
+	ready := make(chan struct{})
+	out, stop := playNight(t, DemoOptions{PagerDuty: &pagerduty.Config{RoutingKey: "0123456789abcdef0123456789abcdef", EventsURL: pd.URL},
+		Ready: func(u, tok string) { url, token = u, tok; close(ready) }})
 	defer stop()
+	<-ready
 	paged := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -66,18 +70,73 @@ func TestDemoNight(t *testing.T) {
 			t.Fatalf("PagerDuty got no predicted-breach page for miami-dade; it got %q", pages)
 		}
 	}
+	// The board has the shared cause: one alert of scope shared that lists
+	// the four districts MongoDB's overload slowed, not miami-dade, whose
+	// load was slow of its own before it.
+	req, _ := http.NewRequest("GET", url+"api/v1/alerts?state=pending,firing,resolved", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alerts struct {
+		Alerts []struct {
+			Rule     string `json:"rule"`
+			Scope    string `json:"scope"`
+			Tenant   string `json:"tenant"`
+			Affected []struct {
+				Tenant string `json:"tenant"`
+			} `json:"affected"`
+		} `json:"alerts"`
+	}
+	json.NewDecoder(resp.Body).Decode(&alerts)
+	resp.Body.Close()
+	var shared []string
+	for _, a := range alerts.Alerts {
+		if a.Scope == "shared" {
+			for _, af := range a.Affected {
+				shared = append(shared, af.Tenant)
+			}
+		}
+	}
+	got := strings.Join(shared, ",")
+	for _, ten := range []string{"palm-beach", "pinellas", "lee", "seminole"} {
+		if !strings.Contains(got, ten) {
+			t.Errorf("the board's shared alert does not list %s: %q (%d alerts)", ten, got, len(alerts.Alerts))
+		}
+	}
+	if strings.Contains(got, "miami-dade") {
+		t.Errorf("the shared alert lists miami-dade, slow of its own before it: %q", got)
+	}
 	stop()
 	log := out.String()
-	page := regexp.MustCompile(`(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss the 10:00Z deadline|(\d\d):(\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss`).FindStringSubmatch(log)
+	page := regexp.MustCompile(`(\d\d:\d\d) E[SD]T\s+critical firing\s+miami-dade/roster-import: predicted to miss`).FindStringSubmatch(log)
 	if page == nil {
 		t.Fatalf("no predicted-breach page for miami-dade:\n%s", log)
 	}
-	hour := page[1]
-	if hour == "" {
-		hour = page[3]
+	// Its load slows at 03:00; the page must leave time to act.
+	if page[1] >= "05:00" {
+		t.Fatalf("the page came at %s, not well before 05:30:\n%s", page[0], log)
 	}
-	if hour >= "06" {
-		t.Fatalf("the page came at %s, not before the 06:00 deadline:\n%s", page[0], log)
+	// One page for the shared cause, none for each district it slowed.
+	mu.Lock()
+	var sharedPages int
+	for _, p := range pages {
+		if strings.HasPrefix(p, "trigger ") && strings.Contains(p, "shared slowdown:") {
+			sharedPages++
+		}
+		for _, ten := range []string{"palm-beach", "pinellas", "lee", "seminole"} {
+			if strings.HasPrefix(p, "trigger "+ten+"/") {
+				t.Errorf("%s was paged on its own, not under the shared cause: %q", ten, p)
+			}
+		}
+	}
+	mu.Unlock()
+	if sharedPages != 1 {
+		t.Errorf("PagerDuty got %d pages for the shared slowdown, want 1: %q", sharedPages, pages)
+	}
+	if !regexp.MustCompile(`E[SD]T\s+critical firing\s+shared slowdown: \d of \d+ loads in progress \(\d tenants: [^)]*lee, palm-beach, pinellas, seminole`).MatchString(log) {
+		t.Errorf("the console does not show the shared slowdown naming its districts:\n%s", log)
 	}
 	for _, want := range []string{"warning  firing    broward/roster-import: run broward", "no heartbeat",
 		"hillsborough/roster-import: files expected by", "duval: the importer retried failed calls and carried on: map[sftp:duval:",

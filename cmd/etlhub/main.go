@@ -30,7 +30,7 @@ var commands = []struct {
 	command
 	run func(ctx context.Context, c command, args []string, stdout, stderr io.Writer) int
 }{
-	{command{"demo", "[--listen ADDR] [--step 250ms]", "A simulated night of six districts on an accelerated clock, with the dashboard.", 0, 0}, demo},
+	{command{"demo", "[--listen ADDR] [--step 250ms]", "A simulated night of ten districts on an accelerated clock, with the dashboard.", 0, 0}, demo},
 	{command{"serve", "[--config etlhub.yaml]", "Run the hub: collectors, rules, notifications and the API.", 0, 0}, serve},
 	{command{"check-config", "[--allow-missing-env] FILE", "Validate a hub config: every problem with its line and key; exit 1 on any.", 1, 1}, checkConfig},
 	{command{"routes", "test [--config etlhub.yaml] [--tree] [--at TIME] [--expect R1,R2] LABEL=VALUE...", "Print the receivers an alert with these labels reaches (like amtool config routes test).", 1, 1 << 16}, routesCmd},
