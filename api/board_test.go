@@ -37,9 +37,10 @@ func TestNightsJudgeThirtyNightsAgainstTheDeadline(t *testing.T) {
 		if d == 17 {
 			state = model.StateFailed
 		}
-		obs = append(obs, model.Observation{At: fin, Source: "push", Tenant: "dade", Job: "roster-import",
-			RunID: fmt.Sprintf("dade/%02d", d), State: state, StartedAt: &start, UpdatedAt: &fin, FinishedAt: &fin,
-			FilesArrivedAt: &files, RowsDone: 10, RowsTotal: 10, Quality: &model.Quality{Errors: int64(d % 3), Warnings: 1}})
+		obs = append(obs, model.Observation{At: fin, RunStatus: model.RunStatus{
+			Source: "push", Tenant: "dade", Job: "roster-import",
+			RunID: fmt.Sprintf("dade/%02d", d), State: state, StartedAt: &start, UpdatedAt: &fin, FinishedAt: &fin, RowsDone: 10, RowsTotal: 10,
+		}, FilesArrivedAt: &files, Quality: &model.Quality{Errors: int64(d % 3), Warnings: 1}})
 	}
 	if _, err := h.st.Ingest(context.Background(), obs); err != nil {
 		t.Fatal(err)
@@ -313,8 +314,8 @@ func TestNightsBeforeTheHubsRecordsAreUnknown(t *testing.T) {
 	first := time.Date(2026, 9, 26, 3, 0, 0, 0, time.UTC)
 	start, fin := time.Date(2026, 9, 28, 5, 0, 0, 0, time.UTC), time.Date(2026, 9, 28, 6, 0, 0, 0, time.UTC)
 	if _, err := h.st.Ingest(context.Background(), []model.Observation{
-		{At: first, Source: "push", Tenant: "broward", Job: "sis", RunID: "b/1", State: model.StateRunning},
-		{At: fin, Source: "push", Tenant: "dade", Job: "roster-import", RunID: "dade/28", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin},
+		{At: first, RunStatus: model.RunStatus{Source: "push", Tenant: "broward", Job: "sis", RunID: "b/1", State: model.StateRunning}},
+		{At: fin, RunStatus: model.RunStatus{Source: "push", Tenant: "dade", Job: "roster-import", RunID: "dade/28", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin}},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -277,7 +277,7 @@ func (s *server) ping(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	o := model.Observation{At: now, Source: "ping:" + k.name, Tenant: k.tenant, Job: k.job}
+	o := model.Observation{At: now, RunStatus: model.RunStatus{Source: "ping:" + k.name, Tenant: k.tenant, Job: k.job}}
 	res := PingResult{}
 	switch kind {
 	case pingStart:

@@ -41,8 +41,8 @@ func TestDistrictReportFindingByFinding(t *testing.T) {
 	h := newHardened(t, func(o *Options) { o.Reports = rep })
 	at := time.Now().UTC().Add(-time.Minute)
 	for _, o := range []model.Observation{
-		{At: at, Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning, Quality: &model.Quality{Errors: 3, Warnings: 1}},
-		{At: at, Source: "push", Tenant: "broward", Job: "roster-import", RunID: "b/1", State: model.StateRunning, Quality: &model.Quality{Errors: 2}},
+		{At: at, RunStatus: model.RunStatus{Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning}, Quality: &model.Quality{Errors: 3, Warnings: 1}},
+		{At: at, RunStatus: model.RunStatus{Source: "push", Tenant: "broward", Job: "roster-import", RunID: "b/1", State: model.StateRunning}, Quality: &model.Quality{Errors: 2}},
 	} {
 		if _, err := h.st.Ingest(context.Background(), []model.Observation{o}); err != nil {
 			t.Fatal(err)
@@ -77,13 +77,13 @@ func TestDistrictReportFindingByFinding(t *testing.T) {
 
 	// A failure and a missing report, each after the cache of the last.
 	h2 := newHardened(t, func(o *Options) { o.Reports = &fakeReports{err: errors.New("source imp: GET: connection refused")} })
-	h2.st.Ingest(context.Background(), []model.Observation{{At: at, Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning}})
+	h2.st.Ingest(context.Background(), []model.Observation{{At: at, RunStatus: model.RunStatus{Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning}}})
 	_, body, _ := h2.call(t, dadeView, "GET", "/api/v1/district/dade", "")
 	if n := body["jobs"].([]any)[0].(map[string]any)["report_note"]; !strings.Contains(n.(string), "could not be read from imp: source imp: GET: connection refused") {
 		t.Fatalf("a failed read's note: %v", n)
 	}
 	h3 := newHardened(t, func(o *Options) { o.Reports = &fakeReports{err: ErrNoReport} })
-	h3.st.Ingest(context.Background(), []model.Observation{{At: at, Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning}})
+	h3.st.Ingest(context.Background(), []model.Observation{{At: at, RunStatus: model.RunStatus{Source: "imp", Tenant: "dade", Job: "roster-import", RunID: "d/1", State: model.StateRunning}}})
 	_, body, _ = h3.call(t, dadeView, "GET", "/api/v1/district/dade", "")
 	if n := body["jobs"].([]any)[0].(map[string]any)["report_note"]; !strings.Contains(n.(string), "no detailed report from imp for this run (yet)") {
 		t.Fatalf("a missing report's note: %v", n)

@@ -46,8 +46,10 @@ func TestHubServices(t *testing.T) {
 		}
 		// What is pushed reaches the rules on the hub's clock.
 		started := sim.Add(-30 * time.Minute)
-		obs := model.Observation{At: sim, Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
-			Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &sim, RowsDone: 10, RowsTotal: 100}
+		obs := model.Observation{At: sim, RunStatus: model.RunStatus{
+			Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
+			Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &sim, RowsDone: 10, RowsTotal: 100,
+		}}
 		if _, err := h.Ingest.Ingest(ctx, "push", []model.Observation{obs}); err != nil {
 			t.Fatal(err)
 		}

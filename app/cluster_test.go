@@ -77,8 +77,10 @@ func TestReplicas(t *testing.T) {
 
 	now := clock()
 	started := now.Add(-10 * time.Minute)
-	obs := model.Observation{At: now, Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
-		Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &now, RowsDone: 10, RowsTotal: 100}
+	obs := model.Observation{At: now, RunStatus: model.RunStatus{
+		Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
+		Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &now, RowsDone: 10, RowsTotal: 100,
+	}}
 	if _, err := b.Ingest.Ingest(ctx, "push", []model.Observation{obs}); err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +173,10 @@ func TestFailoverKeepsAlerts(t *testing.T) {
 	// A run whose heartbeat stopped 30 minutes ago (stale after 20m).
 	now := clock()
 	started, beat := now.Add(-40*time.Minute), now.Add(-30*time.Minute)
-	obs := model.Observation{At: now, Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
-		Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &beat, RowsDone: 10, RowsTotal: 100}
+	obs := model.Observation{At: now, RunStatus: model.RunStatus{
+		Source: "push", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning,
+		Stage: model.StageLoading, StartedAt: &started, UpdatedAt: &beat, RowsDone: 10, RowsTotal: 100,
+	}}
 	if _, err := b.Ingest.Ingest(ctx, "push", []model.Observation{obs}); err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,10 @@ func TestDigestFromTheStoreToSlack(t *testing.T) {
 	spec.Compile()
 	start := time.Date(2026, 9, 1, 2, 0, 0, 0, time.UTC)
 	fin := time.Date(2026, 9, 1, 5, 40, 0, 0, time.UTC)
-	if _, err := st.Ingest(context.Background(), []model.Observation{{At: fin, Source: "importer", Tenant: "dade",
-		Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin}}); err != nil {
+	if _, err := st.Ingest(context.Background(), []model.Observation{{At: fin, RunStatus: model.RunStatus{
+		Source: "importer", Tenant: "dade",
+		Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &start, FinishedAt: &fin,
+	}}}); err != nil {
 		t.Fatal(err)
 	}
 	sc := slack.Config{Token: "xoxb-1-2-3", Channel: "#po", APIURL: srv.URL + "/api/"}

@@ -120,7 +120,7 @@ func (c *httpJSONCollector) Collect(ctx context.Context, now time.Time) (Result,
 }
 
 func (c *httpJSONCollector) mapOne(item any, now time.Time) (model.Observation, error) {
-	o := model.Observation{At: now.UTC(), Source: c.cfg.Name}
+	o := model.Observation{At: now.UTC(), RunStatus: model.RunStatus{Source: c.cfg.Name}}
 	var q model.Quality
 	hasQ := false
 	for _, field := range sortedKeys(mappable) {

@@ -232,9 +232,11 @@ func (s *runStore) openRecord(ctx context.Context, t TenantConfig, started time.
 	}
 	s.rdb.Expire(ctx, seqKey(t.Name, day), 72*time.Hour)
 	started = started.UTC()
-	rec = &record{Obs: model.Observation{Source: "importer", Tenant: t.Name, Job: t.Job,
+	rec = &record{Obs: model.Observation{RunStatus: model.RunStatus{
+		Source: "importer", Tenant: t.Name, Job: t.Job,
 		RunID: fmt.Sprintf("%s/%s/%s#%d", t.Name, t.Job, day, n), State: model.StateWaiting, Stage: model.StageAwaitingFiles,
-		StartedAt: &started, UpdatedAt: &started}}
+		StartedAt: &started, UpdatedAt: &started,
+	}}}
 	b, _ := json.Marshal(rec)
 	id, err := openScript.Run(ctx, s.rdb, []string{openKey(t.Name), activeKey(t.Name), runKey(rec.Obs.RunID), indexKey(t.Name)},
 		rec.Obs.RunID, b, started.UnixMilli()).Text()

@@ -5,21 +5,29 @@ import (
 	"time"
 )
 
+// RunStatus is what an observation says of its run, and what a run keeps
+// of its newest observation: which run it is and where it stands.
+// Observation and Run embed it, so their JSON has its fields at the top
+// level (in this order, after an observation's "at").
+type RunStatus struct {
+	Source     string     `json:"source"`
+	Tenant     string     `json:"tenant"`
+	Job        string     `json:"job"`
+	RunID      string     `json:"run_id"`
+	State      State      `json:"state"`
+	Stage      Stage      `json:"stage"`
+	StartedAt  *time.Time `json:"started_at"`
+	UpdatedAt  *time.Time `json:"updated_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	RowsDone   int64      `json:"rows_done"`
+	RowsTotal  int64      `json:"rows_total"`
+	Error      string     `json:"error"`
+}
+
 // Run is the current picture of one run_id, derived from its observations.
 type Run struct {
-	RunID           string     `json:"run_id"`
-	Source          string     `json:"source"`
-	Tenant          string     `json:"tenant"`
-	Job             string     `json:"job"`
-	State           State      `json:"state"`
-	Stage           Stage      `json:"stage"`
+	RunStatus
 	Attempt         int        `json:"attempt"`
-	StartedAt       *time.Time `json:"started_at"`
-	UpdatedAt       *time.Time `json:"updated_at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	RowsDone        int64      `json:"rows_done"`
-	RowsTotal       int64      `json:"rows_total"`
-	Error           string     `json:"error"`
 	FilesArrivedAt  *time.Time `json:"files_arrived_at"`
 	QualityErrors   int64      `json:"quality_errors"`
 	QualityWarnings int64      `json:"quality_warnings"`
@@ -56,7 +64,7 @@ func (r *Run) Progress() float64 {
 // so collectors may deliver out of order. It reports whether the run changed.
 func (r *Run) Apply(o *Observation) bool {
 	if r.RunID == "" {
-		*r = Run{RunID: o.RunID, FirstSeenAt: o.At, LastSeenAt: o.At}
+		*r = Run{RunStatus: RunStatus{RunID: o.RunID}, FirstSeenAt: o.At, LastSeenAt: o.At}
 		r.take(o)
 		return true
 	}
@@ -80,15 +88,15 @@ func (r *Run) Apply(o *Observation) bool {
 }
 
 func (r *Run) take(o *Observation) {
-	r.Source, r.Tenant, r.Job = o.Source, o.Tenant, o.Job
-	r.State, r.Stage, r.Error, r.URL = o.State, o.Stage, o.Error, o.URL
-	r.RowsDone, r.RowsTotal = o.RowsDone, o.RowsTotal
+	s := o.RunStatus // the run's id stays; a time not sent stays
+	s.RunID = r.RunID
+	s.StartedAt = keep(r.StartedAt, o.StartedAt)
+	s.UpdatedAt = keep(r.UpdatedAt, o.UpdatedAt)
+	s.FinishedAt = keep(r.FinishedAt, o.FinishedAt)
+	r.RunStatus, r.URL = s, o.URL
 	if o.Attempt > 0 {
 		r.Attempt = o.Attempt
 	}
-	r.StartedAt = keep(r.StartedAt, o.StartedAt)
-	r.UpdatedAt = keep(r.UpdatedAt, o.UpdatedAt)
-	r.FinishedAt = keep(r.FinishedAt, o.FinishedAt)
 	r.FilesArrivedAt = keep(r.FilesArrivedAt, o.FilesArrivedAt)
 	if o.Quality != nil {
 		r.QualityErrors, r.QualityWarnings = o.Quality.Errors, o.Quality.Warnings

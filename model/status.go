@@ -69,19 +69,8 @@ type Quality struct {
 
 // Observation is what a collector saw of one run at one moment (the contract: docs/architecture.md).
 type Observation struct {
-	At             time.Time  `json:"at"`
-	Source         string     `json:"source"`
-	Tenant         string     `json:"tenant"`
-	Job            string     `json:"job"`
-	RunID          string     `json:"run_id"`
-	State          State      `json:"state"`
-	Stage          Stage      `json:"stage"`
-	StartedAt      *time.Time `json:"started_at"`
-	UpdatedAt      *time.Time `json:"updated_at"`
-	FinishedAt     *time.Time `json:"finished_at"`
-	RowsDone       int64      `json:"rows_done"`
-	RowsTotal      int64      `json:"rows_total"`
-	Error          string     `json:"error"`
+	At time.Time `json:"at"`
+	RunStatus
 	FilesArrivedAt *time.Time `json:"files_arrived_at,omitempty"`
 	Attempt        int        `json:"attempt,omitempty"`
 	Quality        *Quality   `json:"quality,omitempty"`
@@ -141,9 +130,11 @@ func Decode(data []byte, opt DecodeOptions) (Observation, error) {
 		return Observation{}, errors.New("trailing data after the observation")
 	}
 	o := Observation{
-		Source: w.Source, Tenant: w.Tenant, Job: w.Job, RunID: w.RunID,
-		State: State(w.State), Stage: w.Stage, RowsDone: w.RowsDone, RowsTotal: w.RowsTotal,
-		Error: w.Error, Attempt: w.Attempt, Quality: w.Quality, URL: w.URL,
+		RunStatus: RunStatus{
+			Source: w.Source, Tenant: w.Tenant, Job: w.Job, RunID: w.RunID,
+			State: State(w.State), Stage: w.Stage, RowsDone: w.RowsDone, RowsTotal: w.RowsTotal,
+			Error: w.Error,
+		}, Attempt: w.Attempt, Quality: w.Quality, URL: w.URL,
 	}
 	if o.Source == "" {
 		o.Source = opt.DefaultSource

@@ -36,7 +36,7 @@ func TestDecodeRejectsBadObservationsByField(t *testing.T) {
 }
 
 func TestHashIgnoresObservationTimeOnly(t *testing.T) {
-	a := Observation{At: time.Unix(1, 0), Tenant: "a", Job: "b", RunID: "c", State: StateRunning, RowsDone: 5}
+	a := Observation{At: time.Unix(1, 0), RunStatus: RunStatus{Tenant: "a", Job: "b", RunID: "c", State: StateRunning, RowsDone: 5}}
 	b := a
 	b.At = time.Unix(100, 0)
 	if a.Hash() != b.Hash() {
@@ -114,9 +114,9 @@ func TestScheduleOnTheSpringChangeNight(t *testing.T) {
 func TestRunApplyKeepsNewest(t *testing.T) {
 	var r Run
 	t1, t2 := utc("2026-09-01T05:00:00Z"), utc("2026-09-01T05:05:00Z")
-	r.Apply(&Observation{At: t2, RunID: "x", State: StateRunning, RowsDone: 50})
+	r.Apply(&Observation{At: t2, RunStatus: RunStatus{RunID: "x", State: StateRunning, RowsDone: 50}})
 	started := utc("2026-09-01T04:00:00Z")
-	if !r.Apply(&Observation{At: t1, RunID: "x", State: StateWaiting, StartedAt: &started}) {
+	if !r.Apply(&Observation{At: t1, RunStatus: RunStatus{RunID: "x", State: StateWaiting, StartedAt: &started}}) {
 		t.Fatal("an older observation with a missing start time changed nothing")
 	}
 	if r.State != StateRunning || r.RowsDone != 50 || r.StartedAt == nil || !r.FirstSeenAt.Equal(t1) {

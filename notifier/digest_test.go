@@ -16,8 +16,7 @@ func TestBuildDigest(t *testing.T) {
 	}
 	tp := func(s string) *time.Time { v, _ := time.Parse(time.RFC3339, s); return &v }
 	run := func(id, start, files, fin string, st model.State, qe int64, err string) model.Run {
-		r := model.Run{RunID: id, Tenant: "dade", Job: "roster-import", State: st, StartedAt: tp(start),
-			FilesArrivedAt: tp(files), QualityErrors: qe, Error: err}
+		r := model.Run{RunStatus: model.RunStatus{RunID: id, Tenant: "dade", Job: "roster-import", State: st, StartedAt: tp(start), Error: err}, FilesArrivedAt: tp(files), QualityErrors: qe}
 		if fin != "" {
 			r.FinishedAt = tp(fin)
 		}

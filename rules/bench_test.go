@@ -52,9 +52,11 @@ func BenchmarkTick100k(b *testing.B) {
 					st, fin = model.StateSucceeded, &at
 				}
 				upd := at
-				obs = append(obs, model.Observation{At: at, Source: "importer", Tenant: s.Tenant, Job: s.Job, RunID: id,
+				obs = append(obs, model.Observation{At: at, RunStatus: model.RunStatus{
+					Source: "importer", Tenant: s.Tenant, Job: s.Job, RunID: id,
 					State: st, Stage: "loading", StartedAt: &start, UpdatedAt: &upd, FinishedAt: fin,
-					RowsDone: int64(k * 1000), RowsTotal: 12000})
+					RowsDone: int64(k * 1000), RowsTotal: 12000,
+				}})
 			}
 		}
 		e.Observe(obs, obs[len(obs)-1].At)

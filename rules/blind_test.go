@@ -45,8 +45,10 @@ func TestBlindIsNotAStall(t *testing.T) {
 		{"blind for 30 of the 35 minutes", []Interval{{beat.Add(2 * time.Minute), beat.Add(32 * time.Minute)}}, false},
 	} {
 		e := NewEngine([]model.JobSpec{sp}, DefaultParams(), nil)
-		e.Observe([]model.Observation{{At: beat, Source: "push", Tenant: sp.Tenant, Job: sp.Job, RunID: "r1", State: model.StateRunning,
-			Stage: model.StageLoading, StartedAt: &start, UpdatedAt: &beat, RowsDone: 10, RowsTotal: 100}}, beat)
+		e.Observe([]model.Observation{{At: beat, RunStatus: model.RunStatus{
+			Source: "push", Tenant: sp.Tenant, Job: sp.Job, RunID: "r1", State: model.StateRunning,
+			Stage: model.StageLoading, StartedAt: &start, UpdatedAt: &beat, RowsDone: 10, RowsTotal: 100,
+		}}}, beat)
 		e.SetBlind(tc.blind)
 		e.Tick(now)
 		got := false

@@ -52,8 +52,10 @@ func TestNightsOfJudgesThirtyNights(t *testing.T) {
 			st := start.Add(10 * time.Minute)
 			fin := start.Add(3*time.Hour + time.Duration(i%5)*20*time.Minute) // 05:00 .. 06:20
 			arr := start.Add(5 * time.Minute)
-			runs = append(runs, model.Run{RunID: fmt.Sprintf("r%d", i), Tenant: "t", Job: "j", State: model.StateSucceeded,
-				StartedAt: &st, FinishedAt: &fin, FilesArrivedAt: &arr, QualityErrors: int64(i)})
+			runs = append(runs, model.Run{RunStatus: model.RunStatus{
+				RunID: fmt.Sprintf("r%d", i), Tenant: "t", Job: "j", State: model.StateSucceeded,
+				StartedAt: &st, FinishedAt: &fin,
+			}, FilesArrivedAt: &arr, QualityErrors: int64(i)})
 		}
 		start = s.NextStart(start)
 	}
@@ -99,8 +101,8 @@ func TestEngineViewKeepsALateNightLate(t *testing.T) {
 	e.Tick(night.Add(-2 * time.Hour))
 	st, fin := night, night.Add(4*time.Hour+44*time.Minute)
 	e.Observe([]model.Observation{
-		{At: night.Add(time.Minute), Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning, StartedAt: &st, UpdatedAt: &st},
-		{At: fin, Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin},
+		{At: night.Add(time.Minute), RunStatus: model.RunStatus{Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateRunning, StartedAt: &st, UpdatedAt: &st}},
+		{At: fin, RunStatus: model.RunStatus{Source: "x", Tenant: "dade", Job: "roster-import", RunID: "r1", State: model.StateSucceeded, StartedAt: &st, UpdatedAt: &fin, FinishedAt: &fin}},
 	}, fin)
 	e.Tick(fin.Add(2 * time.Hour))
 	v := e.Views()[model.JobKey{Tenant: "dade", Job: "roster-import"}]

@@ -20,10 +20,10 @@ func TestAnOutlierTimeDoesNotSilenceTheJob(t *testing.T) {
 		name string
 		bad  model.Observation
 	}{
-		{"started_at in 2199", model.Observation{At: night.Add(time.Minute), StartedAt: &far}},
-		{"a one-digit typo, 2062", model.Observation{At: night.Add(time.Minute), StartedAt: &typo, UpdatedAt: &typo}},
+		{"started_at in 2199", model.Observation{At: night.Add(time.Minute), RunStatus: model.RunStatus{StartedAt: &far}}},
+		{"a one-digit typo, 2062", model.Observation{At: night.Add(time.Minute), RunStatus: model.RunStatus{StartedAt: &typo, UpdatedAt: &typo}}},
 		{"at in 2199", model.Observation{At: far}},
-		{"files in 2199", model.Observation{At: night.Add(time.Minute), FilesArrivedAt: &far, State: model.StateWaiting}},
+		{"files in 2199", model.Observation{At: night.Add(time.Minute), FilesArrivedAt: &far, RunStatus: model.RunStatus{State: model.StateWaiting}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec(t, "UTC", "0 2 * * *", "09:00")

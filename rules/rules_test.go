@@ -96,9 +96,11 @@ func simulate(p nightPlan, runID string) []model.Observation {
 		}
 		s := snaps[i]
 		upd := s.upd
-		o := model.Observation{At: poll, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: runID,
+		o := model.Observation{At: poll, RunStatus: model.RunStatus{
+			Source: "importer", Tenant: "dade", Job: "roster-import", RunID: runID,
 			State: s.state, Stage: model.Stage(s.stage), StartedAt: &started, UpdatedAt: &upd, RowsDone: s.done, RowsTotal: s.total,
-			FinishedAt: s.fin, Error: s.err}
+			FinishedAt: s.fin, Error: s.err,
+		}}
 		out = append(out, o)
 	}
 	return out

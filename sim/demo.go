@@ -376,9 +376,11 @@ func (t demoTenant) simulate(start time.Time, suffix string) []model.Observation
 		}
 		s := snaps[k]
 		upd, st := s.upd, start
-		o := model.Observation{At: poll, Source: "importer", Tenant: t.name, Job: "roster-import", RunID: runID,
+		o := model.Observation{At: poll, RunStatus: model.RunStatus{
+			Source: "importer", Tenant: t.name, Job: "roster-import", RunID: runID,
 			State: s.state, Stage: s.stage, StartedAt: &st, UpdatedAt: &upd, FinishedAt: s.fin, RowsDone: s.done,
-			RowsTotal: s.total, Attempt: 1}
+			RowsTotal: s.total,
+		}, Attempt: 1}
 		if s.state != model.StateWaiting {
 			fa := files
 			o.FilesArrivedAt = &fa

@@ -30,9 +30,11 @@ func BenchmarkIngest(b *testing.B) {
 					at := base.Add(time.Duration(i*10+j/100) * time.Second)
 					upd := at
 					batch[j] = model.Observation{
-						At: at, Source: "bench", Tenant: fmt.Sprintf("t%03d", run), Job: "roster-import",
-						RunID: fmt.Sprintf("t%03d/roster-import/%d", run, i/50), State: model.StateRunning, Stage: "loading",
-						StartedAt: &started, UpdatedAt: &upd, RowsDone: int64(i*10 + j/100), RowsTotal: 1 << 30,
+						At: at, RunStatus: model.RunStatus{
+							Source: "bench", Tenant: fmt.Sprintf("t%03d", run), Job: "roster-import",
+							RunID: fmt.Sprintf("t%03d/roster-import/%d", run, i/50), State: model.StateRunning, Stage: "loading",
+							StartedAt: &started, UpdatedAt: &upd, RowsDone: int64(i*10 + j/100), RowsTotal: 1 << 30,
+						},
 					}
 				}
 				res, err := s.Ingest(ctx, batch)

@@ -179,8 +179,10 @@ func TestStalledRunStaysStalledAcrossRestart(t *testing.T) {
 	}
 	var polls []model.Observation
 	for at := t0; !at.After(now); at = at.Add(5 * time.Minute) {
-		polls = append(polls, model.Observation{At: at, Source: "importer", Tenant: "dade", Job: "roster-import",
-			RunID: "dade/1", State: model.StateRunning, Stage: "loading", StartedAt: &started, RowsDone: 10, RowsTotal: 100})
+		polls = append(polls, model.Observation{At: at, RunStatus: model.RunStatus{
+			Source: "importer", Tenant: "dade", Job: "roster-import",
+			RunID: "dade/1", State: model.StateRunning, Stage: "loading", StartedAt: &started, RowsDone: 10, RowsTotal: 100,
+		}})
 	}
 	stalled := func(e *rules.Engine) bool {
 		e.Tick(now)
@@ -258,11 +260,15 @@ func TestAnOutlierStoredAnywayDoesNotSurviveARestart(t *testing.T) {
 	far := time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC)
 	started := sched.Add(5 * time.Minute)
 	failed := now.Add(-10 * time.Minute)
-	bogus := model.Observation{At: sched.Add(time.Minute), Source: "importer", Tenant: "dade", Job: "roster-import",
-		RunID: "bogus", State: model.StateRunning, StartedAt: &far, UpdatedAt: &far}
-	real := model.Observation{At: failed, Source: "importer", Tenant: "dade", Job: "roster-import", RunID: "real",
+	bogus := model.Observation{At: sched.Add(time.Minute), RunStatus: model.RunStatus{
+		Source: "importer", Tenant: "dade", Job: "roster-import",
+		RunID: "bogus", State: model.StateRunning, StartedAt: &far, UpdatedAt: &far,
+	}}
+	real := model.Observation{At: failed, RunStatus: model.RunStatus{
+		Source: "importer", Tenant: "dade", Job: "roster-import", RunID: "real",
 		State: model.StateFailed, Stage: "loading", StartedAt: &started, UpdatedAt: &failed, FinishedAt: &failed,
-		Error: "mongo: connection reset"}
+		Error: "mongo: connection reset",
+	}}
 	if _, err := s.Ingest(ctx, []model.Observation{bogus, real}); err != nil {
 		t.Fatal(err)
 	}

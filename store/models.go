@@ -51,9 +51,11 @@ func toObservationRow(o *model.Observation) observationRow {
 
 func (r *observationRow) observation() model.Observation {
 	o := model.Observation{
-		At: r.At.UTC(), Source: r.Source, Tenant: r.Tenant, Job: r.Job, RunID: r.RunID,
-		State: model.State(r.State), Stage: r.Stage, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
-		FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
+		At: r.At.UTC(), RunStatus: model.RunStatus{
+			Source: r.Source, Tenant: r.Tenant, Job: r.Job, RunID: r.RunID,
+			State: model.State(r.State), Stage: r.Stage, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
+			FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
+		},
 		FilesArrivedAt: utc(r.FilesArrivedAt), Attempt: r.Attempt, URL: r.URL,
 	}
 	if r.QualityErrors != nil && r.QualityWarnings != nil {
@@ -105,9 +107,11 @@ func toRunRow(r *model.Run) runRow {
 
 func (r *runRow) run() model.Run {
 	return model.Run{
-		RunID: r.RunID, Source: r.Source, Tenant: r.Tenant, Job: r.Job, State: model.State(r.State),
-		Stage: r.Stage, Attempt: r.Attempt, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
-		FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
+		RunStatus: model.RunStatus{
+			RunID: r.RunID, Source: r.Source, Tenant: r.Tenant, Job: r.Job, State: model.State(r.State),
+			Stage: r.Stage, StartedAt: utc(r.StartedAt), UpdatedAt: utc(r.UpdatedAt),
+			FinishedAt: utc(r.FinishedAt), RowsDone: r.RowsDone, RowsTotal: r.RowsTotal, Error: r.Error,
+		}, Attempt: r.Attempt,
 		FilesArrivedAt: utc(r.FilesArrivedAt), QualityErrors: r.QualityErrors, QualityWarnings: r.QualityWarnings,
 		URL: r.URL, FirstSeenAt: r.FirstSeenAt.UTC(), LastSeenAt: r.LastSeenAt.UTC(),
 	}

@@ -48,9 +48,11 @@ func tp(s string) *time.Time { t := ts(s); return &t }
 
 func obs(at, tenant, runID string, state model.State, done, total int64) model.Observation {
 	return model.Observation{
-		At: ts(at), Source: "importer", Tenant: tenant, Job: "roster-import", RunID: runID,
-		State: state, Stage: "loading", StartedAt: tp("2026-09-01T04:00:00Z"), UpdatedAt: tp(at),
-		RowsDone: done, RowsTotal: total,
+		At: ts(at), RunStatus: model.RunStatus{
+			Source: "importer", Tenant: tenant, Job: "roster-import", RunID: runID,
+			State: state, Stage: "loading", StartedAt: tp("2026-09-01T04:00:00Z"), UpdatedAt: tp(at),
+			RowsDone: done, RowsTotal: total,
+		},
 	}
 }
 

@@ -147,8 +147,10 @@ func (c *Batch) job(queue string, j batchtypes.JobDetail, now time.Time) (model.
 	if id == "" {
 		return model.Observation{}, errors.New("a job of queue " + queue + " has neither jobArn nor jobId")
 	}
-	o := model.Observation{At: now.UTC(), Source: c.src.Name, RunID: id,
-		StartedAt: msTime(j.StartedAt), FinishedAt: msTime(j.StoppedAt)}
+	o := model.Observation{At: now.UTC(), RunStatus: model.RunStatus{
+		Source: c.src.Name, RunID: id,
+		StartedAt: msTime(j.StartedAt), FinishedAt: msTime(j.StoppedAt),
+	}}
 	var input string
 	if len(j.Parameters) > 0 {
 		b, _ := json.Marshal(j.Parameters)

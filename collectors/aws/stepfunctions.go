@@ -175,8 +175,10 @@ func (c *StepFunctions) execution(ctx context.Context, sm, arn string, tags map[
 			c.closed[arn] = d
 		}
 	}
-	o := model.Observation{At: now.UTC(), Source: c.src.Name, RunID: arn,
-		StartedAt: utc(d.StartDate), FinishedAt: utc(d.StopDate)}
+	o := model.Observation{At: now.UTC(), RunStatus: model.RunStatus{
+		Source: c.src.Name, RunID: arn,
+		StartedAt: utc(d.StartDate), FinishedAt: utc(d.StopDate),
+	}}
 	smName := lastPart(sm)
 	if s := str(d.StateMachineArn); s != "" {
 		smName = stateMachineName(s)
