@@ -121,7 +121,19 @@ type sharedState struct {
 	over     time.Time // when its aftermath began (zero: not in it)
 	affected map[model.JobKey]time.Time
 	pace     map[model.JobKey]paceMark
+	gone     []goneLoad // loads measured earlier that are no longer in progress
 }
+
+// goneLoad is a load that ended (or stopped running): when, and its mark
+// when it was last measured (zero: at its pace). A strike seen only once the
+// loads at pace have finished must still count them: they were in progress
+// when it struck, and it did not slow them.
+type goneLoad struct {
+	at, mark time.Time
+}
+
+// goneMemory is how long ended loads are remembered.
+const goneMemory = 6 * time.Hour
 
 // paceMark: whether a load was seen at pace, and when it went under the
 // slow ratio after that (zero: at pace, or slow from its first measure);
@@ -272,6 +284,20 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 			marks = append(marks, struck{at: m.born, tenant: l.Tenant})
 		}
 	}
+	for k, m := range st.pace {
+		if _, still := pace[k]; !still {
+			g := goneLoad{at: now, mark: m.onset}
+			if g.mark.IsZero() {
+				g.mark = m.born
+			}
+			st.gone = append(st.gone, g)
+		}
+	}
+	keepGone := 0
+	for keepGone < len(st.gone) && now.Sub(st.gone[keepGone].at) > goneMemory {
+		keepGone++
+	}
+	st.gone = st.gone[keepGone:]
 	st.pace = pace
 	many := false
 	var strike time.Time
@@ -292,6 +318,16 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		for _, at := range ownSince {
 			if !at.Before(from.Add(-15 * time.Minute)) {
 				judged--
+			}
+		}
+		// Loads that ran on a while after it struck and have ended since:
+		// those at pace were not struck.
+		for _, g := range st.gone {
+			if g.at.Sub(from) >= 15*time.Minute {
+				judged++
+				if !g.mark.IsZero() && !g.mark.Before(from) {
+					hit++
+				}
 			}
 		}
 		need := sp.Fraction

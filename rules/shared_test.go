@@ -411,3 +411,26 @@ func TestSharedSlowdownOnsets(t *testing.T) {
 		t.Fatalf("back slow after a quiet spell is not an onset: %+v", m)
 	}
 }
+
+// TestLoadsAtPaceThatEndedCountAgainstAStrike: two loads slow while a third
+// runs on at its pace; once it has finished, the two slow ones are all that
+// loads, but the strike did not slow everything that was in progress.
+func TestLoadsAtPaceThatEndedCountAgainstAStrike(t *testing.T) {
+	sp := DefaultSharedParams()
+	t0 := time.Date(2026, 9, 10, 7, 0, 0, 0, time.UTC)
+	ld := func(tenant string, r float64) Load {
+		return Load{Tenant: tenant, Job: "j", Night: t0, Measured: true, Ratio: r, Recent: r, Since: t0.Add(-time.Hour)}
+	}
+	var st sharedState
+	SharedSlowdown([]Load{ld("a", 1), ld("b", 1), ld("c", 1)}, 0, sp, &st, t0)
+	for m := 5; m <= 30; m += 5 {
+		if s := SharedSlowdown([]Load{ld("a", 0.5), ld("b", 0.5), ld("c", 1)}, 0, sp, &st, t0.Add(time.Duration(m)*time.Minute)); s != nil {
+			t.Fatalf("two of three slowed is shared: %s", s.Summary)
+		}
+	}
+	for m := 35; m <= 60; m += 5 {
+		if s := SharedSlowdown([]Load{ld("a", 0.5), ld("b", 0.5)}, 0, sp, &st, t0.Add(time.Duration(m)*time.Minute)); s != nil {
+			t.Fatalf("once the load at its pace ended, the two slow ones are shared: %s", s.Summary)
+		}
+	}
+}
