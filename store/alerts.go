@@ -153,14 +153,15 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]model.Alert, e
 // order (to rebuild the rules' state after a restart).
 func (s *Store) ObservationsSince(ctx context.Context, since time.Time, fn func([]model.Observation) error) error {
 	return s.read(ctx, "observations_since", func(db *gorm.DB) error {
-		var batch []observationRow
-		return db.Where("at >= ?", since.UTC()).Order("at, id").FindInBatches(&batch, 5000, func(tx *gorm.DB, _ int) error {
-			obs := make([]model.Observation, len(batch))
-			for i := range batch {
-				obs[i] = batch[i].observation()
-			}
-			return fn(obs)
-		}).Error
+		return pagesByAt(db.Model(&observationRow{}).Where("at >= ?", since.UTC()), 5000,
+			func(r *observationRow) (time.Time, uint64) { return r.At, r.ID },
+			func(batch []observationRow) error {
+				obs := make([]model.Observation, len(batch))
+				for i := range batch {
+					obs[i] = batch[i].observation()
+				}
+				return fn(obs)
+			})
 	})
 }
 

@@ -125,18 +125,18 @@ func (s *Store) Dependencies(ctx context.Context) ([]model.Measurement, error) {
 // keeps one subject's.
 func (s *Store) MeasurementsSince(ctx context.Context, since time.Time, subject string, fn func([]model.Measurement) error) error {
 	return s.read(ctx, "measurements_since", func(db *gorm.DB) error {
-		var rows []measurementRow
-		q := db.Where("at >= ?", since.UTC())
+		q := db.Model(&measurementRow{}).Where("at >= ?", since.UTC())
 		if subject != "" {
 			q = q.Where("subject = ?", subject)
 		}
-		return q.Order("at, id").FindInBatches(&rows, 1000, func(_ *gorm.DB, _ int) error {
-			ms := make([]model.Measurement, len(rows))
-			for i, r := range rows {
-				ms[i] = measurementOf(r.At, r.Subject, r.Source, r.Kind, r.Tenant, r.Job, r.Up, r.Error, r.Values)
-			}
-			return fn(ms)
-		}).Error
+		return pagesByAt(q, 1000, func(r *measurementRow) (time.Time, uint64) { return r.At, r.ID },
+			func(rows []measurementRow) error {
+				ms := make([]model.Measurement, len(rows))
+				for i, r := range rows {
+					ms[i] = measurementOf(r.At, r.Subject, r.Source, r.Kind, r.Tenant, r.Job, r.Up, r.Error, r.Values)
+				}
+				return fn(ms)
+			})
 	})
 }
 
