@@ -44,11 +44,15 @@ type manifests struct {
 	deployments map[string]*appsv1.Deployment
 	services    map[string]*corev1.Service
 	pdbs        map[string]*policyv1.PodDisruptionBudget
+	pvcs        map[string]*corev1.PersistentVolumeClaim
 }
 
-func loadManifests(t *testing.T) manifests {
-	m := manifests{map[string]*corev1.ConfigMap{}, map[string]*appsv1.Deployment{}, map[string]*corev1.Service{}, map[string]*policyv1.PodDisruptionBudget{}}
-	files, _ := filepath.Glob("kubernetes/*.yaml")
+// loadManifests reads the manifests of the files glob names (one set, as
+// one kubectl apply takes them).
+func loadManifests(t *testing.T, glob string) manifests {
+	m := manifests{map[string]*corev1.ConfigMap{}, map[string]*appsv1.Deployment{}, map[string]*corev1.Service{},
+		map[string]*policyv1.PodDisruptionBudget{}, map[string]*corev1.PersistentVolumeClaim{}}
+	files, _ := filepath.Glob(glob)
 	if len(files) == 0 {
 		t.Fatal("no manifests")
 	}
@@ -80,6 +84,10 @@ func loadManifests(t *testing.T) manifests {
 				var o policyv1.PodDisruptionBudget
 				strict(t, doc, &o)
 				m.pdbs[o.Name] = &o
+			case "v1 PersistentVolumeClaim":
+				var o corev1.PersistentVolumeClaim
+				strict(t, doc, &o)
+				m.pvcs[o.Name] = &o
 			default:
 				t.Fatalf("%s document %d: unexpected %s %s", f, i, head.APIVersion, head.Kind)
 			}
@@ -101,7 +109,7 @@ func matches(sel, labels map[string]string) bool {
 }
 
 func TestKubernetesManifests(t *testing.T) {
-	m := loadManifests(t)
+	m := loadManifests(t, "kubernetes/*.yaml")
 	hubD, imp := m.deployments["etlhub-hub"], m.deployments["etlhub-importer"]
 	if hubD == nil || imp == nil {
 		t.Fatalf("deployments: %v", m.deployments)
@@ -109,9 +117,100 @@ func TestKubernetesManifests(t *testing.T) {
 	if imp.Spec.Replicas == nil || *imp.Spec.Replicas < 2 {
 		t.Fatal("the importer needs at least two replicas")
 	}
-	if hubD.Spec.Replicas == nil || *hubD.Spec.Replicas != 1 || hubD.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
-		t.Fatal("the hub runs its rules and notification worker in-process: one replica, Recreate, until leader election")
+	checkDeployments(t, m)
+	// The hub: replicas on PostgreSQL (the DSN from the Secret), replaced
+	// one at a time, two kept through a drain, each advertising its pod's
+	// address to the others.
+	if hubD.Spec.Replicas == nil || *hubD.Spec.Replicas < 3 || hubD.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType {
+		t.Error("the hub on PostgreSQL runs three replicas or more, rolled one at a time")
 	}
+	if ru := hubD.Spec.Strategy.RollingUpdate; ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 1 {
+		t.Error("the hub's rolling update takes down one replica at a time")
+	}
+	hubCfg := checkHubConfig(t, "ConfigMap etlhub-hub", []byte(m.configMaps["etlhub-hub"].Data["etlhub.yaml"]))
+	if hubCfg.Store.Driver != "postgres" || !strings.Contains(m.configMaps["etlhub-hub"].Data["etlhub.yaml"], `dsn: "${ETLHUB_PG_DSN}"`) {
+		t.Error("the hub's replicas share one PostgreSQL whose DSN comes from the Secret (${ETLHUB_PG_DSN})")
+	}
+	hubC := hubD.Spec.Template.Spec.Containers[0]
+	if hubC.EnvFrom[0].SecretRef.Name != "etlhub-hub" {
+		t.Errorf("the hub's environment (its DSN) comes from Secret etlhub-hub, not %s", hubC.EnvFrom[0].SecretRef.Name)
+	}
+	podIP := false
+	for _, e := range hubC.Env {
+		podIP = podIP || e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	}
+	if !podIP || !strings.Contains(m.configMaps["etlhub-hub"].Data["etlhub.yaml"], `advertise: "${POD_IP}:8080"`) {
+		t.Error("each hub replica advertises its pod IP (cluster.advertise from POD_IP), where followers reach the leader")
+	}
+	for name, d := range map[string]*appsv1.Deployment{"hub": hubD, "importer": imp} {
+		pdb := m.pdbs[d.Name]
+		if pdb == nil || !matches(pdb.Spec.Selector.MatchLabels, d.Spec.Template.Labels) || pdb.Spec.MinAvailable.IntValue() < 1 ||
+			pdb.Spec.MinAvailable.IntValue() >= int(*d.Spec.Replicas) {
+			t.Errorf("the %s's PodDisruptionBudget must keep one of its replicas and allow a drain", name)
+		}
+	}
+	checkImporterConfig(t, "ConfigMap etlhub-importer", []byte(m.configMaps["etlhub-importer"].Data["importer.yaml"]))
+}
+
+// TestKubernetesSingleNode: the SQLite variant is one replica, replaced by
+// Recreate (never two on the file), with its database on a volume.
+func TestKubernetesSingleNode(t *testing.T) {
+	m := loadManifests(t, "kubernetes/single-node/*.yaml")
+	checkDeployments(t, m)
+	d := m.deployments["etlhub-hub"]
+	if d == nil {
+		t.Fatalf("deployments: %v", m.deployments)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Error("the hub on SQLite is one hub: replicas 1, Recreate")
+	}
+	doc := m.configMaps["etlhub-hub"].Data["etlhub.yaml"]
+	c := checkHubConfig(t, "single-node ConfigMap etlhub-hub", []byte(doc))
+	if c.Store.Driver != "sqlite" {
+		t.Errorf("single-node store: %q, want sqlite", c.Store.Driver)
+	}
+	if !strings.Contains(m.configMaps["etlhub-hub"].Labels["app.kubernetes.io/component"], "hub") {
+		t.Error("single-node ConfigMap labels")
+	}
+	// The database is on the claimed volume, mounted where the config puts it.
+	pod := d.Spec.Template.Spec
+	onVolume := false
+	for _, v := range pod.Volumes {
+		if v.PersistentVolumeClaim == nil || m.pvcs[v.PersistentVolumeClaim.ClaimName] == nil {
+			continue
+		}
+		for _, vm := range pod.Containers[0].VolumeMounts {
+			if vm.Name == v.Name && !vm.ReadOnly && strings.HasPrefix(c.Store.Path, vm.MountPath+"/") {
+				onVolume = true
+			}
+		}
+	}
+	if !onVolume {
+		t.Errorf("single-node: the database %s is not on a PersistentVolumeClaim of these manifests", c.Store.Path)
+	}
+	for name, pvc := range m.pvcs {
+		if !slices.Contains(pvc.Spec.AccessModes, corev1.ReadWriteOnce) {
+			t.Errorf("%s: ReadWriteOnce (one node at a time)", name)
+		}
+	}
+	if len(m.pdbs) != 0 {
+		t.Error("single-node: a PodDisruptionBudget on one replica would block every drain")
+	}
+	data, err := os.ReadFile("kubernetes/single-node/hub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "ONE replica, never more") {
+		t.Error("single-node/hub.yaml must say it is one replica only")
+	}
+}
+
+// checkDeployments checks what every Deployment of a set must have: a
+// selector of its own pods, a non-root user, probes on named ports,
+// secrets from a Secret, an etlhub command and its ConfigMap, and a Service
+// per Deployment.
+func checkDeployments(t *testing.T, m manifests) {
+	t.Helper()
 	for name, d := range m.deployments {
 		pod := d.Spec.Template
 		if !matches(d.Spec.Selector.MatchLabels, pod.Labels) {
@@ -154,8 +253,11 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s: mounts no ConfigMap of these manifests", name)
 		}
 	}
-	if p := hubD.Spec.Template.Spec.Containers[0]; p.LivenessProbe.HTTPGet.Path != "/healthz" || p.ReadinessProbe.HTTPGet.Path != "/readyz" {
-		t.Errorf("hub probes: %s, %s", p.LivenessProbe.HTTPGet.Path, p.ReadinessProbe.HTTPGet.Path)
+	// The load balancer sends traffic to the hubs whose store answers.
+	if hubD := m.deployments["etlhub-hub"]; hubD != nil {
+		if p := hubD.Spec.Template.Spec.Containers[0]; p.LivenessProbe.HTTPGet.Path != "/healthz" || p.ReadinessProbe.HTTPGet.Path != "/readyz" {
+			t.Errorf("hub probes: %s, %s", p.LivenessProbe.HTTPGet.Path, p.ReadinessProbe.HTTPGet.Path)
+		}
 	}
 	for name, s := range m.services {
 		d := m.deployments[name]
@@ -163,17 +265,10 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("service %s selects no deployment", name)
 		}
 	}
-	pdb := m.pdbs["etlhub-importer"]
-	if pdb == nil || !matches(pdb.Spec.Selector.MatchLabels, imp.Spec.Template.Labels) || pdb.Spec.MinAvailable.IntValue() < 1 ||
-		pdb.Spec.MinAvailable.IntValue() >= int(*imp.Spec.Replicas) {
-		t.Error("the importer's PodDisruptionBudget must keep one of its replicas and allow a drain")
-	}
-	// The configs in the ConfigMaps are valid configs (secrets are not here).
-	checkHubConfig(t, "ConfigMap etlhub-hub", []byte(m.configMaps["etlhub-hub"].Data["etlhub.yaml"]))
-	checkImporterConfig(t, "ConfigMap etlhub-importer", []byte(m.configMaps["etlhub-importer"].Data["importer.yaml"]))
 }
 
-func checkHubConfig(t *testing.T, name string, data []byte) {
+// checkHubConfig checks a hub config (secrets are not there) and returns it.
+func checkHubConfig(t *testing.T, name string, data []byte) app.Config {
 	t.Helper()
 	var c app.Config
 	if _, err := config.ParseWith(name, data, &c, config.Options{AllowMissingEnv: true}); err != nil {
@@ -182,6 +277,7 @@ func checkHubConfig(t *testing.T, name string, data []byte) {
 	if c.Store.Driver != "" && c.Listen != "0.0.0.0:8080" {
 		t.Errorf("%s: listen %s is not reachable from outside the container", name, c.Listen)
 	}
+	return c
 }
 
 // checkImporterConfig allows only the key files, which are mounted at run time.
