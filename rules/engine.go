@@ -237,7 +237,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 		// A shared slowdown in progress (as of the last tick) that slowed
 		// this night's load: the load's slowdown is as old as it.
 		j.sharedSince = time.Time{}
-		if n, ok := e.shared.affected[model.JobKey{Tenant: j.Spec.Tenant, Job: j.Spec.Job}]; ok && n.Equal(j.night) &&
+		if e.shared.slowed(j.Spec.Tenant, j.Spec.Job, j.night) &&
 			!e.shared.since.IsZero() && e.shared.over.IsZero() {
 			j.sharedSince = e.shared.since
 		}
@@ -323,7 +323,7 @@ func (e *Engine) groupUnderShared(signals []Signal) {
 			if s.Scope != "" || s.Severity != model.SeverityCritical {
 				continue
 			}
-			if n, ok := e.shared.affected[model.JobKey{Tenant: s.Tenant, Job: s.Job}]; ok && n.Equal(s.Night) {
+			if e.shared.slowed(s.Tenant, s.Job, s.Night) {
 				s.GroupedUnder = a.Fingerprint
 			}
 		}

@@ -381,7 +381,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		// tonight (a deadline the lost time now makes it miss) is still its
 		// consequence and is grouped under it, not paged on its own.
 		for _, l := range loads {
-			if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+			if st.slowed(l.Tenant, l.Job, l.Night) {
 				level, after = Hold, true
 				break
 			}
@@ -443,7 +443,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	var ratios []float64
 	var names, own []string
 	for _, l := range slowed {
-		if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+		if st.slowed(l.Tenant, l.Job, l.Night) {
 			ratios = append(ratios, l.Ratio)
 			names = append(names, l.Tenant)
 		} else {
@@ -467,7 +467,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	if after {
 		var behind []string
 		for _, l := range loads {
-			if n, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && n.Equal(l.Night) {
+			if st.slowed(l.Tenant, l.Job, l.Night) {
 				behind = append(behind, l.Tenant+"/"+l.Job)
 			}
 		}
@@ -489,11 +489,18 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 func struckSlow(slowed []Load, st *sharedState) int {
 	n := 0
 	for _, l := range slowed {
-		if night, ok := st.affected[model.JobKey{Tenant: l.Tenant, Job: l.Job}]; ok && night.Equal(l.Night) {
+		if st.slowed(l.Tenant, l.Job, l.Night) {
 			n++
 		}
 	}
 	return n
+}
+
+// slowed says whether the shared slowdown in st is among the causes of
+// tenant/job's night (it struck its run of that night).
+func (st *sharedState) slowed(tenant, job string, night time.Time) bool {
+	n, ok := st.affected[model.JobKey{Tenant: tenant, Job: job}]
+	return ok && n.Equal(night)
 }
 
 // uniqueSorted sorts names and drops repeats.

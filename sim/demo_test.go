@@ -89,8 +89,11 @@ func TestDemoNight(t *testing.T) {
 			} `json:"affected"`
 		} `json:"alerts"`
 	}
-	json.NewDecoder(resp.Body).Decode(&alerts)
+	err = json.NewDecoder(resp.Body).Decode(&alerts)
 	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil {
+		t.Fatalf("GET /api/v1/alerts: %d %v", resp.StatusCode, err)
+	}
 	var shared []string
 	for _, a := range alerts.Alerts {
 		if a.Scope == "shared" {
