@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -221,9 +222,10 @@ const jobsYAML = `  - {tenant: dade, job: roster-import, timezone: America/New_Y
 
 // TestServeCollectsFromAnETLStatusAPI: a fake ETL status API's runs show in /api/v1/status.
 func TestServeCollectsFromAnETLStatusAPI(t *testing.T) {
-	var sawKey string
+	var sawKey atomic.Value // the collector polls while the test reads it
+	sawKey.Store("")
 	etl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sawKey = r.Header.Get("X-Api-Key")
+		sawKey.Store(r.Header.Get("X-Api-Key"))
 		now := time.Now().UTC()
 		fmt.Fprintf(w, `{"items": [{"id": "sync-42", "org": "broward", "status": "RUNNING", "step": "loading",
 		  "started": %q, "beat": %q, "done": 250, "total": 1000}]}`,
@@ -253,8 +255,8 @@ func TestServeCollectsFromAnETLStatusAPI(t *testing.T) {
 	if e, _ := row["elapsed_s"].(float64); e < 29*60 || e > 40*60 {
 		t.Fatalf("elapsed_s = %v, want about 30 minutes", row["elapsed_s"])
 	}
-	if sawKey != legacyKey {
-		t.Fatalf("the API key from the environment was not sent (got %q)", sawKey)
+	if k := sawKey.Load().(string); k != legacyKey {
+		t.Fatalf("the API key from the environment was not sent (got %q)", k)
 	}
 	// The configured job with no runs is listed too.
 	_, body := h.call("GET", "/api/v1/status", viewTok, nil)
