@@ -110,7 +110,7 @@ func BenchmarkIngestStepsPG(b *testing.B) {
 		slices.SortFunc(keys, compareRunKeys)
 		t0 := time.Now()
 		tx := s.db.WithContext(ctx).Begin()
-		if _, err := insertObservationsPG(ctx, tx, rows); err != nil {
+		if _, _, err := insertObservationsPG(ctx, tx, rows); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()

@@ -118,9 +118,10 @@ func (s *Store) flushGroup(ctx context.Context, calls []*ingestCall) {
 	slices.SortFunc(sorted, compareRunKeys)
 	var inserted map[obsKey]bool
 	var runs map[RunKey]*model.Run
+	var xact int64
 	err := s.write(ctx, "ingest", func(tx *gorm.DB) error {
 		var err error
-		if inserted, err = insertObservationsPG(ctx, tx, rows); err != nil {
+		if inserted, xact, err = insertObservationsPG(ctx, tx, rows); err != nil {
 			return err
 		}
 		if runs, err = loadRunsPG(ctx, tx, sorted); err != nil {
@@ -197,6 +198,11 @@ func (s *Store) flushGroup(ctx context.Context, calls []*ingestCall) {
 		return upsertRunsPG(ctx, tx, upd)
 	})
 	s.changes.Add(1)
+	if err == nil && xact != 0 {
+		// This process hands what it stored to its rules itself: its tail
+		// skips the transaction (tail.go).
+		s.own.add(xact)
+	}
 	// Each call is answered with its own counts: an observation is stored
 	// by the first call that holds it.
 	off := 0

@@ -44,19 +44,20 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::
  $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[],
  $13::bigint[], $14::text[], $15::timestamptz[], $16::bigint[], $17::bigint[], $18::bigint[], $19::text[])
 ON CONFLICT (run_id, hash) DO NOTHING
-RETURNING run_id, hash`
+RETURNING run_id, hash, xact`
 
 // obsKey names a stored observation: (run_id, hash) is unique.
 type obsKey struct{ runID, hash string }
 
 // insertObservationsPG stores rows, skipping those already stored, and
-// returns the keys it inserted.
-func insertObservationsPG(ctx context.Context, tx *gorm.DB, rows []observationRow) (map[obsKey]bool, error) {
+// returns the keys it inserted and the transaction that wrote them (0 when
+// every row was stored already).
+func insertObservationsPG(ctx context.Context, tx *gorm.DB, rows []observationRow) (inserted map[obsKey]bool, xact int64, err error) {
 	c, err := conn(tx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	inserted := make(map[obsKey]bool, len(rows))
+	inserted = make(map[obsKey]bool, len(rows))
 	for start := 0; start < len(rows); start += pgChunk {
 		part := rows[start:min(start+pgChunk, len(rows))]
 		n := len(part)
@@ -77,22 +78,22 @@ func insertObservationsPG(ctx context.Context, tx *gorm.DB, rows []observationRo
 		rs, err := c.QueryContext(ctx, pgInsertObservations, runID, hash, at, source, tenant, job, state, stage,
 			startedAt, updatedAt, finishedAt, rowsDone, rowsTotal, errs, filesAt, attempt, qErrs, qWarns, url)
 		if err != nil {
-			return nil, fmt.Errorf("insert observations: %w", err)
+			return nil, 0, fmt.Errorf("insert observations: %w", err)
 		}
 		for rs.Next() {
 			var k obsKey
-			if err := rs.Scan(&k.runID, &k.hash); err != nil {
+			if err := rs.Scan(&k.runID, &k.hash, &xact); err != nil {
 				rs.Close()
-				return nil, fmt.Errorf("insert observations: %w", err)
+				return nil, 0, fmt.Errorf("insert observations: %w", err)
 			}
 			inserted[k] = true
 		}
 		if err := rs.Err(); err != nil {
-			return nil, fmt.Errorf("insert observations: %w", err)
+			return nil, 0, fmt.Errorf("insert observations: %w", err)
 		}
 		rs.Close()
 	}
-	return inserted, nil
+	return inserted, xact, nil
 }
 
 // runColumns are the runs table's columns in the order scanRun reads them

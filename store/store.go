@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -75,10 +76,15 @@ type Store struct {
 	metrics *Metrics
 	// lock is SQLite's one-hub-per-file lock (nil on PostgreSQL).
 	lock *fileLock
+	// stmts keeps SQLite's prepared statements (nil on PostgreSQL).
+	stmts *stmtPool
 	// fencing guards the leader's writes (lease.go).
 	fencing fencing
 	// group commits concurrent ingests together (group.go).
 	group ingestGroup
+	// own are the transactions of this process's recent ingests, which
+	// its tail skips (tail.go).
+	own ownXacts
 	// cache keeps the reads of what only this process writes (cache.go).
 	cache caches
 	// changes counts this process's committed writes to runs (RunsVersion).
@@ -88,11 +94,20 @@ type Store struct {
 // Open connects, tunes and migrates. A SQLite file is the hub's alone: a
 // second Open of it (in this process or another) fails with ErrLocked until
 // the first store is closed.
-func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
+func Open(ctx context.Context, c Config, m *Metrics) (*Store, error) {
+	return open(ctx, c, m, sqliteDriver)
+}
+
+// open is Open with SQLite's database/sql driver named (tests wrap it).
+func open(ctx context.Context, c Config, m *Metrics, sqliteDriver string) (s *Store, err error) {
 	var dial gorm.Dialector
 	var lock *fileLock
+	var stmts *stmtPool
 	defer func() {
 		if err != nil {
+			if stmts != nil {
+				stmts.close()
+			}
 			lock.release()
 		}
 	}()
@@ -113,7 +128,12 @@ func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 		}
 		// sqliteDriver is mattn/go-sqlite3 with cgo, the pure-Go
 		// modernc.org/sqlite without (a static binary): sqlite_*.go.
-		dial = sqlite.Dialector{DriverName: sqliteDriver, DSN: sqliteDSN(c.Path, bt)}
+		conn, err := sql.Open(sqliteDriver, sqliteDSN(c.Path, bt))
+		if err != nil {
+			return nil, fmt.Errorf("store: open sqlite: %w", err)
+		}
+		stmts = newStmtPool(conn, 256)
+		dial = sqlite.Dialector{DriverName: sqliteDriver, Conn: stmts}
 	case "postgres":
 		dial = postgres.Open(c.DSN.Value())
 	default:
@@ -122,13 +142,10 @@ func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 	db, err := gorm.Open(dial, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		// On SQLite a statement's preparation costs as much as running it
-		// (the alert loop's reads and saves every tick): statements are
-		// prepared once per connection and kept, the least recently used
-		// dropped past 256. PostgreSQL plans differently (pgx caches on its own).
-		PrepareStmt:        dial.Name() == "sqlite",
-		PrepareStmtMaxSize: 256,
-		NowFunc:            func() time.Time { return time.Now().UTC() },
+		// SQLite's statements are prepared once and kept by stmts
+		// (stmtcache.go), in transactions too; pgx caches PostgreSQL's
+		// on its own.
+		NowFunc: func() time.Time { return time.Now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %s", c.Driver, redact(err.Error(), c.DSN.Value()))
@@ -137,7 +154,7 @@ func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s = &Store{db: db, dialect: db.Dialector.Name(), metrics: m, lock: lock}
+	s = &Store{db: db, dialect: db.Dialector.Name(), metrics: m, lock: lock, stmts: stmts}
 	if s.dialect == "sqlite" {
 		// WAL lets readers run beside the one writer.
 		sqlDB.SetMaxOpenConns(4)
@@ -147,11 +164,15 @@ func Open(ctx context.Context, c Config, m *Metrics) (s *Store, err error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pctx); err != nil {
-		sqlDB.Close()
+		if stmts == nil {
+			sqlDB.Close()
+		}
 		return nil, fmt.Errorf("store: connect %s: %s", c.Driver, redact(err.Error(), c.DSN.Value()))
 	}
 	if err := s.migrate(); err != nil {
-		sqlDB.Close()
+		if stmts == nil {
+			sqlDB.Close()
+		}
 		return nil, err
 	}
 	return s, nil
@@ -287,6 +308,9 @@ func copyRunsV1(tx *gorm.DB) error {
 // Close releases the database (and SQLite's lock).
 func (s *Store) Close() error {
 	defer s.lock.release()
+	if s.stmts != nil {
+		return s.stmts.close()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/etlhub/etlhub/alerting"
@@ -22,6 +24,7 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 	out := fs.String("out", "", "where to write alert transitions (JSON lines)")
 	storePath := fs.String("store", "", "SQLite file to ingest into (default: a temporary file)")
 	tick := fs.Duration("tick", time.Minute, "simulated clock step")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the replay to this file (go tool pprof)")
 	params := rules.DefaultParams()
 	fs.Float64Var(&params.PageProbability, "page-probability", params.PageProbability, "breach probability at which predicted-breach pages")
 	fs.DurationVar(&params.SlowdownPersistence, "slowdown-persistence", params.SlowdownPersistence, "mean remaining length of a slowdown that has just begun")
@@ -31,6 +34,19 @@ func replay(ctx context.Context, c command, args []string, stdout, stderr io.Wri
 	}
 	if *scen == "" || *obsPath == "" || *out == "" {
 		return c.fail(stderr, "--scenario, --observations and --out are required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "etlhub replay: --cpuprofile:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "etlhub replay: --cpuprofile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	res, err := sim.Replay(ctx, sim.ReplayOptions{
