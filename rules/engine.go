@@ -36,8 +36,12 @@ type Engine struct {
 	// viewsAt is the last tick's time; judged says whether the views carry
 	// their nights' outcomes yet (judged when first asked for, not on every
 	// tick: replay and the hub tick far more often than anyone reads them).
-	viewsAt  time.Time
-	judged   bool
+	viewsAt time.Time
+	judged  bool
+	// handed says whether Views has returned the views since the last tick:
+	// until it has, the next tick may overwrite them in place (every tick
+	// writes every job's) instead of building a map anew.
+	handed   bool
 	silencer Silencer
 	// external are alerts posted by other systems, by fingerprint.
 	external map[string]External
@@ -231,7 +235,10 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 	defer e.mu.Unlock()
 	var signals []Signal
 	var loads []Load
-	views := make(map[model.JobKey]View, len(e.order))
+	views := e.views
+	if e.handed || len(views) == 0 {
+		views = make(map[model.JobKey]View, len(e.order))
+	}
 	for _, j := range e.order {
 		j.Roll(now)
 		// A shared slowdown in progress (as of the last tick) that slowed
@@ -248,11 +255,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 			loads = append(loads, l)
 		}
 		v := View{Risk: riskOf(j, pr, sig, e.p, now), Prediction: pr, Logs: j.logContext(now),
-			LastSuccess: j.lastSuccess}
-		if !j.lastNight.Night.IsZero() {
-			last := j.lastNight
-			v.LastNight = &last
-		}
+			LastSuccess: j.lastSuccess, LastNight: j.lastNight}
 		views[model.JobKey{Tenant: j.Spec.Tenant, Job: j.Spec.Job}] = v
 	}
 	open := 0
@@ -278,7 +281,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 			}
 		}
 	}
-	e.views, e.viewsAt, e.judged = views, now, false
+	e.views, e.viewsAt, e.judged, e.handed = views, now, false, false
 	return trans, changed
 }
 
@@ -344,6 +347,7 @@ func (e *Engine) Views() map[model.JobKey]View {
 		}
 		e.judged = true
 	}
+	e.handed = true
 	return e.views
 }
 

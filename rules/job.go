@@ -25,7 +25,7 @@ type JobState struct {
 	since       time.Time // when the rules began to watch this job
 	sum         learned   // history summarised, refreshed each night
 	logs        map[string]*logTrack
-	lastNight   Outcome   // the previous night's outcome, judged when it was left
+	lastNight   *Outcome  // the previous night's outcome, judged when it was left (nil: none); never changed once set, so every tick's view shares it
 	sharedSince time.Time // when the shared slowdown that slowed tonight's load began (zero: none)
 }
 
@@ -58,7 +58,10 @@ func (j *JobState) rollTo(night time.Time) {
 	}
 	if !j.night.IsZero() {
 		j.learn()
-		j.lastNight = j.outcome(night)
+		j.lastNight = nil
+		if o := j.outcome(night); !o.Night.IsZero() {
+			j.lastNight = &o
+		}
 	}
 	j.sum = j.hist.summary()
 	j.night = night

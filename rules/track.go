@@ -176,11 +176,20 @@ type history struct {
 }
 
 func (h *history) add(d dayRecord) {
-	if len(h.days) == maxHistory {
+	switch n := len(h.days); {
+	case n == maxHistory:
 		copy(h.days, h.days[1:])
-		h.days = h.days[:maxHistory-1]
+		h.days[n-1] = d
+	case n == cap(h.days):
+		// Grown a night at a time (once a night per job), not doubled: a
+		// young history holds no room it does not use.
+		days := make([]dayRecord, n+1)
+		copy(days, h.days)
+		days[n] = d
+		h.days = days
+	default:
+		h.days = append(h.days, d)
 	}
-	h.days = append(h.days, d)
 }
 
 func (h *history) n() int { return len(h.days) }
