@@ -119,10 +119,25 @@ func (j *JobState) Observe(o *model.Observation, now time.Time) {
 	} else if night.Before(j.night) {
 		return // a straggler from a night already learned from
 	}
-	r := &runTrack{id: o.RunID, firstSeen: o.At}
+	r := j.spareRun()
+	*r = runTrack{id: o.RunID, firstSeen: o.At}
 	r.apply(o)
 	j.runs = append(j.runs, r)
 	j.noteSuccess(r)
+}
+
+// spareRun is a run track for a new run to overwrite: one of a night
+// already learned from (past the end of runs, where the last roll left it),
+// or a new one. The nights' runs reuse their tracks rather than leave them
+// for the collector a night at a time (its samples are not reused: tonight
+// may need fewer than that night did).
+func (j *JobState) spareRun() *runTrack {
+	if n := len(j.runs); n < cap(j.runs) {
+		if r := j.runs[:n+1][n]; r != nil {
+			return r
+		}
+	}
+	return &runTrack{}
 }
 
 func (j *JobState) noteSuccess(r *runTrack) {

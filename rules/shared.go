@@ -160,9 +160,11 @@ func onsetLag(l Load, from float64) time.Duration {
 	return min(time.Duration(x*float64(time.Minute)), 15*time.Minute)
 }
 
-// ratioAt is a load's pace ratio at one tick.
+// ratioAt is a load's pace ratio at one tick. The tick's time is kept as
+// Unix nanoseconds (now is UTC, without a monotonic reading): 24 bytes, not
+// 40, for every tick of paceMemory of every load.
 type ratioAt struct {
-	at            time.Time
+	at            int64
 	ratio, recent float64
 }
 
@@ -173,8 +175,9 @@ const paceMemory = 90 * time.Minute
 
 // ratioBefore is the load's last pace ratio seen at or before t.
 func (m *paceMark) ratioBefore(t time.Time) (float64, bool) {
+	at := t.UnixNano()
 	for i := len(m.ratios) - 1; i >= 0; i-- {
-		if !m.ratios[i].at.After(t) {
+		if m.ratios[i].at <= at {
 			return m.ratios[i].ratio, true
 		}
 	}
@@ -221,6 +224,7 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 	pace := make(map[model.JobKey]paceMark, len(loads))
 	markOf := map[model.JobKey]time.Time{} // a slowed load's mark
 	measured := 0
+	nowNs := now.UnixNano()
 	var ownSince []time.Time // loads at pace whose pace is only their own: when each began
 	for _, l := range loads {
 		if !l.Measured {
@@ -239,16 +243,16 @@ func SharedSlowdown(loads []Load, open int, sp SharedParams, st *sharedState, no
 		k := model.JobKey{Tenant: l.Tenant, Job: l.Job}
 		m, seen := st.pace[k]
 		keep := 0
-		for keep < len(m.ratios) && now.Sub(m.ratios[keep].at) > paceMemory {
+		for keep < len(m.ratios) && time.Duration(nowNs-m.ratios[keep].at) > paceMemory {
 			keep++
 		}
 		best := 0.0 // its best recent pace in the last half hour
 		for _, r := range m.ratios[keep:] {
-			if now.Sub(r.at) <= 30*time.Minute {
+			if time.Duration(nowNs-r.at) <= 30*time.Minute {
 				best = max(best, r.recent)
 			}
 		}
-		m.ratios = append(m.ratios[keep:], ratioAt{at: now, ratio: l.Ratio, recent: l.Recent})
+		m.ratios = append(m.ratios[keep:], ratioAt{at: nowNs, ratio: l.Ratio, recent: l.Recent})
 		if l.Ratio >= sp.SlowRatio {
 			if l.Ratio >= sp.AtPace {
 				m.atPace = true
