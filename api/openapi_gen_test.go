@@ -785,7 +785,7 @@ func openAPIOperations(g *docGen) []op {
 				errR(403, "The token's role is below admin, or it is scoped to tenants.", "forbidden"), r503}},
 		{method: "POST", path: "/api/v1/reload", id: "reloadConfig", tag: "operations", role: "admin",
 			summary: "Re-read the config",
-			desc:    "Reads the config file again and, when it has no problems, rebuilds this replica's services with it (as SIGHUP does); with problems the running config stays, and they are listed with their lines and keys. Other replicas reload on their own SIGHUP or call. The store and listen keys need a restart. Needs an admin token without tenants.",
+			desc:    "Reads the config file again and, when it has no problems, rebuilds this replica's services with it (as SIGHUP does); with problems the running config stays, and they are listed with their lines and keys. With replicas on PostgreSQL, a reload that runs is announced in the store (replicas says whether that worked) and every other replica reads its own config file again within a few seconds, with the same checks (each logs its outcome). The store and listen keys need a restart. Needs an admin token without tenants.",
 			resps: []resp{okR(200, "The new config runs.", g.answer(reflect.TypeFor[ReloadResult]())), r401,
 				errR(403, "The token's role is below admin, or it is scoped to tenants.", "forbidden"),
 				errR(404, "This hub was not started from a config file.", "not_found"),

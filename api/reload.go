@@ -14,6 +14,9 @@ type ReloadResult struct {
 	Status string `json:"status"`
 	// Problems are the new config's, each with its line and key.
 	Problems []ConfigProblem `json:"problems"`
+	// Replicas says whether the other replicas (PostgreSQL) were told to
+	// read their config files again; empty on a single hub.
+	Replicas string `json:"replicas,omitempty"`
 }
 
 // ConfigProblem is one problem of a config file.

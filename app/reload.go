@@ -12,13 +12,15 @@ import (
 	"github.com/etlhub/etlhub/internal/config"
 )
 
-// Reloading the config (SIGHUP, POST /api/v1/reload) applies on the replica
-// that reloads: the new config is read and validated; with problems (each
-// logged with its line and key) the running config stays; without, this
-// replica's hub is rebuilt with it on the same store: its services stopped
-// (the leader gives its lease up), the new ones started, the API handler
-// swapped. Other replicas reload on their own signal or call. The store and
-// listen keys are not changed by a reload (a restart is needed).
+// Reloading the config (SIGHUP, POST /api/v1/reload): the new config is
+// read and validated; with problems (each logged with its line and key) the
+// running config stays; without, this replica's hub is rebuilt with it on
+// the same store: its services stopped (the leader gives its lease up), the
+// new ones started, the API handler swapped. On PostgreSQL a reload that
+// runs is announced in the store (store.AnnounceReload), and every other
+// replica, polling for it (serve.go), reloads from its own config file the
+// same way. The store and listen keys are not changed by a reload (a
+// restart is needed).
 
 // reloadReq is one reload asked for, answered on reply.
 type reloadReq struct {

@@ -135,6 +135,33 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, o ServeOption
 		o.Ready(ln.Addr().String())
 	}
 
+	// Replicas on PostgreSQL reload together: a replica that reloads
+	// announces it in the store, and the others, seeing the announcement,
+	// read their own config files again (reload.go).
+	self := h.Config.Cluster.ReplicaID
+	var seen store.ConfigReload
+	announced := make(chan store.ConfigReload, 1)
+	together := o.Load != nil && st.Dialect() == "postgres"
+	if together {
+		if last, err := st.LastReload(ctx); err == nil {
+			seen = last
+		}
+		go watchReloads(svcCtx, st, seen.Generation, reloadPoll, announced)
+	}
+	announce := func(res *api.ReloadResult) {
+		if !together || res.Status != "reloaded" {
+			return
+		}
+		a, err := st.AnnounceReload(svcCtx, self, time.Now())
+		if err != nil {
+			log.Warn("config reloaded here, but the other replicas could not be told: reload them on their own", "error", err)
+			res.Replicas = "not told: " + err.Error()
+			return
+		}
+		seen = a
+		res.Replicas = "told: each reads its own config file again"
+	}
+
 	var serveErr error
 loop:
 	for {
@@ -149,9 +176,21 @@ loop:
 				log.Warn("SIGHUP: this hub cannot read its config again")
 				continue
 			}
-			r.reload(svcCtx, "SIGHUP")
+			res := r.reload(svcCtx, "SIGHUP")
+			announce(&res)
 		case q := <-reqs:
-			q.reply <- r.reload(svcCtx, q.why)
+			res := r.reload(svcCtx, q.why)
+			announce(&res)
+			q.reply <- res
+		case a := <-announced:
+			if a.Generation <= seen.Generation {
+				continue
+			}
+			seen = a
+			if a.By == self {
+				continue
+			}
+			r.reload(svcCtx, "replica "+a.By+" reloaded")
 		}
 	}
 	grace := cfg.ShutdownGrace
@@ -170,6 +209,37 @@ loop:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadPoll is how often a replica looks for another's reload.
+var reloadPoll = 2 * time.Second
+
+// watchReloads sends on out each reload announced in the store after
+// generation from (the newest only, when the last is not yet taken).
+func watchReloads(ctx context.Context, st *store.Store, from int64, every time.Duration, out chan store.ConfigReload) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// A store that does not answer is told by the store's watch; the
+		// next poll tries again.
+		rctx, cancel := context.WithTimeout(ctx, every)
+		a, err := st.LastReload(rctx)
+		cancel()
+		if err != nil || a.Generation <= from {
+			continue
+		}
+		from = a.Generation
+		select {
+		case <-out:
+		default:
+		}
+		out <- a
+	}
 }
 
 // RetentionConfig says how long history is kept.

@@ -138,3 +138,28 @@ func TestFencingAcrossProcesses(t *testing.T) {
 		t.Fatalf("the new leader's save: %v", err)
 	}
 }
+
+// A reload announced by one replica is read by another, each announcement
+// a new generation (SQLite and PostgreSQL).
+func TestReloadAnnouncements(t *testing.T) {
+	for name, open := range backends {
+		t.Run(name, func(t *testing.T) {
+			a := open(t)
+			ctx := context.Background()
+			if r, err := a.LastReload(ctx); err != nil || r.Generation != 0 {
+				t.Fatalf("before any: %+v %v", r, err)
+			}
+			at := ts("2026-12-04T04:00:00Z")
+			for i, by := range []string{"hub-a", "hub-b", "hub-a"} {
+				r, err := a.AnnounceReload(ctx, by, at.Add(time.Duration(i)*time.Second))
+				if err != nil || r.Generation != int64(i+1) || r.By != by {
+					t.Fatalf("announcement %d: %+v %v", i, r, err)
+				}
+			}
+			r, err := a.LastReload(ctx)
+			if err != nil || r.Generation != 3 || r.By != "hub-a" || !r.At.Equal(at.Add(2*time.Second)) {
+				t.Fatalf("last: %+v %v", r, err)
+			}
+		})
+	}
+}

@@ -6,7 +6,7 @@ import (
 	"github.com/etlhub/etlhub/model"
 )
 
-var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}, &webhookEventRow{}, &sourceTenantRow{}, &leaseRow{}, &replicaRow{}, &blindRow{}, &measurementRow{}, &dependencyRow{}}
+var allModels = []any{&schemaRow{}, &observationRow{}, &runRow{}, &sourceRow{}, &alertRow{}, &alertEventRow{}, &silenceRow{}, &outboxRow{}, &webhookEventRow{}, &sourceTenantRow{}, &leaseRow{}, &replicaRow{}, &blindRow{}, &measurementRow{}, &dependencyRow{}, &reloadRow{}}
 
 // observationRow is one stored observation. (run_id, hash) is unique, so an
 // unchanged repeat is not stored twice.
