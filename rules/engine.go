@@ -47,6 +47,9 @@ type Engine struct {
 	external map[string]External
 	shared   sharedState
 	sp       SharedParams
+	// signalsHint and loadsHint are how many signals the last tick raised
+	// and how many loads it saw in progress.
+	signalsHint, loadsHint int
 	// deps is each subject's measurements in at order (bounded by dp);
 	// depSev the dependency rules' severities by source.
 	deps   map[string][]model.Measurement
@@ -233,8 +236,10 @@ func (e *Engine) Observe(obs []model.Observation, now time.Time) {
 func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.Alert) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var signals []Signal
-	var loads []Load
+	// As many signals and loads as the last tick had, most ticks: one array
+	// each, not a quarter more at a time.
+	signals := make([]Signal, 0, e.signalsHint)
+	loads := make([]Load, 0, e.loadsHint)
 	views := e.views
 	if e.handed || len(views) == 0 {
 		views = make(map[model.JobKey]View, len(e.order))
@@ -264,6 +269,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 			open++
 		}
 	}
+	e.loadsHint = len(loads)
 	if sh := SharedSlowdown(loads, open, e.sp, &e.shared, now); sh != nil {
 		signals = append(signals, *sh)
 	}
@@ -271,6 +277,7 @@ func (e *Engine) Tick(now time.Time) (trans []model.Transition, changed []model.
 	signals = append(signals, SourceSignals(e.sources, e.downAfter, now)...)
 	signals = append(signals, e.dependencySignals(now)...)
 	signals = append(signals, e.externalSignals(now)...)
+	e.signalsHint = len(signals)
 	trans, changed = e.life.Step(signals, now, e.silencer)
 	for _, a := range e.life.active {
 		if a.State == model.AlertFiring {
