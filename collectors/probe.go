@@ -3,10 +3,8 @@ package collectors
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -181,19 +179,7 @@ func validateSFTP(c *SourceConfig, p *config.Problems, key string) {
 	if s.User == "" {
 		p.Add(key+".sftp.user", "is required")
 	}
-	if (s.PrivateKeyFile == "") == (s.PrivateKey == "") {
-		p.Add(key+".sftp", "give exactly one of private_key_file or private_key")
-	}
-	if s.PrivateKeyFile != "" {
-		if fi := statFile(p, key+".sftp.private_key_file", s.PrivateKeyFile); fi != nil && fi.Mode().Perm()&0o077 != 0 {
-			p.Add(key+".sftp.private_key_file", "%s is readable by others (mode %04o): chmod 600 %s", s.PrivateKeyFile, fi.Mode().Perm(), s.PrivateKeyFile)
-		}
-	}
-	if s.KnownHosts == "" {
-		p.Add(key+".sftp.known_hosts", "is required: the server's host key must be pinned")
-	} else {
-		statFile(p, key+".sftp.known_hosts", s.KnownHosts)
-	}
+	p.SSHClient(key+".sftp", s.PrivateKeyFile, s.PrivateKey.Value(), s.KnownHosts)
 	if s.Attempts < 1 || s.Attempts > 10 {
 		p.Add(key+".sftp.attempts", "%d is outside 1..10", s.Attempts)
 	}
@@ -202,22 +188,6 @@ func validateSFTP(c *SourceConfig, p *config.Problems, key string) {
 
 func validateStore(c *SourceConfig, p *config.Problems, key string) {
 	validateProbe(c, p, key, model.KindStore, "store")
-}
-
-// statFile reports a file that is missing, unreadable or not a file.
-func statFile(p *config.Problems, key, path string) os.FileInfo {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.Add(key, "%s does not exist", path)
-	case err != nil:
-		p.Add(key, "%s cannot be read: %v", path, errors.Unwrap(err))
-	case !fi.Mode().IsRegular():
-		p.Add(key, "%s is not a file", path)
-	default:
-		return fi
-	}
-	return nil
 }
 
 // probeSecrets are a probe's credentials, for the source's scrubber.

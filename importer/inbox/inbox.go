@@ -54,39 +54,10 @@ func (c *Config) Validate(p *config.Problems, key string) {
 	if c.User == "" {
 		p.Add(key+".user", "is required")
 	}
-	if (c.PrivateKeyFile == "") == (c.PrivateKey == "") {
-		p.Add(key, "give exactly one of private_key_file or private_key")
-	}
-	if c.PrivateKeyFile != "" {
-		if fi := checkFile(p, key+".private_key_file", c.PrivateKeyFile); fi != nil && fi.Mode().Perm()&0o077 != 0 {
-			p.Add(key+".private_key_file", "%s is readable by others (mode %04o): chmod 600 %s", c.PrivateKeyFile, fi.Mode().Perm(), c.PrivateKeyFile)
-		}
-	}
-	if c.KnownHosts == "" {
-		p.Add(key+".known_hosts", "is required: the server's host key must be pinned")
-	} else {
-		checkFile(p, key+".known_hosts", c.KnownHosts)
-	}
+	p.SSHClient(key, c.PrivateKeyFile, c.PrivateKey.Value(), c.KnownHosts)
 	if c.Dir == "" {
 		c.Dir = "."
 	}
-}
-
-// checkFile reports a file that is missing, unreadable or not a file; it
-// returns its info when it is one.
-func checkFile(p *config.Problems, key, path string) os.FileInfo {
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		p.Add(key, "%s does not exist", path)
-	case err != nil:
-		p.Add(key, "%s cannot be read: %v", path, errors.Unwrap(err))
-	case !fi.Mode().IsRegular():
-		p.Add(key, "%s is not a file", path)
-	default:
-		return fi
-	}
-	return nil
 }
 
 // Client is a connected inbox.
