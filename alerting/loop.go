@@ -76,6 +76,8 @@ type Loop struct {
 	tailMu sync.Mutex
 	tailAt int64
 	tailOn bool
+	// seen are the transactions the engine has had through ObserveStored.
+	seen seenXacts
 	// unsaved holds what a failed SaveAlerts did not store; it is stored
 	// first on the next tick, so no transition or notification is lost.
 	unsaved struct {
@@ -142,6 +144,16 @@ func (l *Loop) Engine() *rules.Engine { return l.engine }
 // Observe hands stored observations to the rules.
 func (l *Loop) Observe(obs []model.Observation, now time.Time) { l.engine.Observe(obs, now) }
 
+// ObserveStored hands the rules observations this replica has just stored
+// in transaction xact (store.IngestResult.Xact; 0: unknown), which the tail
+// then need not read back.
+func (l *Loop) ObserveStored(obs []model.Observation, now time.Time, xact int64) {
+	if xact != 0 {
+		l.seen.add(xact)
+	}
+	l.engine.Observe(obs, now)
+}
+
 // Measure hands stored measurements to the dependency rules.
 func (l *Loop) Measure(ms []model.Measurement) { l.engine.Measure(ms) }
 
@@ -199,20 +211,21 @@ func (l *Loop) activeAlerts(ctx context.Context) ([]model.Alert, error) {
 	return l.st.ListAlerts(ctx, store.AlertFilter{States: []model.AlertState{model.AlertPending, model.AlertFiring}, Limit: 1000})
 }
 
-// Tail feeds the engine what was stored since the last call by any replica
-// (what this one stored itself it has seen already: seeing it twice changes
-// nothing). It does nothing on SQLite.
+// Tail feeds the engine what was stored since the last call by any replica,
+// but for the transactions it had through ObserveStored (another it may see
+// twice: that changes nothing). It does nothing on SQLite.
 func (l *Loop) Tail(ctx context.Context, now time.Time) error {
 	l.tailMu.Lock()
 	defer l.tailMu.Unlock()
 	if !l.tailOn {
 		return nil
 	}
-	next, err := l.st.ObservationsCommitted(ctx, l.tailAt, func(obs []model.Observation) error {
+	next, err := l.st.ObservationsCommitted(ctx, l.tailAt, l.seen.list(), func(obs []model.Observation) error {
 		l.engine.Observe(obs, now)
 		return nil
 	})
 	l.tailAt = next
+	l.seen.passed(next)
 	return err
 }
 

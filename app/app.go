@@ -157,8 +157,8 @@ func New(ctx context.Context, cfg *Config, o Options) (*Hub, error) {
 	}
 	// Whatever is stored (pushed or collected) goes to the rules and is
 	// announced to the pages' event streams.
-	h.Ingest.after = func(obs []model.Observation, at time.Time) {
-		h.Alerting.Observe(obs, at)
+	h.Ingest.after = func(obs []model.Observation, at time.Time, xact int64) {
+		h.Alerting.ObserveStored(obs, at, xact)
 		h.Live.Changed(obs)
 	}
 	h.Ingest.measured = h.Alerting.Measure

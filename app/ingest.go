@@ -16,8 +16,9 @@ type Ingestor struct {
 	store *store.Store
 	count *prometheus.CounterVec
 	// after is called with the observations once they are stored (the rules),
-	// and the clock they arrived by.
-	after func([]model.Observation, time.Time)
+	// the clock they arrived by and the store transaction that holds them
+	// (0: unknown, or shared with another's).
+	after func([]model.Observation, time.Time, int64)
 	// measured is called with measurements once they are stored (the
 	// dependency rules).
 	measured func([]model.Measurement)
@@ -49,13 +50,13 @@ func (i *Ingestor) Ingest(ctx context.Context, via string, obs []model.Observati
 	if err != nil {
 		return res, err
 	}
-	i.handOn(obs)
+	i.handOn(obs, res.Xact)
 	return res, nil
 }
 
 // save stores observations and counts them.
 func (i *Ingestor) save(ctx context.Context, via string, obs []model.Observation) (store.IngestResult, error) {
-	res, err := i.store.Ingest(ctx, obs)
+	res, err := i.store.Ingest(store.IngestFor(ctx, i), obs)
 	if err != nil {
 		return res, err
 	}
@@ -66,9 +67,9 @@ func (i *Ingestor) save(ctx context.Context, via string, obs []model.Observation
 
 // handOn gives stored observations to the rules (and the pages' event
 // streams) on the hub's clock.
-func (i *Ingestor) handOn(obs []model.Observation) {
+func (i *Ingestor) handOn(obs []model.Observation, xact int64) {
 	if i.after != nil {
-		i.after(obs, i.now().UTC())
+		i.after(obs, i.now().UTC(), xact)
 	}
 }
 
@@ -94,7 +95,7 @@ func (i *Ingestor) Batched(via string, size int) *Batched {
 
 // Add hands obs to the rules and stores it once a batch is full.
 func (b *Batched) Add(ctx context.Context, obs []model.Observation) error {
-	b.i.handOn(obs)
+	b.i.handOn(obs, 0)
 	b.pending = append(b.pending, obs...)
 	if len(b.pending) >= b.size {
 		return b.Flush(ctx)

@@ -38,6 +38,7 @@ const maxGroup = 40000
 const groupTimeout = 30 * time.Second
 
 type ingestCall struct {
+	owner any // IngestFor's
 	obs   []model.Observation
 	res   IngestResult
 	err   error
@@ -54,7 +55,7 @@ type ingestGroup struct {
 
 func (s *Store) ingestGrouped(ctx context.Context, obs []model.Observation) (IngestResult, error) {
 	g := &s.group
-	call := &ingestCall{obs: obs, done: make(chan struct{})}
+	call := &ingestCall{owner: ctx.Value(ownerKey{}), obs: obs, done: make(chan struct{})}
 	g.mu.Lock()
 	if g.cond == nil {
 		g.cond = sync.NewCond(&g.mu)
@@ -198,10 +199,12 @@ func (s *Store) flushGroup(ctx context.Context, calls []*ingestCall) {
 		return upsertRunsPG(ctx, tx, upd)
 	})
 	s.changes.Add(1)
-	if err == nil && xact != 0 {
-		// This process hands what it stored to its rules itself: its tail
-		// skips the transaction (tail.go).
-		s.own.add(xact)
+	// The transaction is its calls' when they are one owner's (who hands on
+	// what it stored and may skip it when following the table).
+	for _, c := range calls {
+		if c.owner == nil || c.owner != calls[0].owner {
+			xact = 0
+		}
 	}
 	// Each call is answered with its own counts: an observation is stored
 	// by the first call that holds it.
@@ -223,6 +226,7 @@ func (s *Store) flushGroup(ctx context.Context, calls []*ingestCall) {
 				}
 			}
 			c.res.Duplicates = len(c.obs) - c.res.Inserted
+			c.res.Xact = xact
 		}
 		off += len(c.obs)
 		close(c.done)

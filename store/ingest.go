@@ -17,6 +17,20 @@ type IngestResult struct {
 	Duplicates int // unchanged repeats, not stored again
 	// Runs are the runs these observations touched, as they are now.
 	Runs []model.Run
+	// Xact is, on PostgreSQL, the transaction that stored them when it
+	// held no other owner's observations (IngestFor), else 0: a reader
+	// that hands on what it stores may skip it when it follows the table
+	// (ObservationsCommitted).
+	Xact int64
+}
+
+type ownerKey struct{}
+
+// IngestFor marks the Ingest calls of ctx as owner's (a pointer): concurrent calls of
+// different owners may share a transaction (group commit), whose Xact is
+// then given to none of them.
+func IngestFor(ctx context.Context, owner any) context.Context {
+	return context.WithValue(ctx, ownerKey{}, owner)
 }
 
 // maxBatch bounds the rows of one INSERT; both SQLite's and PostgreSQL's

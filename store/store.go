@@ -82,9 +82,6 @@ type Store struct {
 	fencing fencing
 	// group commits concurrent ingests together (group.go).
 	group ingestGroup
-	// own are the transactions of this process's recent ingests, which
-	// its tail skips (tail.go).
-	own ownXacts
 	// cache keeps the reads of what only this process writes (cache.go).
 	cache caches
 	// changes counts this process's committed writes to runs (RunsVersion).

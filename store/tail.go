@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"slices"
-	"sync"
 
 	"github.com/etlhub/etlhub/model"
 	"gorm.io/gorm"
@@ -48,57 +46,25 @@ func (s *Store) ObservationHorizon(ctx context.Context) (int64, error) {
 	return h, err
 }
 
-// ownXacts are the transactions in which this process stored observations
-// (and handed them to its rules), not yet passed by its tail: the tail
-// skips them rather than read every row it wrote back. At most maxOwnXacts
-// are kept, the oldest forgotten past that (read back: harmless).
-type ownXacts struct {
-	mu  sync.Mutex
-	ids []int64
-}
-
-const maxOwnXacts = 4096
-
-func (o *ownXacts) add(id int64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if len(o.ids) >= maxOwnXacts {
-		o.ids = slices.Delete(o.ids, 0, len(o.ids)-maxOwnXacts+1)
-	}
-	o.ids = append(o.ids, id)
-}
-
-// in returns the ids in [from, to) and forgets those below to.
-func (o *ownXacts) in(from, to int64) []int64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var got []int64
-	keep := o.ids[:0]
-	for _, id := range o.ids {
-		if id >= from && id < to {
-			got = append(got, id)
-		}
-		if id >= to {
-			keep = append(keep, id)
-		}
-	}
-	o.ids = keep
-	return got
-}
-
 // ObservationsCommitted hands fn, in batches in at order, the observations
-// written by other processes' transactions from the horizon from up to the
-// current one, and returns the new horizon (the next call's from). What
-// this process stored itself its ingest has handed on already.
-func (s *Store) ObservationsCommitted(ctx context.Context, from int64, fn func([]model.Observation) error) (int64, error) {
+// written by transactions from the horizon from up to the current one, but
+// for the transactions in skip (those whose observations the reader has
+// already: IngestResult.Xact), and returns the new horizon (the next
+// call's from).
+func (s *Store) ObservationsCommitted(ctx context.Context, from int64, skip []int64, fn func([]model.Observation) error) (int64, error) {
 	to, err := s.ObservationHorizon(ctx)
 	if err != nil || to <= from {
 		return from, err
 	}
-	own := s.own.in(from, to)
+	var own []int64
+	for _, x := range skip {
+		if x >= from && x < to {
+			own = append(own, x)
+		}
+	}
 	err = s.read(ctx, "observations_committed", func(db *gorm.DB) error {
 		// One pass over the range (ix_obs_xact), streamed in at order and
-		// scanned by hand: every replica follows every other's observations.
+		// scanned by hand: every replica follows the others' observations.
 		q, args := `SELECT `+observationColumns+` FROM observations WHERE xact >= ? AND xact < ?`, []any{from, to}
 		if len(own) > 0 {
 			q, args = q+` AND xact NOT IN ?`, append(args, own)

@@ -21,10 +21,11 @@ func TestTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var skip []int64
 	read := func() []string {
 		t.Helper()
 		var ids []string
-		next, err := leader.ObservationsCommitted(ctx, from, func(obs []model.Observation) error {
+		next, err := leader.ObservationsCommitted(ctx, from, skip, func(obs []model.Observation) error {
 			for _, o := range obs {
 				ids = append(ids, o.RunID)
 			}
@@ -58,19 +59,25 @@ func TestTail(t *testing.T) {
 	if got := read(); len(got) != 0 {
 		t.Fatalf("read twice: %v", got)
 	}
-	// What the reader stored itself its ingest handed on already: only the
-	// other replica's rows come back, though the reader's commit between them.
+	// What the reader stored itself it has handed on already (Xact, when
+	// the transaction was its alone): only the other replica's rows come
+	// back, though the reader's committed between them.
 	if _, err := other.Ingest(ctx, []model.Observation{obs("2026-09-01T05:02:00Z", "dade", "theirs-1", model.StateRunning, 1, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.Ingest(ctx, []model.Observation{obs("2026-09-01T05:03:00Z", "dade", "mine", model.StateRunning, 1, 10)}); err != nil {
-		t.Fatal(err)
+	if res, err := leader.Ingest(ctx, []model.Observation{obs("2026-09-01T05:02:30Z", "dade", "no-owner", model.StateRunning, 1, 10)}); err != nil || res.Xact != 0 {
+		t.Fatalf("an ingest of no owner: xact %d, %v; want 0 (not to be skipped)", res.Xact, err)
 	}
+	res, err := leader.Ingest(IngestFor(ctx, leader), []model.Observation{obs("2026-09-01T05:03:00Z", "dade", "mine", model.StateRunning, 1, 10)})
+	if err != nil || res.Xact == 0 {
+		t.Fatalf("an owner's ingest: xact %d, %v", res.Xact, err)
+	}
+	skip = []int64{res.Xact}
 	if _, err := other.Ingest(ctx, []model.Observation{obs("2026-09-01T05:04:00Z", "dade", "theirs-2", model.StateRunning, 1, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(); len(got) != 2 || got[0] != "theirs-1" || got[1] != "theirs-2" {
-		t.Fatalf("after pushes to both: %v, want [theirs-1 theirs-2]", got)
+	if got := read(); len(got) != 3 || got[0] != "theirs-1" || got[1] != "no-owner" || got[2] != "theirs-2" {
+		t.Fatalf("after pushes to both: %v, want [theirs-1 no-owner theirs-2]", got)
 	}
 	// A new reader (a restarted replica) reads the table whoever wrote it.
 	var all []string
@@ -82,26 +89,8 @@ func TestTail(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 5 {
-		t.Errorf("stored: %v, want all 5 observations", all)
-	}
-}
-
-// The skipped transactions are bounded and forgotten once passed.
-func TestOwnXactsBounded(t *testing.T) {
-	var o ownXacts
-	for i := int64(1); i <= maxOwnXacts+10; i++ {
-		o.add(i)
-	}
-	if len(o.ids) != maxOwnXacts || o.ids[0] != 11 {
-		t.Fatalf("kept %d from %d, want %d from 11", len(o.ids), o.ids[0], maxOwnXacts)
-	}
-	got := o.in(100, 200)
-	if len(got) != 100 || got[0] != 100 || got[99] != 199 {
-		t.Errorf("in [100, 200): %d ids from %d", len(got), got[0])
-	}
-	if len(o.ids) != maxOwnXacts+10-199 || o.ids[0] != 200 {
-		t.Errorf("after passing 200: %d kept from %d", len(o.ids), o.ids[0])
+	if len(all) != 6 {
+		t.Errorf("stored: %v, want all 6 observations", all)
 	}
 }
 
