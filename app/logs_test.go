@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -47,18 +45,11 @@ func TestLogSearchesRunAsSources(t *testing.T) {
 	srv := httptest.NewServer(h.Handler)
 	t.Cleanup(func() { srv.Close(); h.Stop() })
 	get := func(path string) string {
-		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, b := adminCall(t, "GET", srv.URL+path)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", path, code, b)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
-		}
-		return string(b)
+		return b
 	}
 	// The runner runs every search once at start.
 	waitFor(t, "both searches ran", 10*time.Second, func() bool {

@@ -30,6 +30,21 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
+// adminCall sends a request with the test config's admin token and
+// returns the answer's status and body.
+func adminCall(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // TestReload: POST /api/v1/reload and SIGHUP read the config again; a good
 // one runs (a new job shows), one with problems is refused with its lines and
 // keys, logged, and the running config stays.
@@ -67,17 +82,7 @@ func TestReload(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the hub did not start")
 	}
-	call := func(method, p string) (int, string) {
-		req, _ := http.NewRequest(method, url+p, nil)
-		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := func(method, p string) (int, string) { return adminCall(t, method, url+p) }
 	jobs := func() int {
 		_, body := call("GET", "/api/v1/status")
 		var st struct{ Jobs []any }
@@ -175,17 +180,7 @@ func TestReloadReachesEveryReplica(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	call := func(r *replica, method, p string) (int, string) {
-		req, _ := http.NewRequest(method, r.url+p, nil)
-		req.Header.Set("Authorization", "Bearer 0123456789abcdef0123")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := func(r *replica, method, p string) (int, string) { return adminCall(t, method, r.url+p) }
 	jobs := func(r *replica) int {
 		_, body := call(r, "GET", "/api/v1/status")
 		var st struct{ Jobs []any }
