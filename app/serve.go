@@ -155,7 +155,8 @@ func ServeWith(ctx context.Context, cfg *Config, log *slog.Logger, o ServeOption
 		a, err := st.AnnounceReload(svcCtx, self, time.Now())
 		if err != nil {
 			log.Warn("config reloaded here, but the other replicas could not be told: reload them on their own", "error", err)
-			res.Replicas = "not told: " + err.Error()
+			// The store's error is in the log, not in the answer.
+			res.Replicas = "not told: the store did not take the announcement (see the log); reload the other replicas on their own"
 			return
 		}
 		seen = a
