@@ -105,7 +105,7 @@ func TestDashboardDistrictQualityReport(t *testing.T) {
 	b.step("zone", chromedp.SetValue("#zone", "UTC"))
 	b.eval(`document.querySelector("#zone").dispatchEvent(new Event("change")); 1`)
 	h.eventually("the steps in UTC", 5*time.Second, func() bool {
-		return strings.Contains(b.evalString(`document.querySelector("ol.steps").innerText`), "upload complete by "+start.Format("15:04")+" UTC")
+		return strings.Contains(b.evalString(`document.querySelector("ol.steps").innerText`), "upload complete by "+clockIn(start, time.UTC)+" UTC")
 	})
 	if steps := b.evalString(`document.querySelector("ol.steps").innerText`); !strings.Contains(steps, "not seen itself") || !strings.Contains(steps, "loaded not yet") {
 		t.Fatalf("tonight's upload reads %q", steps)

@@ -289,7 +289,7 @@ func TestDashboardLiveFromTheRules(t *testing.T) {
 	}
 	// The chart marks the moment the load slowed (20 minutes before the
 	// test began, from 1,000 rows a minute to 100).
-	onset := now.Add(-20 * time.Minute).In(ny).Format("15:04")
+	onset := clockIn(now.Add(-20*time.Minute), ny)
 	if label := b.evalString(`(() => { const l = document.querySelector("#chart #slowdown-label"); return l ? l.textContent : ""; })()`); label != "slowed at "+onset+" to 10% of its pace" {
 		t.Fatalf("the slowdown's mark on the chart reads %q, want it at %s", label, onset)
 	}
